@@ -1,0 +1,274 @@
+"""Symbol-to-symbol back-propagation: the Deep Learning Book's ``build_grad`` (Alg. 6.5/6.6).
+
+Given a cost node ``y`` and targets ``xs`` of a graph G:
+
+1. **Prune** G to G': the nodes that are descendants of some x and ancestors of y. Edges into
+   ``stop_at`` nodes and ``stop_gradient`` ops are cut (their inputs look constant); edges into
+   non-differentiable ops (comparisons, sign, casts to int) carry zero.
+2. **grad_table**: walk G' from y towards the xs in reverse creation order (creation order is
+   topological, so when a node is reached every consumer has been handled). For each node,
+   ask each consumer's ``bprop`` for the contribution along that edge; the node's gradient is
+   the sum of the contributions, in a fixed order (consumers by creation, then input index).
+3. The chores every rule would otherwise repeat live here, once: summing a broadcast
+   contribution back to the input's shape, casting it to the input's dtype, skipping inputs
+   that contribute nothing.
+
+All new nodes are appended to the same graph, so the result can be differentiated again.
+The work is linear in the edges of G'. The cotangent may carry leading batch dimensions, which
+is how :func:`jacobian` and :func:`hessian` seed many directions in one pass.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
+from .graph import Node, as_node
+from .ops import registry
+from .ops.broadcast import broadcast_like, sum_to
+from .ops.elementwise import add
+from .ops.reduce import sum as reduce_sum
+from .ops.shape import reshape
+from .ops.special import cast, zeros_like
+from .shapes import fmt, size
+
+_UNCONNECTED = ("zero", "none", "raise")
+
+
+def _is_float(node: Node) -> bool:
+    return np.issubdtype(node.dtype, np.floating)
+
+
+def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
+              unconnected: str = "zero") -> list:
+    """Symbolic gradients of ``y`` with respect to each of ``xs``, as nodes of y's graph.
+
+    ``y`` must be a scalar unless ``grad_y`` (the cotangent, y's shape) is given. ``xs`` may be
+    placeholders, variables or intermediate nodes; ``stop_at`` nodes are held constant.
+    ``unconnected`` says what an x that y does not depend on gets: ``"zero"`` a zeros node,
+    ``"none"`` ``None``, ``"raise"`` a :class:`DisconnectedGradientError`.
+    """
+    if isinstance(xs, Node):
+        xs = [xs]
+    xs = list(xs)
+    if unconnected not in _UNCONNECTED:
+        raise ValueError(f"unconnected must be one of {_UNCONNECTED}, not {unconnected!r}")
+    if not isinstance(y, Node):
+        raise GraphcError(f"gradients: y must be a graphc Node, not {type(y).__name__}")
+    for x in xs:
+        if not isinstance(x, Node):
+            raise GraphcError(f"gradients: xs must be nodes, not {type(x).__name__}")
+        if x.graph is not y.graph:
+            raise GraphcError(f"gradients: {describe(x)} belongs to another graph than y")
+        if not _is_float(x):
+            raise DTypeError(f"gradients: cannot differentiate with respect to {describe(x)} "
+                             f"of dtype {x.dtype}; only float nodes have gradients")
+    if not _is_float(y):
+        raise DTypeError(f"gradients: {describe(y)} has dtype {y.dtype}; only float nodes "
+                         "can be differentiated")
+    if grad_y is None:
+        if y.shape != ():
+            raise ShapeError(f"gradients: {describe(y)} has shape {fmt(y.shape)}; y must be a "
+                             "scalar unless grad_y (of y's shape) is given")
+        seed = y.graph.constant(np.ones((), y.dtype))
+    else:
+        seed = as_node(y.graph, grad_y)
+        if seed.ndim != y.ndim or any(a is not None and b is not None and a != b
+                                      for a, b in zip(seed.shape, y.shape)):
+            raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but {describe(y)} "
+                             f"has shape {fmt(y.shape)}")
+    return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+
+
+def grad(y: Node, x: Node, **options) -> Optional[Node]:
+    """The gradient of scalar ``y`` with respect to one node ``x``."""
+    return gradients(y, [x], **options)[0]
+
+
+def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero") -> list:
+    """Algorithm 6.5 with a seed cotangent of shape ``batch + y.shape``."""
+    graph = y.graph
+    batch = seed.ndim - y.ndim
+    nodes = graph._nodes
+    stops = {n.id for n in stop_at}
+    targets = {x.id for x in xs}
+
+    # Forward sweep: the descendants of the xs that can carry gradient (float nodes reached
+    # through differentiable ops, not cut by stop_at or stop_gradient).
+    start = min(targets) if targets else y.id + 1
+    carries = set(targets)
+    for node in nodes[start:y.id + 1]:
+        if node.id in targets or node.id in stops or not _is_float(node):
+            continue
+        if registry.REGISTRY[node.op].bprop is not None and \
+                any(x.id in carries for x in node.inputs):
+            carries.add(node.id)
+
+    # Backward sweep over G' (ancestors of y that carry gradient from an x).
+    grad_table: dict[int, Node] = {}
+    contributions: dict[int, list] = {}
+    level = graph._derivative_level
+    graph._derivative_level = max(y.derivative, seed.derivative, level) + 1
+    try:
+        if y.id in carries:
+            grad_table[y.id] = seed if seed.dtype == y.dtype else cast(seed, y.dtype)
+        for node in reversed(nodes[start:y.id + 1]):
+            g = grad_table.get(node.id)
+            if node.id != y.id:
+                parts = contributions.pop(node.id, None)
+                if parts is None:
+                    continue
+                parts.sort(key=lambda p: p[0])
+                g = parts[0][1]
+                for _, part in parts[1:]:
+                    g = add(g, part)
+                grad_table[node.id] = g
+            if g is None or node.id in stops or node.id not in carries:
+                continue
+            if node.inputs and not any(x.id in carries for x in node.inputs):
+                continue
+            _backprop_node(node, g, batch, carries, contributions)
+    finally:
+        graph._derivative_level = level
+
+    out = []
+    for x in xs:
+        g = grad_table.get(x.id)
+        if g is None:
+            if not _depends(y, x, stops):
+                if unconnected == "raise":
+                    raise DisconnectedGradientError(
+                        f"gradients: {describe(y)} does not depend on {describe(x)}")
+                if unconnected == "none":
+                    out.append(None)
+                    continue
+            g = _zeros(x, seed, batch)
+        out.append(g)
+    return out
+
+
+def _depends(y: Node, x: Node, stops: set) -> bool:
+    """Whether y depends on x through edges that are not cut (stop_at, stop_gradient)."""
+    reached = {x.id}
+    for node in y.graph._nodes[x.id + 1:y.id + 1]:
+        if node.id not in stops and node.op != "stop_gradient" and \
+                any(i.id in reached for i in node.inputs):
+            reached.add(node.id)
+    return y.id in reached
+
+
+def _zeros(x: Node, seed: Node, batch: int) -> Node:
+    """A zero gradient for x (with the seed's batch dimensions in front)."""
+    if batch == 0:
+        return zeros_like(x)
+    zero = np.zeros(seed.shape[:batch] + (1,) * x.ndim, x.dtype)
+    return broadcast_like(x.graph.constant(zero), x)
+
+
+def _backprop_node(node: Node, g: Node, batch: int, carries: set, contributions: dict) -> None:
+    """Ask ``node``'s bprop for the contribution to each input that carries gradient."""
+    op = registry.REGISTRY[node.op]
+    if op.bprop is registry.NOT_IMPLEMENTED:
+        raise GraphcError(f"gradients: the op {node.op!r} has no derivative rule yet, needed "
+                          f"for {describe(node)}")
+    for i, x in enumerate(node.inputs):
+        if x.id not in carries:
+            continue
+        part = op.bprop(node, g, i)
+        if part is None:
+            continue
+        part = _fit(part, x, node, batch)
+        contributions.setdefault(x.id, []).append(((node.id, i), part))
+
+
+def _fit(part: Node, x: Node, consumer: Node, batch: int) -> Node:
+    """Sum a contribution down to ``batch + x.shape`` and cast it to x's dtype."""
+    if part.ndim < batch + x.ndim:
+        part = broadcast_like(part, x)
+    lead = part.ndim - batch - x.ndim
+    ambiguous, ones = False, []
+    for k, want in enumerate(x.shape):
+        have = part.shape[batch + lead + k]
+        if want == 1:
+            if have != 1:
+                ones.append(batch + lead + k)
+        elif want is None:
+            if have is not None or _may_broadcast(consumer, x, k):
+                ambiguous = True
+        elif have == 1:
+            ambiguous = True  # needs broadcasting up; let the run-time rule do it
+    if ambiguous:
+        part = sum_to(part, x, batch)
+    else:
+        if ones:
+            part = reduce_sum(part, axis=tuple(ones), keepdims=True)
+        if lead:
+            part = reduce_sum(part, axis=tuple(range(batch, batch + lead)))
+    if part.dtype != x.dtype:
+        part = cast(part, x.dtype)
+    return part
+
+
+def _may_broadcast(consumer: Node, x: Node, k: int) -> bool:
+    """Whether x's unknown size at position k could have been broadcast by ``consumer``."""
+    if not registry.REGISTRY[consumer.op].elementwise:
+        return False
+    pos = k - x.ndim  # right-aligned position
+    for other in consumer.inputs:
+        if other is x or other.ndim < -pos:
+            continue
+        if other.shape[pos] != 1:
+            return True
+    return False
+
+
+# -- Jacobians and Hessians ----------------------------------------------------------------------
+def _identity_seed(y: Node) -> Node:
+    n = size(y.shape)
+    if n is None:
+        raise ShapeError(f"jacobian/hessian need a known shape, but {describe(y)} has shape "
+                         f"{fmt(y.shape)}")
+    return y.graph.constant(np.eye(n, dtype=y.dtype).reshape((n,) + y.shape))
+
+
+def jacobian(y: Node, x: Node) -> Node:
+    """The Jacobian ``dy/dx`` as one node of shape ``y.shape + x.shape``.
+
+    One reverse pass seeded with the identity as a batch of cotangents: the graph added does
+    not grow with the size of y.
+    """
+    if not isinstance(y, Node) or not isinstance(x, Node):
+        raise GraphcError("jacobian takes two graphc nodes")
+    if not _is_float(y):
+        raise DTypeError(f"jacobian: {describe(y)} has dtype {y.dtype}; it must be a float")
+    if not _is_float(x):
+        raise DTypeError(f"jacobian: cannot differentiate with respect to {describe(x)} of "
+                         f"dtype {x.dtype}")
+    if None in x.shape:
+        raise ShapeError(f"jacobian needs a known shape, but {describe(x)} has shape "
+                         f"{fmt(x.shape)}")
+    rows = build_grad(y, [x], _identity_seed(y))[0]
+    return reshape(rows, y.shape + x.shape)
+
+
+def hessian(z: Node, x: Node) -> Node:
+    """The Hessian of scalar ``z`` with respect to ``x``: shape ``x.shape + x.shape``.
+
+    Built by differentiating the gradient graph once more, with a batch of seed directions.
+    """
+    if z.shape != ():
+        raise ShapeError(f"hessian: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
+    return jacobian(grad(z, x), x)
+
+
+def hvp(z: Node, x: Node, v) -> Node:
+    """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
+    gx = grad(z, x)
+    v = as_node(x.graph, v)
+    if v.ndim != x.ndim or any(a is not None and b is not None and a != b
+                               for a, b in zip(v.shape, x.shape)):
+        raise ShapeError(f"hvp: v has shape {fmt(v.shape)} but {describe(x)} has shape "
+                         f"{fmt(x.shape)}")
+    # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
+    return build_grad(gx, [x], v)[0]

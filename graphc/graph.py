@@ -1,0 +1,324 @@
+"""The IR: an append-only :class:`Graph` of immutable :class:`Node` objects.
+
+Creation order is a topological order (a node's inputs always exist before it), so every pass
+is a plain loop over ``graph.nodes`` — no recursion, whatever the depth.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from . import shapes
+from .errors import DTypeError, GraphcError, ShapeError, describe
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_site() -> Optional[str]:
+    """``file:line`` of the innermost frame outside graphc: where the user built a node."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+class Node:
+    """One value in a graph: the result of ``op`` applied to ``inputs`` with ``attrs``.
+
+    Nodes are immutable; only the graph that owns them records their ``consumers``.
+    Arithmetic operators build new nodes (``x @ W + b``); ``==`` stays identity, so use
+    :func:`graphc.equal` for elementwise equality.
+    """
+
+    __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
+                 "derivative", "__weakref__")
+    __array_ufunc__ = None  # make ``ndarray * node`` call Node.__rmul__
+
+    def __init__(self, graph, id, op, inputs, attrs, shape, dtype, name, site, derivative=0):
+        setter = object.__setattr__
+        setter(self, "graph", graph)
+        setter(self, "id", id)
+        setter(self, "op", op)
+        setter(self, "inputs", inputs)
+        setter(self, "attrs", attrs)
+        setter(self, "shape", shape)
+        setter(self, "dtype", dtype)
+        setter(self, "name", name)
+        setter(self, "site", site)
+        setter(self, "derivative", derivative)
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"nodes are immutable (cannot set {key!r})")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def consumers(self) -> tuple:
+        """The nodes that use this one as an input, in creation order."""
+        return tuple(self.graph._consumers[self.id])
+
+    @property
+    def value(self) -> np.ndarray:
+        """The stored array of a variable or constant; assign to update a variable."""
+        if self.op == "variable":
+            return self.graph._values[self.id]
+        if self.op == "constant":
+            return np.asarray(self.attrs["value"], dtype=self.dtype)
+        raise GraphcError(f"{describe(self)} holds no value; use .eval() or graph.run()")
+
+    @value.setter
+    def value(self, new) -> None:
+        if self.op != "variable":
+            raise GraphcError(f"{describe(self)} is not a variable; only variables can be assigned")
+        self.graph._values[self.id] = _checked_value(self, new)
+
+    def eval(self, feed: Optional[dict] = None):
+        """Compute this node: ``graph.run(node, feed)``."""
+        return self.graph.run(self, feed)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
+
+    def __bool__(self):
+        raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
+                          "use gc.where for a symbolic choice")
+
+    def __iter__(self):
+        raise TypeError(f"{describe(self)} is symbolic and cannot be iterated")
+
+    # Operators: thin wrappers over the op functions (imported lazily: ops import this module).
+    def __add__(self, other): return _ops().add(self, other)
+    def __radd__(self, other): return _ops().add(other, self)
+    def __sub__(self, other): return _ops().sub(self, other)
+    def __rsub__(self, other): return _ops().sub(other, self)
+    def __mul__(self, other): return _ops().mul(self, other)
+    def __rmul__(self, other): return _ops().mul(other, self)
+    def __truediv__(self, other): return _ops().div(self, other)
+    def __rtruediv__(self, other): return _ops().div(other, self)
+    def __pow__(self, other): return _ops().pow(self, other)
+    def __rpow__(self, other): return _ops().pow(other, self)
+    def __matmul__(self, other): return _ops().matmul(self, other)
+    def __rmatmul__(self, other): return _ops().matmul(other, self)
+    def __neg__(self): return _ops().neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops().abs(self)
+    def __lt__(self, other): return _ops().less(self, other)
+    def __le__(self, other): return _ops().less_equal(self, other)
+    def __gt__(self, other): return _ops().greater(self, other)
+    def __ge__(self, other): return _ops().greater_equal(self, other)
+    def __getitem__(self, index): return _ops().getitem(self, index)
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def _checked_value(node: Node, new) -> np.ndarray:
+    array = np.asarray(new)
+    if array.shape != node.shape:
+        raise ShapeError(f"cannot assign a value of shape {array.shape} to {describe(node)} "
+                         f"of shape {shapes.fmt(node.shape)}")
+    if not np.can_cast(array.dtype, node.dtype, "same_kind"):
+        raise DTypeError(f"cannot assign a value of dtype {array.dtype} to {describe(node)} "
+                         f"of dtype {node.dtype}")
+    return np.array(array, dtype=node.dtype, copy=True)
+
+
+class Graph:
+    """A DAG of nodes, append-only: ``graph.nodes`` is in creation (topological) order."""
+
+    def __init__(self):
+        self._nodes: list[Node] = []
+        self._by_name: dict[str, Node] = {}
+        self._consumers: list[list[Node]] = []
+        self._values: dict[int, np.ndarray] = {}  # variable id -> current value
+        self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> tuple:
+        return tuple(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self):
+        return iter(tuple(self._nodes))
+
+    def __getitem__(self, name: str) -> Node:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no node named {name!r} in this graph") from None
+
+    def __contains__(self, item) -> bool:
+        if isinstance(item, Node):
+            return item.graph is self
+        return item in self._by_name
+
+    @property
+    def variables(self) -> tuple:
+        return tuple(n for n in self._nodes if n.op == "variable")
+
+    @property
+    def placeholders(self) -> tuple:
+        return tuple(n for n in self._nodes if n.op == "placeholder")
+
+    def __repr__(self) -> str:
+        return f"<Graph with {len(self._nodes)} nodes>"
+
+    # -- building -----------------------------------------------------------------------------
+    def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
+        """An input fed at run time; ``None`` in ``shape`` is a size known only then."""
+        shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
+        for d in shape:
+            if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
+                raise ShapeError(f"placeholder '{name}': bad size {d!r} in shape {shape}")
+        shape = tuple(None if d is None else int(d) for d in shape)
+        return self._add("placeholder", (), {}, shape, _dtype(dtype, name), name)
+
+    def variable(self, name: str, value, dtype=None) -> Node:
+        """A node that holds an array between runs (``node.value`` reads and writes it)."""
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        node = self._add("variable", (), {}, array.shape, array.dtype, name)
+        self._values[node.id] = array
+        return node
+
+    def constant(self, value, name: Optional[str] = None, dtype=None) -> Node:
+        """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array.flags.writeable = False
+        return self._add("constant", (), {"value": array, "weak": False}, array.shape,
+                         array.dtype, name)
+
+    def _weak_constant(self, value) -> Node:
+        """A Python scalar: weakly typed, so ``x32 * 2.0`` stays float32 (NumPy 2 rules)."""
+        array = np.array(value)
+        array.flags.writeable = False
+        return self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
+
+    def _add(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype, name,
+             site: Optional[str] = None) -> Node:
+        if name is None:
+            name = self._fresh_name(op)
+        elif not isinstance(name, str) or not name:
+            raise GraphcError(f"a node name must be a non-empty string, not {name!r}")
+        elif name in self._by_name:
+            raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
+                              "already has it (names are unique in a graph)")
+        node = Node(self, len(self._nodes), op, inputs, attrs, tuple(shape), np.dtype(dtype),
+                    name, site or user_site(), self._derivative_level)
+        self._nodes.append(node)
+        self._consumers.append([])
+        self._by_name[name] = node
+        for x in inputs:
+            consumers = self._consumers[x.id]
+            if not consumers or consumers[-1] is not node:  # x * x is one consumer
+                consumers.append(node)
+        return node
+
+    def _fresh_name(self, op: str) -> str:
+        name = f"{op}_{len(self._nodes)}"
+        while name in self._by_name:
+            name += "_"
+        return name
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, fetches, feed: Optional[dict] = None):
+        """Compute ``fetches`` (a node, or a list/tuple/dict of nodes; same structure back).
+
+        ``feed`` maps nodes or names to values. Only ancestors of the fetches are computed,
+        each once; any node may be fed.
+        """
+        from .runtime import run
+        return run(self, fetches, feed)
+
+    def to_networkx(self):
+        """A ``networkx.MultiDiGraph``: node ids as keys, one edge per input (``x * x`` has two)."""
+        import networkx as nx
+
+        out = nx.MultiDiGraph()
+        for n in self._nodes:
+            out.add_node(n.id, op=n.op, name=n.name, shape=n.shape, dtype=str(n.dtype),
+                         derivative=n.derivative)
+            for i, x in enumerate(n.inputs):
+                out.add_edge(x.id, n.id, index=i)
+        return out
+
+
+def _dtype(dtype, name) -> np.dtype:
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"'{name}': {dtype!r} is not a dtype") from None
+
+
+# -- the node builder every op function uses ----------------------------------------------------
+_SCALARS = (bool, int, float, complex)
+
+
+def graph_of(values: Iterable[Any]) -> Graph:
+    graph = None
+    for v in values:
+        if isinstance(v, Node):
+            if graph is None:
+                graph = v.graph
+            elif v.graph is not graph:
+                raise GraphcError(f"cannot mix nodes of two graphs: {describe(v)} belongs to "
+                                  "another graph than the other inputs")
+    return graph
+
+
+def as_node(graph: Graph, value) -> Node:
+    """A node of ``graph`` for ``value``: nodes pass through, scalars and arrays become constants."""
+    if isinstance(value, Node):
+        if value.graph is not graph:
+            raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)}")
+        return value
+    if isinstance(value, _SCALARS):
+        return graph._weak_constant(value)
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise DTypeError(f"cannot turn {type(value).__name__} into a graphc constant") from exc
+    if array.dtype == object:
+        raise DTypeError(f"cannot turn {type(value).__name__} into a graphc constant")
+    return graph.constant(array)
+
+
+def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
+    """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
+    graph = graph_of(inputs)
+    if graph is None:
+        raise GraphcError(f"gc.{op_name} needs at least one graphc Node among its inputs")
+    nodes = tuple(as_node(graph, x) for x in inputs)
+    attrs = dict(attrs or {})
+    from .ops.registry import get as get_op  # the ops package imports this module
+
+    op = get_op(op_name)
+    try:
+        inferred = op.infer(*nodes, **attrs)
+    except (ShapeError, DTypeError) as exc:
+        args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)
+        label = name or graph._fresh_name(op_name)
+        raise type(exc)(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
+                        f"{user_site()}") from None
+    shape, dtype = inferred[:2]
+    if len(inferred) == 3:  # the rule put the attrs in canonical form (axis=-1 -> (1,), ...)
+        attrs = inferred[2]
+    return graph._add(op_name, nodes, attrs, shape, dtype, name)

@@ -1,0 +1,9 @@
+"""All ops, by family. Importing this package fills :data:`registry.REGISTRY`."""
+from .registry import REGISTRY, Case, Op, define  # noqa: F401
+from . import sources  # noqa: F401
+from .elementwise import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square,  # noqa
+                          sin, cos, tanh)
+from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
+from .reduce import sum, mean  # noqa: F401
+from .shape import reshape, reshape_like, transpose, expand_dims, squeeze  # noqa: F401
+from .special import cast, stop_gradient, zeros_like, ones_like  # noqa: F401

@@ -1,0 +1,101 @@
+"""Broadcasting and its adjoint, summing back to a shape.
+
+``broadcast_like`` and ``sum_to`` take a second input only for its run-time shape, which lets
+the gradient pass handle sizes that are ``None`` at build time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..graph import apply
+from ..shapes import broadcast_shapes, fmt
+from .registry import Case, define
+
+
+def _broadcast_to_infer(x, *, shape):
+    if len(shape) < x.ndim or broadcast_shapes(x.shape, shape) != tuple(shape):
+        raise ShapeError(f"cannot broadcast shape {fmt(x.shape)} to {fmt(shape)}")
+    return tuple(shape), x.dtype
+
+
+define("broadcast_to", infer=_broadcast_to_infer,
+       kernel=lambda x, *, shape: np.broadcast_to(x, shape),
+       bprop=lambda node, g, i: g,
+       reference=lambda x, *, shape: np.broadcast_to(x, shape),
+       cases=[Case(((3, 1),), attrs={"shape": (2, 3, 4)}), Case(((),), attrs={"shape": (3,)})],
+       elementwise=True)
+
+
+def _broadcast_like_kernel(x, like):
+    return np.broadcast_to(x, np.broadcast_shapes(np.shape(x), np.shape(like)))
+
+
+define("broadcast_like",
+       infer=lambda x, like: (broadcast_shapes(x.shape, like.shape), x.dtype),
+       kernel=_broadcast_like_kernel,
+       bprop=lambda node, g, i: g if i == 0 else None,
+       reference=lambda x, like: np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape)),
+       cases=[Case(((3, 1), (2, 3, 4)), wrt=(0,)), Case(((), (3,)), wrt=(0,))],
+       elementwise=True,
+       doc="Broadcast x against the run-time shape of like (like's values are not used).")
+
+
+def reduce_to(x, shape: tuple, batch: int = 0):
+    """Sum ``x`` down to ``shape``: extra dimensions sit right after the first ``batch`` ones."""
+    x = np.asarray(x)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(batch, batch + lead)) + tuple(
+        lead + k for k in range(batch, len(shape)) if shape[k] == 1 and x.shape[lead + k] != 1)
+    if axes:
+        x = np.add.reduce(x, axis=axes, keepdims=True)
+    return x.reshape(shape) if lead else x
+
+
+def _sum_to_infer(x, like, *, batch):
+    if x.ndim < batch + like.ndim:
+        raise ShapeError(f"cannot sum shape {fmt(x.shape)} to {fmt(like.shape)}")
+    return x.shape[:batch] + like.shape, x.dtype
+
+
+def _sum_to_bprop(node, g, i):
+    if i == 1:
+        return None
+    x, like = node.inputs
+    extra = g.ndim - node.ndim  # batch of this cotangent
+    lead = x.ndim - node.ndim  # dimensions sum_to removed
+    if lead:
+        start = extra + node.attrs["batch"]
+        g = expand_dims(g, tuple(range(start - g.ndim - lead, start - g.ndim)))
+    return broadcast_like(g, x)
+
+
+define("sum_to", infer=_sum_to_infer,
+       kernel=lambda x, like, *, batch: reduce_to(x, np.shape(x)[:batch] + np.shape(like), batch),
+       bprop=_sum_to_bprop,
+       reference=lambda x, like, *, batch: reduce_to(x, x.shape[:batch] + like.shape, batch),
+       cases=[Case(((2, 3, 4), (3, 1)), attrs={"batch": 0}, wrt=(0,)),
+              Case(((2, 3, 4), (1, 4)), attrs={"batch": 1}, wrt=(0,)),
+              Case(((2, 3), ()), attrs={"batch": 0}, wrt=(0,))],
+       doc="Sum x to the run-time shape of like (keeping x's first `batch` dimensions).")
+
+
+def expand_dims(x, axis):
+    from .shape import expand_dims as _expand_dims
+    return _expand_dims(x, axis)
+
+
+def broadcast_to(x, shape, name=None):
+    """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient sums back."""
+    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    return apply("broadcast_to", [x], {"shape": shape}, name=name)
+
+
+def broadcast_like(x, like, name=None):
+    """Broadcast ``x`` against the run-time shape of ``like``."""
+    return apply("broadcast_like", [x, like], name=name)
+
+
+def sum_to(x, like, batch: int = 0, name=None):
+    """Sum ``x`` down to the run-time shape of ``like`` (keeping ``batch`` leading dims)."""
+    return apply("sum_to", [x, like], {"batch": batch}, name=name)

@@ -1,0 +1,57 @@
+"""Helpers shared by the op families: dtype probing, kernel wrappers and gradient shorthands."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError
+from ..shapes import broadcast_shapes
+
+
+def probe(kernel, nodes, **attrs) -> np.dtype:
+    """The dtype NumPy gives ``kernel`` for these inputs (weak Python scalars included).
+
+    Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly.
+    """
+    args = []
+    for n in nodes:
+        if n.op == "constant" and n.attrs.get("weak"):
+            args.append(n.attrs["value"].item())
+        else:
+            args.append(np.zeros((), n.dtype))
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(kernel(*args, **attrs)).dtype
+    except TypeError as exc:
+        types = ", ".join(str(n.dtype) for n in nodes)
+        raise DTypeError(f"NumPy does not support dtypes {types} here ({exc})") from None
+
+
+def elementwise_infer(kernel):
+    """Shape rule of an elementwise op: broadcasting; dtype: what NumPy would give."""
+    def infer(*nodes, **attrs):
+        return broadcast_shapes(*(n.shape for n in nodes)), probe(kernel, nodes, **attrs)
+    return infer
+
+
+def is_constant(node, value) -> bool:
+    """Whether ``node`` is a constant whose every element equals ``value``."""
+    if node.op != "constant":
+        return False
+    array = node.attrs["value"]
+    return array.size > 0 and bool(np.all(array == value))
+
+
+def times(g, d):
+    """``g * d`` without the product when one side is a known scalar one (the seed of a scalar y)."""
+    from .elementwise import mul
+
+    if g.shape == () and is_constant(g, 1) and np.result_type(g.dtype, d.dtype) == d.dtype:
+        return d
+    if d.shape == () and is_constant(d, 1) and np.result_type(g.dtype, d.dtype) == g.dtype:
+        return g
+    return mul(g, d)
+
+
+def batch_ndim(node, g) -> int:
+    """How many leading batch dimensions the cotangent ``g`` carries beyond ``node``'s shape."""
+    return g.ndim - node.ndim

@@ -1,0 +1,63 @@
+"""Ops without arithmetic on values: dtype casts, stop_gradient, zeros_like and ones_like."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError
+from ..graph import apply
+from .registry import Case, define
+
+
+def _cast_infer(x, *, dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"{dtype!r} is not a dtype") from None
+    return x.shape, dtype, {"dtype": dtype.name}
+
+
+# A cast between float types passes the gradient on (the pass casts it back to the input's
+# dtype); a cast to int or bool ends every path (the pass sees an integer node).
+define("cast", infer=_cast_infer, kernel=lambda x, *, dtype: np.asarray(x).astype(dtype),
+       bprop=lambda node, g, i: g,
+       reference=lambda x, *, dtype: x.astype(dtype),
+       cases=[Case(((3, 4),), attrs={"dtype": "float32"}, wrt=()),
+              Case(((3, 4),), attrs={"dtype": "float64"}, order=3),
+              Case(((3,),), attrs={"dtype": "int64"}, wrt=())],
+       elementwise=True)
+
+# stop_gradient is treated like a node in ``stop_at``: y does not depend on x through it.
+define("stop_gradient", infer=lambda x: (x.shape, x.dtype), kernel=lambda x: x, bprop=None,
+       reference=lambda x: x, cases=[Case(((3, 4),))], elementwise=True)
+
+
+def _like_kernel(fill):
+    def kernel(x):
+        return np.full(np.shape(x), fill, dtype=np.result_type(x))
+    return kernel
+
+
+define("zeros_like", infer=lambda x: (x.shape, x.dtype), kernel=_like_kernel(0), bprop=None,
+       reference=np.zeros_like, cases=[Case(((3, 4),)), Case(((),))], elementwise=True)
+define("ones_like", infer=lambda x: (x.shape, x.dtype), kernel=_like_kernel(1), bprop=None,
+       reference=np.ones_like, cases=[Case(((3, 4),)), Case(((),))], elementwise=True)
+
+
+def cast(x, dtype, name=None):
+    """``x`` converted to ``dtype`` (NumPy ``astype``)."""
+    return apply("cast", [x], {"dtype": dtype}, name=name)
+
+
+def stop_gradient(x, name=None):
+    """``x`` itself, seen by ``gradients`` as a constant."""
+    return apply("stop_gradient", [x], name=name)
+
+
+def zeros_like(x, name=None):
+    """Zeros of ``x``'s shape and dtype."""
+    return apply("zeros_like", [x], name=name)
+
+
+def ones_like(x, name=None):
+    """Ones of ``x``'s shape and dtype."""
+    return apply("ones_like", [x], name=name)

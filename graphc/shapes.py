@@ -1,0 +1,100 @@
+"""Static shape and dtype rules shared by the op definitions.
+
+A static shape is a tuple whose entries are ints or ``None`` (a size known only at run time).
+Rules raise :class:`ShapeError` / :class:`DTypeError` with a plain message; the node builder adds
+the op, the node and the user's file and line.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+
+Shape = tuple  # tuple[Optional[int], ...]
+
+
+def fmt(shape: Shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """NumPy broadcasting where ``None`` is an unknown size."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        dims = [s[i] for s in shapes if len(s) >= -i]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ShapeError(f"shapes {', '.join(fmt(s) for s in shapes)} do not broadcast")
+        if known:
+            out.append(known.pop())
+        elif None in dims:
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def normalize_axis(axis, ndim: int) -> tuple:
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a!r} is out of bounds for an array of {ndim} dimensions")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def reduced_shape(shape: Shape, axes: tuple, keepdims: bool) -> Shape:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def size(shape: Shape) -> Optional[int]:
+    """Number of elements, or ``None`` when a size is unknown."""
+    if None in shape:
+        return None
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def fits(shape: Sequence[int], static: Shape) -> bool:
+    """Whether a concrete shape is one the static shape allows."""
+    return len(shape) == len(static) and all(s is None or s == d for s, d in zip(static, shape))
+
+
+def result_dtype(*nodes) -> np.dtype:
+    """NumPy 2 promotion; a Python scalar wrapped as a constant stays weak (``x32 * 2.0`` is float32)."""
+    args = [n.attrs["value"] if n.op == "constant" and n.attrs.get("weak") else n.dtype for n in nodes]
+    return np.result_type(*args)
+
+
+def float_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a float-valued function of ``dtype`` gives (ints and bools go to float64)."""
+    return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
+
+
+def require(cond: bool, message: str, error=ShapeError) -> None:
+    if not cond:
+        raise error(message)
+
+
+def require_numeric(node, what: str = "input") -> None:
+    if node.dtype == np.bool_ or not np.issubdtype(node.dtype, np.number):
+        raise DTypeError(f"{what} of dtype {node.dtype} is not numeric")
+
+
+def same_dims(a: Optional[int], b: Optional[int]) -> bool:
+    """Whether two static sizes can be equal at run time."""
+    return a is None or b is None or a == b
+
+
+def all_known(shapes: Iterable[Shape]) -> bool:
+    return all(None not in s for s in shapes)
