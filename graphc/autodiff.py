@@ -105,47 +105,45 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    # Backward sweep over G' (ancestors of y that carry gradient from an x).
+    with graph._deriving(max(y.derivative, seed.derivative) + 1):
+        grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
+        out = []
+        for x in xs:
+            g = grad_table.get(x.id)
+            if g is None:
+                if not _depends(y, x, stops):
+                    if unconnected == "raise":
+                        raise DisconnectedGradientError(
+                            f"gradients: {describe(y)} does not depend on {describe(x)}")
+                    if unconnected == "none":
+                        out.append(None)
+                        continue
+                g = _zeros(x, seed, batch)
+            out.append(g)
+    return out
+
+
+def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
+    """Fill the grad_table, from y back to the earliest x (reverse creation order)."""
     grad_table: dict[int, Node] = {}
     contributions: dict[int, list] = {}
-    level = graph._derivative_level
-    graph._derivative_level = max(y.derivative, seed.derivative, level) + 1
-    try:
-        if y.id in carries:
-            grad_table[y.id] = seed if seed.dtype == y.dtype else cast(seed, y.dtype)
-        for node in reversed(nodes[start:y.id + 1]):
-            g = grad_table.get(node.id)
-            if node.id != y.id:
-                parts = contributions.pop(node.id, None)
-                if parts is None:
-                    continue
-                parts.sort(key=lambda p: p[0])
-                g = parts[0][1]
-                for _, part in parts[1:]:
-                    g = add(g, part)
-                grad_table[node.id] = g
-            if g is None or node.id in stops or node.id not in carries:
+    if y.id in carries:
+        grad_table[y.id] = seed if seed.dtype == y.dtype else cast(seed, y.dtype)
+    for node in reversed(span):
+        g = grad_table.get(node.id)
+        if node.id != y.id:
+            parts = contributions.pop(node.id, None)
+            if parts is None:
                 continue
-            if node.inputs and not any(x.id in carries for x in node.inputs):
-                continue
-            _backprop_node(node, g, batch, carries, contributions)
-    finally:
-        graph._derivative_level = level
-
-    out = []
-    for x in xs:
-        g = grad_table.get(x.id)
-        if g is None:
-            if not _depends(y, x, stops):
-                if unconnected == "raise":
-                    raise DisconnectedGradientError(
-                        f"gradients: {describe(y)} does not depend on {describe(x)}")
-                if unconnected == "none":
-                    out.append(None)
-                    continue
-            g = _zeros(x, seed, batch)
-        out.append(g)
-    return out
+            parts.sort(key=lambda p: p[0])  # consumers in creation order, then input index
+            g = parts[0][1]
+            for _, part in parts[1:]:
+                g = add(g, part)
+            grad_table[node.id] = g
+        if node.id in stops or node.id not in carries:
+            continue
+        _backprop_node(node, g, batch, carries, contributions)
+    return grad_table
 
 
 def _depends(y: Node, x: Node, stops: set) -> bool:

@@ -7,23 +7,30 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from . import shapes
+from .shapes import size
 from .errors import DTypeError, GraphcError, ShapeError, describe
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+@lru_cache(maxsize=None)
+def _is_internal(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
 
 
 def user_site() -> Optional[str]:
     """``file:line`` of the innermost frame outside graphc: where the user built a node."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PACKAGE_DIR):
-            return f"{filename}:{frame.f_lineno}"
+        if not _is_internal(frame.f_code.co_filename):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return None
 
@@ -148,6 +155,7 @@ class Graph:
         self._consumers: list[list[Node]] = []
         self._values: dict[int, np.ndarray] = {}  # variable id -> current value
         self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
+        self._memo: Optional[dict] = None  # structural key -> node, while gradients() builds
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -213,7 +221,13 @@ class Graph:
         return self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
 
     def _add(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype, name,
-             site: Optional[str] = None) -> Node:
+             site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
+        """Append a node (rules already checked). ``site`` and ``derivative`` default to the
+        caller's line and the current derivative order; the JSON loader restores them."""
+        if self._memo is not None and name is None:
+            found = self._reuse(op, inputs, attrs, shape, dtype)
+            if found is not None:
+                return found
         if name is None:
             name = self._fresh_name(op)
         elif not isinstance(name, str) or not name:
@@ -222,15 +236,65 @@ class Graph:
             raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
                               "already has it (names are unique in a graph)")
         node = Node(self, len(self._nodes), op, inputs, attrs, tuple(shape), np.dtype(dtype),
-                    name, site or user_site(), self._derivative_level)
+                    name, user_site() if site is None else site,
+                    self._derivative_level if derivative is None else derivative)
         self._nodes.append(node)
         self._consumers.append([])
         self._by_name[name] = node
+        if self._memo is not None:
+            key = _structural_key(op, inputs, attrs)
+            if key is not None:
+                self._memo.setdefault(key, node)
         for x in inputs:
             consumers = self._consumers[x.id]
             if not consumers or consumers[-1] is not node:  # x * x is one consumer
                 consumers.append(node)
         return node
+
+    @contextmanager
+    def _deriving(self, level: int):
+        """Nodes built inside are derivative nodes of order ``level``. Meanwhile a node
+        identical to an existing one is that node, and arithmetic on small constants is done at
+        once, so derivative graphs hold no duplicates and no constant-only arithmetic."""
+        saved = self._derivative_level, self._memo
+        self._derivative_level = level
+        if self._memo is None:
+            self._memo = {}
+            for node in self._nodes:
+                key = _structural_key(node.op, node.inputs, node.attrs)
+                if key is not None:
+                    self._memo.setdefault(key, node)
+        try:
+            yield
+        finally:
+            self._derivative_level, self._memo = saved
+
+    def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
+        key = _structural_key(op, inputs, attrs)
+        if key is None:
+            return None
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        if inputs and all(x.op == "constant" for x in inputs) and (size(shape) or 0) <= 64:
+            folded = self._fold(op, inputs, attrs, dtype)
+            if folded is not None:
+                self._memo[key] = folded
+                return folded
+        return None
+
+    def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
+        from .ops.registry import get as get_op
+
+        weak = all(x.attrs["weak"] for x in inputs)
+        args = [x.attrs["value"].item() if x.attrs["weak"] else x.attrs["value"] for x in inputs]
+        with np.errstate(all="ignore"):
+            value = get_op(op).kernel(*args, **attrs)
+        if weak and np.ndim(value) == 0 and isinstance(value, (bool, int, float, np.generic)):
+            node = self._weak_constant(np.asarray(value).item())
+            if node.dtype == dtype:
+                return node
+        return self.constant(np.asarray(value, dtype=dtype))
 
     def _fresh_name(self, op: str) -> str:
         name = f"{op}_{len(self._nodes)}"
@@ -259,6 +323,23 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+def _structural_key(op: str, inputs: tuple, attrs: dict):
+    """What makes two nodes the same computation, or None for nodes never shared."""
+    if op in ("placeholder", "variable"):
+        return None
+    if op == "constant":
+        value = attrs["value"]
+        if value.size > 64:
+            return None
+        return (op, attrs["weak"], value.dtype.str, value.shape, value.tobytes())
+    try:
+        items = tuple(sorted(attrs.items()))
+        hash(items)
+    except TypeError:
+        return None
+    return (op, tuple(x.id for x in inputs), items)
 
 
 def _dtype(dtype, name) -> np.dtype:
@@ -296,8 +377,9 @@ def as_node(graph: Graph, value) -> Node:
         array = np.asarray(value)
     except Exception as exc:
         raise DTypeError(f"cannot turn {type(value).__name__} into a graphc constant") from exc
-    if array.dtype == object:
-        raise DTypeError(f"cannot turn {type(value).__name__} into a graphc constant")
+    if array.dtype.kind not in "biufc":
+        raise DTypeError(f"cannot turn {type(value).__name__} {value!r:.40} into a graphc "
+                         "constant (numbers and numeric arrays only)")
     return graph.constant(array)
 
 
@@ -306,7 +388,10 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
     graph = graph_of(inputs)
     if graph is None:
         raise GraphcError(f"gc.{op_name} needs at least one graphc Node among its inputs")
-    nodes = tuple(as_node(graph, x) for x in inputs)
+    try:
+        nodes = tuple(as_node(graph, x) for x in inputs)
+    except GraphcError as exc:
+        raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
     attrs = dict(attrs or {})
     from .ops.registry import get as get_op  # the ops package imports this module
 

@@ -1,6 +1,8 @@
 """Helpers shared by the op families: dtype probing, kernel wrappers and gradient shorthands."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..errors import DTypeError
@@ -10,20 +12,25 @@ from ..shapes import broadcast_shapes
 def probe(kernel, nodes, **attrs) -> np.dtype:
     """The dtype NumPy gives ``kernel`` for these inputs (weak Python scalars included).
 
-    Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly.
+    Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly; the
+    answer is cached per kernel, input dtypes and attrs.
     """
-    args = []
-    for n in nodes:
-        if n.op == "constant" and n.attrs.get("weak"):
-            args.append(n.attrs["value"].item())
-        else:
-            args.append(np.zeros((), n.dtype))
+    args = tuple(n.attrs["value"].item() if n.op == "constant" and n.attrs.get("weak")
+                 else n.dtype for n in nodes)
     try:
-        with np.errstate(all="ignore"):
-            return np.asarray(kernel(*args, **attrs)).dtype
+        return _probe(kernel, args, tuple(sorted(attrs.items())))
     except TypeError as exc:
+        if "unhashable" in str(exc):
+            return _probe.__wrapped__(kernel, args, tuple(sorted(attrs.items())))
         types = ", ".join(str(n.dtype) for n in nodes)
         raise DTypeError(f"NumPy does not support dtypes {types} here ({exc})") from None
+
+
+@lru_cache(maxsize=4096)
+def _probe(kernel, args: tuple, attrs: tuple) -> np.dtype:
+    values = [np.zeros((), a) if isinstance(a, np.dtype) else a for a in args]
+    with np.errstate(all="ignore"):
+        return np.asarray(kernel(*values, **dict(attrs))).dtype
 
 
 def elementwise_infer(kernel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import apply
-from .common import elementwise_infer, times
+from .common import elementwise_infer, is_constant, times
 from .registry import Case, define
 
 
@@ -54,7 +54,8 @@ _binary("div", np.true_divide, _div_bprop,
 def _pow_bprop(node, g, i):
     a, b = node.inputs
     if i == 0:  # b * a**(b-1), written without a division so that a = 0 stays finite
-        return times(g, mul(b, pow(a, sub(b, 1))))
+        exponent = sub(b, 1)
+        return times(g, mul(b, a if is_constant(exponent, 1) else pow(a, exponent)))
     return times(g, mul(node, log(a)))
 
 

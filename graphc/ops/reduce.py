@@ -34,7 +34,8 @@ def _spread(node, g):
 def _mean_bprop(node, g, i):
     from .elementwise import div
 
-    return div(_spread(node, g), reduced_size(node.inputs[0], node.attrs["axis"], node.dtype))
+    # Divide before spreading: the cotangent is smaller than the input.
+    return _spread(node, div(g, reduced_size(node.inputs[0], node.attrs["axis"], node.dtype)))
 
 
 _REDUCE_CASES = [
