@@ -61,6 +61,8 @@ class Node:
         setter(self, "derivative", derivative)
 
     def __setattr__(self, key, value):
+        if key == "value":  # the variable's value is the graph's, not the node's
+            return object.__setattr__(self, key, value)
         raise AttributeError(f"nodes are immutable (cannot set {key!r})")
 
     @property

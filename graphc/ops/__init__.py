@@ -7,3 +7,5 @@ from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
 from .reduce import sum, mean  # noqa: F401
 from .shape import reshape, reshape_like, transpose, expand_dims, squeeze  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like  # noqa: F401
+from .compare import (less, less_equal, greater, greater_equal, equal, not_equal,  # noqa
+                      logical_not, logical_and, logical_or, where)

@@ -1,0 +1,438 @@
+"""The graphc JSON format, version 1: lossless, deterministic export and safe import.
+
+A file is one JSON object ``{"format": "graphc", "version": 1, "nodes": [...]}``; the nodes are
+in creation (topological) order. docs/format.md describes every field, and
+``graphc/io/graphc.schema.json`` is its JSON Schema.
+
+Arrays (the values of constants and variables, and any array attr) are stored bit for bit as
+``{"dtype": "float64", "shape": [2, 3], "data": "<base64 of the little-endian bytes>"}``, so
+NaN payloads, infinities, -0.0 and subnormals survive. Attr values are JSON scalars, JSON
+arrays for tuples, and one-key tagged objects for everything else (``{"$float": "nan"}``,
+``{"$array": ...}``, ...).
+
+Loading trusts nothing: every entry is checked, every op's shape rule is run again on the
+rebuilt inputs, and every failure is a :class:`GraphFormatError` naming the node and the
+reason. Nothing from the file is ever executed (no pickle, no eval).
+"""
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import math
+import os
+import tempfile
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import GraphcError, GraphFormatError
+from ..graph import Graph, Node
+from ..ops.registry import REGISTRY
+
+FORMAT = "graphc"
+VERSION = 1
+
+#: The dtypes a file may use (no object, string, void or platform-dependent dtypes).
+DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                    "uint64", "float16", "float32", "float64", "complex64", "complex128"})
+#: Bounds on what a file may declare: dimensions, elements of one node, nesting of attrs.
+MAX_NDIM = 32
+MAX_ELEMENTS = 2 ** 40
+MAX_ATTR_DEPTH = 32
+
+LEAVES = ("placeholder", "variable", "constant")
+_NODE_KEYS = ("id", "op", "name", "inputs", "shape", "dtype", "attrs", "derivative", "site",
+              "value")
+_TOP_KEYS = ("format", "version", "nodes")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+# -- arrays ----------------------------------------------------------------------------------------
+def encode_array(array: np.ndarray) -> dict:
+    """``{"dtype", "shape", "data"}`` with the little-endian bytes in base64 (C order)."""
+    array = np.asarray(array)
+    if array.dtype.name not in DTYPES:
+        raise GraphcError(f"cannot export an array of dtype {array.dtype}")
+    little = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": array.dtype.name, "shape": list(array.shape),
+            "data": base64.b64encode(little.tobytes()).decode("ascii")}
+
+
+def decode_array(obj: Any) -> np.ndarray:
+    """The array an :func:`encode_array` object describes (a fresh, writable, native array)."""
+    _require(isinstance(obj, dict) and sorted(obj) == ["data", "dtype", "shape"],
+             'an array must be an object with exactly "dtype", "shape" and "data"')
+    dtype = _dtype(obj["dtype"])
+    shape = _shape(obj["shape"], allow_none=False)
+    data = obj["data"]
+    _require(isinstance(data, str), '"data" must be a base64 string')
+    nbytes = _count(shape) * dtype.itemsize
+    _require(len(data) == 4 * ((nbytes + 2) // 3),
+             f"{len(data)} base64 characters cannot hold {nbytes} bytes of {dtype} {list(shape)}")
+    try:
+        raw = base64.b64decode(data.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError):
+        raise GraphFormatError('"data" is not valid base64') from None
+    _require(len(raw) == nbytes, f"data holds {len(raw)} bytes, shape and dtype need {nbytes}")
+    if dtype == np.bool_:
+        _require(set(raw) <= {0, 1}, "bool data must be bytes 0 and 1")
+    little = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+    return little.astype(dtype).reshape(shape)
+
+
+# -- attrs ---------------------------------------------------------------------------------------
+def encode_attr(value: Any) -> Any:
+    """An attr value as JSON: tuples become arrays, other non-JSON values tagged objects."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, tuple):
+        return [encode_attr(v) for v in value]
+    if isinstance(value, list):
+        return {"$list": [encode_attr(v) for v in value]}
+    if isinstance(value, np.ndarray):
+        return {"$array": encode_array(value)}
+    if isinstance(value, np.generic):
+        return {"$scalar": encode_array(np.asarray(value))}
+    if isinstance(value, np.dtype):
+        return {"$dtype": encode_array(np.zeros(0, value))["dtype"]}
+    if isinstance(value, slice):
+        return {"$slice": [encode_attr(value.start), encode_attr(value.stop),
+                           encode_attr(value.step)]}
+    if value is Ellipsis:
+        return {"$ellipsis": None}
+    raise GraphcError(f"cannot export an attr of type {type(value).__name__}: {value!r}")
+
+
+def decode_attr(obj: Any, depth: int = 0) -> Any:
+    """The inverse of :func:`encode_attr`; anything else is a :class:`GraphFormatError`."""
+    _require(depth <= MAX_ATTR_DEPTH, f"attrs nested deeper than {MAX_ATTR_DEPTH} levels")
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        _require(math.isfinite(obj), "non-finite floats must be written {\"$float\": ...}")
+        return obj
+    if isinstance(obj, list):
+        return tuple(decode_attr(v, depth + 1) for v in obj)
+    _require(isinstance(obj, dict) and len(obj) == 1, f"unknown attr value {_short(obj)}")
+    (tag, body), = obj.items()
+    if tag == "$float":
+        _require(body in _NONFINITE, '"$float" must be "nan", "inf" or "-inf"')
+        return _NONFINITE[body]
+    if tag == "$list":
+        _require(isinstance(body, list), '"$list" must hold an array')
+        return [decode_attr(v, depth + 1) for v in body]
+    if tag == "$array":
+        array = decode_array(body)
+        array.flags.writeable = False
+        return array
+    if tag == "$scalar":
+        array = decode_array(body)
+        _require(array.shape == (), '"$scalar" must have shape []')
+        return array[()]
+    if tag == "$dtype":
+        return _dtype(body)
+    if tag == "$slice":
+        _require(isinstance(body, list) and len(body) == 3, '"$slice" must hold 3 entries')
+        parts = [decode_attr(v, depth + 1) for v in body]
+        _require(all(p is None or _is_int(p) for p in parts), "slice bounds must be ints or null")
+        return slice(*parts)
+    if tag == "$ellipsis":
+        _require(body is None, '"$ellipsis" must be null')
+        return Ellipsis
+    raise GraphFormatError(f"unknown attr tag {tag!r}")
+
+
+# -- export ----------------------------------------------------------------------------------------
+def node_entry(node: Node) -> dict:
+    """The JSON object of one node (fields in a fixed order)."""
+    attrs = dict(node.attrs)
+    value = None
+    if node.op == "constant":
+        value = attrs.pop("value")
+    elif node.op == "variable":
+        value = node.graph._values[node.id]
+    try:
+        encoded = {key: encode_attr(v) for key, v in attrs.items()}
+        entry = {"id": node.id, "op": node.op, "name": node.name,
+                 "inputs": [x.id for x in node.inputs],
+                 "shape": list(node.shape), "dtype": node.dtype.name, "attrs": encoded,
+                 "derivative": node.derivative, "site": node.site or None}
+        if value is not None:
+            entry["value"] = encode_array(value)
+    except GraphcError as exc:
+        raise GraphcError(f"cannot export node {node.id} ({node.op} '{node.name}'): {exc}") \
+            from None
+    return entry
+
+
+def to_json(graph: Graph) -> str:
+    """The graph as graphc JSON v1 text: deterministic (the same graph gives the same text).
+
+    One node per line, in creation order; ``from_json(to_json(g))`` is an identical graph.
+    """
+    if not isinstance(graph, Graph):
+        raise GraphcError(f"to_json takes a Graph, not {type(graph).__name__}")
+    lines = [json.dumps(node_entry(n), ensure_ascii=False, allow_nan=False,
+                        separators=(", ", ": ")) for n in graph.nodes]
+    body = ",\n    ".join(lines)
+    nodes = f"[\n    {body}\n  ]" if lines else "[]"
+    return f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n  "nodes": {nodes}\n}}'
+
+
+def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
+    """Write ``to_json(graph)`` to ``path`` atomically (a temporary file, then a rename)."""
+    text = to_json(graph) + "\n"
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -- import ----------------------------------------------------------------------------------------
+def load(path: Union[str, os.PathLike]) -> Graph:
+    """Read a graph that :func:`save` wrote (or any valid graphc JSON file)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise GraphFormatError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") \
+            from None
+    return from_json(data)
+
+
+def from_json(text: Union[str, bytes]) -> Graph:
+    """Rebuild a graph from graphc JSON, checking everything.
+
+    Raises :class:`GraphFormatError` (naming the node and the reason) for anything malformed,
+    inconsistent or unsafe; never another exception, and never runs code from the text.
+    """
+    try:
+        doc = _parse(text)
+        graph = Graph()
+        ids: dict[int, Node] = {}
+        for k, entry in enumerate(doc["nodes"]):
+            _load_node(graph, entry, k, ids)
+        return graph
+    except GraphFormatError:
+        raise
+    except Exception as exc:  # a check we did not foresee: still a format error
+        raise GraphFormatError(f"invalid graphc JSON: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(text: Union[str, bytes]) -> dict:
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GraphFormatError(f"not UTF-8 text: {exc}") from None
+    _require(isinstance(text, str), f"from_json takes str or bytes, not {type(text).__name__}")
+    try:
+        doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise GraphFormatError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GraphFormatError("JSON nested too deeply") from None
+    _require(isinstance(doc, dict), "the top level must be a JSON object")
+    _require(doc.get("format") == FORMAT, f'"format" must be "{FORMAT}"')
+    version = doc.get("version")
+    _require(_is_int(version), '"version" must be an integer')
+    _require(version == VERSION, f"unsupported version {version}; this graphc reads version "
+                                 f"{VERSION} (a newer graphc may read it)")
+    _require(isinstance(doc.get("nodes"), list), '"nodes" must be a list')
+    extra = sorted(set(doc) - set(_TOP_KEYS))
+    _require(not extra, f"unknown top-level keys {extra}")
+    return doc
+
+
+def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
+    """Check one entry and append its node, or raise GraphFormatError naming it."""
+    where = f"node entry {k}"
+    try:
+        _require(isinstance(entry, dict), "must be a JSON object")
+        _require(_is_int(entry.get("id")), '"id" must be an integer')
+        where = f"node {entry['id']}"
+        _require(entry["id"] not in ids, "duplicate id")
+        extra = sorted(set(entry) - set(_NODE_KEYS))
+        _require(not extra, f"unknown keys {extra}")
+        op = entry.get("op")
+        _require(isinstance(op, str) and op in REGISTRY, f"unknown op {_short(op)}")
+        where = f"node {entry['id']} ({op})"
+        name = entry.get("name")
+        _require(name is None or (isinstance(name, str) and name),
+                 '"name" must be a non-empty string')
+        if name is not None:
+            where = f"node {entry['id']} ({op} '{name}')"
+            _require(name not in graph, "duplicate name")
+        inputs = _inputs(entry.get("inputs"), ids)
+        attrs = entry.get("attrs", {})
+        _require(isinstance(attrs, dict), '"attrs" must be an object')
+        attrs = {key: decode_attr(v) for key, v in attrs.items()}
+        derivative = entry.get("derivative", 0)
+        _require(_is_int(derivative) and 0 <= derivative <= 10 ** 6,
+                 '"derivative" must be a non-negative integer')
+        site = entry.get("site")
+        _require(site is None or isinstance(site, str), '"site" must be a string or null')
+        _require(("value" in entry) == (op in ("variable", "constant")),
+                 '"value" is required for variables and constants, and only for them')
+
+        if op in LEAVES:
+            attrs, shape, dtype, value = _leaf(op, entry, inputs, attrs)
+        else:
+            attrs, shape, dtype = _infer(op, inputs, attrs)
+            value = None
+        if "shape" in entry:
+            stored = _shape(entry["shape"], allow_none=True)
+            _require(stored == shape, f"stored shape {_fmt(stored)} but the op gives "
+                                      f"{_fmt(shape)}")
+        if "dtype" in entry:
+            stored_dtype = _dtype(entry["dtype"])
+            _require(stored_dtype == dtype, f"stored dtype {stored_dtype} but the op gives "
+                                            f"{dtype}")
+        node = graph._add(op, inputs, attrs, shape, dtype, name,
+                          site="" if site is None else site, derivative=derivative)
+        if op == "variable":
+            graph._values[node.id] = value
+        ids[entry["id"]] = node
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
+        raise GraphFormatError(f"{where}: {reason}") from None
+
+
+def _inputs(raw: Any, ids: dict) -> tuple:
+    _require(isinstance(raw, list), '"inputs" must be a list of ids')
+    for i in raw:
+        _require(_is_int(i), f"input {_short(i)} is not an integer id")
+        _require(i in ids, f"input {i} is not the id of an earlier node")
+    return tuple(ids[i] for i in raw)
+
+
+def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
+    """Attrs, shape, dtype and value of a placeholder, variable or constant."""
+    _require(not inputs, f"a {op} has no inputs")
+    if op == "placeholder":
+        _require(not attrs, "a placeholder has no attrs")
+        _require("shape" in entry, 'a placeholder needs "shape"')
+        dtype = _dtype(entry.get("dtype", "float64"))
+        return {}, _shape(entry["shape"], allow_none=True), dtype, None
+    value = decode_array(entry["value"])
+    if op == "variable":
+        _require(not attrs, "a variable has no attrs")
+        return {}, value.shape, value.dtype, value
+    weak = attrs.pop("weak", False)
+    _require(not attrs, f"unknown constant attrs {sorted(attrs)}")
+    _require(isinstance(weak, bool), '"weak" must be true or false')
+    _require(not weak or value.shape == (), "a weak constant must be a scalar")
+    value.flags.writeable = False
+    return {"value": value, "weak": weak}, value.shape, value.dtype, None
+
+
+def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
+    """Run the op's shape rule again on the rebuilt inputs: (canonical attrs, shape, dtype)."""
+    op = REGISTRY[op_name]
+    _check_arity(op, inputs, attrs)
+    try:
+        inferred = op.infer(*inputs, **attrs)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
+        raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
+    shape, dtype = tuple(inferred[0]), np.dtype(inferred[1])
+    if len(inferred) == 3:
+        attrs = inferred[2]
+    _count(shape)
+    return attrs, shape, dtype
+
+
+def _check_arity(op, inputs: tuple, attrs: dict) -> None:
+    """Input count and attr names against the shape rule's signature (and the op's cases)."""
+    signature = inspect.signature(op.infer)
+    try:
+        signature.bind(*inputs, **attrs)
+    except TypeError as exc:
+        raise GraphFormatError(f"bad inputs or attrs: {exc}") from None
+    variadic = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
+    counts = {len(case.inputs) for case in op.cases}
+    if variadic and len(counts) == 1 and len(inputs) not in counts:
+        raise GraphFormatError(f"takes {counts.pop()} inputs, got {len(inputs)}")
+
+
+# -- small checks ----------------------------------------------------------------------------------
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise GraphFormatError(reason)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dtype(name: Any) -> np.dtype:
+    _require(isinstance(name, str) and name in DTYPES, f"unsupported dtype {_short(name)}")
+    return np.dtype(name)
+
+
+def _shape(raw: Any, *, allow_none: bool) -> tuple:
+    _require(isinstance(raw, list) and len(raw) <= MAX_NDIM,
+             f"a shape must be a list of at most {MAX_NDIM} sizes")
+    for d in raw:
+        ok = (d is None and allow_none) or (_is_int(d) and 0 <= d <= MAX_ELEMENTS)
+        _require(ok, f"bad size {_short(d)} in shape {_short(raw)}")
+    shape = tuple(raw)
+    _count(shape)
+    return shape
+
+
+def _count(shape: tuple) -> int:
+    """Elements of the known sizes of ``shape``, bounded by :data:`MAX_ELEMENTS`."""
+    total = 1
+    for d in shape:
+        if d is not None:
+            total *= d
+    _require(total <= MAX_ELEMENTS, f"shape {_fmt(shape)} declares more than "
+                                    f"{MAX_ELEMENTS} elements")
+    return total
+
+
+def _fmt(shape: tuple) -> str:
+    return "[" + ", ".join("null" if d is None else str(d) for d in shape) + "]"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise GraphFormatError(f"duplicate keys in a JSON object: {sorted(keys)}")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> None:
+    raise GraphFormatError(f"{name} is not valid JSON (write non-finite floats as tagged values)")
+
+
+def schema() -> dict:
+    """The JSON Schema of the format (graphc/io/graphc.schema.json)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "graphc.schema.json")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+__all__ = ["to_json", "from_json", "save", "load", "schema", "encode_array", "decode_array",
+           "FORMAT", "VERSION"]
+Optional  # re-exported for type checkers of callers

@@ -1,0 +1,127 @@
+"""Graph.run: fetch structures, feeds, pruning, and the errors of bad feeds."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ops.registry import REGISTRY, Case, define
+
+
+@pytest.fixture
+def g():
+    return gc.Graph()
+
+
+def test_fetch_structures(g):
+    x = g.placeholder("x", (2,))
+    a, b = x + 1.0, x * 2.0
+    feed = {x: np.array([1.0, 2.0])}
+    np.testing.assert_array_equal(g.run(a, feed), [2.0, 3.0])
+    out = g.run([a, b], feed)
+    assert isinstance(out, list) and len(out) == 2
+    out = g.run((a, b), feed)
+    assert isinstance(out, tuple)
+    out = g.run({"a": a, "b": b}, feed)
+    np.testing.assert_array_equal(out["b"], [2.0, 4.0])
+    with pytest.raises(gc.GraphcError, match="fetches must be a node"):
+        g.run("a", feed)
+
+
+def test_feed_by_name_and_any_node_may_be_fed(g):
+    x = g.placeholder("x", ())
+    h = gc.exp(x, name="h")
+    y = h + 1.0
+    assert g.run(y, {"x": 0.0}) == 2.0
+    assert g.run(y, {h: 5.0}) == 6.0  # x is not needed any more
+    assert g.run(y, {"h": 5.0}) == 6.0
+
+
+def test_only_ancestors_computed_each_once(g):
+    calls = []
+
+    def kernel(x):
+        calls.append(1)
+        return x + 1
+
+    define("_count_calls", infer=lambda x: (x.shape, x.dtype), kernel=kernel, bprop=None,
+           reference=lambda x: x + 1, cases=[Case(((2,),))])
+    try:
+        from graphc.graph import apply
+        x = g.placeholder("x", ())
+        c = apply("_count_calls", [x])
+        y = c * c + c
+        unused = apply("_count_calls", [x])
+        g.run([y, c], {x: 1.0})
+        assert len(calls) == 1
+        g.run(unused, {x: 1.0})
+        assert len(calls) == 2
+    finally:
+        del REGISTRY["_count_calls"]
+
+
+def test_missing_feed_names_every_missing_placeholder(g):
+    x = g.placeholder("x", (None, 3))
+    w = g.placeholder("w", (3,))
+    y = x * w
+    with pytest.raises(gc.MissingFeedError) as info:
+        g.run(y)
+    assert "'x' (None, 3) float64" in str(info.value) and "'w' (3,) float64" in str(info.value)
+    with pytest.raises(gc.MissingFeedError, match="placeholder 'w'"):
+        g.run(y, {x: np.ones((1, 3))})
+
+
+def test_feed_shape_and_dtype_errors(g):
+    x = g.placeholder("x", (None, 3))
+    i = g.placeholder("i", (2,), dtype="int64")
+    with pytest.raises(gc.FeedError, match=r"shape \(2, 4\) to placeholder node 'x'"):
+        g.run(x, {x: np.ones((2, 4))})
+    with pytest.raises(gc.FeedError, match=r"shape \(3,\)"):
+        g.run(x, {x: np.ones(3)})
+    with pytest.raises(gc.FeedError, match="dtype float64 to placeholder node 'i'.*same_kind"):
+        g.run(i, {i: np.ones(2)})
+    with pytest.raises(gc.FeedError, match="no node of that name"):
+        g.run(x, {"nope": 1.0})
+    # Safe casts are made: int into float, float64 into float32.
+    assert g.run(x, {x: np.ones((1, 3), dtype=int)}).dtype == np.float64
+    f32 = g.placeholder("f32", (), "float32")
+    assert g.run(f32, {f32: 1.5}).dtype == np.float32
+
+
+def test_run_time_shape_error_names_node_and_site(g):
+    x = g.placeholder("x", (None, 3))
+    y = g.placeholder("y", (None, 3))
+    z = x + y
+    with pytest.raises(gc.ShapeError) as info:
+        g.run(z, {x: np.ones((2, 3)), y: np.ones((5, 3))})
+    message = str(info.value)
+    assert f"add node '{z.name}' (built at {z.site})" in message
+    assert "inputs: (2, 3) float64, (5, 3) float64" in message
+
+
+def test_variables_are_read_at_run_time(g):
+    W = g.variable("W", 1.0)
+    y = W * 3.0
+    assert g.run(y) == 3.0
+    W.value = 2.0
+    assert g.run(y) == 6.0
+
+
+def test_values_are_released_after_their_last_use(g):
+    x = g.placeholder("x", (1000, 1000))
+    y = x
+    for _ in range(10):
+        y = gc.exp(y * 1e-9)  # each step makes 8 MB arrays
+    value = np.zeros((1000, 1000))
+    tracemalloc.start()
+    g.run(y, {x: value})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * value.nbytes  # not 20 arrays alive at once
+
+
+def test_results_are_numpy(g):
+    x = g.placeholder("x", ())
+    c = g.constant(2.0) + 0.0
+    assert isinstance(g.run(x * 1.0, {x: 2.0}), (np.ndarray, np.generic))
+    assert isinstance(g.run(c), (np.ndarray, np.generic))
