@@ -12,7 +12,11 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
                   cast, stop_gradient, zeros_like, ones_like)
 from .ops import (less, less_equal, greater, greater_equal, equal, not_equal, logical_not,
                   logical_and, logical_or, where)
+from .ops import (abs, sign, maximum, minimum, clip, relu, sigmoid, softplus, softmax,
+                  log_softmax, logsumexp, softmax_cross_entropy, sigmoid_cross_entropy, one_hot)
+from .ops import matmul, getitem, concatenate, stack, max, min, argmax, argmin
 from .autodiff import gradients, grad, jacobian, hessian, hvp
 from .testing import check_gradients
+from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
 
 __version__ = "0.1.0"

@@ -96,6 +96,11 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
 
+    def _repr_svg_(self) -> Optional[str]:
+        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed."""
+        from .io.dot import svg_or_none
+        return svg_or_none(self)
+
     def __bool__(self):
         raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
                           "use gc.where for a symbolic choice")
@@ -191,6 +196,11 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph with {len(self._nodes)} nodes>"
+
+    def _repr_svg_(self) -> Optional[str]:
+        """Jupyter shows the graph as a picture when Graphviz is installed (else the repr)."""
+        from .io.dot import svg_or_none
+        return svg_or_none(self)
 
     # -- building -----------------------------------------------------------------------------
     def placeholder(self, name: str, shape=(), dtype="float64") -> Node:

@@ -21,14 +21,14 @@ import inspect
 import json
 import math
 import os
-import tempfile
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
 from ..errors import GraphcError, GraphFormatError
 from ..graph import Graph, Node
 from ..ops.registry import REGISTRY
+from .atomic import write_atomic
 
 FORMAT = "graphc"
 VERSION = 1
@@ -99,7 +99,9 @@ def encode_attr(value: Any) -> Any:
     if isinstance(value, np.generic):
         return {"$scalar": encode_array(np.asarray(value))}
     if isinstance(value, np.dtype):
-        return {"$dtype": encode_array(np.zeros(0, value))["dtype"]}
+        if value.name not in DTYPES:
+            raise GraphcError(f"cannot export the dtype {value}")
+        return {"$dtype": value.name}
     if isinstance(value, slice):
         return {"$slice": [encode_attr(value.start), encode_attr(value.stop),
                            encode_attr(value.step)]}
@@ -157,10 +159,13 @@ def node_entry(node: Node) -> dict:
     elif node.op == "variable":
         value = node.graph._values[node.id]
     try:
+        if node.dtype.name not in DTYPES:
+            raise GraphcError(f"the dtype {node.dtype} cannot be exported")
         encoded = {key: encode_attr(v) for key, v in attrs.items()}
         entry = {"id": node.id, "op": node.op, "name": node.name,
                  "inputs": [x.id for x in node.inputs],
-                 "shape": list(node.shape), "dtype": node.dtype.name, "attrs": encoded,
+                 "shape": [None if d is None else int(d) for d in node.shape],
+                 "dtype": node.dtype.name, "attrs": encoded,
                  "derivative": node.derivative, "site": node.site or None}
         if value is not None:
             entry["value"] = encode_array(value)
@@ -186,20 +191,7 @@ def to_json(graph: Graph) -> str:
 
 def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
     """Write ``to_json(graph)`` to ``path`` atomically (a temporary file, then a rename)."""
-    text = to_json(graph) + "\n"
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, (to_json(graph) + "\n").encode("utf-8"))
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -349,7 +341,8 @@ def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
     except Exception as exc:
         reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
         raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
-    shape, dtype = tuple(inferred[0]), np.dtype(inferred[1])
+    shape = tuple(None if d is None else int(d) for d in inferred[0])
+    dtype = np.dtype(inferred[1])
     if len(inferred) == 3:
         attrs = inferred[2]
     _count(shape)
@@ -435,4 +428,3 @@ def schema() -> dict:
 
 __all__ = ["to_json", "from_json", "save", "load", "schema", "encode_array", "decode_array",
            "FORMAT", "VERSION"]
-Optional  # re-exported for type checkers of callers

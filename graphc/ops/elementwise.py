@@ -144,3 +144,108 @@ def cos(x, name=None):
 def tanh(x, name=None):
     """Elementwise hyperbolic tangent."""
     return apply("tanh", [x], name=name)
+
+
+# -- kinks: abs, sign, maximum, minimum, clip -------------------------------------------------
+# abs'(0) = 0 (through sign); maximum/minimum split the gradient equally between tied inputs,
+# and clip differentiates as minimum(maximum(x, lo), hi). The rules emit comparisons (no
+# derivative) and ``where``, so they differentiate again like any other graph.
+def _split(g, win, tie):
+    """``g`` where ``win``, ``g / 2`` where ``tie``, else 0 (in g's dtype, any batch)."""
+    from .compare import where
+
+    return where(win, g, where(tie, mul(g, 0.5), 0))
+
+
+def _maximum_bprop(node, g, i):
+    from .compare import equal, greater
+
+    a, b = node.inputs
+    return _split(g, greater(a, b) if i == 0 else greater(b, a), equal(a, b))
+
+
+def _minimum_bprop(node, g, i):
+    from .compare import equal, less
+
+    a, b = node.inputs
+    return _split(g, less(a, b) if i == 0 else less(b, a), equal(a, b))
+
+
+_INT_PAIR = (np.array([[3, -1, 2]]), np.array([[3, 0, -5], [1, 1, 1]]))
+
+_unary("abs", np.abs, lambda node, g, i: times(g, sign(node.inputs[0])),
+       cases=[Case(((3, 4),), order=3), Case(((),)), Case((np.array([-3, 0, 2]),))],
+       reference=lambda x: np.where(x < 0, -x, x),
+       doc="|x|; the derivative at 0 is taken as 0.")
+define("sign", infer=elementwise_infer(np.sign), kernel=np.sign, bprop=None,
+       reference=lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype),
+       cases=[Case((np.array([-2.0, 0.0, 3.5, -0.0]),)), Case(((3, 4),)),
+              Case((np.array([-3, 0, 2]),))],
+       elementwise=True, inplace=True, doc="-1, 0 or 1 by the sign of x; no derivative.")
+_binary("maximum", np.maximum, _maximum_bprop,
+        cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
+        reference=lambda a, b: np.where(a >= b, a, b) + 0 * b,
+        doc="Elementwise larger value; ties split the gradient equally.")
+_binary("minimum", np.minimum, _minimum_bprop,
+        cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
+        reference=lambda a, b: np.where(a <= b, a, b) + 0 * b,
+        doc="Elementwise smaller value; ties split the gradient equally.")
+
+
+def _clip_bprop(node, g, i):
+    from .compare import equal, greater, less
+
+    x, lo, hi = node.inputs
+    m = maximum(x, lo)
+    if i == 2:
+        return _split(g, greater(m, hi), equal(m, hi))
+    gm = _split(g, less(m, hi), equal(m, hi))  # the cotangent of m = maximum(x, lo)
+    if i == 0:
+        return _split(gm, greater(x, lo), equal(x, lo))
+    return _split(gm, less(x, lo), equal(x, lo))
+
+
+define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop,
+       reference=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+       cases=[Case(((3, 4), np.array(-0.5), np.array(0.7)), order=3),
+              Case(((3, 4), (4,), (3, 1))),
+              Case(((2, 3), (), ())),
+              Case((np.array([-4, 0, 9]), np.array(-1), np.array(5)))],
+       elementwise=True,
+       doc="x limited to [lo, hi] elementwise: minimum(maximum(x, lo), hi).")
+
+
+def abs(x, name=None):
+    """Elementwise absolute value ``|x|``; its derivative at 0 is 0."""
+    return apply("abs", [x], name=name)
+
+
+def sign(x, name=None):
+    """Elementwise sign (-1, 0 or 1); not differentiable (passes zero gradient)."""
+    return apply("sign", [x], name=name)
+
+
+def maximum(a, b, name=None):
+    """Elementwise maximum with broadcasting; tied inputs share the gradient equally."""
+    return apply("maximum", [a, b], name=name)
+
+
+def minimum(a, b, name=None):
+    """Elementwise minimum with broadcasting; tied inputs share the gradient equally."""
+    return apply("minimum", [a, b], name=name)
+
+
+def clip(x, lo, hi, name=None):
+    """``x`` limited to ``[lo, hi]`` elementwise, like ``numpy.clip``.
+
+    ``lo`` and ``hi`` may be scalars, arrays or nodes (they broadcast with ``x``); ``None``
+    leaves that side open. The gradient is that of ``minimum(maximum(x, lo), hi)``: ties at a
+    bound split it equally, and it reaches ``lo``/``hi`` where they are active.
+    """
+    if lo is None and hi is None:
+        raise ValueError("clip: give at least one of lo and hi")
+    if lo is None:
+        return minimum(x, hi, name=name)
+    if hi is None:
+        return maximum(x, lo, name=name)
+    return apply("clip", [x, lo, hi], name=name)

@@ -1,8 +1,11 @@
 """Reductions over axes (``axis`` None, int or tuple, negatives allowed; ``keepdims``)."""
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
+from ..errors import ShapeError
 from ..graph import apply
 from ..shapes import normalize_axis, reduced_shape, size
 from .common import probe
@@ -55,7 +58,8 @@ define("mean", infer=_reduce_infer(np.mean),
        kernel=lambda x, *, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
        bprop=_mean_bprop,
        reference=lambda x, *, axis, keepdims: (np.add.reduce(x, axis=axis, keepdims=keepdims)
-                                               / max(1, int(np.prod([x.shape[a] for a in axis])))),
+                                               / builtins.max(1, int(np.prod(
+                                                   [x.shape[a] for a in axis])))),
        cases=_REDUCE_CASES[:3])
 
 
@@ -94,3 +98,129 @@ def sum(x, axis=None, keepdims=False, name=None):
 def mean(x, axis=None, keepdims=False, name=None):
     """Mean over ``axis`` (all axes by default), like ``numpy.mean``."""
     return _reduce("mean", x, axis, keepdims, name)
+
+
+# -- max / min: the gradient goes to the extremal elements, split equally among ties ----------
+def _extremum_infer(kernel):
+    plain = _reduce_infer(kernel)
+
+    def infer(x, *, axis, keepdims):
+        shape, dtype, attrs = plain(x, axis=axis, keepdims=keepdims)
+        if any(x.shape[a] == 0 for a in attrs["axis"]):
+            raise ShapeError(f"cannot take the {kernel.__name__} over an empty dimension")
+        return shape, dtype, attrs
+    return infer
+
+
+def _extremum_bprop(node, g, i):
+    """``g`` spread over the reduced axes, times ``mask / count``: the elements equal to the
+    result share its gradient equally (the rule is piecewise constant, so it ends there)."""
+    from .compare import equal
+    from .elementwise import div, mul
+    from .shape import expand_dims
+    from .special import cast
+
+    x = node.inputs[0]
+    axes = node.attrs["axis"]
+    best = node
+    if not node.attrs["keepdims"] and axes:
+        lost = tuple(a - x.ndim for a in axes)
+        best, g = expand_dims(node, lost), expand_dims(g, lost)
+    mask = cast(equal(x, best), node.dtype)
+    return mul(g, div(mask, sum(mask, axes, keepdims=True)))
+
+
+def _extremum_reference(ufunc):
+    def reference(x, *, axis, keepdims):
+        out = x
+        for a in sorted(axis, reverse=True):
+            out = ufunc.reduce(out, axis=a, keepdims=keepdims)
+        return out
+    return reference
+
+
+_EXTREMUM_CASES = _REDUCE_CASES + [Case(((2, 3, 4),), attrs={"axis": (-1,), "keepdims": True})]
+
+define("max", infer=_extremum_infer(np.max),
+       kernel=lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+       bprop=_extremum_bprop, reference=_extremum_reference(np.maximum), cases=_EXTREMUM_CASES,
+       doc="Largest element over `axis`; tied elements share the gradient equally.")
+
+define("min", infer=_extremum_infer(np.min),
+       kernel=lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+       bprop=_extremum_bprop, reference=_extremum_reference(np.minimum), cases=_EXTREMUM_CASES,
+       doc="Smallest element over `axis`; tied elements share the gradient equally.")
+
+
+# -- argmax / argmin: indices (intp), no derivative ----------------------------------------------
+def _arg_infer(x, *, axis, keepdims):
+    if axis is None:
+        axes = tuple(range(x.ndim))
+    elif isinstance(axis, (int, np.integer)):
+        (axis,) = axes = normalize_axis(axis, x.ndim)
+    else:
+        raise ShapeError(f"argmax/argmin take one integer axis or None, not {axis!r}")
+    if any(x.shape[a] == 0 for a in axes):
+        raise ShapeError("cannot take the argmax/argmin of an empty dimension")
+    shape = reduced_shape(x.shape, axes, bool(keepdims))
+    return shape, np.dtype(np.intp), {"axis": axis, "keepdims": bool(keepdims)}
+
+
+def _arg_reference(pick):
+    def first(v):  # Python's max/min return the first extremal position, like NumPy
+        return pick(range(len(v)), key=v.__getitem__)
+
+    def reference(x, *, axis, keepdims):
+        if axis is None:
+            out = np.array(first(x.reshape(-1)), dtype=np.intp)
+            return out.reshape((1,) * x.ndim) if keepdims else out
+        out = np.apply_along_axis(first, axis, x).astype(np.intp)
+        return np.expand_dims(out, axis) if keepdims else out
+    return reference
+
+
+_ARG_CASES = [
+    Case(((3, 4),), attrs={"axis": 1, "keepdims": False}),
+    Case(((2, 3, 4),), attrs={"axis": None, "keepdims": True}),
+    Case(((2, 3),), attrs={"axis": -2, "keepdims": True}),
+    Case(((5,),), attrs={"axis": None, "keepdims": False}),
+    Case((np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]),), attrs={"axis": 1, "keepdims": False}),
+]
+
+define("argmax", infer=_arg_infer,
+       kernel=lambda x, *, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims),
+       bprop=None, reference=_arg_reference(max), cases=_ARG_CASES,
+       doc="Index of the (first) largest element over `axis` (flattened when None).")
+
+define("argmin", infer=_arg_infer,
+       kernel=lambda x, *, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims),
+       bprop=None, reference=_arg_reference(min), cases=_ARG_CASES,
+       doc="Index of the (first) smallest element over `axis` (flattened when None).")
+
+
+def max(x, axis=None, keepdims=False, name=None):
+    """Largest element over ``axis`` (all axes by default), like ``numpy.max``.
+
+    The gradient goes to the elements equal to the result, split equally among ties.
+    """
+    return _reduce("max", x, axis, keepdims, name)
+
+
+def min(x, axis=None, keepdims=False, name=None):
+    """Smallest element over ``axis`` (all axes by default), like ``numpy.min``.
+
+    The gradient goes to the elements equal to the result, split equally among ties.
+    """
+    return _reduce("min", x, axis, keepdims, name)
+
+
+def argmax(x, axis=None, keepdims=False, name=None):
+    """Index of the first largest element over one ``axis`` (of the flattened array when
+    ``axis`` is None), like ``numpy.argmax``; an integer node without gradient."""
+    return _reduce("argmax", x, axis, keepdims, name)
+
+
+def argmin(x, axis=None, keepdims=False, name=None):
+    """Index of the first smallest element over one ``axis`` (of the flattened array when
+    ``axis`` is None), like ``numpy.argmin``; an integer node without gradient."""
+    return _reduce("argmin", x, axis, keepdims, name)

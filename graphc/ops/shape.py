@@ -150,3 +150,220 @@ def expand_dims(x, axis, name=None):
 def squeeze(x, axis=None, name=None):
     """Remove size-1 dimensions (all known ones by default), like ``numpy.squeeze``."""
     return apply("squeeze", [x], {"axis": axis}, name=name)
+
+
+# -- concatenate / stack --------------------------------------------------------------------------
+# The bprops slice the cotangent back into the inputs' parts at negative axes (any batch).
+# Parts whose offset or size is unknown at build time are taken by `concat_take`, which reads
+# the sizes from the inputs at run time; its adjoint `concat_put` pads a part with zeros.
+def _joined(xs, what):
+    """The merged static shape of ``xs`` (None where unknown) and the dimensions whose known
+    sizes differ."""
+    if len({x.ndim for x in xs}) > 1:
+        raise ShapeError(f"cannot {what} arrays of different numbers of dimensions: "
+                         f"{', '.join(fmt(x.shape) for x in xs)}")
+    out, differ = [], []
+    for d in range(xs[0].ndim):
+        known = {x.shape[d] for x in xs} - {None}
+        out.append(min(known) if known else None)
+        if len(known) > 1:
+            differ.append(d)
+    return out, differ
+
+
+def _result_dtype(xs):
+    try:
+        return np.result_type(*(x.dtype for x in xs))
+    except TypeError as exc:
+        from ..errors import DTypeError
+        raise DTypeError(f"dtypes {', '.join(str(x.dtype) for x in xs)} do not combine "
+                         f"({exc})") from None
+
+
+def _concatenate_infer(*xs, axis):
+    if not xs:
+        raise ShapeError("concatenate needs at least one input")
+    if xs[0].ndim == 0:
+        raise ShapeError("cannot concatenate 0-d arrays")
+    if axis is None or isinstance(axis, tuple):
+        raise ShapeError(f"concatenate needs one integer axis, not {axis!r}")
+    out, differ = _joined(xs, "concatenate")
+    (axis,) = normalize_axis(axis, xs[0].ndim)
+    for d in differ:
+        if d != axis:
+            raise ShapeError(f"cannot concatenate shapes {', '.join(fmt(x.shape) for x in xs)} "
+                             f"along axis {axis}: the sizes in dimension {d} differ")
+    sizes = [x.shape[axis] for x in xs]
+    out[axis] = None if None in sizes else int(np.sum(sizes))
+    return tuple(out), _result_dtype(xs), {"axis": axis}
+
+
+def _part_index(ndim, axis, entry):
+    """A canonical index over ``ndim`` trailing dimensions: ``entry`` at ``axis``, else all."""
+    from .indexing import FULL
+
+    return tuple(entry if d == axis else FULL for d in range(ndim))
+
+
+def _concatenate_bprop(node, g, i):
+    from .indexing import index_trailing
+
+    axis = node.attrs["axis"]
+    sizes = [x.shape[axis] for x in node.inputs[:i + 1]]
+    if None in sizes:
+        return concat_take(g, node.inputs, axis - node.ndim, i)
+    start = int(np.sum(sizes[:-1]))
+    return index_trailing(g, _part_index(node.ndim, axis, ("slice", start, start + sizes[-1], 1)))
+
+
+def _concatenate_reference(*xs, axis):
+    out = np.empty(xs[0].shape[:axis] + (sum(x.shape[axis] for x in xs),) + xs[0].shape[axis + 1:],
+                   np.result_type(*xs))
+    start = 0
+    for x in xs:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, start + x.shape[axis])
+        out[tuple(index)] = x
+        start += x.shape[axis]
+    return out
+
+
+define("concatenate", infer=_concatenate_infer,
+       kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
+       bprop=_concatenate_bprop, reference=_concatenate_reference,
+       cases=[Case(((2, 3), (4, 3)), attrs={"axis": 0}, order=3),
+              Case(((2, 3), (2, 1), (2, 2)), attrs={"axis": -1}),
+              Case(((2, 3, 2), (2, 1, 2)), attrs={"axis": 1}),
+              Case(((3,),), attrs={"axis": 0}),
+              Case(((2, 3), (0, 3), (1, 3)), attrs={"axis": 0}),  # an empty part
+              Case((np.array([1, 2]), (3,)), attrs={"axis": 0}, wrt=(1,))],  # int and float
+       doc="numpy.concatenate along one axis (variadic inputs).")
+
+
+def _stack_infer(*xs, axis):
+    if not xs:
+        raise ShapeError("stack needs at least one input")
+    if axis is None or isinstance(axis, tuple):
+        raise ShapeError(f"stack needs one integer axis, not {axis!r}")
+    out, differ = _joined(xs, "stack")
+    if differ:
+        raise ShapeError(f"cannot stack shapes {', '.join(fmt(x.shape) for x in xs)}: all "
+                         "inputs need the same shape")
+    (axis,) = normalize_axis(axis, xs[0].ndim + 1)
+    out.insert(axis, len(xs))
+    return tuple(out), _result_dtype(xs), {"axis": axis}
+
+
+def _stack_bprop(node, g, i):
+    from .indexing import index_trailing
+
+    return index_trailing(g, _part_index(node.ndim, node.attrs["axis"], ("int", i)))
+
+
+def _stack_reference(*xs, axis):
+    out = np.empty(xs[0].shape[:axis] + (len(xs),) + xs[0].shape[axis:], np.result_type(*xs))
+    for k, x in enumerate(xs):
+        out[(slice(None),) * axis + (k,)] = x
+    return out
+
+
+define("stack", infer=_stack_infer, kernel=lambda *xs, axis: np.stack(xs, axis=axis),
+       bprop=_stack_bprop, reference=_stack_reference,
+       cases=[Case(((2, 3), (2, 3)), attrs={"axis": 0}, order=3),
+              Case(((2, 3), (2, 3), (2, 3)), attrs={"axis": -1}),
+              Case(((3,), (3,)), attrs={"axis": 1}),
+              Case(((), (), ()), attrs={"axis": 0})],
+       doc="numpy.stack: join same-shaped inputs along a new axis (variadic inputs).")
+
+
+# concat_take(g, *xs) = the part of g that xs[part] fills along `axis` (negative) of a
+# concatenation of xs, offsets read from the inputs' run-time shapes; concat_put is its adjoint.
+def _concat_offsets(xs, axis, part):
+    sizes = [np.shape(x)[axis] for x in xs]
+    start = int(np.sum(sizes[:part], dtype=np.int64))
+    return start, start + sizes[part], int(np.sum(sizes, dtype=np.int64))
+
+
+def _concat_slot(axis, start, stop):
+    return (Ellipsis, slice(start, stop)) + (slice(None),) * (-axis - 1)
+
+
+def _concat_take_kernel(g, *xs, axis, part):
+    start, stop, _ = _concat_offsets(xs, axis, part)
+    return np.asarray(g)[_concat_slot(axis, start, stop)]
+
+
+def _concat_put_kernel(h, *xs, axis, part):
+    start, stop, total = _concat_offsets(xs, axis, part)
+    h = np.asarray(h)
+    out = np.zeros(h.shape[:h.ndim + axis] + (total,) + h.shape[h.ndim + axis + 1:], h.dtype)
+    out[_concat_slot(axis, start, stop)] = h
+    return out
+
+
+def _concat_part_infer(kind):
+    def infer(g, *xs, axis, part):
+        axis, part = int(axis), int(part)
+        if not -g.ndim <= axis < 0 or any(not -x.ndim <= axis for x in xs) or \
+                not 0 <= part < len(xs):
+            raise ShapeError(f"bad axis {axis} or part {part} for shapes "
+                             f"{', '.join(fmt(x.shape) for x in (g,) + xs)}")
+        sizes = [x.shape[axis] for x in xs]
+        if kind == "take":
+            size_ = sizes[part]
+        else:
+            size_ = None if None in sizes else int(np.sum(sizes))
+        shape = g.shape[:g.ndim + axis] + (size_,) + g.shape[g.ndim + axis + 1:]
+        return shape, g.dtype, {"axis": axis, "part": part}
+    return infer
+
+
+def _concat_take_reference(g, *xs, axis, part):
+    start = sum(x.shape[axis] for x in xs[:part])
+    return np.take(g, list(range(start, start + xs[part].shape[axis])), axis=axis)
+
+
+def _concat_put_reference(h, *xs, axis, part):
+    pieces = [np.zeros(h.shape[:h.ndim + axis] + (x.shape[axis],) + h.shape[h.ndim + axis + 1:],
+                       h.dtype) for x in xs]
+    pieces[part] = h
+    return np.concatenate(pieces, axis=axis)
+
+
+define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kernel,
+       bprop=lambda node, g, i: None if i else concat_put(g, node.inputs[1:], **node.attrs),
+       reference=_concat_take_reference,
+       cases=[Case(((5, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),
+              Case(((2, 2, 4), (2, 1), (2, 3)), attrs={"axis": -1, "part": 0}, wrt=(0,))],
+       doc="The part of g that input `part` of a concatenation along `axis` fills (sizes "
+           "read from the inputs at run time).")
+
+define("concat_put", infer=_concat_part_infer("put"), kernel=_concat_put_kernel,
+       bprop=lambda node, g, i: None if i else concat_take(g, node.inputs[1:], **node.attrs),
+       reference=_concat_put_reference,
+       cases=[Case(((3, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),
+              Case(((2, 2, 1), (2, 1), (2, 3)), attrs={"axis": -1, "part": 0}, wrt=(0,))],
+       doc="The adjoint of concat_take: h in its place along `axis`, zeros elsewhere.")
+
+
+def concatenate(xs, axis: int = 0, name=None):
+    """Join ``xs`` (a list of nodes or arrays) along an existing ``axis``, like
+    ``numpy.concatenate``; the sizes along ``axis`` may be unknown until run time."""
+    return apply("concatenate", list(xs), {"axis": axis}, name=name)
+
+
+def stack(xs, axis: int = 0, name=None):
+    """Join same-shaped ``xs`` along a new ``axis``, like ``numpy.stack``."""
+    return apply("stack", list(xs), {"axis": axis}, name=name)
+
+
+def concat_take(g, xs, axis: int, part: int, name=None):
+    """The slice of ``g`` along negative ``axis`` that ``xs[part]`` fills in a concatenation
+    of ``xs`` (offsets from the run-time shapes; g may carry leading batch dimensions)."""
+    return apply("concat_take", [g, *xs], {"axis": axis, "part": part}, name=name)
+
+
+def concat_put(h, xs, axis: int, part: int, name=None):
+    """Zeros shaped like the concatenation of ``xs`` along negative ``axis`` (after h's batch
+    dimensions), with ``h`` in the place of ``xs[part]``: the adjoint of :func:`concat_take`."""
+    return apply("concat_put", [h, *xs], {"axis": axis, "part": part}, name=name)

@@ -1,0 +1,187 @@
+"""``gc.function``: compile once (prune, rewrite, schedule, plan memory, generate code), call
+many times."""
+from __future__ import annotations
+
+import ast
+import inspect
+import time
+from typing import Optional
+
+from ..errors import FeedError, GraphcError, MissingFeedError, describe
+from ..graph import Node
+from ..runtime import flatten, kernel_error
+from . import codegen
+from .ir import as_described, check_update, from_graph
+from .passes import DEFAULT_PASSES, optimize as run_passes
+from .schedule import schedule
+
+
+class Function:
+    """A compiled graph: call it with the inputs (positionally or by name).
+
+    ``source`` is the generated Python program; ``stats`` reports the term count before and
+    after each pass, the time of each pass, how often each rewrite rule fired, and the
+    planned peak memory of the intermediate values in bytes.
+    """
+
+    def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict) -> None:
+        self._fn = fn
+        self._generated = generated
+        self._inputs = inputs
+        self.source: str = generated.source
+        self.stats: dict = stats
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+             for p in generated.params])
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self._fn(*args, **kwargs)
+        except GraphcError:
+            raise
+        except Exception as exc:
+            raise self._explain(exc, args, kwargs) from exc
+
+    def __repr__(self) -> str:
+        names = ", ".join(n.name for n in self._inputs)
+        return (f"<graphc.Function({names}): {self.stats['nodes']['final']} terms, "
+                f"planned peak {self.stats['planned_peak_bytes']} bytes>")
+
+    # -- errors -----------------------------------------------------------------------------
+    def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
+        """A graphc error for a failure in the generated code, naming the node that failed."""
+        tb = exc.__traceback__
+        frame, line = None, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self._generated.filename:
+                frame, line = tb.tb_frame, tb.tb_lineno
+            tb = tb.tb_next
+        if frame is None:
+            if isinstance(exc, TypeError):
+                return self._bad_arguments(args, kwargs, exc)
+            return GraphcError(f"compiled function failed: {exc!r}")
+        term = self._generated.lines.get(line)
+        if term is None:
+            return GraphcError(f"compiled function failed while storing results: {exc}")
+        values = [_local_value(frame, self._generated.names.get(id(x))) for x in term.inputs]
+        return kernel_error(as_described(term), exc, values)
+
+    def _bad_arguments(self, args: tuple, kwargs: dict, exc: Exception) -> GraphcError:
+        params = self._generated.params
+        names = [n.name for n in self._inputs]
+        by_name = dict(zip(names, params))
+        if len(args) > len(params):
+            return FeedError(f"the function takes {len(params)} input(s) "
+                             f"({', '.join(names)}) but {len(args)} were given")
+        for key in kwargs:
+            if key not in by_name and key not in params:
+                return FeedError(f"the function has no input named {key!r}; its inputs are "
+                                 f"{', '.join(repr(n) for n in names)}")
+        given = set(params[:len(args)]) | {by_name.get(k, k) for k in kwargs}
+        missing = [n for n, p in zip(self._inputs, params) if p not in given]
+        if missing:
+            return MissingFeedError(
+                f"input{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(describe(n) for n in missing)} not given to the compiled function")
+        return GraphcError(f"bad arguments for the compiled function: {exc}")
+
+
+def _local_value(frame, name: Optional[str]):
+    """The value a generated local, global or literal name stands for in ``frame``."""
+    if name is None:
+        return None
+    if name in frame.f_locals:
+        return frame.f_locals[name]
+    if name in frame.f_globals:
+        return frame.f_globals[name]
+    try:
+        return ast.literal_eval(name)
+    except (ValueError, SyntaxError):
+        return None
+
+
+class _KeywordFunction(Function):
+    """A compiled function whose input names are not Python identifiers: maps keywords."""
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            params = dict(zip((n.name for n in self._inputs), self._generated.params))
+            kwargs = {params.get(k, k): v for k, v in kwargs.items()}
+        return Function.__call__(self, *args, **kwargs)
+
+
+def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool = True,
+             check_numerics: bool = False, passes=None) -> Function:
+    """Compile ``outputs`` (a node, or a list/tuple/dict of nodes) as a function of ``inputs``.
+
+    The callable takes one argument per input (positionally, or by node name), validates it
+    like ``g.run`` does a feed, computes the outputs, then writes ``updates``
+    (``{variable: node}``, all computed from the old values) together, and returns the
+    outputs in the structure given. The source graph is never changed; variables are read at
+    call time. ``optimize=False`` skips the rewriting passes; ``passes`` picks them by name
+    (see :data:`graphc.compiler.passes.DEFAULT_PASSES`). ``check_numerics=True`` raises
+    :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
+    """
+    started = time.perf_counter()
+    if isinstance(inputs, Node):
+        inputs = [inputs]
+    inputs = list(inputs)
+    flat, _ = flatten(outputs)
+    if isinstance(outputs, Node):
+        rebuild = ("one", None)
+    elif isinstance(outputs, dict):
+        rebuild = ("dict", list(outputs))
+    else:
+        rebuild = ("tuple" if isinstance(outputs, tuple) else "list", None)
+    update_pairs = list((updates or {}).items())
+    graph = _graph_of(inputs + flat + [v for pair in update_pairs for v in pair])
+    for var, value in update_pairs:
+        check_update(var, value)
+    if len({n.id for n in inputs}) != len(inputs):
+        raise GraphcError("the same node is given twice among the function's inputs")
+
+    program = from_graph(graph, inputs, flat, update_pairs)
+    source_terms = len(program.terms)
+    if passes is None:
+        passes = DEFAULT_PASSES if optimize else ()
+    program, pass_stats, fired = _optimize(program, tuple(passes))
+    t0 = time.perf_counter()
+    plan = schedule(program)
+    t1 = time.perf_counter()
+    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                 rebuild=rebuild)
+    fn = codegen.compile_source(generated)
+    t2 = time.perf_counter()
+    stats = {
+        "nodes": {"source": source_terms, "final": len(program.terms)},
+        "passes": pass_stats,
+        "rules": dict(sorted(fired.items())),
+        "schedule": plan.strategy,
+        "planned_peak_bytes": plan.peak_bytes,
+        "reused_buffers": len(plan.reuse),
+        "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
+                    "codegen": t2 - t1, "total": t2 - started},
+    }
+    kind = Function if generated.params == [n.name for n in inputs] else _KeywordFunction
+    return kind(fn, generated, inputs, stats)
+
+
+def _optimize(program, passes: tuple):
+    if not passes:
+        return program, [], {}
+    return run_passes(program, passes)
+
+
+def _graph_of(nodes: list):
+    graph = None
+    for n in nodes:
+        if not isinstance(n, Node):
+            raise GraphcError(f"function: expected graphc nodes, got {type(n).__name__}")
+        if graph is None:
+            graph = n.graph
+        elif n.graph is not graph:
+            raise GraphcError(f"function: {describe(n)} belongs to another graph than the "
+                              "other nodes")
+    if graph is None:
+        raise GraphcError("function needs at least one output node")
+    return graph

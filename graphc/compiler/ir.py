@@ -1,0 +1,161 @@
+"""The compiler's private IR: a :class:`Program` of immutable :class:`Term` objects.
+
+A term mirrors a graph node (op, inputs, attrs, shape, dtype) and keeps a link to the source
+node it came from (``origin``), so that every message can still name the user's node and line.
+Passes never touch the source graph: :func:`from_graph` copies what the outputs need, and
+each pass returns a new program (terms are shared between programs, never mutated).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Optional
+
+import numpy as np
+
+from ..errors import DTypeError, GraphcError, MissingFeedError, ShapeError, describe
+from ..ops.registry import REGISTRY
+from .. import shapes
+
+#: Ops that read no inputs; their value comes from the caller, the graph or the attrs.
+LEAVES = frozenset({"placeholder", "variable", "constant"})
+
+
+class Term:
+    """One value of a compiled program: ``op(*inputs, **attrs)``, with static shape and dtype.
+
+    ``origin`` is the source graph node this term computes (or replaces, for a rewritten term).
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "origin")
+
+    def __init__(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype: np.dtype,
+                 origin) -> None:
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.shape = shape
+        self.dtype = dtype
+        self.origin = origin
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def name(self) -> str:
+        return self.origin.name
+
+    @property
+    def site(self) -> Optional[str]:
+        return self.origin.site
+
+    @property
+    def size(self) -> Optional[int]:
+        return shapes.size(self.shape)
+
+    def is_weak(self) -> bool:
+        return self.op == "constant" and bool(self.attrs.get("weak"))
+
+    def __repr__(self) -> str:
+        return f"<Term {self.op} from '{self.origin.name}' {shapes.fmt(self.shape)} {self.dtype}>"
+
+
+def as_described(term: Term):
+    """An object :func:`graphc.errors.describe` can print: the source node, or a stand-in
+    saying which op the compiler put in its place."""
+    origin = term.origin
+    if term.op == origin.op:
+        return origin
+    return SimpleNamespace(op=f"{term.op} (compiled from {origin.op})", name=origin.name,
+                           site=origin.site)
+
+
+def describe_term(term: Term) -> str:
+    return describe(as_described(term))
+
+
+@dataclass
+class Program:
+    """Terms in a topological order, the call's inputs, its outputs and the variable updates."""
+
+    terms: list
+    inputs: list  # one input term per function argument, in the user's order
+    outputs: list
+    updates: list  # [(variable node, term)]
+
+    @property
+    def roots(self) -> list:
+        return self.outputs + [t for _, t in self.updates]
+
+    def replace(self, terms: list, mapping: dict) -> "Program":
+        """A program over ``terms`` where every old root is replaced through ``mapping``."""
+        return Program(terms, [mapping.get(t, t) for t in self.inputs],
+                       [mapping[t] for t in self.outputs],
+                       [(v, mapping[t]) for v, t in self.updates])
+
+
+def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
+    """Copy the ancestors of ``outputs`` and update values into a program.
+
+    Input nodes (any node may be an input) become ``placeholder`` terms: their ancestors are
+    not needed. A placeholder that is needed but not an input raises MissingFeedError.
+    """
+    fed = {n.id for n in inputs}
+    roots = list(outputs) + [value for _, value in updates]
+    seen: set = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        if node.id not in fed:
+            stack.extend(node.inputs)
+    order = sorted(seen)
+    nodes = graph._nodes
+    missing = [nodes[i] for i in order if nodes[i].op == "placeholder" and i not in fed]
+    if missing:
+        names = ", ".join(f"'{n.name}' {shapes.fmt(n.shape)} {n.dtype}" for n in missing)
+        raise MissingFeedError(f"placeholder{'s' if len(missing) > 1 else ''} {names} must be "
+                               "among the function's inputs to compute its outputs")
+    terms: list[Term] = []
+    by_id: dict[int, Term] = {}
+    for i in order:
+        node = nodes[i]
+        if i in fed:
+            term = Term("placeholder", (), {}, node.shape, node.dtype, node)
+        else:
+            term = Term(node.op, tuple(by_id[x.id] for x in node.inputs), node.attrs,
+                        node.shape, node.dtype, node)
+        by_id[i] = term
+        terms.append(term)
+    for n in inputs:  # inputs nobody needs still take an argument
+        if n.id not in by_id:
+            by_id[n.id] = Term("placeholder", (), {}, n.shape, n.dtype, n)
+    return Program(terms, [by_id[n.id] for n in inputs], [by_id[n.id] for n in outputs],
+                   [(var, by_id[value.id]) for var, value in updates])
+
+
+def infer(op: str, inputs: tuple, attrs: dict) -> tuple:
+    """Static ``(shape, dtype, attrs)`` of a new term, by the op's own rule."""
+    rule = REGISTRY[op].infer
+    inferred = rule(*inputs, **attrs)
+    if len(inferred) == 3:
+        return inferred[0], np.dtype(inferred[1]), inferred[2]
+    return inferred[0], np.dtype(inferred[1]), attrs
+
+
+def check_update(var, value) -> None:
+    """An update must fit the variable's shape and cast safely to its dtype (compile time)."""
+    if getattr(var, "op", None) != "variable":
+        raise GraphcError(f"updates must map variables to nodes; {describe(var)} is not a "
+                          "variable" if hasattr(var, "op") else
+                          f"updates keys must be variable nodes, not {type(var).__name__}")
+    if len(value.shape) != len(var.shape) or any(
+            d is not None and d != v for d, v in zip(value.shape, var.shape)):
+        raise ShapeError(f"update of {describe(var)} (shape {shapes.fmt(var.shape)}) with "
+                         f"{describe(value)} of shape {shapes.fmt(value.shape)}")
+    if not np.can_cast(value.dtype, var.dtype, "same_kind"):
+        raise DTypeError(f"update of {describe(var)} (dtype {var.dtype}) with {describe(value)} "
+                         f"of dtype {value.dtype}: not a safe 'same_kind' cast")

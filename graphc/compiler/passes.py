@@ -1,0 +1,240 @@
+"""Graph-to-graph passes over a :class:`~graphc.compiler.ir.Program`.
+
+Every pass is a pure function ``Program -> Program``. The rewriting passes (``cse``, ``fold``,
+``simplify``, ``stabilize``) share one engine, :func:`rebuild`: it walks the terms in
+topological order, re-creates each one over its (already rewritten) inputs through a
+:class:`Builder`, and the builder applies the pass's hook — hash-consing, folding or the rules
+of :mod:`graphc.compiler.rules` — to every term it makes, including the terms a rule builds.
+Because rules only look *down* at a term's inputs, one bottom-up walk reaches a fixed point.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import GraphcError
+from ..ops.registry import REGISTRY
+from .ir import LEAVES, Program, Term, infer
+
+#: Largest constant (in elements) that constant folding may create.
+FOLD_MAX_SIZE = 4096
+
+#: Ops whose inputs may be swapped without changing the result bit for bit.
+COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum"})
+
+
+def freeze(value):
+    """A hashable key for an attribute value: tuples, arrays and floats compared exactly.
+
+    ``1``, ``1.0`` and ``True`` stay distinct, ``-0.0`` differs from ``0.0`` and NaN equals NaN,
+    so two terms share a key only when their attrs are interchangeable bit for bit.
+    """
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(freeze(v) for v in value)
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, np.generic):
+        return ("generic", value.dtype.str, value.tobytes())
+    if isinstance(value, dict):
+        return ("dict",) + tuple((k, freeze(v)) for k, v in sorted(value.items()))
+    return (type(value).__name__, value)
+
+
+def attrs_key(attrs: dict):
+    if not attrs:
+        return ()
+    return tuple((k, freeze(v)) for k, v in sorted(attrs.items()))
+
+
+class Builder:
+    """Makes the terms of a new program, applying one pass's hook to each.
+
+    ``hook(term, builder)`` returns a replacement term or ``None``. Rules build their
+    replacements with :meth:`make`, so those are rewritten too, before they are appended.
+    """
+
+    def __init__(self, hook: Optional[Callable] = None, hashcons: bool = False) -> None:
+        self.terms: list[Term] = []
+        self.hook = hook
+        self.hashcons = hashcons
+        self.memo: dict = {}
+        self.index: dict[int, int] = {}  # id(term) -> position, for commutative keys
+        self.fired: Counter = Counter()
+        self.origin = None  # the source node that terms made now are charged to
+
+    # -- making terms ---------------------------------------------------------------------
+    def make(self, op: str, inputs, attrs: Optional[dict] = None) -> Term:
+        """A new term (shape and dtype by the op's rule), rewritten by the pass's hook."""
+        inputs = tuple(inputs)
+        shape, dtype, attrs = infer(op, inputs, dict(attrs or {}))
+        return self.emit(Term(op, inputs, attrs, tuple(shape), dtype, self.origin))
+
+    def constant(self, value, dtype=None, weak: bool = False) -> Term:
+        """A constant term (``weak`` for a Python scalar that keeps NumPy promotion weak)."""
+        array = np.array(value, dtype=dtype)
+        array.flags.writeable = False
+        return self.emit(Term("constant", (), {"value": array, "weak": weak}, array.shape,
+                              array.dtype, self.origin))
+
+    def emit(self, term: Term) -> Term:
+        """Rewrite ``term`` with the hook, share it if an equal term exists, else append it."""
+        if self.hook is not None and term.op not in LEAVES:
+            replacement = self.hook(term, self)
+            if replacement is not None and replacement is not term:
+                return replacement
+        if self.hashcons:
+            key = self.key(term)
+            found = self.memo.get(key)
+            if found is not None:
+                return found
+            self.memo[key] = term
+        if id(term) not in self.index:
+            self.index[id(term)] = len(self.terms)
+            self.terms.append(term)
+        return term
+
+    def key(self, term: Term):
+        if term.op in ("placeholder", "variable"):
+            return (term.op, term.origin.id)
+        ids = [self.index[id(x)] for x in term.inputs]
+        if term.op in COMMUTATIVE:
+            ids.sort()
+        return (term.op, tuple(ids), attrs_key(term.attrs))
+
+
+def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
+            hashcons: bool = False) -> Program:
+    """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
+    builder = Builder(hook, hashcons)
+    mapping: dict[Term, Term] = {}
+    for old in program.terms:
+        term = old
+        if old.inputs:
+            inputs = tuple(mapping[x] for x in old.inputs)
+            if any(a is not b for a, b in zip(inputs, old.inputs)):
+                term = Term(old.op, inputs, old.attrs, old.shape, old.dtype, old.origin)
+        builder.origin = old.origin
+        mapping[old] = builder.emit(term)
+    for term in program.inputs:  # inputs nobody reads are not in the term list
+        mapping.setdefault(term, term)
+    fired.update(builder.fired)
+    return program.replace(builder.terms, mapping)
+
+
+# -- the passes: each is ``pass(program, fired) -> program`` ----------------------------------
+def prune(program: Program, fired: Counter) -> Program:
+    """Dead-code elimination: keep only the ancestors of outputs and update values."""
+    live = {id(t) for t in program.roots}
+    for term in reversed(program.terms):
+        if id(term) in live:
+            live.update(id(x) for x in term.inputs)
+    terms = [t for t in program.terms if id(t) in live]
+    return Program(terms, program.inputs, program.outputs, program.updates)
+
+
+def cse(program: Program, fired: Counter) -> Program:
+    """Common-subexpression elimination: one term per (op, inputs, attrs); constants with
+    equal values are one term too."""
+    return rebuild(program, fired, hashcons=True)
+
+
+def _fold_hook(term: Term, builder: Builder) -> Optional[Term]:
+    if not term.inputs or any(x.op != "constant" for x in term.inputs):
+        return None
+    size = term.size
+    if size is None or size > FOLD_MAX_SIZE:
+        return None
+    kernel = REGISTRY[term.op].kernel
+    constant_kernel = REGISTRY["constant"].kernel
+    args = [constant_kernel(**x.attrs) for x in term.inputs]
+    try:
+        with np.errstate(all="ignore"):
+            value = np.array(kernel(*args, **term.attrs))
+    except Exception:  # leave it to run time, where the error names the node
+        return None
+    if value.shape != term.shape or value.dtype != term.dtype:
+        return None
+    builder.fired["fold:" + term.op] += 1
+    return builder.constant(value)
+
+
+def fold(program: Program, fired: Counter) -> Program:
+    """Constant folding: a term whose inputs are all constants becomes a constant, computed
+    by the op's own kernel (results larger than :data:`FOLD_MAX_SIZE` elements stay)."""
+    return rebuild(program, fired, _fold_hook)
+
+
+def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
+    """The pass that applies the rules of one stage of the rule table."""
+    from .rules import rules_by_op
+
+    def hook(term: Term, builder: Builder) -> Optional[Term]:
+        for rule in rules_by_op(stage).get(term.op, ()):
+            replacement = rule.fn(term, builder)
+            if replacement is None or replacement is term:
+                continue
+            if replacement.shape != term.shape or replacement.dtype != term.dtype:
+                continue  # the pattern matched, but this case would change shape or dtype
+            builder.fired[rule.name] += 1
+            return replacement
+        return None
+
+    def run(program: Program, fired: Counter) -> Program:
+        return rebuild(program, fired, hook)
+
+    run.__name__ = stage
+    run.__doc__ = f"Apply the {stage!r} rules of the rule table, bottom-up, to a fixed point."
+    return run
+
+
+def _passes() -> dict:
+    if not PASSES:
+        PASSES.update({"prune": prune, "cse": cse, "fold": fold,
+                       "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")})
+    return PASSES
+
+
+#: Every pass by name (filled on first use: the rule table imports this module).
+PASSES: dict[str, Callable[[Program, Counter], Program]] = {}
+
+#: The default pipeline; all but ``prune`` repeat in rounds until the program stops shrinking.
+DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
+MAX_ROUNDS = 4
+
+
+def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Counter]:
+    """Run the selected passes: prune once, then rounds of the others (each followed by a
+    prune) until the term count is stable. Returns the program, per-pass stats and how often
+    each rule fired."""
+    table = _passes()
+    unknown = [p for p in passes if p not in table]
+    if unknown:
+        raise GraphcError(f"unknown compiler pass(es) {unknown}; known: {sorted(table)}")
+    stats: list = []
+    fired: Counter = Counter()
+
+    def step(name: str, program: Program, round_: int) -> Program:
+        before = len(program.terms)
+        start = time.perf_counter()
+        program = table[name](program, fired)
+        stats.append({"pass": name, "round": round_, "before": before,
+                      "after": len(program.terms), "seconds": time.perf_counter() - start})
+        return program
+
+    if "prune" in passes:
+        program = step("prune", program, 0)
+    loop = [p for p in DEFAULT_PASSES if p in passes and p != "prune"]
+    for round_ in range(1, MAX_ROUNDS + 1 if loop else 1):
+        size = len(program.terms)
+        for name in loop:
+            program = step(name, program, round_)
+        if "prune" in passes:
+            program = step("prune", program, round_)
+        if len(program.terms) >= size:
+            break
+    return program, stats, fired

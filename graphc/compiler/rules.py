@@ -1,0 +1,450 @@
+"""THE rewrite-rule table: small pattern -> replacement rules, grouped by stage.
+
+A rule is a function ``fn(term, b) -> Term | None``: ``term`` is a freshly built term whose
+inputs are already rewritten; the rule looks *down* at them and returns a replacement built
+with ``b.make(op, inputs, attrs)`` / ``b.constant(value)`` (or an existing term), or ``None``.
+The rule pass checks that a replacement keeps the term's static shape and dtype.
+
+Stages:
+
+* ``simplify`` — algebra aimed at what :func:`graphc.gradients` emits: multiplying by one,
+  adding zero, zero times anything, signs, transposes, reshapes, broadcasts that a reduction
+  or ``sum_to`` undoes, ``exp(log x)``, casts to the same dtype, ...
+* ``stabilize`` — numerically better forms: ``log(1 + x)``, ``log(softmax)``, ``log(sigmoid)``.
+
+A rule that needs an op which is not registered (yet) is inactive (:attr:`Rule.active`).
+Shapes: a rule that returns one of the term's inputs must prove that the run-time shape is
+the same; sizes that are ``None`` are only known equal when they are the same input's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..ops.registry import REGISTRY
+from .ir import Term
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    stage: str
+    ops: tuple  # the ops at the root of the pattern
+    fn: Callable
+    requires: tuple = ()  # ops the replacement builds, beyond the core ones
+    doc: str = ""
+
+    @property
+    def active(self) -> bool:
+        return all(op in REGISTRY for op in self.ops + self.requires)
+
+
+#: The table. Order matters only within one op: the first rule that fires wins.
+RULES: list[Rule] = []
+
+
+def rule(stage: str, *ops: str, requires: tuple = ()):
+    """Add the decorated function to :data:`RULES` (its docstring is the rule's doc)."""
+    def add(fn):
+        RULES.append(Rule(fn.__name__, stage, ops, fn, requires, (fn.__doc__ or "").strip()))
+        return fn
+    return add
+
+
+@lru_cache(maxsize=None)
+def _by_op(stage: str, registered: frozenset) -> dict:
+    table: dict[str, list] = {}
+    for r in RULES:
+        if r.stage == stage and r.active:
+            for op in r.ops:
+                table.setdefault(op, []).append(r)
+    return table
+
+
+def rules_by_op(stage: str) -> dict:
+    """``{op: [active rules of this stage]}``, recomputed when the registry grows."""
+    return _by_op(stage, frozenset(REGISTRY))
+
+
+# -- pattern helpers ------------------------------------------------------------------------------
+def constant_value(t: Term) -> Optional[np.ndarray]:
+    """The value of a constant, seen through broadcasts of a constant; else ``None``."""
+    if t.op == "constant":
+        return t.attrs["value"]
+    if t.op in ("broadcast_to", "broadcast_like") and t.inputs[0].op == "constant":
+        return t.inputs[0].attrs["value"]
+    return None
+
+
+def is_all(t: Term, value) -> bool:
+    """Whether every element of ``t`` is known to equal ``value``."""
+    v = constant_value(t)
+    return v is not None and v.size > 0 and bool(np.all(v == value))
+
+
+def known(shape: tuple) -> bool:
+    return None not in shape
+
+
+def fits_into(small: Term, big: Term) -> bool:
+    """Whether broadcasting ``small`` against ``big`` surely leaves ``big``'s shape unchanged."""
+    if small.ndim > big.ndim:
+        return False
+    for s, b in zip(reversed(small.shape), reversed(big.shape)):
+        if s != 1 and (s is None or s != b):
+            return False
+    return True
+
+
+def same_shape(a: Term, b: Term) -> bool:
+    """Whether two terms surely have the same run-time shape."""
+    return a is b or (a.shape == b.shape and known(a.shape))
+
+
+def keeps(term: Term, x: Term, other: Term) -> Optional[Term]:
+    """``x`` when ``term = op(x, other)`` may be replaced by ``x`` as far as shape and dtype go."""
+    if x.dtype == term.dtype and x.shape == term.shape and fits_into(other, x):
+        return x
+    return None
+
+
+def zeros(term: Term, b) -> Term:
+    """Zeros of ``term``'s shape and dtype, without reading any input (a broadcast view)."""
+    zero = b.constant(np.zeros((), term.dtype))
+    if term.shape == ():
+        return zero
+    if known(term.shape):
+        return b.make("broadcast_to", [zero], {"shape": term.shape})
+    return None
+
+
+def unary(term: Term, op: str) -> Optional[Term]:
+    """The input of ``term``'s input when that input is an ``op`` term."""
+    x = term.inputs[0]
+    return x.inputs[0] if x.op == op else None
+
+
+# -- simplify: arithmetic with neutral and absorbing elements --------------------------------------
+@rule("simplify", "mul")
+def mul_by_one(t, b):
+    """x * 1 -> x and 1 * x -> x."""
+    x, y = t.inputs
+    if is_all(y, 1):
+        return keeps(t, x, y)
+    if is_all(x, 1):
+        return keeps(t, y, x)
+
+
+@rule("simplify", "add")
+def add_zero(t, b):
+    """x + 0 -> x and 0 + x -> x."""
+    x, y = t.inputs
+    if is_all(y, 0):
+        return keeps(t, x, y)
+    if is_all(x, 0):
+        return keeps(t, y, x)
+
+
+@rule("simplify", "sub")
+def sub_zero(t, b):
+    """x - 0 -> x."""
+    x, y = t.inputs
+    if is_all(y, 0):
+        return keeps(t, x, y)
+
+
+@rule("simplify", "sub")
+def zero_sub(t, b):
+    """0 - x -> -x."""
+    x, y = t.inputs
+    if is_all(x, 0) and keeps(t, y, x) is not None:
+        return b.make("neg", [y])
+
+
+@rule("simplify", "div")
+def div_by_one(t, b):
+    """x / 1 -> x."""
+    x, y = t.inputs
+    if is_all(y, 1):
+        return keeps(t, x, y)
+
+
+@rule("simplify", "mul")
+def mul_by_zero(t, b):
+    """x * 0 -> 0 and 0 * x -> 0 (known shapes; like other compilers, ignores 0 * inf)."""
+    x, y = t.inputs
+    if is_all(x, 0) or is_all(y, 0):
+        return zeros(t, b)
+
+
+@rule("simplify", "mul")
+def mul_by_minus_one(t, b):
+    """x * -1 -> -x and -1 * x -> -x."""
+    x, y = t.inputs
+    for a, c in ((x, y), (y, x)):
+        if is_all(c, -1) and keeps(t, a, c) is not None:
+            return b.make("neg", [a])
+
+
+# -- simplify: signs --------------------------------------------------------------------------
+@rule("simplify", "neg")
+def neg_neg(t, b):
+    """-(-x) -> x."""
+    return unary(t, "neg")
+
+
+@rule("simplify", "neg")
+def neg_sub(t, b):
+    """-(x - y) -> y - x."""
+    x = t.inputs[0]
+    if x.op == "sub":
+        return b.make("sub", [x.inputs[1], x.inputs[0]])
+
+
+@rule("simplify", "add")
+def add_neg(t, b):
+    """x + (-y) -> x - y and (-x) + y -> y - x."""
+    x, y = t.inputs
+    if y.op == "neg":
+        return b.make("sub", [x, y.inputs[0]])
+    if x.op == "neg":
+        return b.make("sub", [y, x.inputs[0]])
+
+
+@rule("simplify", "sub")
+def sub_neg(t, b):
+    """x - (-y) -> x + y."""
+    x, y = t.inputs
+    if y.op == "neg":
+        return b.make("add", [x, y.inputs[0]])
+
+
+@rule("simplify", "mul", "div")
+def lift_neg(t, b):
+    """(-x) * y -> -(x * y), x * (-y) -> -(x * y), and the same for / (signs can then
+    cancel or turn an add into a sub)."""
+    x, y = t.inputs
+    if x.op == "neg" and y.op == "neg":
+        return b.make(t.op, [x.inputs[0], y.inputs[0]])
+    if x.op == "neg":
+        return b.make("neg", [b.make(t.op, [x.inputs[0], y])])
+    if y.op == "neg":
+        return b.make("neg", [b.make(t.op, [x, y.inputs[0]])])
+
+
+@rule("simplify", "sub")
+def sub_self(t, b):
+    """x - x -> 0 (known shapes; ignores inf - inf)."""
+    x, y = t.inputs
+    if x is y:
+        return zeros(t, b)
+
+
+@rule("simplify", "mul")
+def mul_self(t, b):
+    """x * x -> square(x)."""
+    x, y = t.inputs
+    if x is y:
+        return b.make("square", [x])
+
+
+# -- simplify: powers, exp and log -----------------------------------------------------------------
+@rule("simplify", "pow")
+def pow_const(t, b):
+    """x ** 2 -> square(x), x ** 1 -> x, x ** 0.5 -> sqrt(x)."""
+    x, y = t.inputs
+    if y.shape != () or y.op != "constant":
+        return None
+    if is_all(y, 2):
+        return b.make("square", [x])
+    if is_all(y, 1):
+        return keeps(t, x, y)
+    if is_all(y, 0.5):
+        return b.make("sqrt", [x])
+
+
+@rule("simplify", "exp")
+def exp_log(t, b):
+    """exp(log x) -> x (ignores x < 0, where exp(log x) is NaN)."""
+    return unary(t, "log")
+
+
+@rule("simplify", "log")
+def log_exp(t, b):
+    """log(exp x) -> x (and no overflow for large x)."""
+    return unary(t, "exp")
+
+
+# -- simplify: shapes, broadcasts and reductions ----------------------------------------------------
+@rule("simplify", "transpose")
+def transpose_transpose(t, b):
+    """transpose(transpose(x, p), q) -> transpose(x, p[q]) or x; identity transposes -> x."""
+    x = t.inputs[0]
+    axes = t.attrs["axes"]
+    if x.op == "transpose":
+        inner = x.attrs["axes"]
+        axes = tuple(inner[a] for a in axes)
+        x = x.inputs[0]
+        if axes != tuple(range(len(axes))):
+            return b.make("transpose", [x], {"axes": axes})
+    if axes == tuple(range(len(axes))):
+        return x
+
+
+@rule("simplify", "reshape")
+def reshape_reshape(t, b):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2); a reshape to x's own shape -> x."""
+    x = t.inputs[0]
+    if x.op in ("reshape", "reshape_like") and (x.op == "reshape" or x.attrs["lead"] == 0):
+        if same_shape(x.inputs[0], t):
+            return x.inputs[0]
+        return b.make("reshape", [x.inputs[0]], {"shape": t.attrs["shape"]})
+    if same_shape(x, t):
+        return x
+
+
+@rule("simplify", "reshape_like")
+def reshape_like_noop(t, b):
+    """reshape_like(x, like) -> x when the shapes are statically equal."""
+    x = t.inputs[0]
+    if same_shape(x, t):
+        return x
+    if x.op == "reshape" and t.attrs["lead"] == 0:
+        return b.make("reshape_like", [x.inputs[0], t.inputs[1]], {"lead": 0})
+
+
+@rule("simplify", "broadcast_to", "broadcast_like")
+def broadcast_noop(t, b):
+    """broadcast_to(x, s) / broadcast_like(x, like) -> x when nothing is broadcast."""
+    x = t.inputs[0]
+    if same_shape(x, t) and (t.op == "broadcast_to" or fits_into(t.inputs[1], x)):
+        return x
+
+
+@rule("simplify", "broadcast_to", "broadcast_like")
+def broadcast_broadcast(t, b):
+    """broadcast(broadcast(x)) -> one broadcast of x."""
+    x = t.inputs[0]
+    if x.op in ("broadcast_to", "broadcast_like") and known(t.shape):
+        return b.make("broadcast_to", [x.inputs[0]], {"shape": t.shape})
+
+
+@rule("simplify", "sum_to")
+def sum_to_noop(t, b):
+    """sum_to(x, like) -> x when x already has like's shape (statically)."""
+    x, like = t.inputs
+    if same_shape(x, t):
+        return x
+
+
+@rule("simplify", "sum")
+def sum_nothing(t, b):
+    """sum(x, axis=()) -> x."""
+    if not t.attrs["axis"]:
+        return t.inputs[0]
+
+
+@rule("simplify", "sum")
+def sum_of_broadcast(t, b):
+    """sum(broadcast(x), axes) -> reshape(x) * count when the axes summed are exactly axes
+    the broadcast created (the count is exact; the sum is rounded like n additions)."""
+    x = t.inputs[0]
+    if x.op not in ("broadcast_to", "broadcast_like") or not known(x.shape) or not known(t.shape):
+        return None
+    source = x.inputs[0]
+    if source.dtype != t.dtype:
+        return None
+    padded = (1,) * (x.ndim - source.ndim) + source.shape
+    axes = t.attrs["axis"]
+    for a, (have, full) in enumerate(zip(padded, x.shape)):
+        broadcast = have == 1 and full != 1
+        if broadcast != (a in axes) and full != 1:
+            return None
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    if count == 0:
+        return None
+    inner = source if source.shape == t.shape else b.make("reshape", [source],
+                                                           {"shape": t.shape})
+    if count == 1:
+        return inner
+    return b.make("mul", [inner, b.constant(np.array(count, dtype=t.dtype))])
+
+
+@rule("simplify", "squeeze")
+def squeeze_expand(t, b):
+    """squeeze(expand_dims(x, a), a) -> x."""
+    x = t.inputs[0]
+    if x.op == "expand_dims" and x.attrs["axis"] == t.attrs["axis"]:
+        return x.inputs[0]
+
+
+@rule("simplify", "expand_dims")
+def expand_squeeze(t, b):
+    """expand_dims(squeeze(x, a), a) -> x."""
+    x = t.inputs[0]
+    if x.op == "squeeze" and x.attrs["axis"] == t.attrs["axis"] and \
+            x.inputs[0].shape == t.shape:
+        return x.inputs[0]
+
+
+@rule("simplify", "cast")
+def cast_same(t, b):
+    """cast(x, x.dtype) -> x."""
+    x = t.inputs[0]
+    if x.dtype == t.dtype:
+        return x
+
+
+@rule("simplify", "stop_gradient")
+def stop_gradient_identity(t, b):
+    """stop_gradient(x) -> x (it only matters to gradients())."""
+    return t.inputs[0]
+
+
+@rule("simplify", "zeros_like", "ones_like")
+def fill_like(t, b):
+    """zeros_like(x) / ones_like(x) of a known shape -> a broadcast constant: x is not read."""
+    if not known(t.shape):
+        return None
+    fill = b.constant(np.full((), 0 if t.op == "zeros_like" else 1, t.dtype))
+    return fill if t.shape == () else b.make("broadcast_to", [fill], {"shape": t.shape})
+
+
+# -- stabilize: numerically better forms --------------------------------------------------------------
+@rule("stabilize", "log")
+def log_one_plus(t, b):
+    """log(1 + x) -> log1p(x)."""
+    s = t.inputs[0]
+    if s.op != "add":
+        return None
+    x, y = s.inputs
+    for one, other in ((x, y), (y, x)):
+        if is_all(one, 1) and keeps(s, other, one) is not None:
+            return b.make("log1p", [other])
+
+
+@rule("stabilize", "log1p", requires=("softplus",))
+def log1p_exp(t, b):
+    """log1p(exp(x)) -> softplus(x)."""
+    x = unary(t, "exp")
+    if x is not None:
+        return b.make("softplus", [x])
+
+
+@rule("stabilize", "log", requires=("softmax", "log_softmax"))
+def log_softmax(t, b):
+    """log(softmax(x)) -> log_softmax(x)."""
+    s = t.inputs[0]
+    if s.op == "softmax":
+        return b.make("log_softmax", s.inputs, s.attrs)
+
+
+@rule("stabilize", "log", requires=("sigmoid", "softplus"))
+def log_sigmoid(t, b):
+    """log(sigmoid(x)) -> -softplus(-x)."""
+    x = unary(t, "sigmoid")
+    if x is not None:
+        return b.make("neg", [b.make("softplus", [b.make("neg", [x])])])

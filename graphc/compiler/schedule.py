@@ -1,0 +1,200 @@
+"""Scheduling and memory planning: an order for the terms, liveness, and buffer reuse.
+
+* :func:`schedule` picks a topological order that keeps live memory low: a greedy list
+  scheduler that prefers the ready term freeing the most bytes (ties: creation order). The
+  plan of that order and of plain creation order are both computed; the lower peak wins.
+* :func:`plan` walks an order once. A term's *buffers* are the allocations its value may
+  share memory with: a term of an op in :data:`FRESH_OPS` (or an ``inplace`` op) owns a new
+  buffer; any other op's value may be a view of its inputs (``np.transpose``, ``reshape``,
+  ``broadcast_to`` results are views), so it keeps their buffers alive. A buffer is freed
+  right after the last use of every term that holds it; outputs and update values live to the
+  end. Leaves (inputs, variables, constants) own no buffer, so they are never written.
+* Buffer reuse: an ``inplace`` op (a ufunc accepting ``out=``) writes into the buffer of an
+  input that dies at this very step when shape and dtype match (``np.add(a, b, out=a)``).
+  Reusing only buffers that die at the current step never holds dead memory in between.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..ops.registry import REGISTRY
+from .ir import LEAVES, Program, Term
+
+#: Ops (besides ``inplace`` ones) whose kernel always returns a new array that shares no
+#: memory with its inputs: their buffers may be overwritten once dead.
+FRESH_OPS = frozenset({"matmul", "sum", "mean", "max", "min", "cast", "zeros_like",
+                       "ones_like", "softmax", "log_softmax", "logsumexp", "where",
+                       "concatenate", "stack", "one_hot", "softmax_cross_entropy",
+                       "sigmoid_cross_entropy"})
+
+#: Ops whose value is a view of (or is) their first input: they allocate nothing.
+VIEW_OPS = frozenset({"reshape", "reshape_like", "transpose", "expand_dims", "squeeze",
+                      "broadcast_to", "broadcast_like", "stop_gradient"})
+
+INFINITY = float("inf")
+
+
+def is_fresh(term: Term) -> bool:
+    """Whether ``term``'s value is always a new array of its own (safe to overwrite later)."""
+    if term.op in LEAVES or term.ndim == 0:
+        return False
+    op = REGISTRY.get(term.op)
+    return term.op in FRESH_OPS or (op is not None and op.inplace)
+
+
+def can_write_out(term: Term) -> bool:
+    """Whether ``term``'s kernel may be called with ``out=`` (a ufunc of an inplace op)."""
+    op = REGISTRY.get(term.op)
+    return op is not None and op.inplace and term.ndim > 0 and None not in term.shape
+
+
+def nbytes(term: Term) -> Optional[int]:
+    """Bytes ``term``'s value allocates (0 for leaves and views; None if the size is unknown)."""
+    if term.op in LEAVES or term.op in VIEW_OPS:
+        return 0
+    size = term.size
+    return None if size is None else size * term.dtype.itemsize
+
+
+@dataclass
+class Plan:
+    """A schedule with its liveness and buffer decisions."""
+
+    order: list  # non-leaf terms, in execution order
+    leaves: list  # leaf terms (read before the first instruction)
+    last_use: dict  # id(term) -> position of its last use (INFINITY for roots)
+    reuse: dict  # id(term) -> the input term whose buffer it writes into (out=)
+    peak_bytes: Optional[int]  # planned peak of the live buffers; None when sizes are unknown
+    strategy: str = "creation"
+    frees: list = field(default_factory=list)  # per position: terms whose name can be dropped
+
+
+def _positions(order: list, roots: list) -> dict:
+    last: dict = {}
+    for pos, term in enumerate(order):
+        for x in term.inputs:
+            last[id(x)] = pos
+    for term in roots:
+        last[id(term)] = INFINITY
+    return last
+
+
+def plan(program: Program, order: list, strategy: str = "creation") -> Plan:
+    """Liveness, buffer reuse and planned peak memory of one execution order."""
+    leaves = [t for t in program.terms if t.op in LEAVES]
+    last_use = _positions(order, program.roots)
+    for pos, term in enumerate(order):
+        last_use.setdefault(id(term), pos)  # a value nobody reads dies at once
+    holders: dict[int, int] = {}  # buffer id -> live terms holding it
+    size_of: dict[int, int] = {}
+    bases: dict[int, tuple] = {}  # id(term) -> buffers its value may share memory with
+    reuse: dict[int, Term] = {}
+    frees: list = []
+    live = peak = 0
+    unknown = False
+    for pos, term in enumerate(order):
+        dying = [x for x in _unique(term.inputs) if last_use.get(id(x)) == pos]
+        own: tuple = ()
+        donor = _donor(term, dying, bases, holders) if can_write_out(term) else None
+        if donor is not None:
+            reuse[id(term)] = donor
+            own = bases[id(donor)]
+        else:
+            size = nbytes(term)
+            if size is None:
+                unknown = True
+                size = 0
+            if size or is_fresh(term):
+                own = (id(term),)
+                size_of[id(term)] = size
+                live += size
+        peak = max(peak, live)
+        shared = () if is_fresh(term) or donor is not None else tuple(
+            b for x in term.inputs for b in bases.get(id(x), ()))
+        bases[id(term)] = tuple(dict.fromkeys(own + shared))
+        for b in bases[id(term)]:
+            holders[b] = holders.get(b, 0) + 1
+        released = dying + ([term] if last_use[id(term)] == pos else [])
+        for x in released:
+            for b in bases.get(id(x), ()):
+                holders[b] -= 1
+                if holders[b] == 0:
+                    live -= size_of.pop(b, 0)
+        frees.append([x for x in released if x.op not in LEAVES])
+    return Plan(order, leaves, last_use, reuse, None if unknown else peak, strategy, frees)
+
+
+def _unique(terms) -> list:
+    return list({id(t): t for t in terms}.values())
+
+
+def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term]:
+    """An input dying now whose fresh buffer ``term`` may overwrite in place."""
+    for x in dying:
+        if x.shape != term.shape or x.dtype != term.dtype or not is_fresh(x):
+            continue
+        own = bases.get(id(x), ())
+        if len(own) != 1:
+            continue
+        # Every live holder of the buffer must be an input that dies here (counted once each).
+        holding = sum(1 for y in dying if own[0] in bases.get(id(y), ()))
+        if holders.get(own[0], 0) == holding:
+            return x
+    return None
+
+
+def greedy_order(program: Program) -> list:
+    """A topological order that prefers, among ready terms, the one that frees the most bytes
+    minus the bytes it allocates (ties: creation order). Lazy priorities keep it O(n log n)."""
+    terms = [t for t in program.terms if t.op not in LEAVES]
+    index = {id(t): i for i, t in enumerate(terms)}
+    consumers: list[list[int]] = [[] for _ in terms]
+    waiting = [0] * len(terms)
+    remaining: dict[int, int] = {}
+    for i, t in enumerate(terms):
+        for x in _unique(t.inputs):
+            remaining[id(x)] = remaining.get(id(x), 0) + 1
+            j = index.get(id(x))
+            if j is not None:
+                consumers[j].append(i)
+                waiting[i] += 1
+    roots = {id(t) for t in program.roots}
+    size = [nbytes(t) or 0 for t in terms]
+
+    def score(i: int) -> int:
+        t = terms[i]
+        freed = sum(size[index[id(x)]] for x in _unique(t.inputs)
+                    if id(x) in index and remaining[id(x)] == 1 and id(x) not in roots)
+        return freed - size[i]
+
+    heap = [(-score(i), i) for i, t in enumerate(terms) if waiting[i] == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        neg, i = heapq.heappop(heap)
+        now = score(i)
+        if -neg != now:
+            heapq.heappush(heap, (-now, i))
+            continue
+        t = terms[i]
+        order.append(t)
+        for x in _unique(t.inputs):
+            remaining[id(x)] -= 1
+        for j in consumers[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(heap, (-score(j), j))
+    return order
+
+
+def schedule(program: Program) -> Plan:
+    """The plan of the creation order or of the greedy order, whichever peaks lower."""
+    creation = plan(program, [t for t in program.terms if t.op not in LEAVES], "creation")
+    if creation.peak_bytes is None or len(creation.order) < 2:
+        return creation
+    greedy = plan(program, greedy_order(program), "greedy")
+    if greedy.peak_bytes < creation.peak_bytes:
+        return greedy
+    return creation
