@@ -16,6 +16,7 @@ from .ops import (abs, sign, maximum, minimum, clip, relu, sigmoid, softplus, so
                   log_softmax, logsumexp, softmax_cross_entropy, sigmoid_cross_entropy, one_hot)
 from .ops import matmul, getitem, concatenate, stack, max, min, argmax, argmin
 from .autodiff import gradients, grad, jacobian, hessian, hvp
+from .compiler import function
 from .testing import check_gradients
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
 

@@ -71,7 +71,8 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
         if y.shape != ():
             raise ShapeError(f"gradients: {describe(y)} has shape {fmt(y.shape)}; y must be a "
                              "scalar unless grad_y (of y's shape) is given")
-        seed = y.graph.constant(np.ones((), y.dtype))
+        with y.graph._deriving(y.derivative + 1):  # the seed is the first derivative node
+            seed = y.graph.constant(np.ones((), y.dtype))
     else:
         seed = as_node(y.graph, grad_y)
         if seed.ndim != y.ndim or any(a is not None and b is not None and a != b
@@ -105,7 +106,7 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    with graph._deriving(max(y.derivative, seed.derivative) + 1):
+    with graph._deriving(max(y.derivative + 1, seed.derivative)):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
         out = []
         for x in xs:
@@ -174,10 +175,15 @@ def _backprop_node(node: Node, g: Node, batch: int, carries: set, contributions:
         if x.id not in carries:
             continue
         part = op.bprop(node, g, i)
-        if part is None:
+        if part is None or _is_zero(part):  # contributes nothing: no dead arithmetic
             continue
         part = _fit(part, x, node, batch)
         contributions.setdefault(x.id, []).append(((node.id, i), part))
+
+
+def _is_zero(node: Node) -> bool:
+    """Whether ``node`` is a constant of zeros (a contribution that adds nothing)."""
+    return node.op == "constant" and not node.attrs["value"].any()
 
 
 def _fit(part: Node, x: Node, consumer: Node, batch: int) -> Node:
@@ -246,8 +252,15 @@ def jacobian(y: Node, x: Node) -> Node:
     if None in x.shape:
         raise ShapeError(f"jacobian needs a known shape, but {describe(x)} has shape "
                          f"{fmt(x.shape)}")
-    rows = build_grad(y, [x], _identity_seed(y))[0]
-    return reshape(rows, y.shape + x.shape)
+    if y.shape == ():
+        return gradients(y, [x])[0]
+    with y.graph._deriving(y.derivative + 1):
+        seed = _identity_seed(y)
+    rows = build_grad(y, [x], seed)[0]
+    if rows.shape == y.shape + x.shape:
+        return rows
+    with y.graph._deriving(y.derivative + 1):
+        return reshape(rows, y.shape + x.shape)
 
 
 def hessian(z: Node, x: Node) -> Node:

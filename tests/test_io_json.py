@@ -390,3 +390,16 @@ def test_loading_never_runs_code(tmp_path, monkeypatch):
                          (np, "load")]:
         monkeypatch.setattr(module, name, forbidden)
     assert gc.to_json(gc.from_json(text)) == text
+
+
+def test_schema_is_valid_and_the_documented_example_loads():
+    schema = json_format.schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                        "format.md")
+    with open(docs, encoding="utf-8") as f:
+        example = f.read().split("```json\n", 1)[1].split("```", 1)[0]
+    jsonschema.Draft202012Validator(schema).validate(json.loads(example))
+    g = gc.from_json(example)
+    assert g["loss"].eval({"x": np.ones((2, 3))}) == 6.0
+    assert g["loss"].site == "train.py:14"

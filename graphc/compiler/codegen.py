@@ -23,6 +23,8 @@ from .ir import Program, Term
 from .schedule import Plan, is_fresh
 
 _COUNTER = itertools.count()
+_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+           "neg": np.negative, "square": np.square}
 
 
 @dataclass
@@ -138,10 +140,12 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         name = f"_v{pos}"
         names[id(term)] = name
         args = [names[id(x)] for x in term.inputs]
-        call = _call(term, args, emit)
+        literal = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
         donor = plan.reuse.get(id(term))
         if donor is not None:
-            call = call[:-1] + f", out={names[id(donor)]})"
+            call = _call(term, args, emit, [True])[:-1] + f", out={names[id(donor)]})"
+        else:
+            call = _call(term, args, emit, literal)
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         label = f"{term.op} '{term.origin.name}'"
         lines.append(f"        {name} = {call}  # {label}")
@@ -190,9 +194,18 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     return Generated(source, emit.globals, filename, where, params, names)
 
 
-def _call(term: Term, args: list, emit: _Emitter) -> str:
-    """The expression computing one term."""
+#: Ops written as Python operators: for arrays the operator calls the same ufunc, and for
+#: NumPy scalars (0-d results) it takes NumPy's much faster scalar path, bit for bit equal.
+OPERATORS = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / {}",
+             "neg": "-{}", "square": "{0} * {0}"}
+
+
+def _call(term: Term, args: list, emit: _Emitter, literal: list) -> str:
+    """The expression computing one term (``literal[i]``: argument i is a Python literal)."""
     attrs = term.attrs
+    template = OPERATORS.get(term.op)
+    if template is not None and not all(literal) and REGISTRY[term.op].kernel is _UFUNCS[term.op]:
+        return template.format(*args)
     if term.op == "transpose" and attrs["axes"] == tuple(reversed(range(term.ndim))) \
             and term.ndim == 2:
         return f"{args[0]}.T"

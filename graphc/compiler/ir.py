@@ -7,6 +7,7 @@ each pass returns a new program (terms are shared between programs, never mutate
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Optional
@@ -52,7 +53,11 @@ class Term:
 
     @property
     def size(self) -> Optional[int]:
-        return shapes.size(self.shape)
+        """Number of elements, or ``None`` when a size is unknown."""
+        shape = self.shape
+        if None in shape:
+            return None
+        return math.prod(shape)
 
     def is_weak(self) -> bool:
         return self.op == "constant" and bool(self.attrs.get("weak"))

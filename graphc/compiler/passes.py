@@ -63,9 +63,11 @@ class Builder:
         self.hook = hook
         self.hashcons = hashcons
         self.memo: dict = {}
-        self.index: dict[int, int] = {}  # id(term) -> position, for commutative keys
+        self.index: dict[Term, int] = {}  # term -> position (identity), for the CSE keys
         self.fired: Counter = Counter()
         self.origin = None  # the source node that terms made now are charged to
+        self.consumers: dict = {}  # term of the input program -> ops that consume it
+        self.made: dict = {}  # (op, inputs) -> terms made, for find()
 
     # -- making terms ---------------------------------------------------------------------
     def make(self, op: str, inputs, attrs: Optional[dict] = None) -> Term:
@@ -93,15 +95,28 @@ class Builder:
             if found is not None:
                 return found
             self.memo[key] = term
-        if id(term) not in self.index:
-            self.index[id(term)] = len(self.terms)
+        if term not in self.index:
+            self.index[term] = len(self.terms)
             self.terms.append(term)
+            self.made.setdefault((term.op, term.inputs), []).append(term)
         return term
+
+    def consumer_ops(self, term: Term) -> set:
+        """The ops that consume ``term`` in the program being rewritten (empty for new terms)."""
+        return self.consumers.get(term, set())
+
+    def find(self, op: str, inputs, attrs: dict) -> Optional[Term]:
+        """An already-made term ``op(*inputs, **attrs)``, or ``None``."""
+        key = attrs_key(attrs)
+        for term in self.made.get((op, tuple(inputs)), ()):
+            if attrs_key(term.attrs) == key:
+                return term
+        return None
 
     def key(self, term: Term):
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        ids = [self.index[id(x)] for x in term.inputs]
+        ids = [self.index[x] for x in term.inputs]
         if term.op in COMMUTATIVE:
             ids.sort()
         return (term.op, tuple(ids), attrs_key(term.attrs))
@@ -111,12 +126,17 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
             hashcons: bool = False) -> Program:
     """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
     builder = Builder(hook, hashcons)
+    if hook is not None:
+        for term in program.terms:
+            for x in term.inputs:
+                builder.consumers.setdefault(x, set()).add(term.op)
     mapping: dict[Term, Term] = {}
+    lookup = mapping.__getitem__
     for old in program.terms:
         term = old
         if old.inputs:
-            inputs = tuple(mapping[x] for x in old.inputs)
-            if any(a is not b for a, b in zip(inputs, old.inputs)):
+            inputs = tuple(map(lookup, old.inputs))
+            if inputs != old.inputs:  # Terms compare by identity
                 term = Term(old.op, inputs, old.attrs, old.shape, old.dtype, old.origin)
         builder.origin = old.origin
         mapping[old] = builder.emit(term)
@@ -173,8 +193,10 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     """The pass that applies the rules of one stage of the rule table."""
     from .rules import rules_by_op
 
+    table: dict = {}
+
     def hook(term: Term, builder: Builder) -> Optional[Term]:
-        for rule in rules_by_op(stage).get(term.op, ()):
+        for rule in table.get(term.op, ()):
             replacement = rule.fn(term, builder)
             if replacement is None or replacement is term:
                 continue
@@ -185,6 +207,8 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
         return None
 
     def run(program: Program, fired: Counter) -> Program:
+        table.clear()
+        table.update(rules_by_op(stage))  # ops may have been registered since last time
         return rebuild(program, fired, hook)
 
     run.__name__ = stage

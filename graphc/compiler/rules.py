@@ -251,6 +251,63 @@ def mul_self(t, b):
         return b.make("square", [x])
 
 
+# -- simplify: constants that gradients spread out ---------------------------------------------------
+_ELEMENTWISE_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+
+
+@rule("simplify", *_ELEMENTWISE_BINARY)
+def scalar_constant(t, b):
+    """op(x, C) -> op(x, c) when C is a constant array whose elements all equal c and x alone
+    has the result's shape (``mean``'s and weight decay's gradients broadcast a scalar)."""
+    x, y = t.inputs
+    for i, (c, other) in enumerate(((y, x), (x, y))):
+        value = constant_value(c)
+        if value is None or c.shape == () or value.size == 0 or not same_shape(other, t):
+            continue
+        first = value.flat[0]
+        if not np.all(value == first) or c.is_weak():
+            continue
+        scalar = b.constant(np.asarray(first, dtype=c.dtype))
+        return b.make(t.op, [other, scalar] if i == 0 else [scalar, other])
+
+
+@rule("simplify", "add")
+def add_twice(t, b):
+    """(x + y) + y -> x + 2 y, y + (x + y) -> x + 2 y, y + y -> 2 y (one product, one sum)."""
+    x, y = t.inputs
+    if x is y:
+        return b.make("mul", [x, b.constant(2, weak=True)])
+    for s, other in ((x, y), (y, x)):
+        if s.op == "add" and other in s.inputs:
+            rest = s.inputs[0] if s.inputs[1] is other else s.inputs[1]
+            return b.make("add", [rest, b.make("mul", [other, b.constant(2, weak=True)])])
+
+
+@rule("simplify", "mul")
+def scalar_factors(t, b):
+    """c1 * (c2 * x) -> (c1 c2) * x for scalar constants c1, c2."""
+    x, y = t.inputs
+    for c1, m in ((x, y), (y, x)):
+        if c1.op != "constant" or c1.shape != () or m.op != "mul":
+            continue
+        for c2, rest in ((m.inputs[0], m.inputs[1]), (m.inputs[1], m.inputs[0])):
+            if c2.op == "constant" and c2.shape == ():
+                weak = c1.is_weak() and c2.is_weak()
+                scalar = REGISTRY["constant"].kernel  # weak constants as Python scalars
+                value = np.multiply(scalar(**c1.attrs), scalar(**c2.attrs))
+                return b.make("mul", [rest, b.constant(value, weak=weak)])
+
+
+@rule("simplify", "where")
+def mask_to_mul(t, b):
+    """where(c, x, 0) -> x * c for a bool mask c of x's shape (relu's gradient; the product
+    can overwrite x's buffer; differs only where x is inf or NaN and c is false)."""
+    c, x, z = t.inputs
+    if c.dtype == np.bool_ and is_all(z, 0) and z.shape == () and same_shape(x, t) \
+            and fits_into(c, x) and np.issubdtype(x.dtype, np.floating) and x.dtype == t.dtype:
+        return b.make("mul", [x, c])
+
+
 # -- simplify: powers, exp and log -----------------------------------------------------------------
 @rule("simplify", "pow")
 def pow_const(t, b):
@@ -448,3 +505,25 @@ def log_sigmoid(t, b):
     x = unary(t, "sigmoid")
     if x is not None:
         return b.make("neg", [b.make("softplus", [b.make("neg", [x])])])
+
+
+@rule("stabilize", "softmax_cross_entropy", requires=("log_softmax", "one_hot_like"))
+def fuse_softmax_cross_entropy(t, b):
+    """softmax_cross_entropy(L, y) -> -sum(one_hot(y) * log_softmax(L), -1) when the program
+    also takes softmax(L) (the loss's gradient): both then share one log_softmax pass over the
+    logits (see fuse_softmax)."""
+    logits, labels = t.inputs
+    if labels.dtype.kind not in "iu" or "softmax" not in b.consumer_ops(logits):
+        return None
+    ls = b.make("log_softmax", [logits], {"axis": (-1,)})
+    picked = b.make("sum", [b.make("mul", [b.make("one_hot_like", [labels, logits]), ls])],
+                    {"axis": (-1,), "keepdims": False})
+    return b.make("neg", [picked])
+
+
+@rule("stabilize", "softmax", requires=("log_softmax",))
+def fuse_softmax(t, b):
+    """softmax(L) -> exp(log_softmax(L)) when log_softmax(L) is computed anyway."""
+    ls = b.find("log_softmax", t.inputs, t.attrs)
+    if ls is not None:
+        return b.make("exp", [ls])

@@ -36,18 +36,21 @@ VIEW_OPS = frozenset({"reshape", "reshape_like", "transpose", "expand_dims", "sq
 INFINITY = float("inf")
 
 
+def _inplace(op: str) -> bool:
+    spec = REGISTRY.get(op)
+    return spec is not None and spec.inplace
+
+
 def is_fresh(term: Term) -> bool:
     """Whether ``term``'s value is always a new array of its own (safe to overwrite later)."""
-    if term.op in LEAVES or term.ndim == 0:
+    if not term.shape or term.op in LEAVES:
         return False
-    op = REGISTRY.get(term.op)
-    return term.op in FRESH_OPS or (op is not None and op.inplace)
+    return term.op in FRESH_OPS or _inplace(term.op)
 
 
 def can_write_out(term: Term) -> bool:
     """Whether ``term``'s kernel may be called with ``out=`` (a ufunc of an inplace op)."""
-    op = REGISTRY.get(term.op)
-    return op is not None and op.inplace and term.ndim > 0 and None not in term.shape
+    return bool(term.shape) and None not in term.shape and _inplace(term.op)
 
 
 def nbytes(term: Term) -> Optional[int]:
@@ -69,77 +72,74 @@ class Plan:
     peak_bytes: Optional[int]  # planned peak of the live buffers; None when sizes are unknown
     strategy: str = "creation"
     frees: list = field(default_factory=list)  # per position: terms whose name can be dropped
-
-
-def _positions(order: list, roots: list) -> dict:
-    last: dict = {}
-    for pos, term in enumerate(order):
-        for x in term.inputs:
-            last[id(x)] = pos
-    for term in roots:
-        last[id(term)] = INFINITY
-    return last
+    profile: list = field(default_factory=list)  # per position: planned live bytes
 
 
 def plan(program: Program, order: list, strategy: str = "creation") -> Plan:
     """Liveness, buffer reuse and planned peak memory of one execution order."""
     leaves = [t for t in program.terms if t.op in LEAVES]
-    last_use = _positions(order, program.roots)
+    last_use: dict = {}
     for pos, term in enumerate(order):
-        last_use.setdefault(id(term), pos)  # a value nobody reads dies at once
-    holders: dict[int, int] = {}  # buffer id -> live terms holding it
-    size_of: dict[int, int] = {}
-    bases: dict[int, tuple] = {}  # id(term) -> buffers its value may share memory with
-    reuse: dict[int, Term] = {}
+        last_use[term] = pos  # a value nobody reads dies at once
+        for x in term.inputs:
+            last_use[x] = pos
+    for term in program.roots:
+        last_use[term] = INFINITY
+    holders: dict = {}  # buffer (the term that allocated it) -> live terms holding it
+    size_of: dict = {}
+    bases: dict = {}  # term -> buffers its value may share memory with
+    reuse: dict = {}
     frees: list = []
+    profile: list = []
     live = peak = 0
     unknown = False
     for pos, term in enumerate(order):
-        dying = [x for x in _unique(term.inputs) if last_use.get(id(x)) == pos]
-        own: tuple = ()
-        donor = _donor(term, dying, bases, holders) if can_write_out(term) else None
+        dying = [x for x in dict.fromkeys(term.inputs) if last_use[x] == pos]
+        fresh = is_fresh(term)
+        donor = _donor(term, dying, bases, holders) if fresh and can_write_out(term) else None
         if donor is not None:
             reuse[id(term)] = donor
-            own = bases[id(donor)]
+            mine = bases[donor]
         else:
             size = nbytes(term)
             if size is None:
-                unknown = True
-                size = 0
-            if size or is_fresh(term):
-                own = (id(term),)
-                size_of[id(term)] = size
+                unknown, size = True, 0
+            mine = (term,) if size or fresh else ()
+            if mine:
+                size_of[term] = size
                 live += size
-        peak = max(peak, live)
-        shared = () if is_fresh(term) or donor is not None else tuple(
-            b for x in term.inputs for b in bases.get(id(x), ()))
-        bases[id(term)] = tuple(dict.fromkeys(own + shared))
-        for b in bases[id(term)]:
+        if live > peak:
+            peak = live
+        profile.append(live)
+        if not fresh and term.op not in LEAVES:  # may be a view: keeps its inputs' buffers
+            shared = tuple(b for x in term.inputs for b in bases.get(x, ()))
+            if shared:
+                mine = tuple(dict.fromkeys(mine + shared))
+        bases[term] = mine
+        for b in mine:
             holders[b] = holders.get(b, 0) + 1
-        released = dying + ([term] if last_use[id(term)] == pos else [])
-        for x in released:
-            for b in bases.get(id(x), ()):
+        if last_use[term] == pos:
+            dying.append(term)
+        for x in dying:
+            for b in bases.get(x, ()):
                 holders[b] -= 1
                 if holders[b] == 0:
                     live -= size_of.pop(b, 0)
-        frees.append([x for x in released if x.op not in LEAVES])
-    return Plan(order, leaves, last_use, reuse, None if unknown else peak, strategy, frees)
-
-
-def _unique(terms) -> list:
-    return list({id(t): t for t in terms}.values())
+        frees.append([x for x in dying if x.op not in LEAVES])
+    return Plan(order, leaves, {id(t): p for t, p in last_use.items()}, reuse,
+                None if unknown else peak, strategy, frees, profile)
 
 
 def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term]:
     """An input dying now whose fresh buffer ``term`` may overwrite in place."""
     for x in dying:
-        if x.shape != term.shape or x.dtype != term.dtype or not is_fresh(x):
+        if x.shape != term.shape or x.dtype != term.dtype:
             continue
-        own = bases.get(id(x), ())
-        if len(own) != 1:
+        own = bases.get(x, ())
+        if len(own) != 1 or not is_fresh(x):  # x must be its buffer, not a view of one
             continue
-        # Every live holder of the buffer must be an input that dies here (counted once each).
-        holding = sum(1 for y in dying if own[0] in bases.get(id(y), ()))
+        # Every live holder of the buffer must be an input that dies here.
+        holding = sum(1 for y in dying if own[0] in bases.get(y, ()))
         if holders.get(own[0], 0) == holding:
             return x
     return None
@@ -154,7 +154,7 @@ def greedy_order(program: Program) -> list:
     waiting = [0] * len(terms)
     remaining: dict[int, int] = {}
     for i, t in enumerate(terms):
-        for x in _unique(t.inputs):
+        for x in dict.fromkeys(t.inputs):
             remaining[id(x)] = remaining.get(id(x), 0) + 1
             j = index.get(id(x))
             if j is not None:
@@ -165,7 +165,7 @@ def greedy_order(program: Program) -> list:
 
     def score(i: int) -> int:
         t = terms[i]
-        freed = sum(size[index[id(x)]] for x in _unique(t.inputs)
+        freed = sum(size[index[id(x)]] for x in dict.fromkeys(t.inputs)
                     if id(x) in index and remaining[id(x)] == 1 and id(x) not in roots)
         return freed - size[i]
 
@@ -180,7 +180,7 @@ def greedy_order(program: Program) -> list:
             continue
         t = terms[i]
         order.append(t)
-        for x in _unique(t.inputs):
+        for x in dict.fromkeys(t.inputs):
             remaining[id(x)] -= 1
         for j in consumers[i]:
             waiting[j] -= 1

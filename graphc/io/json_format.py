@@ -234,7 +234,7 @@ def _parse(text: Union[str, bytes]) -> dict:
     _require(isinstance(text, str), f"from_json takes str or bytes, not {type(text).__name__}")
     try:
         doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
         raise GraphFormatError(f"not valid JSON: {exc}") from None
     except RecursionError:
         raise GraphFormatError("JSON nested too deeply") from None
@@ -343,6 +343,7 @@ def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
         raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
     shape = tuple(None if d is None else int(d) for d in inferred[0])
     dtype = np.dtype(inferred[1])
+    _require(dtype.name in DTYPES, f"the op gives the unsupported dtype {dtype}")
     if len(inferred) == 3:
         attrs = inferred[2]
     _count(shape)

@@ -129,7 +129,8 @@ def _to_sympy_rules() -> dict[str, Callable]:
     }
     for name in ("broadcast_to", "broadcast_like", "sum_to", "reshape", "reshape_like",
                  "expand_dims", "squeeze", "transpose", "sum", "mean", "max", "min",
-                 "logsumexp", "getitem", "concatenate", "stack", "stop_gradient"):
+                 "logsumexp", "getitem", "getitem_grad", "concatenate", "stack",
+                 "concat_take", "concat_put", "stop_gradient"):
         rules[name] = identity
     return rules
 

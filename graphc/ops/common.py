@@ -49,14 +49,30 @@ def is_constant(node, value) -> bool:
 
 
 def times(g, d):
-    """``g * d`` without the product when one side is a known scalar one (the seed of a scalar y)."""
+    """``g * d``, without the product when one side is known ones that change nothing: a
+    constant of ones (the seed of a scalar y, or the seed spread by a reduction's rule, folded
+    or as ``broadcast_to`` of ones) that neither broadcasts the other side up nor promotes it."""
     from .elementwise import mul
 
-    if g.shape == () and is_constant(g, 1) and np.result_type(g.dtype, d.dtype) == d.dtype:
+    if _neutral_one(g, d):
         return d
-    if d.shape == () and is_constant(d, 1) and np.result_type(g.dtype, d.dtype) == g.dtype:
+    if _neutral_one(d, g):
         return g
     return mul(g, d)
+
+
+def _neutral_one(one, other) -> bool:
+    """Whether ``one * other`` is ``other``, value, shape and dtype, judged from static facts."""
+    if one.op == "broadcast_to" and is_constant(one.inputs[0], 1):
+        if one.shape != other.shape:  # broadcast_to shapes are always known
+            return False
+        one = one.inputs[0]
+    elif not is_constant(one, 1):
+        return False
+    if one.ndim > other.ndim or any(a != 1 and a != b
+                                    for a, b in zip(one.shape[::-1], other.shape[::-1])):
+        return False
+    return probe(np.multiply, [one, other]) == other.dtype
 
 
 def batch_ndim(node, g) -> int:

@@ -20,6 +20,8 @@ and closed under differentiation.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
@@ -173,6 +175,11 @@ def _numpy_moves_to_front(entries) -> bool:
     return places != list(range(places[0], places[-1] + 1))
 
 
+@functools.lru_cache(maxsize=1024)
+def _plan(index, front):
+    return _Plan(index, front)
+
+
 class _Plan:
     """How a kernel applies a canonical index: basic indexing, then ``take`` along ``axis``."""
 
@@ -188,6 +195,7 @@ class _Plan:
             else:
                 self.basic.append(slice(None))
                 self.array = np.array(e[1], dtype=np.intp)
+                self.array.flags.writeable = False  # plans are cached and shared
                 self.after = -1
             if self.array is not None and e[0] != "int":
                 self.after += 1
@@ -199,7 +207,7 @@ class _Plan:
 
 
 def _getitem_kernel(x, *, index, front):
-    plan = _Plan(index, front)
+    plan = _plan(index, front)
     y = np.asarray(x)[plan.basic]
     if plan.array is not None:
         y = np.take(y, plan.array, axis=plan.axis)
@@ -209,7 +217,7 @@ def _getitem_kernel(x, *, index, front):
 
 
 def _getitem_grad_kernel(g, like, *, index, front):
-    plan = _Plan(index, front)
+    plan = _plan(index, front)
     g = np.asarray(g)
     batch = g.shape[:g.ndim - (np.ndim(like) - plan.consumed + plan.produced)]
     out = np.zeros(batch + np.shape(like), dtype=g.dtype)

@@ -1,7 +1,7 @@
 """Reductions over axes (``axis`` None, int or tuple, negatives allowed; ``keepdims``)."""
 from __future__ import annotations
 
-import builtins
+import builtins  # sum, max and min below shadow the builtins in this module
 
 import numpy as np
 

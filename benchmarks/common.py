@@ -1,0 +1,71 @@
+"""Shared helpers for the benchmark scripts: timing, peak memory and table printing."""
+from __future__ import annotations
+
+import gc as _gc
+import importlib.util
+import time
+import tracemalloc
+from typing import Callable
+
+
+def best_time(fn: Callable, *, repeat: int = 7, min_seconds: float = 0.2) -> float:
+    """Best-of-``repeat`` seconds per call, each run long enough to be measured."""
+    fn()
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - start >= min_seconds / repeat:
+            break
+        number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def interleaved(fns: dict, *, rounds: int = 5, min_seconds: float = 0.1) -> dict:
+    """Best seconds per call of each function, measured in alternation (fair on a busy box)."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, repeat=1, min_seconds=min_seconds))
+    return best
+
+
+def peak_bytes(fn: Callable) -> int:
+    """Peak traced memory (NumPy allocations included) during one call, above the baseline."""
+    _gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak - base
+
+
+def available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def table(rows: list, headers: list) -> str:
+    """A plain-text table."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
