@@ -13,7 +13,7 @@ result can be differentiated again, as often as you like.
 2. A Hessian-vector product ``gc.hvp(z, w, v)`` (two backward passes, never forming H)
    against the dense Hessian ``gc.hessian(z, w) @ v`` for the n-dimensional Rosenbrock function.
 
-Run:  python examples/higher_order.py [--n 200] [--out DIR]
+Run:  python examples/higher_order.py [--n 1000] [--out DIR]
 Writes: DIR/tanh_derivatives.dot (tanh and its derivative graphs, one cluster per order).
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def rosenbrock_hvp(n: int) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="Rosenbrock dimension (>= 2)")
+    parser.add_argument("--n", type=int, default=1000, help="Rosenbrock dimension (>= 2)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

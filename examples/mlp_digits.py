@@ -107,7 +107,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--hidden", type=int, default=64, help="hidden ReLU units")
     parser.add_argument("--batch", type=int, default=32, help="minibatch size")
-    parser.add_argument("--lr", type=float, default=0.05, help="learning rate eps")
+    parser.add_argument("--lr", type=float, default=0.1, help="learning rate eps")
     parser.add_argument("--momentum", type=float, default=0.9, help="momentum mu")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="lambda")
     parser.add_argument("--seed", type=int, default=0)

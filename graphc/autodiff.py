@@ -67,19 +67,21 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
     if not _is_float(y):
         raise DTypeError(f"gradients: {describe(y)} has dtype {y.dtype}; only float nodes "
                          "can be differentiated")
-    if grad_y is None:
-        if y.shape != ():
-            raise ShapeError(f"gradients: {describe(y)} has shape {fmt(y.shape)}; y must be a "
-                             "scalar unless grad_y (of y's shape) is given")
-        with y.graph._deriving(y.derivative + 1):  # the seed is the first derivative node
+    if grad_y is None and y.shape != ():
+        raise ShapeError(f"gradients: {describe(y)} has shape {fmt(y.shape)}; y must be a "
+                         "scalar unless grad_y (of y's shape) is given")
+    # One derivative context for the whole call: the seed is a derivative node too, and the
+    # graph indexes its nodes for sharing once per outermost context, not once per step.
+    with y.graph._deriving(y.derivative + 1):
+        if grad_y is None:
             seed = y.graph.constant(np.ones((), y.dtype))
-    else:
-        seed = as_node(y.graph, grad_y)
-        if seed.ndim != y.ndim or any(a is not None and b is not None and a != b
-                                      for a, b in zip(seed.shape, y.shape)):
-            raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but {describe(y)} "
-                             f"has shape {fmt(y.shape)}")
-    return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+        else:
+            seed = as_node(y.graph, grad_y)
+            if seed.ndim != y.ndim or any(a is not None and b is not None and a != b
+                                          for a, b in zip(seed.shape, y.shape)):
+                raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but "
+                                 f"{describe(y)} has shape {fmt(y.shape)}")
+        return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
 
 
 def grad(y: Node, x: Node, **options) -> Optional[Node]:
@@ -255,11 +257,10 @@ def jacobian(y: Node, x: Node) -> Node:
     if y.shape == ():
         return gradients(y, [x])[0]
     with y.graph._deriving(y.derivative + 1):
-        seed = _identity_seed(y)
-    rows = build_grad(y, [x], seed)[0]
-    if rows.shape == y.shape + x.shape:
-        return rows
-    with y.graph._deriving(y.derivative + 1):
+        rows = build_grad(y, [x], _identity_seed(y))[0]  # shape (size of y,) + x.shape
+        if rows.shape == y.shape + x.shape:
+            return rows
+        with x.graph._deriving(rows.derivative):
         return reshape(rows, y.shape + x.shape)
 
 
@@ -270,16 +271,18 @@ def hessian(z: Node, x: Node) -> Node:
     """
     if z.shape != ():
         raise ShapeError(f"hessian: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
-    return jacobian(grad(z, x), x)
+    with z.graph._deriving(z.derivative + 1):  # one context: the node index is built once
+        return jacobian(grad(z, x), x)
 
 
 def hvp(z: Node, x: Node, v) -> Node:
     """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
-    gx = grad(z, x)
     v = as_node(x.graph, v)
     if v.ndim != x.ndim or any(a is not None and b is not None and a != b
                                for a, b in zip(v.shape, x.shape)):
         raise ShapeError(f"hvp: v has shape {fmt(v.shape)} but {describe(x)} has shape "
                          f"{fmt(x.shape)}")
-    # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
-    return build_grad(gx, [x], v)[0]
+    with z.graph._deriving(z.derivative + 1):
+        gx = grad(z, x)
+        # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
+        return build_grad(gx, [x], v)[0]

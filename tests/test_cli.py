@@ -1,7 +1,6 @@
 """The ``graphc`` command, run through its real entry point (``python -m graphc``)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

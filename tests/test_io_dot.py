@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.io import dot
 
 HAVE_DOT = shutil.which("dot") is not None
 

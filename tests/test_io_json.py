@@ -54,6 +54,7 @@ def test_document_layout_and_fields():
     assert [e["id"] for e in doc["nodes"]] == list(range(len(g)))
     assert doc["nodes"][-1]["inputs"] == [loss.inputs[0].id]
     jsonschema.Draft202012Validator(json_format.schema()).validate(doc)
+    assert gc.to_json(example_graph()[0]) == gc.to_json(g)  # the same graph, the same bytes
 
 
 def test_round_trip_keeps_everything_and_runs_and_differentiates_alike():
@@ -71,6 +72,8 @@ def test_round_trip_keeps_everything_and_runs_and_differentiates_alike():
     assert all(same_bits(a, b) for a, b in zip(want, got))
     again = gc.grad(h["loss"], h["W"])  # the loaded graph differentiates like the original
     assert same_bits(h.run(again, {"x": X}), want[1])
+    compiled = gc.function([h["x"]], [h["loss"], h[gW.name]])  # and compiles
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(compiled(X), want))
 
 
 def test_values_bit_for_bit_for_every_dtype():
@@ -140,6 +143,11 @@ def test_every_registered_op_round_trips(name, k):
     node = apply(name, inputs, case.attrs, name="out")
     h = roundtrip(g)
     assert h["out"].attrs.keys() == node.attrs.keys()
+    for key, value in node.attrs.items():  # same values and types: the compiler hashes attrs
+        back = h["out"].attrs[key]
+        assert type(back) is type(value)
+        assert same_bits(back, value) if isinstance(value, np.ndarray) else \
+            (back == value and hash(back) == hash(value))
     assert same_bits(h.run(h["out"], feed), g.run(node, feed))
 
 
@@ -366,6 +374,11 @@ def test_more_corruptions():
         (ok.replace('"op": "placeholder"', '"op": "placeholder", "op": "x"', 1), "duplicate keys"),
         ("[" * 100000 + "]" * 100000, "nested too deeply"),
         (b"\xff\xfe", "not UTF-8"),
+        ('{"format": "graphc", "version": 1' + "9" * 5000 + "}", "not valid JSON"),
+        (json.dumps({"format": "graphc", "version": 1, "nodes": [
+            {"id": 0, "op": "placeholder", "inputs": [], "shape": [2]},
+            {"id": 1, "op": "cast", "inputs": [0], "attrs": {"dtype": "object"}}]}),
+         "node 1 \\(cast\\): the op gives the unsupported dtype object"),
     ]:
         with pytest.raises(gc.GraphFormatError, match=reason):
             gc.from_json(text)

@@ -142,10 +142,10 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         args = [names[id(x)] for x in term.inputs]
         literal = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
         donor = plan.reuse.get(id(term))
-        if donor is not None:
-            call = _call(term, args, emit, [True])[:-1] + f", out={names[id(donor)]})"
+        if donor is not None:  # in place: the kernel call, with out= the dying buffer
+            call = _call(term, args, emit, operators=False)[:-1] + f", out={names[id(donor)]})"
         else:
-            call = _call(term, args, emit, literal)
+            call = _call(term, args, emit, operators=not all(literal))
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         label = f"{term.op} '{term.origin.name}'"
         lines.append(f"        {name} = {call}  # {label}")
@@ -165,7 +165,8 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     stored: set = set()
     for k, (var, term) in enumerate(program.updates):
         value = names[id(term)]
-        direct = (is_fresh(term) and term.dtype == var.dtype and term.shape == var.shape
+        direct = (is_fresh(term) and term.ndim > 0 and term.dtype == var.dtype
+                  and term.shape == var.shape
                   and id(term) not in outputs and id(term) not in stored)
         stored.add(id(term))
         if direct:
@@ -200,11 +201,12 @@ OPERATORS = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / 
              "neg": "-{}", "square": "{0} * {0}"}
 
 
-def _call(term: Term, args: list, emit: _Emitter, literal: list) -> str:
-    """The expression computing one term (``literal[i]``: argument i is a Python literal)."""
+def _call(term: Term, args: list, emit: _Emitter, operators: bool) -> str:
+    """The expression computing one term (``operators``: some argument is a NumPy value, so
+    a Python operator dispatches to NumPy)."""
     attrs = term.attrs
     template = OPERATORS.get(term.op)
-    if template is not None and not all(literal) and REGISTRY[term.op].kernel is _UFUNCS[term.op]:
+    if template is not None and operators and REGISTRY[term.op].kernel is _UFUNCS[term.op]:
         return template.format(*args)
     if term.op == "transpose" and attrs["axes"] == tuple(reversed(range(term.ndim))) \
             and term.ndim == 2:

@@ -226,15 +226,15 @@ def _passes() -> dict:
 #: Every pass by name (filled on first use: the rule table imports this module).
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {}
 
-#: The default pipeline; all but ``prune`` repeat in rounds until the program stops shrinking.
+#: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
 DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
 MAX_ROUNDS = 4
 
 
 def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Counter]:
-    """Run the selected passes: prune once, then rounds of the others (each followed by a
-    prune) until the term count is stable. Returns the program, per-pass stats and how often
-    each rule fired."""
+    """Run the selected passes: prune once, then rounds of the others (each round followed by
+    a prune) until a round changes nothing (at most :data:`MAX_ROUNDS`). Returns the program,
+    per-pass stats and how often each rule fired."""
     table = _passes()
     unknown = [p for p in passes if p not in table]
     if unknown:
@@ -254,11 +254,13 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
         program = step("prune", program, 0)
     loop = [p for p in DEFAULT_PASSES if p in passes and p != "prune"]
     for round_ in range(1, MAX_ROUNDS + 1 if loop else 1):
-        size = len(program.terms)
+        rewrites = sum(fired.values())
+        first = len(stats)
         for name in loop:
             program = step(name, program, round_)
         if "prune" in passes:
             program = step("prune", program, round_)
-        if len(program.terms) >= size:
-            break
+        changed = any(s["before"] != s["after"] for s in stats[first:])
+        if not changed and sum(fired.values()) == rewrites:
+            break  # a fixed point: nothing fired and no pass changed the program
     return program, stats, fired

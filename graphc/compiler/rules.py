@@ -470,6 +470,47 @@ def fill_like(t, b):
     return fill if t.shape == () else b.make("broadcast_to", [fill], {"shape": t.shape})
 
 
+# -- simplify: linear algebra ----------------------------------------------------------------------
+def _is_identity(t: Term) -> bool:
+    value = t.attrs["value"] if t.op == "constant" else None
+    return (value is not None and value.ndim == 2 and value.shape[0] == value.shape[1]
+            and bool(np.array_equal(value, np.eye(value.shape[0], dtype=value.dtype))))
+
+
+@rule("simplify", "matmul")
+def matmul_identity(t, b):
+    """I @ x -> x and x @ I -> x for an identity constant (the seeds of Jacobians)."""
+    x, y = t.inputs
+    if _is_identity(x):
+        return y
+    if _is_identity(y):
+        return x
+
+
+@rule("simplify", "squeeze")
+def batched_matvec(t, b):
+    """squeeze(A @ expand_dims(B, -1), -1) -> B @ A.T for a matrix A: the many
+    matrix-vector products a batched cotangent makes become one matrix product."""
+    m = t.inputs[0]
+    if m.op != "matmul" or t.attrs["axis"] != (t.ndim,):
+        return None
+    a, e = m.inputs
+    if a.ndim != 2 or e.op != "expand_dims" or e.attrs["axis"] != (e.ndim - 1,):
+        return None
+    return b.make("matmul", [e.inputs[0], b.make("transpose", [a], {"axes": (1, 0)})])
+
+
+@rule("simplify", "sigmoid")
+def sigmoid_scalar(t, b):
+    """sigmoid(x) -> 1 / (1 + exp(-x)) for a scalar x: four fast scalar operations instead of
+    the array kernel's eight (exp(-x) = inf gives the right limit 0; equal to rounding)."""
+    x = t.inputs[0]
+    if t.shape != () or x.dtype != t.dtype:
+        return None
+    one = b.constant(1, weak=True)
+    return b.make("div", [one, b.make("add", [one, b.make("exp", [b.make("neg", [x])])])])
+
+
 # -- stabilize: numerically better forms --------------------------------------------------------------
 @rule("stabilize", "log")
 def log_one_plus(t, b):

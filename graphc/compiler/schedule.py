@@ -42,10 +42,9 @@ def _inplace(op: str) -> bool:
 
 
 def is_fresh(term: Term) -> bool:
-    """Whether ``term``'s value is always a new array of its own (safe to overwrite later)."""
-    if not term.shape or term.op in LEAVES:
-        return False
-    return term.op in FRESH_OPS or _inplace(term.op)
+    """Whether ``term``'s value is always a new array or scalar of its own, sharing no memory
+    with its inputs (so it may be overwritten once dead, and keeps no input alive)."""
+    return term.op not in LEAVES and (term.op in FRESH_OPS or _inplace(term.op))
 
 
 def can_write_out(term: Term) -> bool:
@@ -136,7 +135,7 @@ def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term
         if x.shape != term.shape or x.dtype != term.dtype:
             continue
         own = bases.get(x, ())
-        if len(own) != 1 or not is_fresh(x):  # x must be its buffer, not a view of one
+        if len(own) != 1 or not is_fresh(x) or not x.shape:  # x must be its buffer
             continue
         # Every live holder of the buffer must be an input that dies here.
         holding = sum(1 for y in dying if own[0] in bases.get(y, ()))

@@ -17,6 +17,7 @@ import numpy as np
 from .. import shapes
 from ..errors import GraphcError
 from ..graph import Graph, Node
+from ..runtime import needed_nodes
 from .atomic import write_atomic
 
 INSTALL_HINT = ("the Graphviz 'dot' program is not installed (or not on PATH); install it "
@@ -124,14 +125,7 @@ def _select(target: Target) -> tuple[list, set]:
     graph = wanted[0].graph
     if any(n.graph is not graph for n in wanted):
         raise GraphcError("to_dot: the nodes belong to different graphs")
-    seen = set()
-    stack = list(wanted)
-    while stack:
-        node = stack.pop()
-        if node.id not in seen:
-            seen.add(node.id)
-            stack.extend(node.inputs)
-    return [graph.nodes[i] for i in sorted(seen)], {n.id for n in wanted}
+    return needed_nodes(graph, wanted, {}), {n.id for n in wanted}
 
 
 def _node_line(node: Node, highlight: bool) -> str:

@@ -17,6 +17,7 @@ reason. Nothing from the file is ever executed (no pickle, no eval).
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import json
 import math
@@ -40,6 +41,8 @@ DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16"
 MAX_NDIM = 32
 MAX_ELEMENTS = 2 ** 40
 MAX_ATTR_DEPTH = 32
+
+_DTYPE_OF = {name: np.dtype(name) for name in DTYPES}
 
 LEAVES = ("placeholder", "variable", "constant")
 _NODE_KEYS = ("id", "op", "name", "inputs", "shape", "dtype", "attrs", "derivative", "site",
@@ -68,13 +71,15 @@ def decode_array(obj: Any) -> np.ndarray:
     data = obj["data"]
     _require(isinstance(data, str), '"data" must be a base64 string')
     nbytes = _count(shape) * dtype.itemsize
-    _require(len(data) == 4 * ((nbytes + 2) // 3),
-             f"{len(data)} base64 characters cannot hold {nbytes} bytes of {dtype} {list(shape)}")
+    if len(data) != 4 * ((nbytes + 2) // 3):
+        raise GraphFormatError(f"{len(data)} base64 characters cannot hold {nbytes} bytes of "
+                               f"{dtype} {list(shape)}")
     try:
         raw = base64.b64decode(data.encode("ascii"), validate=True)
     except (ValueError, UnicodeError):
         raise GraphFormatError('"data" is not valid base64') from None
-    _require(len(raw) == nbytes, f"data holds {len(raw)} bytes, shape and dtype need {nbytes}")
+    if len(raw) != nbytes:
+        raise GraphFormatError(f"data holds {len(raw)} bytes, shape and dtype need {nbytes}")
     if dtype == np.bool_:
         _require(set(raw) <= {0, 1}, "bool data must be bytes 0 and 1")
     little = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
@@ -112,7 +117,8 @@ def encode_attr(value: Any) -> Any:
 
 def decode_attr(obj: Any, depth: int = 0) -> Any:
     """The inverse of :func:`encode_attr`; anything else is a :class:`GraphFormatError`."""
-    _require(depth <= MAX_ATTR_DEPTH, f"attrs nested deeper than {MAX_ATTR_DEPTH} levels")
+    if depth > MAX_ATTR_DEPTH:
+        raise GraphFormatError(f"attrs nested deeper than {MAX_ATTR_DEPTH} levels")
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, float):
@@ -120,7 +126,8 @@ def decode_attr(obj: Any, depth: int = 0) -> Any:
         return obj
     if isinstance(obj, list):
         return tuple(decode_attr(v, depth + 1) for v in obj)
-    _require(isinstance(obj, dict) and len(obj) == 1, f"unknown attr value {_short(obj)}")
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise GraphFormatError(f"unknown attr value {_short(obj)}")
     (tag, body), = obj.items()
     if tag == "$float":
         _require(body in _NONFINITE, '"$float" must be "nan", "inf" or "-inf"')
@@ -231,7 +238,8 @@ def _parse(text: Union[str, bytes]) -> dict:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise GraphFormatError(f"not UTF-8 text: {exc}") from None
-    _require(isinstance(text, str), f"from_json takes str or bytes, not {type(text).__name__}")
+    if not isinstance(text, str):
+        raise GraphFormatError(f"from_json takes str or bytes, not {type(text).__name__}")
     try:
         doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
@@ -239,14 +247,16 @@ def _parse(text: Union[str, bytes]) -> dict:
     except RecursionError:
         raise GraphFormatError("JSON nested too deeply") from None
     _require(isinstance(doc, dict), "the top level must be a JSON object")
-    _require(doc.get("format") == FORMAT, f'"format" must be "{FORMAT}"')
+    _require(doc.get("format") == FORMAT, '"format" must be "graphc"')
     version = doc.get("version")
     _require(_is_int(version), '"version" must be an integer')
-    _require(version == VERSION, f"unsupported version {version}; this graphc reads version "
-                                 f"{VERSION} (a newer graphc may read it)")
+    if version != VERSION:
+        raise GraphFormatError(f"unsupported version {version}; this graphc reads version "
+                               f"{VERSION} (a newer graphc may read it)")
     _require(isinstance(doc.get("nodes"), list), '"nodes" must be a list')
     extra = sorted(set(doc) - set(_TOP_KEYS))
-    _require(not extra, f"unknown top-level keys {extra}")
+    if extra:
+        raise GraphFormatError(f"unknown top-level keys {extra}")
     return doc
 
 
@@ -259,9 +269,11 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
         where = f"node {entry['id']}"
         _require(entry["id"] not in ids, "duplicate id")
         extra = sorted(set(entry) - set(_NODE_KEYS))
-        _require(not extra, f"unknown keys {extra}")
+        if extra:
+            raise GraphFormatError(f"unknown keys {extra}")
         op = entry.get("op")
-        _require(isinstance(op, str) and op in REGISTRY, f"unknown op {_short(op)}")
+        if not isinstance(op, str) or op not in REGISTRY:
+            raise GraphFormatError(f"unknown op {_short(op)}")
         where = f"node {entry['id']} ({op})"
         name = entry.get("name")
         _require(name is None or (isinstance(name, str) and name),
@@ -288,12 +300,14 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
             value = None
         if "shape" in entry:
             stored = _shape(entry["shape"], allow_none=True)
-            _require(stored == shape, f"stored shape {_fmt(stored)} but the op gives "
-                                      f"{_fmt(shape)}")
+            if stored != shape:
+                raise GraphFormatError(f"stored shape {_fmt(stored)} but the op gives "
+                                       f"{_fmt(shape)}")
         if "dtype" in entry:
             stored_dtype = _dtype(entry["dtype"])
-            _require(stored_dtype == dtype, f"stored dtype {stored_dtype} but the op gives "
-                                            f"{dtype}")
+            if stored_dtype != dtype:
+                raise GraphFormatError(f"stored dtype {stored_dtype} but the op gives "
+                                       f"{dtype}")
         node = graph._add(op, inputs, attrs, shape, dtype, name,
                           site="" if site is None else site, derivative=derivative)
         if op == "variable":
@@ -307,14 +321,17 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
 def _inputs(raw: Any, ids: dict) -> tuple:
     _require(isinstance(raw, list), '"inputs" must be a list of ids')
     for i in raw:
-        _require(_is_int(i), f"input {_short(i)} is not an integer id")
-        _require(i in ids, f"input {i} is not the id of an earlier node")
+        if not _is_int(i):
+            raise GraphFormatError(f"input {_short(i)} is not an integer id")
+        if i not in ids:
+            raise GraphFormatError(f"input {i} is not the id of an earlier node")
     return tuple(ids[i] for i in raw)
 
 
 def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
     """Attrs, shape, dtype and value of a placeholder, variable or constant."""
-    _require(not inputs, f"a {op} has no inputs")
+    if inputs:
+        raise GraphFormatError(f"a {op} has no inputs")
     if op == "placeholder":
         _require(not attrs, "a placeholder has no attrs")
         _require("shape" in entry, 'a placeholder needs "shape"')
@@ -325,7 +342,8 @@ def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
         _require(not attrs, "a variable has no attrs")
         return {}, value.shape, value.dtype, value
     weak = attrs.pop("weak", False)
-    _require(not attrs, f"unknown constant attrs {sorted(attrs)}")
+    if attrs:
+        raise GraphFormatError(f"unknown constant attrs {sorted(attrs)}")
     _require(isinstance(weak, bool), '"weak" must be true or false')
     _require(not weak or value.shape == (), "a weak constant must be a scalar")
     value.flags.writeable = False
@@ -343,7 +361,8 @@ def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
         raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
     shape = tuple(None if d is None else int(d) for d in inferred[0])
     dtype = np.dtype(inferred[1])
-    _require(dtype.name in DTYPES, f"the op gives the unsupported dtype {dtype}")
+    if dtype not in _DTYPE_OF.values():
+        raise GraphFormatError(f"the op gives the unsupported dtype {dtype}")
     if len(inferred) == 3:
         attrs = inferred[2]
     _count(shape)
@@ -352,7 +371,7 @@ def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
 
 def _check_arity(op, inputs: tuple, attrs: dict) -> None:
     """Input count and attr names against the shape rule's signature (and the op's cases)."""
-    signature = inspect.signature(op.infer)
+    signature = _signature(op.name)
     try:
         signature.bind(*inputs, **attrs)
     except TypeError as exc:
@@ -373,17 +392,23 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(op_name: str) -> inspect.Signature:
+    return inspect.signature(REGISTRY[op_name].infer)
+
+
 def _dtype(name: Any) -> np.dtype:
-    _require(isinstance(name, str) and name in DTYPES, f"unsupported dtype {_short(name)}")
-    return np.dtype(name)
+    if not isinstance(name, str) or name not in DTYPES:
+        raise GraphFormatError(f"unsupported dtype {_short(name)}")
+    return _DTYPE_OF[name]
 
 
 def _shape(raw: Any, *, allow_none: bool) -> tuple:
-    _require(isinstance(raw, list) and len(raw) <= MAX_NDIM,
-             f"a shape must be a list of at most {MAX_NDIM} sizes")
+    if not isinstance(raw, list) or len(raw) > MAX_NDIM:
+        raise GraphFormatError(f"a shape must be a list of at most {MAX_NDIM} sizes")
     for d in raw:
-        ok = (d is None and allow_none) or (_is_int(d) and 0 <= d <= MAX_ELEMENTS)
-        _require(ok, f"bad size {_short(d)} in shape {_short(raw)}")
+        if not ((d is None and allow_none) or (_is_int(d) and 0 <= d <= MAX_ELEMENTS)):
+            raise GraphFormatError(f"bad size {_short(d)} in shape {_short(raw)}")
     shape = tuple(raw)
     _count(shape)
     return shape
@@ -395,8 +420,9 @@ def _count(shape: tuple) -> int:
     for d in shape:
         if d is not None:
             total *= d
-    _require(total <= MAX_ELEMENTS, f"shape {_fmt(shape)} declares more than "
-                                    f"{MAX_ELEMENTS} elements")
+    if total > MAX_ELEMENTS:
+        raise GraphFormatError(f"shape {_fmt(shape)} declares more than "
+                               f"{MAX_ELEMENTS} elements")
     return total
 
 

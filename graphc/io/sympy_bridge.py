@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import GraphcError, describe
 from ..graph import Graph, Node, apply, as_node
 from ..ops.registry import REGISTRY
+from ..runtime import needed_nodes
 from ..shapes import fmt
 
 
@@ -31,7 +32,7 @@ def to_sympy(node: Node):
         raise GraphcError(f"to_sympy takes a graphc Node, not {type(node).__name__}")
     rules = _to_sympy_rules()
     exprs: dict[int, Any] = {}
-    for n in _ancestors(node):
+    for n in needed_nodes(node.graph, [node], {}):  # the ancestors, in creation order
         if n.shape != (1,) * n.ndim:
             raise GraphcError(f"to_sympy works on scalar graphs, but {describe(n)} has shape "
                               f"{fmt(n.shape)}")
@@ -40,16 +41,6 @@ def to_sympy(node: Node):
             raise GraphcError(f"to_sympy: the op {n.op!r} has no SymPy form ({describe(n)})")
         exprs[n.id] = rule(n, *(exprs[x.id] for x in n.inputs))
     return exprs[node.id]
-
-
-def _ancestors(node: Node) -> list:
-    seen, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if n.id not in seen:
-            seen.add(n.id)
-            stack.extend(n.inputs)
-    return [node.graph.nodes[i] for i in sorted(seen)]
 
 
 @functools.lru_cache(maxsize=None)

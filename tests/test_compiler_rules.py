@@ -1,0 +1,116 @@
+"""Every rewrite rule of the compiler's table fires on its pattern and leaves values unchanged."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.compiler import RULES
+from graphc.ops.broadcast import broadcast_to, sum_to
+from graphc.ops.shape import reshape_like
+
+RNG = np.random.default_rng(0)
+POSITIVE = RNG.uniform(0.5, 2.0, (3, 4))
+SIGNED = RNG.uniform(-2.0, 2.0, (3, 4))
+
+
+def _unary(build, value=SIGNED):
+    def case():
+        g = gc.Graph()
+        x = g.placeholder("x", value.shape)
+        return [x], build(x), {x: value}
+    return case
+
+
+def _binary(build, a=SIGNED, b=POSITIVE):
+    def case():
+        g = gc.Graph()
+        x = g.placeholder("x", a.shape)
+        y = g.placeholder("y", b.shape)
+        return [x, y], build(x, y), {x: a, y: b}
+    return case
+
+
+def _cross_entropy():
+    g = gc.Graph()
+    logits = g.placeholder("logits", (5, 4))
+    labels = g.placeholder("labels", (5,), "int64")
+    loss = gc.mean(gc.softmax_cross_entropy(logits, labels))
+    grad = gc.grad(loss, logits)
+    return [logits, labels], [loss, grad], {logits: RNG.standard_normal((5, 4)) * 3,
+                                            labels: np.array([0, 3, 1, 2, 3])}
+
+
+CASES = {
+    "mul_by_one": _unary(lambda x: x * 1.0),
+    "add_zero": _unary(lambda x: 0.0 + x),
+    "sub_zero": _unary(lambda x: x - 0),
+    "zero_sub": _unary(lambda x: 0.0 - x),
+    "div_by_one": _unary(lambda x: x / 1),
+    "mul_by_zero": _unary(lambda x: gc.exp(x) * 0.0),
+    "mul_by_minus_one": _unary(lambda x: -1.0 * gc.exp(x)),
+    "neg_neg": _unary(lambda x: -(-gc.exp(x))),
+    "neg_sub": _binary(lambda x, y: -(x - y)),
+    "add_neg": _binary(lambda x, y: x + (-y)),
+    "sub_neg": _binary(lambda x, y: x - (-y)),
+    "lift_neg": _binary(lambda x, y: gc.exp(-x * y)),
+    "sub_self": _unary(lambda x: gc.exp(x) - gc.exp(x)),
+    "mul_self": _unary(lambda x: gc.sin(x) * gc.sin(x)),
+    "scalar_constant": _unary(lambda x: x * np.full((3, 4), 2.5)),
+    "add_twice": _binary(lambda x, y: (x + y) + y),
+    "scalar_factors": _unary(lambda x: 2.0 * (3.0 * x)),
+    "mask_to_mul": _binary(lambda x, y: gc.where(x > 0, y, 0.0)),
+    "pow_const": _unary(lambda x: x ** 2),
+    "exp_log": _unary(lambda x: gc.exp(gc.log(x)), POSITIVE),
+    "log_exp": _unary(lambda x: gc.log(gc.exp(x))),
+    "transpose_transpose": _unary(lambda x: gc.transpose(gc.transpose(x)), SIGNED),
+    "reshape_reshape": _unary(lambda x: gc.reshape(gc.reshape(x, (12,)), (2, 6))),
+    "reshape_like_noop": _binary(lambda x, y: reshape_like(x, y)),
+    "broadcast_noop": _unary(lambda x: broadcast_to(x, (3, 4))),
+    "broadcast_broadcast": _unary(lambda x: broadcast_to(broadcast_to(x, (2, 3, 4)),
+                                                         (5, 2, 3, 4))),
+    "sum_to_noop": _binary(lambda x, y: sum_to(x, y)),
+    "sum_nothing": _unary(lambda x: gc.sum(x, axis=())),
+    "sum_of_broadcast": _unary(lambda x: gc.sum(broadcast_to(x, (5, 3, 4)), axis=0)),
+    "squeeze_expand": _unary(lambda x: gc.squeeze(gc.expand_dims(x, 0), 0)),
+    "expand_squeeze": _unary(lambda x: gc.expand_dims(gc.squeeze(x, 1), 1),
+                             SIGNED[:, :1]),
+    "cast_same": _unary(lambda x: gc.cast(x, "float64")),
+    "stop_gradient_identity": _unary(lambda x: gc.stop_gradient(x) * 2.0),
+    "fill_like": _binary(lambda x, y: gc.ones_like(x) * y),
+    "matmul_identity": _unary(lambda x: gc.matmul(np.eye(3), x)),
+    "batched_matvec": _binary(lambda x, y: gc.squeeze(gc.matmul(y, gc.expand_dims(x, -1)), -1),
+                              RNG.standard_normal((5, 4))),
+    "sigmoid_scalar": _unary(lambda x: gc.sigmoid(x) * 2.0, np.array(-0.7)),
+    "log_one_plus": _unary(lambda x: gc.log(1 + x), POSITIVE),
+    "log1p_exp": _unary(lambda x: gc.log1p(gc.exp(x))),
+    "log_softmax": _unary(lambda x: gc.log(gc.softmax(x))),
+    "log_sigmoid": _unary(lambda x: gc.log(gc.sigmoid(x))),
+    "fuse_softmax_cross_entropy": _cross_entropy,
+    "fuse_softmax": _cross_entropy,
+}
+
+
+def test_every_active_rule_has_a_case():
+    active = {r.name for r in RULES if r.active}
+    assert active <= set(CASES), f"rules without a test case: {sorted(active - set(CASES))}"
+
+
+def test_rule_names_are_unique_and_documented():
+    names = [r.name for r in RULES]
+    assert len(names) == len(set(names))
+    assert all(r.doc for r in RULES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule_fires_and_keeps_values(name):
+    rule = next(r for r in RULES if r.name == name)
+    if not rule.active:
+        pytest.skip(f"ops {rule.ops + rule.requires} not all registered")
+    inputs, outputs, feed = CASES[name]()
+    f = gc.function(inputs, outputs)
+    assert f.stats["rules"].get(name, 0) >= 1, (name, f.stats["rules"], f.source)
+    got = f(*[feed[x] for x in inputs])
+    want = inputs[0].graph.run(outputs, feed)
+    for a, b in zip(got if isinstance(got, list) else [got],
+                    want if isinstance(want, list) else [want]):
+        assert np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

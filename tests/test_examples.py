@@ -1,0 +1,98 @@
+"""Smoke tests of examples/: each script runs (with small settings) and prints what it should."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, tmp_path: Path, *args: str) -> str:
+    """Run ``examples/name`` as a user would, in a fresh interpreter; return its stdout."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--out", str(tmp_path), *args],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found in:\n{text}"
+    return float(match.group(1))
+
+
+def test_quickstart(tmp_path):
+    out = run_example("quickstart.py", tmp_path, "--steps", "50")
+    assert number(r"finite differences: (\S+)", out) < 1e-6
+    first, last = (float(v) for v in re.search(r"loss (\S+) -> (\S+) after", out).groups())
+    assert last < first / 10
+    assert "gives the same loss: True" in out
+    assert (tmp_path / "quickstart.dot").read_text().startswith("digraph")
+    assert '"format": "graphc"' in (tmp_path / "quickstart.json").read_text()
+
+
+def test_quickstart_default_output_folder(tmp_path):
+    """With no flags (as README runs it), the outputs go to ./out."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "quickstart.json").exists()
+
+
+def test_cs231n_circuits(tmp_path):
+    out = run_example("cs231n_circuits.py", tmp_path)
+    # Rows "name  graphc  by-hand", in order: (x + y) z, the neuron twice, the staged function.
+    table = re.findall(r"^\s+(f|df/d\w+)\s+(-?\d+\.\d+)\s+(-?\d+\.\d+)$", out, re.M)
+    assert table[:4] == [("f", "-12.000000", "-12.000000"), ("df/dx", "-4.000000", "-4.000000"),
+                         ("df/dy", "-4.000000", "-4.000000"), ("df/dz", "3.000000", "3.000000")]
+    neuron = {name: float(ours) for name, ours, _ in table[4:10]}
+    assert neuron == pytest.approx({"f": 0.731059, "df/dw0": -0.196612, "df/dw1": -0.393224,
+                                    "df/dw2": 0.196612, "df/dx0": 0.393224,
+                                    "df/dx1": -0.589836}, abs=1e-6)
+    assert [(n, float(a)) for n, a, _ in table[-3:]] == [
+        ("f", pytest.approx(1.545645, abs=1e-6)), ("df/dx", pytest.approx(2.059570, abs=1e-6)),
+        ("df/dy", pytest.approx(1.592233, abs=1e-6))]
+    assert all(ours == theirs for _, ours, theirs in table)
+    assert len(table) == 4 + 6 + 6 + 3 and "all circuits agree with the notes" in out
+    assert (tmp_path / "cs231n_neuron.dot").read_text().startswith("digraph")
+
+
+def test_mlp_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("mlp_digits.py", tmp_path, "--epochs", "10")
+    assert number(r"test accuracy (\S+)", out) >= 0.95
+    assert out.count("batches  loss") == 10  # one progress line per epoch when not a terminal
+    svg = (tmp_path / "mlp_digits_loss.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert "softmax_cross_entropy" in (tmp_path / "mlp_digits.dot").read_text()
+
+
+def test_newton_logistic(tmp_path):
+    out = run_example("newton_logistic.py", tmp_path, "--n", "300", "--d", "4",
+                      "--gd-steps", "60")
+    iterations = number(r"Newton: \|grad\| < \S+ after (\d+) iterations", out)
+    assert iterations <= 10
+    gap = number(r"after 60 steps loss is (\S+) above Newton's", out)
+    assert gap > 0  # gradient descent is still on its way
+    assert (tmp_path / "newton_logistic.json").exists()
+
+
+def test_xor(tmp_path):
+    out = run_example("xor.py", tmp_path, "--steps", "600")
+    assert "book solution exact: True" in out
+    assert "linear model stuck at 0.5: True" in out
+    assert "ReLU network learned XOR: True" in out
+    assert "rounded [0 1 1 0]" in out
+
+
+def test_higher_order(tmp_path):
+    out = run_example("higher_order.py", tmp_path, "--n", "40")
+    errors = [float(e) for e in re.findall(r"max \|graphc - closed form\| = (\S+)", out)]
+    assert len(errors) == 4 and max(errors) < 1e-12
+    assert "match SymPy: True" in out
+    assert number(r"max relative difference\s+(\S+)", out) < 1e-12
+    assert "H is symmetric: True; tridiagonal: True" in out
