@@ -105,9 +105,9 @@ UNARY = ["neg", "exp", "log", "log1p", "sqrt", "square", "sin", "cos", "tanh", "
 BINARY = ["add", "sub", "mul", "div", "pow"]
 
 
-def random_expression(rng, g, leaves, depth):
+def random_expression(rng, g, leaves, depth, root=False):
     """A random expression over ``leaves`` (a list of Expr), at most ``depth`` ops deep."""
-    if depth == 0 or rng.random() < 0.2:
+    if depth == 0 or (not root and rng.random() < 0.2):
         return leaves[int(rng.integers(len(leaves)))] if rng.random() < 0.8 else \
             _constant(rng, g)
     for _ in range(8):  # retry ops whose domain the arguments miss
@@ -128,13 +128,14 @@ def random_expression(rng, g, leaves, depth):
 def _case(seed):
     rng = np.random.default_rng(zlib.crc32(f"sympy-{seed}".encode()))
     g = gc.Graph()
-    points = rng.uniform(-1.5, 1.5, size=(NVARS, K))
+    # x0 and x2 positive (so that log, sqrt and pow apply to them), x1 of either sign
+    points = rng.uniform([[0.3], [-1.5], [0.5]], [[2.0], [1.5], [1.5]], size=(NVARS, K))
     xs = [g.placeholder(f"x{i}", (K,)) for i in range(NVARS)]
     syms = sp.symbols(f"x0:{NVARS}", real=True)
     leaves = [Expr(x, s, p) for x, s, p in zip(xs, syms, points)]
     while True:
-        expr = random_expression(rng, g, leaves, depth=int(rng.integers(2, 6)))
-        if expr.sym.free_symbols:
+        expr = random_expression(rng, g, leaves, depth=int(rng.integers(3, 6)), root=True)
+        if expr.sym.free_symbols and sp.count_ops(expr.sym) >= 3:
             return g, xs, syms, points, expr
 
 

@@ -253,7 +253,12 @@ def test_random_graphs_round_trip_with_identical_results(g):
     assert gc.to_json(h) == text and gc.to_json(g) == text  # deterministic and lossless
     jsonschema.Draft202012Validator(json_format.schema()).validate(json.loads(text))
     feed = feed_for(g)
-    want = g.run(list(g.nodes), feed)
+    try:
+        want = g.run(list(g.nodes), feed)
+    except gc.ShapeError as exc:  # a None size the random feed cannot satisfy
+        with pytest.raises(type(exc)):
+            h.run(list(h.nodes), feed)
+        return
     got = h.run(list(h.nodes), feed)
     assert all(same_bits(a, b) for a, b in zip(want, got))
 
