@@ -142,6 +142,8 @@ def main(argv=None) -> None:
     predict = gc.function([X], U2)
     print(f"digits: {len(y_train)} training and {len(y_test)} test images; network 64-"
           f"{args.hidden}-10; graph of {len(g)} nodes")
+    nodes = train_step.stats["nodes"]
+    print(f"compiled training step: {nodes['source']} nodes, {nodes['final']} after rewriting")
 
     evaluate = gc.function([X, y], J_MLE)
     train_curve, test_curve = [float(evaluate(X_train, y_train))], [float(evaluate(X_test, y_test))]

@@ -11,7 +11,9 @@ This script
 1. evaluates the book's hand-made solution on the four points,
 2. fits a linear model by gradient descent (it converges to 0.5 everywhere, as the book says),
 3. learns a ReLU network from random weights by gradient descent on the book's mean squared
-   error, compiled once with ``gc.function(..., updates=...)``.
+   error, compiled once with ``gc.function(..., updates=...)``. With the book's two hidden
+   units, gradient descent from random weights sometimes gets stuck (a unit whose ReLU is off
+   on every input gets no gradient); the default of eight units learns XOR reliably.
 
 Run:  python examples/xor.py [--hidden 8] [--steps 1500] [--lr 0.1] [--seed 0] [--out DIR]
 Writes: DIR/xor.dot (the learned network's graph with its gradient nodes).

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
 from .graph import Node, as_node
 from .ops import registry
-from .ops.broadcast import broadcast_like, sum_to
+from .ops.broadcast import broadcast_like, broadcast_to, sum_to
 from .ops.elementwise import add
 from .ops.reduce import sum as reduce_sum
 from .ops.shape import reshape
@@ -110,11 +110,13 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
 
     with graph._deriving(max(y.derivative + 1, seed.derivative)):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
-        out = []
+        out, needed = [], None
         for x in xs:
             g = grad_table.get(x.id)
             if g is None:
-                if not _depends(y, x, stops):
+                if needed is None:  # one sweep answers for every x without a gradient
+                    needed = _ancestors(y, stops, start)
+                if x.id not in needed:
                     if unconnected == "raise":
                         raise DisconnectedGradientError(
                             f"gradients: {describe(y)} does not depend on {describe(x)}")
@@ -149,18 +151,25 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
     return grad_table
 
 
-def _depends(y: Node, x: Node, stops: set) -> bool:
-    """Whether y depends on x through edges that are not cut (stop_at, stop_gradient)."""
-    reached = {x.id}
-    for node in y.graph._nodes[x.id + 1:y.id + 1]:
-        if node.id not in stops and node.op != "stop_gradient" and \
-                any(i.id in reached for i in node.inputs):
-            reached.add(node.id)
-    return y.id in reached
+def _ancestors(y: Node, stops: set, start: int) -> set:
+    """Ids of the nodes (from ``start`` on) that y depends on through edges that are not cut
+    by stop_at or stop_gradient. Paths through non-differentiable ops count: an x reached only
+    through them is connected, with a zero gradient."""
+    needed = {y.id}
+    for node in reversed(y.graph._nodes[start:y.id + 1]):
+        if node.id in needed and node.id not in stops and node.op != "stop_gradient":
+            needed.update(i.id for i in node.inputs)
+    return needed
 
 
 def _zeros(x: Node, seed: Node, batch: int) -> Node:
-    """A zero gradient for x (with the seed's batch dimensions in front)."""
+    """A zero gradient for x (with the seed's batch dimensions in front). When the shape is
+    known it does not depend on x, so running it needs no value of x (a disconnected
+    placeholder need not be fed)."""
+    shape = seed.shape[:batch] + x.shape
+    if None not in shape:
+        zero = x.graph.constant(np.zeros((), x.dtype))
+        return zero if shape == () else broadcast_to(zero, shape)
     if batch == 0:
         return zeros_like(x)
     zero = np.zeros(seed.shape[:batch] + (1,) * x.ndim, x.dtype)

@@ -19,12 +19,14 @@ def numeric_gradient(y: Node, x: Node, feed: dict, eps: float) -> np.ndarray:
     base = np.array(y.graph.run(x, feed), dtype=x.dtype)
     out = np.zeros(base.shape, dtype=np.float64)
     for index in np.ndindex(base.shape):
-        values = []
+        values, points = [], []
         for sign in (1, -1):
             moved = base.copy()
             moved[index] += sign * eps
+            points.append(float(moved[index]))
             values.append(np.sum(y.graph.run(y, {**feed, x: moved}), dtype=np.float64))
-        out[index] = (values[0] - values[1]) / (2 * eps)
+        # divide by the step actually taken: x +- eps is rounded to x's dtype
+        out[index] = (values[0] - values[1]) / (points[0] - points[1])
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import graphc as gc
 from graphc.graph import apply
-from graphc.ops.registry import NOT_IMPLEMENTED, REGISTRY, Case, define
+from graphc.ops.registry import NOT_IMPLEMENTED, REGISTRY, define
 
 
 def numeric_grad(f, x, eps=1e-6):
@@ -167,7 +167,7 @@ def test_y_and_xs_must_be_nodes_of_one_graph():
         gc.gradients(gc.sin(x), [x], unconnected="ignore")
 
 
-# -- what xs may be ----------------------------------------------------------------------------------
+# -- what xs may be --------------------------------------------------------------------------------
 def test_xs_may_be_placeholders_variables_and_intermediate_nodes():
     g = gc.Graph()
     x = g.placeholder("x", (3,))
@@ -226,7 +226,7 @@ def test_duplicate_xs_get_the_same_gradient():
     assert g.run([a, b], {x: 3.0}) == [6.0, 6.0]
 
 
-# -- stop_at and stop_gradient -----------------------------------------------------------------------
+# -- stop_at and stop_gradient ---------------------------------------------------------------------
 def test_stop_at_nodes_are_constants():
     g = gc.Graph()
     x = g.placeholder("x")
@@ -267,7 +267,7 @@ def test_a_path_cut_by_stop_at_or_stop_gradient_is_disconnected():
     assert zero.shape == () and g.run(zero, {x: 1.0}) == 0.0
 
 
-# -- three kinds of "no gradient" --------------------------------------------------------------------
+# -- three kinds of "no gradient" ------------------------------------------------------------------
 def test_unconnected_modes():
     g = gc.Graph()
     x = g.placeholder("x", (2, 3), "float32")
@@ -275,8 +275,10 @@ def test_unconnected_modes():
     y = gc.sum(gc.exp(z))
     (zero,) = gc.gradients(y, [x])  # default "zero"
     assert zero.shape == (2, 3) and zero.dtype == np.float32
-    value = g.run(zero, {x: np.ones((2, 3), np.float32), z: np.ones(2)})
+    value = g.run(zero, {z: np.ones(2)})  # x's value is not needed for its zero gradient
     np.testing.assert_array_equal(value, np.zeros((2, 3), np.float32))
+    assert value.dtype == np.float32
+    np.testing.assert_array_equal(gc.function([z], zero)(np.ones(2)), np.zeros((2, 3)))
     assert gc.gradients(y, [x, z], unconnected="none")[0] is None
     assert gc.gradients(y, [x, z], unconnected="none")[1] is not None
     with pytest.raises(gc.DisconnectedGradientError) as info:
@@ -311,13 +313,9 @@ def test_non_differentiable_paths_give_zero_not_disconnected(name, build, unconn
 
 
 def test_argmax_path_gives_zero():
-    if "argmax" not in REGISTRY:
-        pytest.skip("argmax not registered yet")
-    from graphc.ops import reduce as reduce_ops
-
     g = gc.Graph()
     x = g.placeholder("x", (3,))
-    y = gc.cast(reduce_ops.argmax(x), "float64") + gc.sum(x)
+    y = gc.cast(gc.argmax(x), "float64") + gc.sum(x)
     (gx,) = gc.gradients(y, [x], unconnected="raise")
     np.testing.assert_array_equal(g.run(gx, {x: np.array([1.0, 3.0, 2.0])}), np.ones(3))
 
@@ -373,7 +371,7 @@ def test_temporary_ops_are_removed_from_the_registry(temp_op):
     assert not any(name.startswith("tmp_") for name in REGISTRY)
 
 
-# -- the structure of derivative graphs ----------------------------------------------------------------
+# -- the structure of derivative graphs ------------------------------------------------------------
 def _mlp_loss(g, dtype="float64"):
     rng = np.random.default_rng(3)
     X = g.placeholder("X", (None, 4), dtype)
@@ -474,7 +472,7 @@ def test_shared_subexpressions_are_built_once():
     assert len(keys) == len(set(keys))
 
 
-# -- scale: deep chains and exponentially many paths ---------------------------------------------------
+# -- scale: deep chains and exponentially many paths -----------------------------------------------
 def test_a_100000_node_chain_builds_differentiates_and_runs_without_recursion():
     limit = sys.getrecursionlimit()
     g = gc.Graph()
@@ -500,7 +498,7 @@ def test_a_100000_node_chain_builds_differentiates_and_runs_without_recursion():
     values = g.run([z, glate], {x: 0.5})
     assert sys.getrecursionlimit() == limit
     # oracle: the same iteration and its chain rule in plain Python
-    v, dz = 0.5, 1.0
+    v = 0.5
     trail = []
     for _ in range(steps):
         v = np.exp(-v)
@@ -576,3 +574,30 @@ def test_recursion_limit_is_not_touched_by_gradients():
     finally:
         sys.setrecursionlimit(old)
     assert re.match(r"^[a-z_]+$", gx.op)
+
+
+def test_a_failed_gradient_leaves_the_graph_as_it_was(temp_op):
+    name = temp_op("tmp_no_rule_again", infer=lambda x: (x.shape, x.dtype), kernel=np.negative,
+                   bprop=NOT_IMPLEMENTED)
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    y = gc.sum(apply(name, [x]))
+    with pytest.raises(gc.GraphcError):
+        gc.gradients(y, [x])
+    # outside gradients again: forward nodes are plain, unshared and of derivative order 0
+    a, b = gc.sin(x), gc.sin(x)
+    assert a is not b and a.derivative == 0 and b.derivative == 0
+    (gx,) = gc.gradients(gc.sum(a * b), [x])
+    assert g.run(gx, {x: np.array([0.5, 1.0])}) == pytest.approx(np.sin([1.0, 2.0]))
+
+
+def test_many_disconnected_xs_are_answered_by_one_sweep():
+    g = gc.Graph()
+    xs = [g.placeholder(f"x{k}") for k in range(2000)]
+    z = xs[-1]
+    for _ in range(2000):
+        z = gc.sin(z)
+    t0 = time.perf_counter()
+    grads = gc.gradients(z, xs, unconnected="none")
+    assert time.perf_counter() - t0 < 2.0
+    assert grads[:-1] == [None] * 1999 and grads[-1] is not None

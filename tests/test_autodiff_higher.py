@@ -48,7 +48,7 @@ def fd_hessian(f, x, eps=1e-4):
     return H.reshape(x.shape + x.shape)
 
 
-# -- grads of grads of grads ------------------------------------------------------------------------
+# -- grads of grads of grads -----------------------------------------------------------------------
 def tanh_derivatives(x):
     """tanh and its first four derivatives in closed form (t = tanh x, s = 1 - t^2)."""
     t = np.tanh(x)
@@ -132,7 +132,7 @@ def test_every_order_stays_a_registered_op_graph():
     assert float(run(g, d, {x: xv})) == pytest.approx(float(numeric), rel=1e-6)
 
 
-# -- Hessians -----------------------------------------------------------------------------------------
+# -- Hessians --------------------------------------------------------------------------------------
 def tanh_quadratic(n, seed=0, m=None):
     """f(x) = sum(tanh(A x)) + 0.5 x.x, with its Hessian A^T diag(-2 t (1 - t^2)) A + I."""
     rng = np.random.default_rng(seed)
@@ -239,7 +239,7 @@ def test_hessian_graph_size_does_not_grow_with_n():
     assert sizes[10] < 60
 
 
-# -- Jacobians --------------------------------------------------------------------------------------
+# -- Jacobians -------------------------------------------------------------------------------------
 def test_jacobian_shape_is_y_shape_plus_x_shape_and_matches_finite_differences():
     rng = np.random.default_rng(2)
     A = rng.standard_normal((3, 4))
@@ -313,7 +313,7 @@ def test_jacobian_of_unconnected_y_is_zero():
     np.testing.assert_array_equal(run(g, J, {x: np.ones(2), z: np.ones(3)}), np.zeros((3, 2)))
 
 
-# -- Hessian-vector products ------------------------------------------------------------------------
+# -- Hessian-vector products -----------------------------------------------------------------------
 def test_hvp_equals_hessian_times_v_without_forming_the_hessian():
     g, x, f, hessian, xv = tanh_quadratic(8, seed=3, m=5)  # A is 5 x 8
     v = g.placeholder("v", (8,))

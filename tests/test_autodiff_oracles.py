@@ -73,7 +73,7 @@ def _unary(name, a):
     return Expr(node(), sym(), value())
 
 
-def _binary(name, a, b, rng):
+def _binary(name, a, b):
     u, w = a.value, b.value
     if name == "add":
         return Expr(a.node + b.node, a.sym + b.sym, u + w)
@@ -119,7 +119,7 @@ def random_expression(rng, g, leaves, depth, root=False):
             name = BINARY[int(rng.integers(len(BINARY)))]
             a = random_expression(rng, g, leaves, depth - 1)
             b = random_expression(rng, g, leaves, depth - 1)
-            out = _binary(name, a, b, rng)
+            out = _binary(name, a, b)
         if out is not None and _ok(out.value, high=1e3):
             return out
     return Expr(gc.sin(leaves[0].node), sp.sin(leaves[0].sym), np.sin(leaves[0].value))
@@ -167,7 +167,7 @@ def test_the_generator_covers_every_op():
     assert expected <= seen, expected - seen
 
 
-# -- the Deep Learning Book, Algorithms 6.3 and 6.4 ---------------------------------------------------
+# -- the Deep Learning Book, Algorithms 6.3 and 6.4 ------------------------------------------------
 def test_mlp_of_algorithms_6_3_and_6_4():
     """Forward (6.3) and backward (6.4) for an MLP with tanh layers and squared-error cost
     plus lambda * Omega(theta), Omega the sum of squared weights, for one example x."""
@@ -211,7 +211,7 @@ def test_mlp_of_algorithms_6_3_and_6_4():
         np.testing.assert_allclose(got[len(Ws) + k], gb[k], rtol=1e-12, atol=1e-15)
 
 
-# -- the Deep Learning Book, section 6.5.7 ----------------------------------------------------------
+# -- the Deep Learning Book, section 6.5.7 ---------------------------------------------------------
 def mlp_657(g, rng, m=8, d=5, hidden=6, classes=4):
     X = g.placeholder("X", (None, d))
     y = g.placeholder("y", (None,), "int64")
@@ -270,7 +270,7 @@ def test_mlp_of_section_6_5_7_trains():
     assert all(b <= a + 1e-12 for a, b in zip(costs, costs[1:]))
 
 
-# -- CS231n notes, "Backpropagation, Intuitions" ----------------------------------------------------
+# -- CS231n notes, "Backpropagation, Intuitions" ---------------------------------------------------
 def test_cs231n_simple_expression():
     # f(x, y, z) = (x + y) z at x = -2, y = 5, z = -4: q = 3, f = -12
     g = gc.Graph()

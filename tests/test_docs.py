@@ -14,10 +14,11 @@ import graphc as gc
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", ROOT / "examples" / "README.md"]
 # Only blocks fenced exactly as ```python run; write fragments as ```pycon or ```text.
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.M | re.S)  # fenced blocks and inline code
 
 
 def public_names() -> list:
@@ -46,7 +47,7 @@ def test_every_public_name_has_a_docstring():
     assert not undocumented, f"public names without a docstring: {undocumented}"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     """The blocks of one page run in order, in one namespace (with ``np`` and ``gc`` already
     imported), in an empty folder."""
@@ -63,9 +64,9 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
                         f"{code}")
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page):
-    broken = [target for target in LINK.findall(page.read_text())
+    broken = [target for target in LINK.findall(CODE.sub("", page.read_text()))
               if "://" not in target and not target.startswith("mailto:")
               and not (page.parent / target).exists()]
     assert not broken, f"{page.name} links to missing files: {broken}"
