@@ -144,6 +144,21 @@ def evaluate(node, args: list):
 
 
 def as_result(value, node):
-    if isinstance(value, (np.ndarray, np.generic)):
+    """A fetched value the user may keep and modify: never a read-only broadcast view, never
+    the variable's own storage (writing into it would change the variable behind its back)."""
+    if isinstance(value, np.generic):
         return value
-    return np.asarray(value, dtype=node.dtype)
+    if not isinstance(value, np.ndarray):
+        return np.asarray(value, dtype=node.dtype)
+    if not value.flags.writeable or _views_variable(value, node.graph):
+        return value.copy()
+    return value
+
+
+def _views_variable(value: np.ndarray, graph) -> bool:
+    stored = {id(v) for v in graph._values.values()}
+    while value is not None:
+        if id(value) in stored:
+            return True
+        value = value.base if isinstance(value.base, np.ndarray) else None
+    return False

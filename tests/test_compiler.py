@@ -366,3 +366,15 @@ def test_transposed_matmul_operands_are_not_copied():
     A, B = RNG.standard_normal((400, 300)), RNG.standard_normal((400, 300))
     np.testing.assert_allclose(f(A, B), A.T @ B)
     assert measured_peak(lambda: f(A, B)) <= 300 * 300 * 8 + 16384
+
+
+def test_outputs_are_writable_and_never_the_variables_storage():
+    g = gc.Graph()
+    W = g.variable("W", np.ones((2, 3)))
+    (dW,) = gc.gradients(gc.sum(W), [W])
+    value, grad, view = gc.function([], [W, dW, W.T])()
+    value[0, 0] = 7.0
+    view[0, 1] = 7.0
+    grad *= 2.0
+    np.testing.assert_array_equal(W.value, np.ones((2, 3)))
+    np.testing.assert_array_equal(grad, np.full((2, 3), 2.0))

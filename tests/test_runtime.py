@@ -125,3 +125,16 @@ def test_results_are_numpy(g):
     c = g.constant(2.0) + 0.0
     assert isinstance(g.run(x * 1.0, {x: 2.0}), (np.ndarray, np.generic))
     assert isinstance(g.run(c), (np.ndarray, np.generic))
+
+
+def test_results_are_writable_and_never_the_variables_storage(g):
+    W = g.variable("W", np.ones((2, 3)))
+    (dW,) = gc.gradients(gc.sum(W), [W])  # a broadcast of the seed: a read-only view
+    value, grad = g.run([W, dW])
+    value[0, 0] = 7.0
+    grad *= 2.0
+    assert W.value[0, 0] == 1.0
+    np.testing.assert_array_equal(grad, np.full((2, 3), 2.0))
+    view = g.run(gc.transpose(W))
+    view[0, 0] = 5.0
+    assert W.value[0, 0] == 1.0

@@ -217,9 +217,13 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool) -> str:
 
 
 def _result(term: Term, name: str, emit: _Emitter) -> str:
-    """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype."""
+    """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
+    value that may be a variable's storage, a constant or a (read-only) view is copied, so the
+    caller may keep and modify it."""
     if term.op == "constant" and term.attrs.get("weak"):
         return f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
+    if term.op != "placeholder" and term.ndim > 0 and not is_fresh(term):
+        return f"_np.array({name})"
     return name
 
 
