@@ -81,6 +81,15 @@ def needed_nodes(graph, fetches: list, fed: dict) -> list:
     return [nodes[i] for i in sorted(seen)]
 
 
+def require_fed(order: list, fed, purpose: str) -> None:
+    """:class:`MissingFeedError` naming every placeholder in ``order`` that is not fed."""
+    missing = [n for n in order if n.op == "placeholder" and n.id not in fed]
+    if missing:
+        names = ", ".join(f"'{n.name}' {shapes.fmt(n.shape)} {n.dtype}" for n in missing)
+        raise MissingFeedError(f"placeholder{'s' if len(missing) > 1 else ''} {names} must be "
+                               f"fed {purpose}")
+
+
 def kernel_error(node, exc: Exception, values) -> GraphcError:
     """A kernel's NumPy error as a graphc error naming the node and where it was built."""
     given = ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in values)
@@ -95,11 +104,7 @@ def run(graph, fetches, feed: Optional[dict] = None):
             raise GraphcError(f"cannot fetch {n!r}: not a node of this graph")
     fed = resolve_feed(graph, feed)
     order = needed_nodes(graph, nodes, fed)
-    missing = [n for n in order if n.op == "placeholder" and n.id not in fed]
-    if missing:
-        names = ", ".join(f"'{n.name}' {shapes.fmt(n.shape)} {n.dtype}" for n in missing)
-        raise MissingFeedError(f"placeholder{'s' if len(missing) > 1 else ''} {names} must be "
-                               f"fed to compute {', '.join(repr(n.name) for n in nodes)}")
+    require_fed(order, fed, f"to compute {', '.join(repr(n.name) for n in nodes)}")
 
     # Reference counts: a value is dropped once its last consumer (or fetch) has used it.
     uses: dict[int, int] = {}

@@ -134,20 +134,22 @@ def test_jacobian_from_batched_cotangents(name, k):
     for i in wrt:
         J = np.asarray(g.run(gc.jacobian(node, inputs[i]), feed))
         assert J.shape == node.shape + inputs[i].shape
-        numeric = np.zeros(node.shape + arrays[i].shape)
-        for index in np.ndindex(arrays[i].shape):
-            e = np.zeros(arrays[i].shape)
-            e[index] = 1.0
-            numeric[(Ellipsis,) + index] = _directional(g, inputs, arrays, node, i, e)
-        np.testing.assert_allclose(J, numeric, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(J, _numeric_jacobian(g, inputs, arrays, node, i),
+                                   rtol=1e-5, atol=1e-6)
         # Batched cotangents through the rules' own output: the Jacobian of a gradient.
         u = _rng(name, k, "u").standard_normal(node.shape)
         grad = gc.gradients(node, [inputs[i]], grad_y=g.constant(u))[0]
         for j in wrt:
             H = np.asarray(g.run(gc.jacobian(grad, inputs[j]), feed))
-            numeric = np.zeros(grad.shape + arrays[j].shape)
-            for index in np.ndindex(arrays[j].shape):
-                e = np.zeros(arrays[j].shape)
-                e[index] = 1.0
-                numeric[(Ellipsis,) + index] = _directional(g, inputs, arrays, grad, j, e)
-            np.testing.assert_allclose(H, numeric, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(H, _numeric_jacobian(g, inputs, arrays, grad, j),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def _numeric_jacobian(g, inputs, arrays, f, i):
+    """d f / d x_i by central differences, one basis direction at a time."""
+    out = np.zeros(f.shape + arrays[i].shape)
+    for index in np.ndindex(arrays[i].shape):
+        e = np.zeros(arrays[i].shape)
+        e[index] = 1.0
+        out[(Ellipsis,) + index] = _directional(g, inputs, arrays, f, i, e)
+    return out

@@ -14,9 +14,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DTypeError, GraphcError, MissingFeedError, ShapeError, describe
+from ..errors import DTypeError, GraphcError, ShapeError, describe
 from ..ops.registry import REGISTRY
 from .. import shapes
+from ..runtime import needed_nodes, require_fed
 
 #: Ops that read no inputs; their value comes from the caller, the graph or the attrs.
 LEAVES = frozenset({"placeholder", "variable", "constant"})
@@ -108,22 +109,10 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     """
     fed = {n.id for n in inputs}
     roots = list(outputs) + [value for _, value in updates]
-    seen: set = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        if node.id not in fed:
-            stack.extend(node.inputs)
-    order = sorted(seen)
+    needed = needed_nodes(graph, roots, fed)
+    require_fed(needed, fed, "(as inputs of the function) to compute its outputs")
+    order = [n.id for n in needed]
     nodes = graph._nodes
-    missing = [nodes[i] for i in order if nodes[i].op == "placeholder" and i not in fed]
-    if missing:
-        names = ", ".join(f"'{n.name}' {shapes.fmt(n.shape)} {n.dtype}" for n in missing)
-        raise MissingFeedError(f"placeholder{'s' if len(missing) > 1 else ''} {names} must be "
-                               "among the function's inputs to compute its outputs")
     terms: list[Term] = []
     by_id: dict[int, Term] = {}
     for i in order:
