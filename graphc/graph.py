@@ -383,7 +383,7 @@ def as_node(graph: Graph, value) -> Node:
         if value.graph is not graph:
             raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)}")
         return value
-    if isinstance(value, _SCALARS):
+    if type(value) in _SCALARS:  # exact types: np.float64 subclasses float but is strong
         return graph._weak_constant(value)
     try:
         array = np.asarray(value)

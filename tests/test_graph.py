@@ -72,6 +72,8 @@ def test_weak_python_scalars_follow_numpy_2_promotion():
     assert (i32 + 1).dtype == np.int32
     assert (i32 * 2.5).dtype == np.float64
     assert (f32 + g.constant(np.float64(1.0))).dtype == np.float64  # a strong constant
+    assert (f32 * np.float64(2.0)).dtype == np.float64  # NumPy scalars are strong
+    assert (f32 * np.float32(2.0)).dtype == np.float32
     assert gc.exp(i32).dtype == np.float64
 
 
