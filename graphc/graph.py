@@ -296,16 +296,20 @@ class Graph:
         return None
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
+        """A constant for ``op`` applied to constants, or None to build the node as usual (a
+        kernel that fails here fails again at run time, where the error names the node)."""
         from .ops.registry import get as get_op
 
-        weak = all(x.attrs["weak"] for x in inputs)
         args = [x.attrs["value"].item() if x.attrs["weak"] else x.attrs["value"] for x in inputs]
-        with np.errstate(all="ignore"):
-            value = get_op(op).kernel(*args, **attrs)
-        if weak and np.ndim(value) == 0 and isinstance(value, (bool, int, float, np.generic)):
-            node = self._weak_constant(np.asarray(value).item())
-            if node.dtype == dtype:
-                return node
+        try:
+            with np.errstate(all="ignore"):
+                value = np.asarray(get_op(op).kernel(*args, **attrs))
+        except Exception:
+            return None
+        if all(x.attrs["weak"] for x in inputs) and value.ndim == 0:
+            scalar = value.item()  # weak in, weak out: keeps NumPy's promotion of the result
+            if np.asarray(scalar).dtype == dtype:
+                return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
     def _fresh_name(self, op: str) -> str:
