@@ -3,8 +3,10 @@ many times."""
 from __future__ import annotations
 
 import ast
+import gc
 import inspect
 import time
+from contextlib import contextmanager
 from typing import Optional
 
 from ..errors import FeedError, GraphcError, MissingFeedError, describe
@@ -140,18 +142,19 @@ def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool 
     if len({n.id for n in inputs}) != len(inputs):
         raise GraphcError("the same node is given twice among the function's inputs")
 
-    program = from_graph(graph, inputs, flat, update_pairs)
-    source_terms = len(program.terms)
-    if passes is None:
-        passes = DEFAULT_PASSES if optimize else ()
-    program, pass_stats, fired = _optimize(program, tuple(passes))
-    t0 = time.perf_counter()
-    plan = schedule(program)
-    t1 = time.perf_counter()
-    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                 rebuild=rebuild)
-    fn = codegen.compile_source(generated)
-    t2 = time.perf_counter()
+    with _collector_paused():
+        program = from_graph(graph, inputs, flat, update_pairs)
+        source_terms = len(program.terms)
+        if passes is None:
+            passes = DEFAULT_PASSES if optimize else ()
+        program, pass_stats, fired = _optimize(program, tuple(passes))
+        t0 = time.perf_counter()
+        plan = schedule(program)
+        t1 = time.perf_counter()
+        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                     rebuild=rebuild)
+        fn = codegen.compile_source(generated)
+        t2 = time.perf_counter()
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
         "passes": pass_stats,
@@ -164,6 +167,20 @@ def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool 
     }
     kind = Function if generated.params == [n.name for n in inputs] else _KeywordFunction
     return kind(fn, generated, inputs, stats)
+
+
+@contextmanager
+def _collector_paused():
+    """Compiling allocates many small objects that all stay alive until it ends; Python's
+    cyclic garbage collector would rescan them again and again (cost growing faster than the
+    graph), and there is no garbage cycle to find meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _optimize(program, passes: tuple):
