@@ -58,6 +58,11 @@ def _matmul_bprop(node, g, i):
 
     a, b = node.inputs
     batch = g.ndim - node.ndim
+    # Matrix times vector: one matrix product for any batch of cotangents (..., m) or (..., n).
+    if i == 1 and a.ndim == 2 and b.ndim == 1:
+        return matmul(g, a)
+    if i == 0 and a.ndim == 1 and b.ndim == 2:
+        return matmul(g, _swap_last(b))
     # The cotangent of the promoted product (..., m or 1, n or 1).
     promoted = (-2,) * (a.ndim == 1) + (-1,) * (b.ndim == 1)
     if promoted:
