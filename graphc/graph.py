@@ -242,8 +242,9 @@ class Graph:
                 return found
         if name is None:
             name = self._fresh_name(op)
-        elif not isinstance(name, str) or not name:
-            raise GraphcError(f"a node name must be a non-empty string, not {name!r}")
+        elif not isinstance(name, str) or not name or not name.isprintable():
+            raise GraphcError(f"a node name must be a non-empty string of printable "
+                              f"characters, not {name!r}")
         elif name in self._by_name:
             raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
                               "already has it (names are unique in a graph)")

@@ -378,3 +378,13 @@ def test_outputs_are_writable_and_never_the_variables_storage():
     grad *= 2.0
     np.testing.assert_array_equal(W.value, np.ones((2, 3)))
     np.testing.assert_array_equal(grad, np.full((2, 3), 2.0))
+
+
+def test_node_names_in_the_generated_source_are_quoted():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    W = g.variable("it's # W", np.ones(2))
+    y = gc.mul(x, W, name="y'); print('injected') #")
+    f = gc.function([x], y, updates={W: W * 2.0})
+    assert "print('injected')" not in f.source.replace(repr(y.name), "")
+    np.testing.assert_array_equal(f(np.ones(2)), np.ones(2))

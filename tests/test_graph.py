@@ -148,3 +148,18 @@ def test_deep_chain_builds_and_runs_without_recursion():
         y = y + 1.0
     assert len(g) == 100_001
     assert float(g.run(y, {x: 0.5})) == 50_000.5
+
+
+def test_inferred_dtype_depends_on_the_python_type_of_a_scalar():
+    g = gc.Graph()
+    i = g.placeholder("i", (3,), "int64")
+    b = g.placeholder("b", (2,), "bool")
+    assert (i * 2).dtype == np.int64 and (i * 2.0).dtype == np.float64  # 2 == 2.0
+    assert (b + 1).dtype == np.int64 and (b + True).dtype == np.bool_  # 1 == True
+    assert g.run(i * 2.0, {i: [1, 2, 3]}).dtype == np.float64
+
+
+def test_names_must_be_printable():
+    g = gc.Graph()
+    with pytest.raises(gc.GraphcError, match="printable"):
+        g.variable("W\n    import os #", np.ones(2))

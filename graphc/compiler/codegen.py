@@ -126,7 +126,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         if term.op == "variable":
             names[id(term)] = f"_w{term.origin.id}"
             lines.append(f"    _w{term.origin.id} = _values[{term.origin.id}]"
-                         f"  # variable '{term.origin.name}'")
+                         f"  # variable {_quoted(term.origin.name)}")
         elif term.op == "constant":
             value = term.attrs["value"]
             literal = _literal(value.item()) if term.attrs.get("weak") else None
@@ -147,7 +147,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         else:
             call = _call(term, args, emit, operators=not all(literal))
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
-        label = f"{term.op} '{term.origin.name}'"
+        label = f"{term.op} {_quoted(term.origin.name)}"
         lines.append(f"        {name} = {call}  # {label}")
         if check_numerics and np.issubdtype(term.dtype, np.inexact):
             bad = emit.bind("_numerics", _numerics_checker(term))
@@ -174,7 +174,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         else:
             store = emit.bind("_store", functools.partial(_checked_value, var))
             lines.append(f"    _u{k} = {store}({value})")
-        stores.append(f"    _values[{var.id}] = _u{k}  # update '{var.name}'")
+        stores.append(f"    _values[{var.id}] = _u{k}  # update {_quoted(var.name)}")
     lines.extend(stores)
 
     results = [_result(t, names[id(t)], emit) for t in program.outputs]
@@ -214,6 +214,12 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool) -> str:
     kernel = emit.kernel(term.op)
     parts = list(args) + [f"{k}={emit.attr(v)}" for k, v in attrs.items()]
     return f"{kernel}({', '.join(parts)})"
+
+
+def _quoted(name: str) -> str:
+    """A node name for a comment of the generated source: ``repr`` escapes line breaks, so a
+    name can never end the comment and become code."""
+    return repr(name)
 
 
 def _result(term: Term, name: str, emit: _Emitter) -> str:

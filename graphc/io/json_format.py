@@ -279,7 +279,7 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
         _require(name is None or (isinstance(name, str) and name),
                  '"name" must be a non-empty string')
         if name is not None:
-            where = f"node {entry['id']} ({op} '{name}')"
+            where = f"node {entry['id']} ({op} {name!r})"
             _require(name not in graph, "duplicate name")
         inputs = _inputs(entry.get("inputs"), ids)
         attrs = entry.get("attrs", {})

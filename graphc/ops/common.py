@@ -15,22 +15,31 @@ def probe(kernel, nodes, **attrs) -> np.dtype:
     Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly; the
     answer is cached per kernel, input dtypes and attrs.
     """
-    args = tuple(n.attrs["value"].item() if n.op == "constant" and n.attrs.get("weak")
+    args = tuple(_typed(n.attrs["value"].item()) if n.op == "constant" and n.attrs.get("weak")
                  else n.dtype for n in nodes)
+    key = tuple(sorted((k, _typed(v)) for k, v in attrs.items()))
     try:
-        return _probe(kernel, args, tuple(sorted(attrs.items())))
-    except TypeError as exc:
-        if "unhashable" in str(exc):
-            return _probe.__wrapped__(kernel, args, tuple(sorted(attrs.items())))
+        try:
+            return _probe(kernel, args, key)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return _probe.__wrapped__(kernel, args, key)
+    except (TypeError, ValueError, OverflowError) as exc:
         types = ", ".join(str(n.dtype) for n in nodes)
         raise DTypeError(f"NumPy does not support dtypes {types} here ({exc})") from None
 
 
+def _typed(value) -> tuple:
+    """A cache key that tells 1, 1.0 and True apart (they are equal and hash alike)."""
+    return (type(value), value)
+
+
 @lru_cache(maxsize=4096)
 def _probe(kernel, args: tuple, attrs: tuple) -> np.dtype:
-    values = [np.zeros((), a) if isinstance(a, np.dtype) else a for a in args]
+    values = [np.zeros((), a) if isinstance(a, np.dtype) else a[1] for a in args]
     with np.errstate(all="ignore"):
-        return np.asarray(kernel(*values, **dict(attrs))).dtype
+        return np.asarray(kernel(*values, **{k: v[1] for k, v in attrs})).dtype
 
 
 def elementwise_infer(kernel):
