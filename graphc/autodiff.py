@@ -29,8 +29,8 @@ from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
 from .ops.elementwise import add
 from .ops.reduce import sum as reduce_sum
-from .ops.shape import reshape
-from .ops.special import cast, zeros_like
+from .ops.shape import expand_dims
+from .ops.special import cast, eye_like, zeros_like
 from .shapes import fmt, size
 
 _UNCONNECTED = ("zero", "none", "raise")
@@ -172,8 +172,12 @@ def _zeros(x: Node, seed: Node, batch: int) -> Node:
         return zero if shape == () else broadcast_to(zero, shape)
     if batch == 0:
         return zeros_like(x)
-    zero = np.zeros(seed.shape[:batch] + (1,) * x.ndim, x.dtype)
-    return broadcast_like(x.graph.constant(zero), x)
+    # Sizes known only at run time: zeros shaped like the seed's batch, then like x.
+    lead = zeros_like(reduce_sum(seed, axis=tuple(range(batch, seed.ndim))))
+    if x.ndim:
+        lead = expand_dims(lead, tuple(range(-x.ndim, 0)))
+    return cast(broadcast_like(lead, x), x.dtype) if lead.dtype != x.dtype else \
+        broadcast_like(lead, x)
 
 
 def _backprop_node(node: Node, g: Node, batch: int, carries: set, contributions: dict) -> None:
@@ -240,18 +244,18 @@ def _may_broadcast(consumer: Node, x: Node, k: int) -> bool:
 
 # -- Jacobians and Hessians ----------------------------------------------------------------------
 def _identity_seed(y: Node) -> Node:
+    """One cotangent per element of y, stacked in front: shape ``y.shape + y.shape``."""
+    if None in y.shape:
+        return eye_like(y)
     n = size(y.shape)
-    if n is None:
-        raise ShapeError(f"jacobian/hessian need a known shape, but {describe(y)} has shape "
-                         f"{fmt(y.shape)}")
-    return y.graph.constant(np.eye(n, dtype=y.dtype).reshape((n,) + y.shape))
+    return y.graph.constant(np.eye(n, dtype=y.dtype).reshape(y.shape + y.shape))
 
 
 def jacobian(y: Node, x: Node) -> Node:
     """The Jacobian ``dy/dx`` as one node of shape ``y.shape + x.shape``.
 
-    One reverse pass seeded with the identity as a batch of cotangents: the graph added does
-    not grow with the size of y.
+    One reverse pass seeded with the identity as a batch of cotangents (batch dimensions
+    ``y.shape``): the graph added does not grow with the size of y.
     """
     if not isinstance(y, Node) or not isinstance(x, Node):
         raise GraphcError("jacobian takes two graphc nodes")
@@ -260,16 +264,10 @@ def jacobian(y: Node, x: Node) -> Node:
     if not _is_float(x):
         raise DTypeError(f"jacobian: cannot differentiate with respect to {describe(x)} of "
                          f"dtype {x.dtype}")
-    if None in x.shape:
-        raise ShapeError(f"jacobian needs a known shape, but {describe(x)} has shape "
-                         f"{fmt(x.shape)}")
     if y.shape == ():
         return gradients(y, [x])[0]
     with y.graph._deriving(y.derivative + 1):
-        rows = build_grad(y, [x], _identity_seed(y))[0]  # shape (size of y,) + x.shape
-        if rows.shape == y.shape + x.shape:
-            return rows
-        return reshape(rows, y.shape + x.shape)
+        return build_grad(y, [x], _identity_seed(y))[0]
 
 
 def hessian(z: Node, x: Node) -> Node:

@@ -2,7 +2,7 @@
 
 Besides the public op functions, the families define internal ops that derivative rules
 emit (``broadcast_like``, ``sum_to``, ``reshape_like``, ``getitem_grad``, ``concat_take``,
-``concat_put``, ``one_hot_like``, ``reduced_size``): each is registered, tested and
+``concat_put``, ``one_hot_like``, ``reduced_size``, ``eye_like``): each is registered, tested and
 differentiable like any other op.
 """
 from .registry import REGISTRY, Case, Op, define  # noqa: F401
@@ -19,4 +19,4 @@ from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # n
                     concatenate, stack, concat_take, concat_put)
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import matmul  # noqa: F401
-from .special import cast, stop_gradient, zeros_like, ones_like  # noqa: F401
+from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401

@@ -43,6 +43,19 @@ define("ones_like", infer=lambda x: (x.shape, x.dtype), kernel=_like_kernel(1), 
        reference=np.ones_like, cases=[Case(((3, 4),)), Case(((),))], elementwise=True)
 
 
+def _eye_like_kernel(y):
+    shape = np.shape(y)
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.eye(n, dtype=np.result_type(y)).reshape(shape + shape)
+
+
+# The seeds of a Jacobian: one cotangent per element of y, stacked in front of y's shape.
+define("eye_like", infer=lambda y: (y.shape + y.shape, y.dtype), kernel=_eye_like_kernel,
+       bprop=None, reference=lambda y: np.eye(y.size).reshape(y.shape + y.shape),
+       cases=[Case(((2, 3),)), Case(((3,),)), Case(((),))],
+       doc="The identity of y's run-time size, shaped y.shape + y.shape.")
+
+
 def cast(x, dtype, name=None):
     """``x`` converted to ``dtype`` (NumPy ``astype``)."""
     return apply("cast", [x], {"dtype": dtype}, name=name)
@@ -51,6 +64,11 @@ def cast(x, dtype, name=None):
 def stop_gradient(x, name=None):
     """``x`` itself, seen by ``gradients`` as a constant."""
     return apply("stop_gradient", [x], name=name)
+
+
+def eye_like(y, name=None):
+    """The identity matrix of ``y``'s size, shaped ``y.shape + y.shape`` (Jacobian seeds)."""
+    return apply("eye_like", [y], name=name)
 
 
 def zeros_like(x, name=None):
