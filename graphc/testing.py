@@ -14,6 +14,17 @@ def default_eps(dtype: np.dtype) -> float:
     return float(np.finfo(dtype).eps ** (1 / 3))
 
 
+#: Default (rtol, atol) by precision: central differences in float32 are good to about
+#: eps ** (2/3) ~ 2e-5 of the function's scale, so float64's 1e-5 would flag correct gradients.
+TOLERANCES = {8: (1e-5, 1e-8), 4: (1e-3, 1e-5), 2: (1e-1, 1e-3)}
+
+
+def default_tolerances(*dtypes) -> tuple:
+    """``(rtol, atol)`` for the least precise of ``dtypes``."""
+    itemsize = min(np.dtype(d).itemsize for d in dtypes)
+    return TOLERANCES.get(itemsize, TOLERANCES[8] if itemsize > 8 else TOLERANCES[2])
+
+
 def numeric_gradient(y: Node, x: Node, feed: dict, eps: float) -> np.ndarray:
     """``d sum(y) / dx`` by central differences, feeding x (any node may be fed)."""
     base = np.array(y.graph.run(x, feed), dtype=x.dtype)
@@ -31,12 +42,14 @@ def numeric_gradient(y: Node, x: Node, feed: dict, eps: float) -> np.ndarray:
 
 
 def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[float] = None,
-                    rtol: float = 1e-5, atol: float = 1e-8) -> float:
+                    rtol: Optional[float] = None, atol: Optional[float] = None) -> float:
     """Compare ``gradients(y, xs)`` with central finite differences at ``feed``.
 
     Returns the largest absolute difference. Raises :class:`GradientCheckError`, with a table of
     the worst entries, where ``|symbolic - numeric| > atol + rtol * |numeric|``. A non-scalar
-    ``y`` is checked through ``sum(y)``. The step defaults to ``eps(dtype) ** (1/3)``.
+    ``y`` is checked through ``sum(y)``. The step defaults to ``eps(dtype) ** (1/3)``; the
+    tolerances default to ``rtol=1e-5, atol=1e-8`` for float64, ``1e-3, 1e-5`` for float32 and
+    ``1e-1, 1e-3`` for float16 (the least precise of y and the x).
     """
     from .autodiff import gradients
     from .ops import sum as reduce_sum
@@ -47,6 +60,9 @@ def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[f
         raise GraphcError("check_gradients: y must be a graphc Node")
     target = y if y.shape == () else reduce_sum(y)
     symbolic = y.graph.run(gradients(target, xs), feed)
+    fallback = default_tolerances(y.dtype, *(x.dtype for x in xs))
+    rtol = fallback[0] if rtol is None else rtol
+    atol = fallback[1] if atol is None else atol
     worst, rows, failed = 0.0, [], False
     for x, sym in zip(xs, symbolic):
         step = eps if eps is not None else default_eps(x.dtype)

@@ -158,3 +158,12 @@ def test_check_gradients_does_not_change_the_feed():
     gc.check_gradients(gc.sum(gc.sin(x)), [x], feed)
     np.testing.assert_array_equal(xv, [0.5, 1.5])
     assert list(feed) == [x]
+
+
+def test_default_tolerances_follow_the_precision():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,), "float32")
+    feed = {x: np.float32([1.0, 2.0, 3.0])}
+    assert gc.check_gradients(gc.sum(x ** 3), [x], feed) < 1e-2  # float32 defaults pass
+    with pytest.raises(gc.GradientCheckError):
+        gc.check_gradients(gc.sum(x ** 3), [x], feed, rtol=1e-5, atol=1e-8)
