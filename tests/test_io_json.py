@@ -421,3 +421,21 @@ def test_schema_is_valid_and_the_documented_example_loads():
     g = gc.from_json(example)
     assert g["loss"].eval({"x": np.ones((2, 3))}) == 6.0
     assert g["loss"].site == "train.py:14"
+
+
+def test_save_gives_ordinary_permissions_and_names_a_missing_folder(tmp_path):
+    import os
+    import stat
+
+    g = gc.Graph()
+    g.variable("w", np.ones(2))
+    target = tmp_path / "g.json"
+    gc.save(g, target)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~umask
+    os.chmod(target, 0o640)
+    gc.save(g, target)  # replacing a file keeps its permissions
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    with pytest.raises(gc.GraphcError, match="does not exist"):
+        gc.save(g, tmp_path / "missing" / "g.json")

@@ -334,3 +334,11 @@ def test_argmax_argmin_match_numpy_and_pass_no_gradient():
     loss = gc.sum(x) + gc.sum(gc.cast(gc.argmax(x, axis=1), "float64"))
     np.testing.assert_array_equal(run(gc.grad(loss, x), {x: x_val}), np.ones((2, 3)))
     raises_here(gc.ShapeError, lambda: gc.argmax(x, axis=(0, 1)), "one integer axis")
+
+
+def test_squeeze_without_axis_needs_known_sizes():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3, 1))
+    with pytest.raises(gc.ShapeError, match="squeeze without axis needs known sizes"):
+        gc.squeeze(x)
+    assert gc.squeeze(x, axis=-1).shape == (None, 3)

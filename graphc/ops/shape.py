@@ -102,6 +102,9 @@ def _expand_dims_infer(x, *, axis):
 
 def _squeeze_infer(x, *, axis):
     if axis is None:
+        if None in x.shape:  # NumPy would also drop the unknown sizes that turn out to be 1
+            raise ShapeError(f"squeeze without axis needs known sizes, but the shape is "
+                             f"{fmt(x.shape)}; name the axes to remove")
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
         axes = normalize_axis(axis, x.ndim)
