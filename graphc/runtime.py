@@ -126,7 +126,8 @@ def run(graph, fetches, feed: Optional[dict] = None):
             uses[x.id] -= 1
             if uses[x.id] == 0:
                 del env[x.id]
-    return rebuild([as_result(env[n.id], n) for n in nodes])
+    protected = {id(v) for v in graph._values.values()} | {id(v) for v in fed.values()}
+    return rebuild([as_result(env[n.id], n, protected) for n in nodes])
 
 
 def evaluate(node, args: list):
@@ -148,22 +149,22 @@ def evaluate(node, args: list):
     return value
 
 
-def as_result(value, node):
+def as_result(value, node, protected: set):
     """A fetched value the user may keep and modify: never a read-only broadcast view, never
-    the variable's own storage (writing into it would change the variable behind its back)."""
+    (a view of) a variable's storage or a fed array, which writing into it would change."""
     if isinstance(value, np.generic):
         return value
     if not isinstance(value, np.ndarray):
         return np.asarray(value, dtype=node.dtype)
-    if not value.flags.writeable or _views_variable(value, node.graph):
+    if not value.flags.writeable or _aliases(value, protected):
         return value.copy()
     return value
 
 
-def _views_variable(value: np.ndarray, graph) -> bool:
-    stored = {id(v) for v in graph._values.values()}
+def _aliases(value: np.ndarray, protected: set) -> bool:
+    """Whether ``value`` is, or views, one of the arrays whose ids are in ``protected``."""
     while value is not None:
-        if id(value) in stored:
+        if id(value) in protected:
             return True
         value = value.base if isinstance(value.base, np.ndarray) else None
     return False

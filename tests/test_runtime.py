@@ -138,3 +138,14 @@ def test_results_are_writable_and_never_the_variables_storage(g):
     view = g.run(gc.transpose(W))
     view[0, 0] = 5.0
     assert W.value[0, 0] == 1.0
+
+
+def test_results_never_alias_the_fed_arrays(g):
+    p = g.placeholder("p", (3,))
+    a = np.zeros(3)
+    whole, part = g.run([p, p[1:]], {p: a})
+    whole[0] = part[0] = 9.0
+    np.testing.assert_array_equal(a, np.zeros(3))
+    out = gc.function([p], [p, p[1:]])(a)
+    out[0][0] = out[1][0] = 9.0
+    np.testing.assert_array_equal(a, np.zeros(3))

@@ -224,11 +224,11 @@ def _quoted(name: str) -> str:
 
 def _result(term: Term, name: str, emit: _Emitter) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
-    value that may be a variable's storage, a constant or a (read-only) view is copied, so the
-    caller may keep and modify it."""
+    value that may be an argument, a variable's storage, a constant or a (read-only) view is
+    copied, so the caller may keep and modify it."""
     if term.op == "constant" and term.attrs.get("weak"):
         return f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
-    if term.op != "placeholder" and term.ndim > 0 and not is_fresh(term):
+    if term.ndim > 0 and not is_fresh(term):
         return f"_np.array({name})"
     return name
 
