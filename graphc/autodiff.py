@@ -51,9 +51,12 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
     """
     if isinstance(xs, Node):
         xs = [xs]
-    xs = list(xs)
+    if isinstance(stop_at, Node):
+        stop_at = [stop_at]
+    xs, stop_at = list(xs), list(stop_at)
     if unconnected not in _UNCONNECTED:
-        raise ValueError(f"unconnected must be one of {_UNCONNECTED}, not {unconnected!r}")
+        raise GraphcError(f"gradients: unconnected must be one of {_UNCONNECTED}, not "
+                          f"{unconnected!r}")
     if not isinstance(y, Node):
         raise GraphcError(f"gradients: y must be a graphc Node, not {type(y).__name__}")
     for x in xs:
@@ -283,6 +286,8 @@ def hessian(z: Node, x: Node) -> Node:
 
 def hvp(z: Node, x: Node, v) -> Node:
     """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
+    if z.shape != ():
+        raise ShapeError(f"hvp: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
     v = as_node(x.graph, v)
     if v.ndim != x.ndim or any(a is not None and b is not None and a != b
                                for a, b in zip(v.shape, x.shape)):

@@ -415,11 +415,14 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
     op = get_op(op_name)
     try:
         inferred = op.infer(*nodes, **attrs)
-    except (ShapeError, DTypeError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
+        # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
+        kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
+            DTypeError if isinstance(exc, TypeError) else ShapeError
         args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)
         label = name or graph._fresh_name(op_name)
-        raise type(exc)(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
-                        f"{user_site()}") from None
+        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
+                   f"{user_site()}") from None
     shape, dtype = inferred[:2]
     if len(inferred) == 3:  # the rule put the attrs in canonical form (axis=-1 -> (1,), ...)
         attrs = inferred[2]

@@ -163,7 +163,7 @@ def test_y_and_xs_must_be_nodes_of_one_graph():
         gc.gradients(gc.sin(x), [z])
     with pytest.raises(gc.GraphcError):
         gc.gradients(1.0, [x])
-    with pytest.raises(ValueError):
+    with pytest.raises(gc.GraphcError, match="unconnected must be one of"):
         gc.gradients(gc.sin(x), [x], unconnected="ignore")
 
 

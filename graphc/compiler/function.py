@@ -135,6 +135,9 @@ def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool 
         rebuild = ("dict", list(outputs))
     else:
         rebuild = ("tuple" if isinstance(outputs, tuple) else "list", None)
+    if updates is not None and not isinstance(updates, dict):
+        raise GraphcError(f"function: updates must be a dict {{variable: node}}, not "
+                          f"{type(updates).__name__}")
     update_pairs = list((updates or {}).items())
     graph = _graph_of(inputs + flat + [v for pair in update_pairs for v in pair])
     for var, value in update_pairs:

@@ -119,7 +119,12 @@ def _select(target: Target) -> tuple[list, set]:
     """The nodes to draw (creation order) and the ids of the ones asked for."""
     if isinstance(target, Graph):
         return list(target.nodes), set()
-    wanted = [target] if isinstance(target, Node) else list(target)
+    if isinstance(target, Node):
+        wanted = [target]
+    elif isinstance(target, (list, tuple)):
+        wanted = list(target)
+    else:
+        wanted = []
     if not wanted or not all(isinstance(n, Node) for n in wanted):
         raise GraphcError("to_dot takes a Graph, a Node or a non-empty list of nodes")
     graph = wanted[0].graph

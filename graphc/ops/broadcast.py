@@ -9,14 +9,17 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..graph import apply
-from ..shapes import broadcast_shapes, fmt
+from ..shapes import broadcast_shapes, fmt, shape_argument
 from .registry import Case, define
 
 
 def _broadcast_to_infer(x, *, shape):
+    shape = shape_argument(shape)
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"cannot broadcast to {shape}: sizes must not be negative")
     if len(shape) < x.ndim or broadcast_shapes(x.shape, shape) != tuple(shape):
         raise ShapeError(f"cannot broadcast shape {fmt(x.shape)} to {fmt(shape)}")
-    return tuple(shape), x.dtype
+    return shape, x.dtype, {"shape": shape}
 
 
 define("broadcast_to", infer=_broadcast_to_infer,
@@ -87,7 +90,6 @@ def expand_dims(x, axis):
 
 def broadcast_to(x, shape, name=None):
     """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient sums back."""
-    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
     return apply("broadcast_to", [x], {"shape": shape}, name=name)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import GraphcError
 from ..graph import apply
 from .common import elementwise_infer, is_constant, times
 from .registry import Case, define
@@ -243,7 +244,7 @@ def clip(x, lo, hi, name=None):
     bound split it equally, and it reaches ``lo``/``hi`` where they are active.
     """
     if lo is None and hi is None:
-        raise ValueError("clip: give at least one of lo and hi")
+        raise GraphcError("clip: give at least one of lo and hi")
     if lo is None:
         return minimum(x, hi, name=name)
     if hi is None:

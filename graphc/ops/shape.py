@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import GraphcError, ShapeError
 from ..graph import apply
-from ..shapes import fmt, normalize_axis, size
+from ..shapes import fmt, normalize_axis, shape_argument, size
 from .registry import Case, define
 
 
 # -- reshape ----------------------------------------------------------------------------------
 def _reshape_infer(x, *, shape):
-    shape = tuple(int(d) for d in shape)
+    shape = shape_argument(shape)
     if shape.count(-1) > 1 or any(d < -1 for d in shape):
         raise ShapeError(f"bad target shape {shape}")
     known = size(tuple(d for d in shape if d != -1))
@@ -70,7 +70,7 @@ define("reshape_like", infer=_reshape_like_infer,
 
 # -- transpose ----------------------------------------------------------------------------------
 def _transpose_infer(x, *, axes):
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else shape_argument(axes, "axes")
     if sorted(a % x.ndim if x.ndim else a for a in axes) != list(range(x.ndim)) or \
             any(not -x.ndim <= a < x.ndim for a in axes):
         raise ShapeError(f"axes {axes} are not a permutation of the {x.ndim} dimensions")
@@ -131,7 +131,6 @@ define("squeeze", infer=_squeeze_infer,
 
 def reshape(x, shape, name=None):
     """``x`` with a new shape (one entry may be -1), like ``numpy.reshape``."""
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     return apply("reshape", [x], {"shape": shape}, name=name)
 
 
@@ -142,7 +141,7 @@ def reshape_like(x, like, lead: int = 0, name=None):
 
 def transpose(x, axes=None, name=None):
     """Permute dimensions (reverse them by default), like ``numpy.transpose``; also ``x.T``."""
-    return apply("transpose", [x], {"axes": None if axes is None else tuple(axes)}, name=name)
+    return apply("transpose", [x], {"axes": axes}, name=name)
 
 
 def expand_dims(x, axis, name=None):
@@ -349,15 +348,22 @@ define("concat_put", infer=_concat_part_infer("put"), kernel=_concat_put_kernel,
        doc="The adjoint of concat_take: h in its place along `axis`, zeros elsewhere.")
 
 
+def _node_list(xs, op: str) -> list:
+    from ..graph import Node
+    if isinstance(xs, Node) or not isinstance(xs, (list, tuple)):
+        raise GraphcError(f"gc.{op} takes a list or tuple of nodes, not {type(xs).__name__}")
+    return list(xs)
+
+
 def concatenate(xs, axis: int = 0, name=None):
     """Join ``xs`` (a list of nodes or arrays) along an existing ``axis``, like
     ``numpy.concatenate``; the sizes along ``axis`` may be unknown until run time."""
-    return apply("concatenate", list(xs), {"axis": axis}, name=name)
+    return apply("concatenate", _node_list(xs, "concatenate"), {"axis": axis}, name=name)
 
 
 def stack(xs, axis: int = 0, name=None):
     """Join same-shaped ``xs`` along a new ``axis``, like ``numpy.stack``."""
-    return apply("stack", list(xs), {"axis": axis}, name=name)
+    return apply("stack", _node_list(xs, "stack"), {"axis": axis}, name=name)
 
 
 def concat_take(g, xs, axis: int, part: int, name=None):

@@ -13,6 +13,8 @@ def _cast_infer(x, *, dtype):
         dtype = np.dtype(dtype)
     except TypeError:
         raise DTypeError(f"{dtype!r} is not a dtype") from None
+    if dtype.kind not in "biufc":
+        raise DTypeError(f"cannot cast to {dtype}: graphc values are numbers or bools")
     return x.shape, dtype, {"dtype": dtype.name}
 
 
