@@ -9,6 +9,7 @@ import os
 import sys
 from contextlib import contextmanager
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Iterable, Optional
 
 import numpy as np
@@ -214,14 +215,14 @@ class Graph:
 
     def variable(self, name: str, value, dtype=None) -> Node:
         """A node that holds an array between runs (``node.value`` reads and writes it)."""
-        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array = _numeric_array(value, dtype, name)
         node = self._add("variable", (), {}, array.shape, array.dtype, name)
         self._values[node.id] = array
         return node
 
     def constant(self, value, name: Optional[str] = None, dtype=None) -> Node:
         """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
-        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array = _numeric_array(value, dtype, name)
         array.flags.writeable = False
         return self._add("constant", (), {"value": array, "weak": False}, array.shape,
                          array.dtype, name)
@@ -248,7 +249,8 @@ class Graph:
         elif name in self._by_name:
             raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
                               "already has it (names are unique in a graph)")
-        node = Node(self, len(self._nodes), op, inputs, attrs, tuple(shape), np.dtype(dtype),
+        node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
+                    tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
                     self._derivative_level if derivative is None else derivative)
         self._nodes.append(node)
@@ -359,6 +361,19 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     return (op, tuple(x.id for x in inputs), items)
 
 
+def _numeric_array(value, dtype, name) -> np.ndarray:
+    """A private copy of ``value`` as a numeric (or bool) array, else DTypeError."""
+    label = f"'{name}': " if name else ""
+    try:
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"{label}cannot make an array of {value!r:.60} ({exc})") from None
+    if array.dtype.kind not in "biufc":
+        raise DTypeError(f"{label}a value must be numbers or bools, not {array.dtype} "
+                         f"({value!r:.60})")
+    return array
+
+
 def _dtype(dtype, name) -> np.dtype:
     try:
         return np.dtype(dtype)
@@ -390,14 +405,7 @@ def as_node(graph: Graph, value) -> Node:
         return value
     if type(value) in _SCALARS:  # exact types: np.float64 subclasses float but is strong
         return graph._weak_constant(value)
-    try:
-        array = np.asarray(value)
-    except Exception as exc:
-        raise DTypeError(f"cannot turn {type(value).__name__} into a graphc constant") from exc
-    if array.dtype.kind not in "biufc":
-        raise DTypeError(f"cannot turn {type(value).__name__} {value!r:.40} into a graphc "
-                         "constant (numbers and numeric arrays only)")
-    return graph.constant(array)
+    return graph.constant(value)
 
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:

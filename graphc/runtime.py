@@ -35,6 +35,9 @@ def check_feed_value(node, value) -> np.ndarray:
         array = np.asarray(value)
     except Exception as exc:
         raise FeedError(f"cannot feed a {type(value).__name__} to {describe(node)}") from exc
+    if array.dtype.kind not in "biufc":
+        raise FeedError(f"cannot feed {value!r:.60} to {describe(node)}: a value must be "
+                        f"numbers or bools, not {array.dtype}")
     if not shapes.fits(array.shape, node.shape):
         raise FeedError(f"cannot feed a value of shape {array.shape} to {describe(node)}, "
                         f"which has shape {shapes.fmt(node.shape)}")
@@ -93,7 +96,9 @@ def require_fed(order: list, fed, purpose: str) -> None:
 def kernel_error(node, exc: Exception, values) -> GraphcError:
     """A kernel's NumPy error as a graphc error naming the node and where it was built."""
     given = ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in values)
-    kind = ShapeError if isinstance(exc, (ValueError, IndexError)) else GraphcError
+    shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
+    kind = ShapeError if isinstance(exc, IndexError) or (isinstance(exc, ValueError) and shapey) \
+        else GraphcError
     return kind(f"{describe(node)} failed at run time: {exc}; inputs: {given}")
 
 

@@ -37,17 +37,17 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-def shape_argument(shape, what: str = "shape") -> tuple:
+def shape_argument(shape, what: str = "a shape") -> tuple:
     """A user's shape (an int or a sequence of ints) as a tuple of ints, else ShapeError."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         return (int(shape),)
     try:
         dims = tuple(shape)
     except TypeError:
-        raise ShapeError(f"a {what} must be an int or a tuple of ints, not {shape!r}") from None
+        raise ShapeError(f"{what} must be an int or a tuple of ints, not {shape!r}") from None
     for d in dims:
         if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
-            raise ShapeError(f"a {what} must be an int or a tuple of ints, not {shape!r}")
+            raise ShapeError(f"{what} must be an int or a tuple of ints, not {shape!r}")
     return tuple(int(d) for d in dims)
 
 
@@ -55,7 +55,7 @@ def normalize_axis(axis, ndim: int) -> tuple:
     """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative ints."""
     if axis is None:
         return tuple(range(ndim))
-    axes = shape_argument(axis, "axis")
+    axes = shape_argument(axis, "an axis")
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or not -ndim <= a < ndim:

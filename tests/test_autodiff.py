@@ -601,3 +601,11 @@ def test_many_disconnected_xs_are_answered_by_one_sweep():
     grads = gc.gradients(z, xs, unconnected="none")
     assert time.perf_counter() - t0 < 2.0
     assert grads[:-1] == [None] * 1999 and grads[-1] is not None
+
+
+def test_pow_exponent_gradient_is_zero_where_the_power_is_zero():
+    g = gc.Graph()
+    a, b = g.placeholder("a"), g.placeholder("b")
+    ga, gb = gc.gradients(a ** b, [a, b])
+    assert g.run([ga, gb], {a: 0.0, b: 2.0}) == [0.0, 0.0]  # not 0 * log(0) = nan
+    assert g.run(gb, {a: 2.0, b: 3.0}) == pytest.approx(8 * np.log(2.0))

@@ -388,3 +388,13 @@ def test_node_names_in_the_generated_source_are_quoted():
     f = gc.function([x], y, updates={W: W * 2.0})
     assert "print('injected')" not in f.source.replace(repr(y.name), "")
     np.testing.assert_array_equal(f(np.ones(2)), np.ones(2))
+
+
+def test_an_input_given_twice_is_named():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    f = gc.function([x], x * 2.0)
+    with pytest.raises(gc.FeedError, match="input 'x' given twice"):
+        f(np.ones(2), x=np.ones(2))
+    with pytest.raises(gc.GraphcError, match="updates must be a dict"):
+        gc.function([x], x, updates=[(g.variable("v", 1.0), x)])

@@ -60,7 +60,7 @@ def test_python_scalars_and_arrays_become_constants():
     assert len(consts) == 2
     np.testing.assert_array_equal(consts[0].value, [1.0, 2.0])
     np.testing.assert_array_equal(y.eval({x: [0.0, 0.0]}), [4.0, 5.0])
-    with pytest.raises(gc.DTypeError, match="add: cannot turn str"):
+    with pytest.raises(gc.DTypeError, match="add: a value must be numbers or bools, not <U3"):
         x + "abc"
 
 
@@ -163,3 +163,34 @@ def test_names_must_be_printable():
     g = gc.Graph()
     with pytest.raises(gc.GraphcError, match="printable"):
         g.variable("W\n    import os #", np.ones(2))
+
+
+def test_node_attrs_are_read_only():
+    g = gc.Graph()
+    s = gc.sum(g.placeholder("x", (2, 3)), axis=-1)
+    assert s.attrs == {"axis": (1,), "keepdims": False}
+    with pytest.raises(TypeError):
+        s.attrs["axis"] = (0,)
+
+
+@pytest.mark.parametrize("build, error, message", [
+    (lambda g, x: gc.reshape(x, None), gc.ShapeError, "a shape must be an int or a tuple"),
+    (lambda g, x: gc.reshape(x, (1.5, 4)), gc.ShapeError, "a shape must be an int or a tuple"),
+    (lambda g, x: gc.sum(x, axis=1.0), gc.ShapeError, "an axis must be an int or a tuple"),
+    (lambda g, x: gc.broadcast_to(x, (-1, 2, 3)), gc.ShapeError, "must not be negative"),
+    (lambda g, x: gc.transpose(x, "ab"), gc.ShapeError, "axes must be an int or a tuple"),
+    (lambda g, x: gc.concatenate(x), gc.GraphcError, "takes a list or tuple of nodes"),
+    (lambda g, x: gc.clip(x, None, None), gc.GraphcError, "at least one of lo and hi"),
+    (lambda g, x: gc.cast(x, str), gc.DTypeError, "cannot cast to <U0"),
+    (lambda g, x: g.variable("v", [[1], [1, 2]]), gc.DTypeError, "'v': cannot make an array"),
+    (lambda g, x: g.variable("v", None), gc.DTypeError, "'v': a value must be numbers"),
+    (lambda g, x: g.constant("abc"), gc.DTypeError, "a value must be numbers or bools"),
+    (lambda g, x: gc.to_dot(3), gc.GraphcError, "to_dot takes a Graph"),
+    (lambda g, x: gc.cast(g.placeholder("i", (2,), "int8"), "int8") + 300, gc.DTypeError,
+     "add: NumPy does not support dtypes int8"),
+])
+def test_bad_arguments_raise_graphc_errors(build, error, message):
+    g = gc.Graph()
+    x = g.placeholder("x", (2, 3))
+    with pytest.raises(error, match=message):
+        build(g, x)

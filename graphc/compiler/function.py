@@ -79,6 +79,9 @@ class Function:
             if key not in by_name and key not in params:
                 return FeedError(f"the function has no input named {key!r}; its inputs are "
                                  f"{', '.join(repr(n) for n in names)}")
+        for key in kwargs:
+            if by_name.get(key, key) in params[:len(args)]:
+                return FeedError(f"input {key!r} given twice: by position and by name")
         given = set(params[:len(args)]) | {by_name.get(k, k) for k in kwargs}
         missing = [n for n, p in zip(self._inputs, params) if p not in given]
         if missing:

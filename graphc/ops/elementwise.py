@@ -53,11 +53,14 @@ _binary("div", np.true_divide, _div_bprop,
 
 
 def _pow_bprop(node, g, i):
+    from .compare import equal, where  # compare builds on this module
+
     a, b = node.inputs
     if i == 0:  # b * a**(b-1), written without a division so that a = 0 stays finite
         exponent = sub(b, 1)
         return times(g, mul(b, a if is_constant(exponent, 1) else pow(a, exponent)))
-    return times(g, mul(node, log(a)))
+    # d/db a**b = a**b log a, whose limit where a**b = 0 (a = 0, b > 0) is 0, not 0 * -inf
+    return times(g, where(equal(node, 0), 0, mul(node, log(a))))
 
 
 _binary("pow", np.power, _pow_bprop,
