@@ -410,10 +410,10 @@ def as_node(graph: Graph, value) -> Node:
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
-    graph = graph_of(inputs)
-    if graph is None:
-        raise GraphcError(f"gc.{op_name} needs at least one graphc Node among its inputs")
     try:
+        graph = graph_of(inputs)
+        if graph is None:
+            raise GraphcError("needs at least one graphc Node among its inputs")
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
         raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None

@@ -103,6 +103,7 @@ def kernel_error(node, exc: Exception, values) -> GraphcError:
 
 
 def run(graph, fetches, feed: Optional[dict] = None):
+    """``Graph.run``: check the feed, then evaluate the needed nodes in creation order."""
     nodes, rebuild = flatten(fetches)
     for n in nodes:
         if getattr(n, "graph", None) is not graph:

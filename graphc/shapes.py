@@ -6,11 +6,11 @@ the op, the node and the user's file and line.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError
+from .errors import ShapeError
 
 Shape = tuple  # tuple[Optional[int], ...]
 
@@ -84,10 +84,6 @@ def fits(shape: Sequence[int], static: Shape) -> bool:
     return len(shape) == len(static) and all(s is None or s == d for s, d in zip(static, shape))
 
 
-def result_dtype(*nodes) -> np.dtype:
-    """NumPy 2 promotion; a Python scalar wrapped as a constant stays weak (``x32 * 2.0`` is float32)."""
-    args = [n.attrs["value"] if n.op == "constant" and n.attrs.get("weak") else n.dtype for n in nodes]
-    return np.result_type(*args)
 
 
 def float_dtype(dtype: np.dtype) -> np.dtype:
@@ -95,20 +91,6 @@ def float_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
 
 
-def require(cond: bool, message: str, error=ShapeError) -> None:
-    if not cond:
-        raise error(message)
-
-
-def require_numeric(node, what: str = "input") -> None:
-    if node.dtype == np.bool_ or not np.issubdtype(node.dtype, np.number):
-        raise DTypeError(f"{what} of dtype {node.dtype} is not numeric")
-
-
 def same_dims(a: Optional[int], b: Optional[int]) -> bool:
     """Whether two static sizes can be equal at run time."""
     return a is None or b is None or a == b
-
-
-def all_known(shapes: Iterable[Shape]) -> bool:
-    return all(None not in s for s in shapes)
