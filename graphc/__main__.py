@@ -1,4 +1,5 @@
 """``python -m graphc ...`` is the ``graphc`` command."""
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing this module (pydoc, test collectors) must not run it
+    raise SystemExit(main())

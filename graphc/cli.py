@@ -13,7 +13,9 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from collections import Counter
+from io import BytesIO
 from typing import Optional, Sequence
 
 import numpy as np
@@ -23,6 +25,7 @@ from .autodiff import gradients
 from .errors import GraphcError
 from .graph import Graph, Node
 from .io import load, render, save, to_dot
+from .io.atomic import write_atomic
 from .shapes import fmt
 
 
@@ -36,9 +39,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except KeyboardInterrupt:
         print("graphc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `graphc ... | head`: the reader left, which is not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 1
     except Exception as exc:  # every failure, ours or not, is one line
         kind = "" if isinstance(exc, (GraphcError, OSError)) else f"{type(exc).__name__}: "
         print(f"graphc: error: {kind}{_one_line(exc)}", file=sys.stderr)
@@ -47,6 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per command, each with its function as ``command``."""
     parser = argparse.ArgumentParser(
         prog="graphc",
         description="Inspect, draw, run and differentiate graphc graphs saved as JSON "
@@ -101,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands --------------------------------------------------------------------------------------
-def cmd_info(args) -> None:
+def cmd_info(args: argparse.Namespace) -> None:
+    """Print a summary of the graph in ``args.file``."""
     graph = load(args.file)
     nodes = graph.nodes
     derivative = [n for n in nodes if n.derivative]
@@ -124,7 +133,8 @@ def cmd_info(args) -> None:
     _table("outputs", [(n.name, f"{n.op} {fmt(n.shape)} {n.dtype}") for n in outputs])
 
 
-def cmd_dot(args) -> None:
+def cmd_dot(args: argparse.Namespace) -> None:
+    """Write the graph (or the ``--node`` nodes and their ancestors) as DOT or a picture."""
     graph = load(args.file)
     target = [_node(graph, name, args.file) for name in args.node] or graph
     if args.output:
@@ -134,14 +144,18 @@ def cmd_dot(args) -> None:
         sys.stdout.write(to_dot(target))
 
 
-def cmd_run(args) -> None:
+def cmd_run(args: argparse.Namespace) -> None:
+    """Compute the ``--fetch`` nodes from the ``--feed`` values; print or save them."""
     graph = load(args.file)
     feed = {}
     for item in args.feed:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise CommandError(f"--feed {item!r}: write NAME=VALUE (a .npy path or a number)")
-        feed[_node(graph, name, args.file)] = _feed_value(name, value)
+        node = _node(graph, name, args.file)
+        if node in feed:
+            raise CommandError(f"--feed {name}: given more than once")
+        feed[node] = _feed_value(name, value)
     fetches = [_node(graph, name, args.file) for name in args.fetch]
     values = graph.run(fetches, feed)
     if args.output:
@@ -157,7 +171,8 @@ def cmd_run(args) -> None:
             print(np.array2string(value, threshold=1000))
 
 
-def cmd_grad(args) -> None:
+def cmd_grad(args: argparse.Namespace) -> None:
+    """Append the gradient nodes of ``--of`` with respect to each ``--wrt``; save."""
     graph = load(args.file)
     y = _node(graph, args.of, args.file)
     xs = [_node(graph, name, args.file) for name in args.wrt]
@@ -182,30 +197,43 @@ def _feed_value(name: str, text: str) -> np.ndarray:
     """A .npy file (never pickled objects) or a JSON number/list."""
     if text.endswith(".npy") or os.path.isfile(text):
         try:
-            return np.load(text, allow_pickle=False)
+            array = np.load(text, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise CommandError(f"--feed {name}: cannot read {text!r}: {_one_line(exc)}") from None
+        if not isinstance(array, np.ndarray):  # np.load opens an .npz archive as a mapping
+            array.close()
+            raise CommandError(f"--feed {name}: {text!r} is not a .npy file (one array)")
+        return array
     try:
         value = json.loads(text)
         array = np.asarray(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         array = None
     if array is None or array.dtype.kind not in "biuf":
-        raise CommandError(f"--feed {name}={text}: not a .npy file, a number or a JSON list "
+        raise CommandError(f"--feed {name}={text:.60}: not a .npy file, a number or a JSON list "
                            "of numbers")
     return array
 
 
 def _save_arrays(path: str, fetches: list, values: list) -> None:
+    """One fetch to .npy, or every fetch by node name to .npz; written atomically."""
+    buffer = BytesIO()
     if path.endswith(".npz"):
-        np.savez(path, **{n.name: np.asarray(v) for n, v in zip(fetches, values)})
+        # the zip np.savez writes, built by hand: np.savez(path, **arrays) breaks on a node
+        # named "file" or "allow_pickle"
+        arrays = {n.name: np.asarray(v) for n, v in zip(fetches, values)}
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
     elif path.endswith(".npy"):
         if len(fetches) != 1:
             raise CommandError(f"-o {path}: a .npy file holds one array; use .npz for "
                                f"{len(fetches)} fetches")
-        np.save(path, np.asarray(values[0]), allow_pickle=False)
+        np.save(buffer, np.asarray(values[0]), allow_pickle=False)
     else:
         raise CommandError(f"-o {path}: use a .npy or .npz path")
+    write_atomic(path, buffer.getvalue())
 
 
 def _table(title: str, rows: list) -> None:

@@ -135,3 +135,41 @@ def test_the_console_script_points_at_main():
     assert scripts == {"graphc": "graphc.cli:main"}
     from graphc.cli import main
     assert callable(main)
+
+
+def test_npz_output_takes_any_node_name_and_bad_feeds_are_clear(tmp_path):
+    """A node named "file" broke np.savez(path, **arrays); an .npz feed or a repeated feed gave
+    a confusing error or was silently overridden."""
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    gc.sum(x * x, name="file")
+    gc.exp(x, name="allow_pickle")
+    gc.save(g, tmp_path / "m.json")
+    np.save(tmp_path / "x.npy", np.ones(3))
+    np.savez(tmp_path / "x.npz", x=np.ones(3))
+    code, _, err = graphc("run", "m.json", "--feed", "x=x.npy", "--fetch", "file", "--fetch",
+                          "allow_pickle", "-o", "out.npz", cwd=tmp_path)
+    assert code == 0 and err == ""
+    saved = np.load(tmp_path / "out.npz")
+    assert saved["file"] == 3.0 and np.allclose(saved["allow_pickle"], np.e)
+    for feeds, message in [(["x=x.npz"], "'x.npz' is not a .npy file"),
+                           (["x=x.npy", "x=1"], "--feed x: given more than once"),
+                           (["x=" + "[" * 5000 + "]" * 5000], "not a .npy file, a number")]:
+        args = [a for f in feeds for a in ("--feed", f)]
+        code, out, err = graphc("run", "m.json", *args, "--fetch", "file", cwd=tmp_path)
+        assert code == 1 and out == "" and err.count("\n") == 1 and message in err, err
+        assert len(err) < 200
+
+
+def test_a_closed_pipe_is_not_reported_as_an_error(model):
+    g, path = model
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(f"'{sys.executable}' -m graphc dot model.json | head -c 0", shell=True,
+                          cwd=path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stderr == ""
+
+
+def test_importing_main_module_does_not_run_the_command():
+    import importlib
+
+    importlib.import_module("graphc.__main__")  # would raise SystemExit(2) before the guard

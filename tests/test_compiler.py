@@ -145,7 +145,7 @@ def test_check_numerics_names_op_node_and_line():
     assert np.isnan(gc.function([x], gc.sum(y))(np.array([-1.0, 1.0, 1.0])))
 
 
-# -- updates and the source graph -------------------------------------------------------------------
+# -- updates and the source graph ------------------------------------------------------------------
 def test_updates_use_old_values_and_are_written_after_outputs():
     g = gc.Graph()
     a = g.variable("a", np.array([1.0, 2.0]))
@@ -230,7 +230,7 @@ def test_views_keep_their_buffers_alive():
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-# -- optimisation, stats, determinism ---------------------------------------------------------------
+# -- optimisation, stats, determinism --------------------------------------------------------------
 def test_stats_report_every_pass_and_memory():
     g, (x, y, *_), loss, grads, feed = mlp()
     f = gc.function([x, y], [loss] + grads)
@@ -398,3 +398,78 @@ def test_an_input_given_twice_is_named():
         f(np.ones(2), x=np.ones(2))
     with pytest.raises(gc.GraphcError, match="updates must be a dict"):
         gc.function([x], x, updates=[(g.variable("v", 1.0), x)])
+
+
+# -- regressions: rewrites and outputs keep g.run's values, dtypes and errors ----------------------
+def _compiled_and_run(inputs, outputs, args):
+    got = gc.function(inputs, outputs)(*args)
+    want = inputs[0].graph.run(outputs, dict(zip(inputs, args)))
+    return got, want
+
+
+def test_cross_entropy_with_masked_logits_and_bad_labels_like_g_run():
+    g = gc.Graph()
+    logits = g.placeholder("logits", (2, 3))
+    labels = g.placeholder("labels", (2,), "int64")
+    loss = gc.mean(gc.softmax_cross_entropy(logits, labels))
+    f = gc.function([logits, labels], [loss, gc.grad(loss, logits)])
+    masked = np.array([[1.0, 2.0, -np.inf], [0.0, 1.0, 2.0]])  # -inf: a class ruled out
+    got = f(masked, np.array([0, 2]))
+    want = g.run([loss, gc.grad(loss, logits)], {logits: masked, labels: np.array([0, 2])})
+    assert np.isfinite(got[0])
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(gc.GraphcError, match="out of range"):
+        f(np.zeros((2, 3)), np.array([0, 7]))
+
+
+def test_weak_constants_without_a_literal_keep_the_dtype():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,), "float32")
+    X = np.ones(3, np.float32)
+    for out in (x * np.inf, x + float("nan"), x * 1j, -np.inf - x):
+        got, want = _compiled_and_run([x], out, [X])
+        assert got.dtype == want.dtype, (out, got.dtype, want.dtype)
+
+
+def test_scalar_factors_do_not_overflow():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    i = g.placeholder("i", (2,), "int32")
+    args = [np.full(2, 1e300), np.ones(2, np.int32)]
+    got, want = _compiled_and_run([x, i], [(x * 2**40) * 2**40, (i * 70000) * 70000,
+                                           (x * 1e-200) * 1e-200], args)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-15)
+        assert a.dtype == b.dtype
+
+
+def test_a_constant_of_zeros_of_both_signs_is_not_one_scalar():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    got, want = _compiled_and_run([x], x / np.array([0.0, -0.0]), [np.ones(2)])
+    np.testing.assert_array_equal(got, [np.inf, -np.inf])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_0d_outputs_never_alias_arguments_or_variables():
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    v = g.variable("v", np.array(3.0))
+    X = np.array(2.0)
+    outs = gc.function([x], [x, v, gc.reshape(v, ())])(X)
+    for out in outs:
+        out[...] = 99.0
+    assert X == 2.0 and v.value == 3.0
+
+
+def test_outputs_that_rewriting_merges_are_distinct_arrays():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    a, b = gc.exp(x) * 2.0, gc.exp(x) * 2.0  # one term after CSE
+    c = gc.reshape(gc.reshape(a, (1, 3)), (3,))  # a itself after simplification
+    got = gc.function([x], [a, b, c])(np.zeros(3))
+    for i in range(3):
+        for j in range(i):
+            assert not np.shares_memory(got[i], got[j])
+    np.testing.assert_array_equal(got[1], [2.0, 2.0, 2.0])

@@ -439,3 +439,58 @@ def test_save_gives_ordinary_permissions_and_names_a_missing_folder(tmp_path):
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
     with pytest.raises(gc.GraphcError, match="does not exist"):
         gc.save(g, tmp_path / "missing" / "g.json")
+
+
+# -- regressions ---------------------------------------------------------------------------------
+def test_an_attr_cannot_fill_an_input_of_the_op():
+    """bind() let {"op": "relu", "inputs": [], "attrs": {"x": <array>}} load: relu of nothing."""
+    array = {"$array": json_format.encode_array(np.ones(3))}
+    for nodes in ([{"id": 0, "op": "relu", "inputs": [], "attrs": {"x": array}}],
+                  [{"id": 0, "op": "placeholder", "inputs": [], "shape": [3]},
+                   {"id": 1, "op": "matmul", "inputs": [0], "attrs": {"b": array}}]):
+        text = json.dumps({"format": "graphc", "version": 1, "nodes": nodes})
+        with pytest.raises(gc.GraphFormatError, match=r"are inputs, not attrs"):
+            gc.from_json(text)
+
+
+def test_numpy_scalar_attrs_keep_their_type_even_when_not_finite():
+    """np.float64 subclasses float: it was written as a bare number, or as the unreadable
+    {"$float": "np.float64(nan)"}."""
+    for value in [np.float64(1.5), np.float64("nan"), np.float64("-inf")]:
+        back = json_format.decode_attr(json.loads(json.dumps(json_format.encode_attr(value))))
+        assert type(back) is np.float64 and same_bits(back, value)
+
+
+def test_attr_order_does_not_change_the_bytes():
+    g = gc.Graph()
+    x = g.placeholder("x", (2, 3))
+    apply("reduced_size", [x], {"axis": (1,), "dtype": np.dtype("float64")}, name="r")
+    doc = json.loads(gc.to_json(g))
+    doc["nodes"][1]["attrs"] = dict(reversed(list(doc["nodes"][1]["attrs"].items())))
+    assert gc.to_json(gc.from_json(json.dumps(doc))) == gc.to_json(g)
+
+
+def test_a_site_from_an_undecodable_file_name_saves_and_round_trips(tmp_path):
+    """A surrogate-escaped site made save fail with UnicodeEncodeError."""
+    g = gc.Graph()
+    g._add("placeholder", (), {}, (3,), "float64", "x", site="/tmp/\udcffbad.py:3")
+    gc.save(g, tmp_path / "g.json")
+    (tmp_path / "g.json").read_bytes().decode("utf-8")  # valid UTF-8
+    assert gc.load(tmp_path / "g.json")["x"].site == "/tmp/\udcffbad.py:3"
+
+
+def test_save_leaves_the_umask_alone_and_writes_through_a_symlink(tmp_path, monkeypatch):
+    """Reading the umask by setting it raced with other threads creating files; and os.replace
+    on a symlink replaced the link instead of updating its target."""
+    g, *_ = example_graph()
+    target, link = tmp_path / "real.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+
+    def forbidden(mask):
+        raise AssertionError("os.umask called")
+    monkeypatch.setattr(os, "umask", forbidden)
+    gc.save(g, link)
+    gc.save(g, tmp_path / "new.json")
+    assert link.is_symlink() and target.read_text() == gc.to_json(g) + "\n"
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "new.json", "real.json"]

@@ -390,3 +390,13 @@ def test_other_build_errors():
         gc.maximum(x, g.placeholder("y", (3,)))
     with pytest.raises(gc.DTypeError, match="sign"):
         gc.sign(g.placeholder("b2", (3,), "bool"))
+
+
+def test_one_hot_dtype_must_be_numeric():
+    # Regression: one_hot accepted any NumPy dtype ("U1" gave strings, "O" objects).
+    g = gc.Graph()
+    idx = g.constant(np.array([0, 2]))
+    for dtype in ("U1", object, "nonsense"):
+        with pytest.raises(gc.DTypeError, match="dtype"):
+            gc.one_hot(idx, 3, dtype=dtype)
+    assert gc.one_hot(idx, 3, dtype="bool").dtype == np.bool_

@@ -153,3 +153,21 @@ def _numeric_jacobian(g, inputs, arrays, f, i):
         e[index] = 1.0
         out[(Ellipsis,) + index] = _directional(g, inputs, arrays, f, i, e)
     return out
+
+
+@pytest.mark.parametrize("name,k", [c for c in CASES if REGISTRY[c[0]].differentiable])
+def test_jacobian_with_unknown_batch_sizes(name, k):
+    """Cotangents whose batch sizes are None at build time (the seed of a Jacobian of a node
+    with a run-time size): every rule must build and give the same derivatives."""
+    arrays = _arrays(name, k)
+    wrt = _wrt(name, k, arrays)
+    g, inputs, node = _build(name, k, arrays)
+    if not wrt or not np.issubdtype(node.dtype, np.floating):
+        pytest.skip("nothing to differentiate")
+    pad = g.placeholder("pad", (None,) + node.shape, node.dtype)  # y = node, repeated 2 times
+    feed = dict(zip(inputs, arrays))
+    feed[pad] = np.zeros((2,) + node.shape, node.dtype)
+    for i in wrt:
+        J = np.asarray(g.run(gc.jacobian(node + pad, inputs[i]), feed))
+        expected = _numeric_jacobian(g, inputs, arrays, node, i)
+        np.testing.assert_allclose(J, np.stack([expected, expected]), rtol=1e-5, atol=1e-6)

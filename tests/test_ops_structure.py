@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.ops import sum_to
 from graphc.ops.registry import REGISTRY
 
 HERE = __file__
@@ -342,3 +343,67 @@ def test_squeeze_without_axis_needs_known_sizes():
     with pytest.raises(gc.ShapeError, match="squeeze without axis needs known sizes"):
         gc.squeeze(x)
     assert gc.squeeze(x, axis=-1).shape == (None, 3)
+
+
+def test_reductions_differentiate_against_a_batch_of_unknown_size():
+    # Regression: sum/mean's rule asked broadcast_to for a shape with None in the batch.
+    g = gc.Graph()
+    p = g.placeholder("p", (None, 4))
+    W = g.variable("W", RNG.standard_normal((3, 4)))
+    P = RNG.standard_normal((2, 4))
+    for reduce, scale in ((gc.sum, 1.0), (gc.mean, 1 / 3)):
+        J = run(gc.jacobian(reduce(W, axis=0) + p, W), {p: P})
+        expected = np.zeros((2, 4, 3, 4))
+        for j in range(4):
+            expected[:, j, :, j] = scale
+        np.testing.assert_allclose(J, expected)
+
+
+def test_expand_dims_axis_forms_like_numpy():
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 4))
+    assert gc.expand_dims(x, [0, 3]).shape == np.expand_dims(np.zeros((3, 4)), [0, 3]).shape
+    assert gc.expand_dims(x, (-1, 0)).shape == (1, 3, 4, 1)
+    raises_here(gc.ShapeError, lambda: gc.expand_dims(x, None), "not None")  # was 3 new axes
+
+
+def test_transpose_rejects_non_permutations():
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 4))
+    for axes in ((0, 0), (0,), (0, 2), (0, 1, 2)):
+        raises_here(gc.ShapeError, lambda: gc.transpose(x, axes), "not a permutation")
+    assert gc.transpose(x, (-1, 0)).shape == (4, 3)
+    assert gc.transpose(g.placeholder("s", ())).shape == ()
+
+
+def test_sum_to_keeps_small_integer_dtypes():
+    # Regression: NumPy's add.reduce widened int8 to int64 while the rule said int8.
+    g = gc.Graph()
+    x = g.constant(np.ones((2, 3, 4), np.int8))
+    like = g.placeholder("like", (None, 1), "int8")
+    y = sum_to(x, like)
+    assert y.dtype == np.int8
+    value = run(y, {like: np.zeros((3, 1), np.int8)})
+    assert value.dtype == np.int8
+    np.testing.assert_array_equal(value, np.full((3, 1), 8))
+    with pytest.raises(gc.DTypeError, match="sum_to adds numbers"):
+        sum_to(g.placeholder("b", (3,), "bool"), like)
+
+
+def test_pow_second_derivatives_are_finite_where_the_base_is_zero():
+    # Regression: d/db a**b masked a**b log a where a**b = 0 but not log's input, so the
+    # derivative of log (1/a = inf) gave 0 * inf = NaN, in every row of a batched Jacobian.
+    g = gc.Graph()
+    a, b = g.placeholder("a", (3,)), g.placeholder("b", (3,))
+    ga, gb = gc.gradients(gc.sum(a ** b), [a, b])
+    A, B = np.array([0.0, 1.5, 2.0]), np.array([2.0, 3.0, 0.5])
+    with np.errstate(all="raise"):
+        Hab, Hbb, Haa = (run(gc.jacobian(d, x), {a: A, b: B})
+                         for d, x in ((gb, a), (gb, b), (ga, a)))
+    log_a = np.log(A[1:])
+    p = A[1:] ** B[1:]
+    np.testing.assert_allclose(np.diag(Hab), [0.0, *(p / A[1:] * (1 + B[1:] * log_a))])
+    np.testing.assert_allclose(np.diag(Hbb), [0.0, *(p * log_a ** 2)])
+    np.testing.assert_allclose(np.diag(Haa), B * (B - 1) * A ** (B - 2))
+    for H in (Hab, Hbb, Haa):
+        np.testing.assert_array_equal(H - np.diag(np.diag(H)), 0)

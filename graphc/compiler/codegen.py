@@ -13,6 +13,7 @@ import itertools
 import keyword
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -23,8 +24,13 @@ from .ir import Program, Term
 from .schedule import Plan, is_fresh
 
 _COUNTER = itertools.count()
-_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
-           "neg": np.negative, "square": np.square}
+
+#: Ops written as Python operators (op -> the ufunc the operator calls, the template): for
+#: arrays the operator calls the same ufunc, and for NumPy scalars (0-d results) it takes
+#: NumPy's much faster scalar path, bit for bit equal.
+OPERATORS = {"add": (np.add, "{} + {}"), "sub": (np.subtract, "{} - {}"),
+             "mul": (np.multiply, "{} * {}"), "div": (np.true_divide, "{} / {}"),
+             "neg": (np.negative, "-{}"), "square": (np.square, "{0} * {0}")}
 
 
 @dataclass
@@ -91,10 +97,10 @@ class _Emitter:
 
 
 def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = False,
-             rebuild=None) -> Generated:
+             structure=None) -> Generated:
     """The generated function for ``program`` in ``plan``'s order.
 
-    ``rebuild`` is ``(kind, keys)``: how the flat outputs go back to the user's structure
+    ``structure`` is ``(kind, keys)``: how the flat outputs go back to the user's structure
     (``"one"``, ``"list"``, ``"tuple"`` or ``"dict"``).
     """
     emit = _Emitter()
@@ -121,7 +127,8 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         lines.append(f"    if {test}:")
         lines.append(f"        {param} = {check}({param})")
 
-    # Leaves: variables are read at call time, constants are globals (weak ones literals).
+    # Leaves: variables are read at call time, constants are globals (weak ones literals);
+    # placeholders are the parameters, named above.
     for term in plan.leaves:
         if term.op == "variable":
             names[id(term)] = f"_w{term.origin.id}"
@@ -129,10 +136,13 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                          f"  # variable {_quoted(term.origin.name)}")
         elif term.op == "constant":
             value = term.attrs["value"]
-            literal = _literal(value.item()) if term.attrs.get("weak") else None
-            names[id(term)] = literal if literal is not None else emit.bind("_c", value)
-        elif id(term) not in names:  # an input term reached through the terms list
-            names[id(term)] = params[program.inputs.index(term)]
+            if term.attrs.get("weak"):
+                # A weak constant must reach NumPy as a Python scalar (inf, NaN and complex
+                # have no literal): a 0-d array would promote x32 * inf to float64.
+                scalar = value.item()
+                names[id(term)] = _literal(scalar) or emit.bind("_c", scalar)
+            else:
+                names[id(term)] = emit.bind("_c", value)
 
     lines.append('    with _np.errstate(all="ignore"):')
     body_start = len(lines)
@@ -143,7 +153,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         literal = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
         donor = plan.reuse.get(id(term))
         if donor is not None:  # in place: the kernel call, with out= the dying buffer
-            call = _call(term, args, emit, operators=False)[:-1] + f", out={names[id(donor)]})"
+            call = _call(term, args, emit, operators=False, out=names[id(donor)])
         else:
             call = _call(term, args, emit, operators=not all(literal))
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
@@ -177,15 +187,18 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         stores.append(f"    _values[{var.id}] = _u{k}  # update {_quoted(var.name)}")
     lines.extend(stores)
 
-    results = [_result(t, names[id(t)], emit) for t in program.outputs]
-    kind, keys = rebuild or ("list", None)
+    returned: set = set()
+    results = []
+    for term in program.outputs:
+        results.append(_result(term, names[id(term)], emit, repeated=id(term) in returned))
+        returned.add(id(term))
+    kind, keys = structure or ("list", None)
     if kind == "one":
         lines.append(f"    return {results[0]}")
     elif kind == "tuple":
         lines.append(f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})")
     elif kind == "dict":
-        pairs = ", ".join(f"{emit.attr(k) if _literal(k) else emit.bind('_key', k)}: {r}"
-                          for k, r in zip(keys, results))
+        pairs = ", ".join(f"{emit.attr(k)}: {r}" for k, r in zip(keys, results))
         lines.append(f"    return {{{pairs}}}")
     else:
         lines.append(f"    return [{', '.join(results)}]")
@@ -195,25 +208,21 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     return Generated(source, emit.globals, filename, where, params, names)
 
 
-#: Ops written as Python operators: for arrays the operator calls the same ufunc, and for
-#: NumPy scalars (0-d results) it takes NumPy's much faster scalar path, bit for bit equal.
-OPERATORS = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / {}",
-             "neg": "-{}", "square": "{0} * {0}"}
-
-
-def _call(term: Term, args: list, emit: _Emitter, operators: bool) -> str:
+def _call(term: Term, args: list, emit: _Emitter, operators: bool,
+          out: Optional[str] = None) -> str:
     """The expression computing one term (``operators``: some argument is a NumPy value, so
-    a Python operator dispatches to NumPy)."""
+    a Python operator dispatches to NumPy; ``out``: the buffer an in-place kernel writes)."""
     attrs = term.attrs
-    template = OPERATORS.get(term.op)
-    if template is not None and operators and REGISTRY[term.op].kernel is _UFUNCS[term.op]:
-        return template.format(*args)
-    if term.op == "transpose" and attrs["axes"] == tuple(reversed(range(term.ndim))) \
-            and term.ndim == 2:
-        return f"{args[0]}.T"
-    kernel = emit.kernel(term.op)
+    if out is None:
+        ufunc, template = OPERATORS.get(term.op, (None, None))
+        if operators and ufunc is not None and REGISTRY[term.op].kernel is ufunc:
+            return template.format(*args)
+        if term.op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
+            return f"{args[0]}.T"
     parts = list(args) + [f"{k}={emit.attr(v)}" for k, v in attrs.items()]
-    return f"{kernel}({', '.join(parts)})"
+    if out is not None:
+        parts.append(f"out={out}")
+    return f"{emit.kernel(term.op)}({', '.join(parts)})"
 
 
 def _quoted(name: str) -> str:
@@ -222,13 +231,15 @@ def _quoted(name: str) -> str:
     return repr(name)
 
 
-def _result(term: Term, name: str, emit: _Emitter) -> str:
+def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
     value that may be an argument, a variable's storage, a constant or a (read-only) view is
-    copied, so the caller may keep and modify it."""
+    copied, so the caller may keep and modify it. 0-d arrays are mutable too, so this holds
+    for every shape. A term returned a second time (two outputs that rewriting made one term)
+    is copied as well: distinct outputs never share memory."""
     if term.op == "constant" and term.attrs.get("weak"):
         return f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
-    if term.ndim > 0 and not is_fresh(term):
+    if repeated or not is_fresh(term):
         return f"_np.array({name})"
     return name
 

@@ -7,7 +7,7 @@ import gc
 import inspect
 import time
 from contextlib import contextmanager
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from ..errors import FeedError, GraphcError, MissingFeedError, describe
 from ..graph import Node
@@ -115,8 +115,9 @@ class _KeywordFunction(Function):
         return Function.__call__(self, *args, **kwargs)
 
 
-def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool = True,
-             check_numerics: bool = False, passes=None) -> Function:
+def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dict] = None, *,
+             optimize: bool = True, check_numerics: bool = False,
+             passes: Optional[Sequence[str]] = None) -> Function:
     """Compile ``outputs`` (a node, or a list/tuple/dict of nodes) as a function of ``inputs``.
 
     The callable takes one argument per input (positionally, or by node name), validates it
@@ -133,11 +134,11 @@ def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool 
     inputs = list(inputs)
     flat, _ = flatten(outputs)
     if isinstance(outputs, Node):
-        rebuild = ("one", None)
+        structure = ("one", None)
     elif isinstance(outputs, dict):
-        rebuild = ("dict", list(outputs))
+        structure = ("dict", list(outputs))
     else:
-        rebuild = ("tuple" if isinstance(outputs, tuple) else "list", None)
+        structure = ("tuple" if isinstance(outputs, tuple) else "list", None)
     if updates is not None and not isinstance(updates, dict):
         raise GraphcError(f"function: updates must be a dict {{variable: node}}, not "
                           f"{type(updates).__name__}")
@@ -158,7 +159,7 @@ def function(inputs, outputs, updates: Optional[dict] = None, *, optimize: bool 
         plan = schedule(program)
         t1 = time.perf_counter()
         generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     rebuild=rebuild)
+                                     structure=structure)
         fn = codegen.compile_source(generated)
         t2 = time.perf_counter()
     stats = {

@@ -61,6 +61,7 @@ class Term:
         return math.prod(shape)
 
     def is_weak(self) -> bool:
+        """Whether this is a weak constant (a Python scalar for NumPy's type promotion)."""
         return self.op == "constant" and bool(self.attrs.get("weak"))
 
     def __repr__(self) -> str:
@@ -78,6 +79,7 @@ def as_described(term: Term):
 
 
 def describe_term(term: Term) -> str:
+    """How error messages name a term: its op, source node and where the user built it."""
     return describe(as_described(term))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import GraphcError
 from ..ops.registry import REGISTRY
 from .ir import LEAVES, Program, Term, infer
+from .rules import rules_by_op
 
 #: Largest constant (in elements) that constant folding may create.
 FOLD_MAX_SIZE = 4096
@@ -45,7 +46,8 @@ def freeze(value):
     return (type(value).__name__, value)
 
 
-def attrs_key(attrs: dict):
+def attrs_key(attrs: dict) -> tuple:
+    """A hashable key for a term's attrs (see :func:`freeze`)."""
     if not attrs:
         return ()
     return tuple((k, freeze(v)) for k, v in sorted(attrs.items()))
@@ -66,7 +68,6 @@ class Builder:
         self.index: dict[Term, int] = {}  # term -> position (identity), for the CSE keys
         self.fired: Counter = Counter()
         self.origin = None  # the source node that terms made now are charged to
-        self.consumers: dict = {}  # term of the input program -> ops that consume it
         self.made: dict = {}  # (op, inputs) -> terms made, for find()
 
     # -- making terms ---------------------------------------------------------------------
@@ -101,10 +102,6 @@ class Builder:
             self.made.setdefault((term.op, term.inputs), []).append(term)
         return term
 
-    def consumer_ops(self, term: Term) -> set:
-        """The ops that consume ``term`` in the program being rewritten (empty for new terms)."""
-        return self.consumers.get(term, set())
-
     def find(self, op: str, inputs, attrs: dict) -> Optional[Term]:
         """An already-made term ``op(*inputs, **attrs)``, or ``None``."""
         key = attrs_key(attrs)
@@ -113,7 +110,8 @@ class Builder:
                 return term
         return None
 
-    def key(self, term: Term):
+    def key(self, term: Term) -> tuple:
+        """The CSE key: op, input positions (sorted for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
         ids = [self.index[x] for x in term.inputs]
@@ -126,10 +124,6 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
             hashcons: bool = False) -> Program:
     """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
     builder = Builder(hook, hashcons)
-    if hook is not None:
-        for term in program.terms:
-            for x in term.inputs:
-                builder.consumers.setdefault(x, set()).add(term.op)
     mapping: dict[Term, Term] = {}
     lookup = mapping.__getitem__
     for old in program.terms:
@@ -191,8 +185,6 @@ def fold(program: Program, fired: Counter) -> Program:
 
 def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     """The pass that applies the rules of one stage of the rule table."""
-    from .rules import rules_by_op
-
     table: dict = {}
 
     def hook(term: Term, builder: Builder) -> Optional[Term]:
@@ -216,15 +208,10 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     return run
 
 
-def _passes() -> dict:
-    if not PASSES:
-        PASSES.update({"prune": prune, "cse": cse, "fold": fold,
-                       "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")})
-    return PASSES
-
-
-#: Every pass by name (filled on first use: the rule table imports this module).
-PASSES: dict[str, Callable[[Program, Counter], Program]] = {}
+#: Every pass by name.
+PASSES: dict[str, Callable[[Program, Counter], Program]] = {
+    "prune": prune, "cse": cse, "fold": fold,
+    "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
 DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
@@ -235,17 +222,16 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
     """Run the selected passes: prune once, then rounds of the others (each round followed by
     a prune) until a round changes nothing (at most :data:`MAX_ROUNDS`). Returns the program,
     per-pass stats and how often each rule fired."""
-    table = _passes()
-    unknown = [p for p in passes if p not in table]
+    unknown = [p for p in passes if p not in PASSES]
     if unknown:
-        raise GraphcError(f"unknown compiler pass(es) {unknown}; known: {sorted(table)}")
+        raise GraphcError(f"unknown compiler pass(es) {unknown}; known: {sorted(PASSES)}")
     stats: list = []
     fired: Counter = Counter()
 
     def step(name: str, program: Program, round_: int) -> Program:
         before = len(program.terms)
         start = time.perf_counter()
-        program = table[name](program, fired)
+        program = PASSES[name](program, fired)
         stats.append({"pass": name, "round": round_, "before": before,
                       "after": len(program.terms), "seconds": time.perf_counter() - start})
         return program

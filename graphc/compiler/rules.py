@@ -10,7 +10,8 @@ Stages:
 * ``simplify`` — algebra aimed at what :func:`graphc.gradients` emits: multiplying by one,
   adding zero, zero times anything, signs, transposes, reshapes, broadcasts that a reduction
   or ``sum_to`` undoes, ``exp(log x)``, casts to the same dtype, ...
-* ``stabilize`` — numerically better forms: ``log(1 + x)``, ``log(softmax)``, ``log(sigmoid)``.
+* ``stabilize`` — numerically better forms: ``log(1 + x)``, ``log(softmax)``, ``log(sigmoid)``,
+  and one ``log_softmax`` pass shared by ``log_softmax(L)`` and ``softmax(L)``.
 
 A rule that needs an op which is not registered (yet) is inactive (:attr:`Rule.active`).
 Shapes: a rule that returns one of the term's inputs must prove that the run-time shape is
@@ -30,6 +31,8 @@ from .ir import Term
 
 @dataclass(frozen=True)
 class Rule:
+    """One entry of the rule table: ``fn`` rewrites terms whose op is in ``ops``."""
+
     name: str
     stage: str
     ops: tuple  # the ops at the root of the pattern
@@ -85,7 +88,15 @@ def is_all(t: Term, value) -> bool:
     return v is not None and v.size > 0 and bool(np.all(v == value))
 
 
+def _bitwise_uniform(value: np.ndarray) -> bool:
+    """Whether all elements of a non-empty array have the same bits."""
+    rows = np.frombuffer(np.ascontiguousarray(value).tobytes(), np.uint8)
+    rows = rows.reshape(value.size, value.dtype.itemsize)
+    return bool((rows == rows[0]).all())
+
+
 def known(shape: tuple) -> bool:
+    """Whether every size of ``shape`` is known statically."""
     return None not in shape
 
 
@@ -128,32 +139,19 @@ def unary(term: Term, op: str) -> Optional[Term]:
 
 
 # -- simplify: arithmetic with neutral and absorbing elements --------------------------------------
-@rule("simplify", "mul")
-def mul_by_one(t, b):
-    """x * 1 -> x and 1 * x -> x."""
+#: op -> (its neutral element, whether that element is neutral on the left too)
+_NEUTRAL = {"add": (0, True), "mul": (1, True), "sub": (0, False), "div": (1, False)}
+
+
+@rule("simplify", *_NEUTRAL)
+def neutral_operand(t, b):
+    """x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1 -> x."""
     x, y = t.inputs
-    if is_all(y, 1):
+    neutral, on_the_left = _NEUTRAL[t.op]
+    if is_all(y, neutral):
         return keeps(t, x, y)
-    if is_all(x, 1):
+    if on_the_left and is_all(x, neutral):
         return keeps(t, y, x)
-
-
-@rule("simplify", "add")
-def add_zero(t, b):
-    """x + 0 -> x and 0 + x -> x."""
-    x, y = t.inputs
-    if is_all(y, 0):
-        return keeps(t, x, y)
-    if is_all(x, 0):
-        return keeps(t, y, x)
-
-
-@rule("simplify", "sub")
-def sub_zero(t, b):
-    """x - 0 -> x."""
-    x, y = t.inputs
-    if is_all(y, 0):
-        return keeps(t, x, y)
 
 
 @rule("simplify", "sub")
@@ -162,14 +160,6 @@ def zero_sub(t, b):
     x, y = t.inputs
     if is_all(x, 0) and keeps(t, y, x) is not None:
         return b.make("neg", [y])
-
-
-@rule("simplify", "div")
-def div_by_one(t, b):
-    """x / 1 -> x."""
-    x, y = t.inputs
-    if is_all(y, 1):
-        return keeps(t, x, y)
 
 
 @rule("simplify", "mul")
@@ -189,11 +179,16 @@ def mul_by_minus_one(t, b):
             return b.make("neg", [a])
 
 
-# -- simplify: signs --------------------------------------------------------------------------
-@rule("simplify", "neg")
-def neg_neg(t, b):
-    """-(-x) -> x."""
-    return unary(t, "neg")
+# -- simplify: inverses and signs ----------------------------------------------------------------
+#: op -> the op it undoes: op(inverse(x)) is x
+_INVERSE = {"neg": "neg", "exp": "log", "log": "exp"}
+
+
+@rule("simplify", *_INVERSE)
+def inverse_pair(t, b):
+    """-(-x), exp(log x), log(exp x) -> x (exp(log x) ignores x < 0, where it is NaN; log(exp x)
+    no longer overflows for large x)."""
+    return unary(t, _INVERSE[t.op])
 
 
 @rule("simplify", "neg")
@@ -251,23 +246,23 @@ def mul_self(t, b):
         return b.make("square", [x])
 
 
-# -- simplify: constants that gradients spread out ---------------------------------------------------
+# -- simplify: constants that gradients spread out -------------------------------------------------
 _ELEMENTWISE_BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 
 
 @rule("simplify", *_ELEMENTWISE_BINARY)
 def scalar_constant(t, b):
-    """op(x, C) -> op(x, c) when C is a constant array whose elements all equal c and x alone
-    has the result's shape (``mean``'s and weight decay's gradients broadcast a scalar)."""
+    """op(x, C) -> op(x, c) when C is a constant array whose elements all have the bits of c
+    and x alone has the result's shape (``mean``'s and weight decay's gradients broadcast a
+    scalar)."""
     x, y = t.inputs
     for i, (c, other) in enumerate(((y, x), (x, y))):
         value = constant_value(c)
-        if value is None or c.shape == () or value.size == 0 or not same_shape(other, t):
+        if value is None or c.shape == () or c.is_weak() or not same_shape(other, t):
             continue
-        first = value.flat[0]
-        if not np.all(value == first) or c.is_weak():
-            continue
-        scalar = b.constant(np.asarray(first, dtype=c.dtype))
+        if value.size == 0 or not _bitwise_uniform(value):
+            continue  # [0.0, -0.0] is not one scalar: x / it has infinities of both signs
+        scalar = b.constant(np.asarray(value.flat[0], dtype=c.dtype))
         return b.make(t.op, [other, scalar] if i == 0 else [scalar, other])
 
 
@@ -285,17 +280,23 @@ def add_twice(t, b):
 
 @rule("simplify", "mul")
 def scalar_factors(t, b):
-    """c1 * (c2 * x) -> (c1 c2) * x for scalar constants c1, c2."""
+    """c1 * (c2 * x) -> (c1 c2) * x for scalar constants c1, c2 and a floating-point result
+    (c1 c2 is rounded in the result's dtype, and kept only when it is a normal number there:
+    no overflow, no underflow to zero)."""
+    if t.dtype.kind not in "fc":  # integers: c1 c2 could wrap, or not fit a weak int
+        return None
     x, y = t.inputs
     for c1, m in ((x, y), (y, x)):
         if c1.op != "constant" or c1.shape != () or m.op != "mul":
             continue
         for c2, rest in ((m.inputs[0], m.inputs[1]), (m.inputs[1], m.inputs[0])):
             if c2.op == "constant" and c2.shape == ():
-                weak = c1.is_weak() and c2.is_weak()
-                scalar = REGISTRY["constant"].kernel  # weak constants as Python scalars
-                value = np.multiply(scalar(**c1.attrs), scalar(**c2.attrs))
-                return b.make("mul", [rest, b.constant(value, weak=weak)])
+                # In t's dtype, a strong c keeps rest * c in t's dtype; weak stays weak.
+                value = np.multiply(c1.attrs["value"], c2.attrs["value"], dtype=t.dtype)
+                if not np.isfinite(value) or abs(value) < np.finfo(t.dtype).tiny:
+                    return None
+                return b.make("mul", [rest, b.constant(value, weak=c1.is_weak() and
+                                                       c2.is_weak())])
 
 
 @rule("simplify", "where")
@@ -308,7 +309,7 @@ def mask_to_mul(t, b):
         return b.make("mul", [x, c])
 
 
-# -- simplify: powers, exp and log -----------------------------------------------------------------
+# -- simplify: powers ------------------------------------------------------------------------------
 @rule("simplify", "pow")
 def pow_const(t, b):
     """x ** 2 -> square(x), x ** 1 -> x, x ** 0.5 -> sqrt(x)."""
@@ -323,19 +324,7 @@ def pow_const(t, b):
         return b.make("sqrt", [x])
 
 
-@rule("simplify", "exp")
-def exp_log(t, b):
-    """exp(log x) -> x (ignores x < 0, where exp(log x) is NaN)."""
-    return unary(t, "log")
-
-
-@rule("simplify", "log")
-def log_exp(t, b):
-    """log(exp x) -> x (and no overflow for large x)."""
-    return unary(t, "exp")
-
-
-# -- simplify: shapes, broadcasts and reductions ----------------------------------------------------
+# -- simplify: shapes, broadcasts and reductions ---------------------------------------------------
 @rule("simplify", "transpose")
 def transpose_transpose(t, b):
     """transpose(transpose(x, p), q) -> transpose(x, p[q]) or x; identity transposes -> x."""
@@ -479,7 +468,8 @@ def _is_identity(t: Term) -> bool:
 
 @rule("simplify", "matmul")
 def matmul_identity(t, b):
-    """I @ x -> x and x @ I -> x for an identity constant (the seeds of Jacobians)."""
+    """I @ x -> x and x @ I -> x for an identity constant (the seeds of Jacobians; ignores the
+    NaN that 0 * inf spreads through I @ x)."""
     x, y = t.inputs
     if _is_identity(x):
         return y
@@ -511,7 +501,7 @@ def sigmoid_scalar(t, b):
     return b.make("div", [one, b.make("add", [one, b.make("exp", [b.make("neg", [x])])])])
 
 
-# -- stabilize: numerically better forms --------------------------------------------------------------
+# -- stabilize: numerically better forms -----------------------------------------------------------
 @rule("stabilize", "log")
 def log_one_plus(t, b):
     """log(1 + x) -> log1p(x)."""
@@ -546,20 +536,6 @@ def log_sigmoid(t, b):
     x = unary(t, "sigmoid")
     if x is not None:
         return b.make("neg", [b.make("softplus", [b.make("neg", [x])])])
-
-
-@rule("stabilize", "softmax_cross_entropy", requires=("log_softmax", "one_hot_like"))
-def fuse_softmax_cross_entropy(t, b):
-    """softmax_cross_entropy(L, y) -> -sum(one_hot(y) * log_softmax(L), -1) when the program
-    also takes softmax(L) (the loss's gradient): both then share one log_softmax pass over the
-    logits (see fuse_softmax)."""
-    logits, labels = t.inputs
-    if labels.dtype.kind not in "iu" or "softmax" not in b.consumer_ops(logits):
-        return None
-    ls = b.make("log_softmax", [logits], {"axis": (-1,)})
-    picked = b.make("sum", [b.make("mul", [b.make("one_hot_like", [labels, logits]), ls])],
-                    {"axis": (-1,), "keepdims": False})
-    return b.make("neg", [picked])
 
 
 @rule("stabilize", "softmax", requires=("log_softmax",))

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
 from typing import Union
 
 from ..errors import GraphcError
@@ -13,25 +13,27 @@ def write_atomic(path: Union[str, os.PathLike], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     The file gets the permissions a plain ``open(path, "w")`` would give: those of the file it
-    replaces, or else 0o666 less the umask (``mkstemp`` alone would make it private).
+    replaces, or else 0o666 less the umask. A symbolic link at ``path`` stays a link and its
+    target gets the data, as with ``open``.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    shown = os.fspath(path)
+    path = os.path.realpath(shown)
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):
-        raise GraphcError(f"cannot write {path}: the folder {folder} does not exist")
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=".graphc-", suffix=".tmp", dir=folder)
+        raise GraphcError(f"cannot write {shown}: the folder {folder} does not exist")
+    # Created with 0o666 so that the kernel applies the umask, as open() does (mkstemp would
+    # make the file private, and reading the umask means setting it, which races with threads).
+    tmp = os.path.join(folder, f".graphc-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass  # a new file: the umask already gave it its mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

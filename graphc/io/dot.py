@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Iterable, Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -40,7 +40,7 @@ _OP_STYLE = {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff", "col
 _DERIVATIVE_FILL = ("#ffe8cc", "#ffd199", "#ffb866", "#ff9f33")
 _DERIVATIVE_LINE = "#b35900"
 
-Target = Union[Graph, Node, Iterable[Node]]
+Target = Union[Graph, Node, Sequence[Node]]  # a list or tuple of nodes
 
 
 def to_dot(target: Target) -> str:

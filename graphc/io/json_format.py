@@ -22,6 +22,7 @@ import inspect
 import json
 import math
 import os
+import re
 from typing import Any, Union
 
 import numpy as np
@@ -49,6 +50,7 @@ _NODE_KEYS = ("id", "op", "name", "inputs", "shape", "dtype", "attrs", "derivati
               "value")
 _TOP_KEYS = ("format", "version", "nodes")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates (see _escape_surrogates)
 
 
 # -- arrays ----------------------------------------------------------------------------------------
@@ -81,7 +83,8 @@ def decode_array(obj: Any) -> np.ndarray:
     if len(raw) != nbytes:
         raise GraphFormatError(f"data holds {len(raw)} bytes, shape and dtype need {nbytes}")
     if dtype == np.bool_:
-        _require(set(raw) <= {0, 1}, "bool data must be bytes 0 and 1")
+        _require(np.frombuffer(raw, np.uint8).max(initial=0) <= 1,
+                 "bool data must be bytes 0 and 1")
     little = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
     return little.astype(dtype).reshape(shape)
 
@@ -91,18 +94,18 @@ def encode_attr(value: Any) -> Any:
     """An attr value as JSON: tuples become arrays, other non-JSON values tagged objects."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, np.generic):  # before int/float: np.float64 subclasses float
+        return {"$scalar": encode_array(np.asarray(value))}
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"$float": repr(value)}
+        return value if math.isfinite(value) else {"$float": repr(float(value))}
     if isinstance(value, tuple):
         return [encode_attr(v) for v in value]
     if isinstance(value, list):
         return {"$list": [encode_attr(v) for v in value]}
     if isinstance(value, np.ndarray):
         return {"$array": encode_array(value)}
-    if isinstance(value, np.generic):
-        return {"$scalar": encode_array(np.asarray(value))}
     if isinstance(value, np.dtype):
         if value.name not in DTYPES:
             raise GraphcError(f"cannot export the dtype {value}")
@@ -168,7 +171,8 @@ def node_entry(node: Node) -> dict:
     try:
         if node.dtype.name not in DTYPES:
             raise GraphcError(f"the dtype {node.dtype} cannot be exported")
-        encoded = {key: encode_attr(v) for key, v in attrs.items()}
+        # sorted, so the bytes do not depend on the order the attrs were given in
+        encoded = {key: encode_attr(attrs[key]) for key in sorted(attrs)}
         entry = {"id": node.id, "op": node.op, "name": node.name,
                  "inputs": [x.id for x in node.inputs],
                  "shape": [None if d is None else int(d) for d in node.shape],
@@ -189,8 +193,8 @@ def to_json(graph: Graph) -> str:
     """
     if not isinstance(graph, Graph):
         raise GraphcError(f"to_json takes a Graph, not {type(graph).__name__}")
-    lines = [json.dumps(node_entry(n), ensure_ascii=False, allow_nan=False,
-                        separators=(", ", ": ")) for n in graph.nodes]
+    lines = [_escape_surrogates(json.dumps(node_entry(n), ensure_ascii=False, allow_nan=False,
+                                           separators=(", ", ": "))) for n in graph.nodes]
     body = ",\n    ".join(lines)
     nodes = f"[\n    {body}\n  ]" if lines else "[]"
     return f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n  "nodes": {nodes}\n}}'
@@ -372,6 +376,12 @@ def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
 def _check_arity(op, inputs: tuple, attrs: dict) -> None:
     """Input count and attr names against the shape rule's signature (and the op's cases)."""
     signature = _signature(op.name)
+    # bind() would also let an attr fill an input parameter ({"op": "relu", "attrs": {"x": ...}})
+    positional = {p.name for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    misplaced = sorted(positional & set(attrs))
+    if misplaced:
+        raise GraphFormatError(f"{misplaced} are inputs, not attrs")
     try:
         signature.bind(*inputs, **attrs)
     except TypeError as exc:
@@ -424,6 +434,12 @@ def _count(shape: tuple) -> int:
         raise GraphFormatError(f"shape {_fmt(shape)} declares more than "
                                f"{MAX_ELEMENTS} elements")
     return total
+
+
+def _escape_surrogates(text: str) -> str:
+    """Write lone surrogates (a site from an undecodable file name) as JSON ``\\udcXX`` escapes:
+    the text stays valid UTF-8 and reads back to the same string."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _fmt(shape: tuple) -> str:

@@ -42,6 +42,17 @@ def _probe(kernel, args: tuple, attrs: tuple) -> np.dtype:
         return np.asarray(kernel(*values, **{k: v[1] for k, v in attrs})).dtype
 
 
+def dtype_argument(dtype, use: str = "use dtype") -> np.dtype:
+    """A user's dtype argument as a NumPy dtype of numbers or bools, else DTypeError."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"{dtype!r} is not a dtype") from None
+    if dtype.kind not in "biufc":
+        raise DTypeError(f"cannot {use} {dtype}: graphc values are numbers or bools")
+    return dtype
+
+
 def elementwise_infer(kernel):
     """Shape rule of an elementwise op: broadcasting; dtype: what NumPy would give."""
     def infer(*nodes, **attrs):

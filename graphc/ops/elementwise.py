@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import GraphcError
 from ..graph import apply
 from .common import elementwise_infer, is_constant, times
+from .compare import equal, greater, less, where
 from .registry import Case, define
 
 
@@ -21,8 +22,8 @@ def _binary(name, ufunc, bprop, *, cases, reference=None, doc=""):
 
 def _unary(name, ufunc, bprop, *, cases=None, reference=None, low=-2.0, high=2.0, order=3,
            doc=""):
-    cases = cases or [Case(((3, 4),), low=low, high=high, order=order), Case(((),), low=low,
-                                                                              high=high)]
+    cases = cases or [Case(((3, 4),), low=low, high=high, order=order),
+                      Case(((),), low=low, high=high)]
     define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
@@ -53,14 +54,15 @@ _binary("div", np.true_divide, _div_bprop,
 
 
 def _pow_bprop(node, g, i):
-    from .compare import equal, where  # compare builds on this module
-
     a, b = node.inputs
     if i == 0:  # b * a**(b-1), written without a division so that a = 0 stays finite
         exponent = sub(b, 1)
         return times(g, mul(b, a if is_constant(exponent, 1) else pow(a, exponent)))
-    # d/db a**b = a**b log a, whose limit where a**b = 0 (a = 0, b > 0) is 0, not 0 * -inf
-    return times(g, where(equal(node, 0), 0, mul(node, log(a))))
+    # d/db a**b = a**b log a, whose limit where a**b = 0 (a = 0, b > 0) is 0, not 0 * -inf.
+    # log's input is masked too: else its derivative 1/a = inf gives 0 * inf = NaN in second
+    # derivatives (and, through a Jacobian's batch of seeds, in every row).
+    vanishes = equal(node, 0)
+    return times(g, where(vanishes, 0, mul(node, log(where(vanishes, 1, a)))))
 
 
 _binary("pow", np.power, _pow_bprop,
@@ -156,21 +158,15 @@ def tanh(x, name=None):
 # derivative) and ``where``, so they differentiate again like any other graph.
 def _split(g, win, tie):
     """``g`` where ``win``, ``g / 2`` where ``tie``, else 0 (in g's dtype, any batch)."""
-    from .compare import where
-
     return where(win, g, where(tie, mul(g, 0.5), 0))
 
 
 def _maximum_bprop(node, g, i):
-    from .compare import equal, greater
-
     a, b = node.inputs
     return _split(g, greater(a, b) if i == 0 else greater(b, a), equal(a, b))
 
 
 def _minimum_bprop(node, g, i):
-    from .compare import equal, less
-
     a, b = node.inputs
     return _split(g, less(a, b) if i == 0 else less(b, a), equal(a, b))
 
@@ -197,8 +193,6 @@ _binary("minimum", np.minimum, _minimum_bprop,
 
 
 def _clip_bprop(node, g, i):
-    from .compare import equal, greater, less
-
     x, lo, hi = node.inputs
     m = maximum(x, lo)
     if i == 2:

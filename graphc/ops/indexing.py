@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..graph import Node, apply
+from ..shapes import fmt
 from .registry import Case, define
 
 _TAGS = {"slice": 4, "int": 2, "newaxis": 1, "ellipsis": 1, "array": 2}
@@ -273,14 +274,9 @@ def _getitem_grad_infer(g, like, *, index, front):
     batch = g.ndim - len(indexed)
     if batch < 0 or any(a is not None and b is not None and a != b
                         for a, b in zip(g.shape[batch:], indexed)):
-        raise ShapeError(f"a cotangent of shape {_fmt(g.shape)} does not fit the indexed "
-                         f"shape {_fmt(indexed)}")
+        raise ShapeError(f"a cotangent of shape {fmt(g.shape)} does not fit the indexed "
+                         f"shape {fmt(indexed)}")
     return g.shape[:batch] + like.shape, g.dtype, {"index": index, "front": front}
-
-
-def _fmt(shape):
-    from ..shapes import fmt
-    return fmt(shape)
 
 
 def _getitem_grad_bprop(node, g, i):

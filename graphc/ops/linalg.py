@@ -12,7 +12,9 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import broadcast_shapes, fmt
+from .broadcast import sum_to
 from .registry import Case, define
+from .shape import expand_dims, squeeze, transpose
 
 
 def _matmul_infer(a, b):
@@ -40,8 +42,6 @@ def _matmul_infer(a, b):
 
 def _swap_last(x):
     """``x`` with its last two axes swapped (a view; batch axes stay in place)."""
-    from .shape import transpose
-
     return transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
@@ -53,9 +53,6 @@ def _hidden_broadcast(x, other) -> bool:
 
 
 def _matmul_bprop(node, g, i):
-    from .broadcast import sum_to
-    from .shape import expand_dims, squeeze
-
     a, b = node.inputs
     batch = g.ndim - node.ndim
     # Matrix times vector: one matrix product for any batch of cotangents (..., m) or (..., n).

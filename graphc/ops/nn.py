@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
-from .common import elementwise_infer, times
+from .common import dtype_argument, elementwise_infer, times
 from .compare import greater, where
 from .elementwise import mul, neg, sub
 from .reduce import sum as reduce_sum
@@ -317,10 +317,7 @@ def _one_hot_infer(indices, *, depth, dtype):
         raise DTypeError(f"indices must be integers, not {indices.dtype}")
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
         raise ShapeError(f"depth must be a non-negative int, not {depth!r}")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise DTypeError(f"{dtype!r} is not a dtype") from None
+    dtype = dtype_argument(dtype)
     return indices.shape + (int(depth),), dtype, {"depth": int(depth), "dtype": dtype.name}
 
 

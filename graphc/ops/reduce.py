@@ -8,8 +8,13 @@ import numpy as np
 from ..errors import ShapeError
 from ..graph import apply
 from ..shapes import normalize_axis, reduced_shape, size
+from .broadcast import broadcast_like, broadcast_to
 from .common import probe
+from .compare import equal
+from .elementwise import div, mul
 from .registry import Case, define
+from .shape import expand_dims
+from .special import cast
 
 
 def _reduce_infer(kernel):
@@ -22,21 +27,17 @@ def _reduce_infer(kernel):
 
 def _spread(node, g):
     """The cotangent of a reduction spread back over the reduced axes (any leading batch)."""
-    from .broadcast import broadcast_like, broadcast_to
-    from .shape import expand_dims
-
     x = node.inputs[0]
     axes = node.attrs["axis"]
     if not node.attrs["keepdims"] and axes:
         g = expand_dims(g, tuple(a - x.ndim for a in axes))
-    if None in x.shape:
+    shape = g.shape[:g.ndim - x.ndim] + x.shape
+    if None in shape:  # x or the batch (a Jacobian's seed) has sizes known only at run time
         return broadcast_like(g, x)
-    return broadcast_to(g, g.shape[:g.ndim - x.ndim] + x.shape)
+    return broadcast_to(g, shape)
 
 
 def _mean_bprop(node, g, i):
-    from .elementwise import div
-
     # Divide before spreading: the cotangent is smaller than the input.
     return _spread(node, div(g, reduced_size(node.inputs[0], node.attrs["axis"], node.dtype)))
 
@@ -115,11 +116,6 @@ def _extremum_infer(kernel):
 def _extremum_bprop(node, g, i):
     """``g`` spread over the reduced axes, times ``mask / count``: the elements equal to the
     result share its gradient equally (the rule is piecewise constant, so it ends there)."""
-    from .compare import equal
-    from .elementwise import div, mul
-    from .shape import expand_dims
-    from .special import cast
-
     x = node.inputs[0]
     axes = node.attrs["axis"]
     best = node

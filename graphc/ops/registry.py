@@ -12,17 +12,22 @@ The op contract
     ``(shape, dtype, attrs)`` to put the attrs in canonical form (``axis=-1`` as ``(1,)``).
 ``kernel(*values, **attrs) -> ndarray``
     The NumPy implementation. It must return exactly the inferred dtype, and must not modify its
-    inputs. Kernels of elementwise ops accept ``out=`` when ``inplace`` is set (buffer reuse).
-``bprop(node, g) -> tuple``
+    inputs. When ``inplace`` is set the kernel accepts ``out=`` and otherwise returns a new
+    array (the compiler reuses dying buffers); ``elementwise`` marks broadcasting elementwise
+    ops (the gradient pass reads it to spot run-time broadcasting of ``None`` sizes).
+``bprop(node, g, i) -> Node | None``
     Back-propagation rule (the book's ``op.bprop``): given the forward node (its inputs are
-    ``node.inputs``, the node itself is the forward output) and ``g``, the gradient of the cost
-    with respect to ``node``, return one entry per input: a node, or ``None`` for "contributes
-    nothing". Rules build graph nodes only, never arrays, so every order of derivative works.
+    ``node.inputs``, the node itself is the forward output), ``g``, the gradient of the cost
+    with respect to ``node``, and the position ``i`` of an input, return that input's
+    contribution: a node, or ``None`` for "contributes nothing". The gradient pass asks only
+    for the inputs that carry gradient. Rules build graph nodes only, never arrays, and emit
+    registered, differentiable ops only, so every order of derivative works.
     ``g`` may carry extra *leading* batch dimensions (``g.shape == batch + node.shape``), which
     is how Jacobians and Hessians seed many directions at once: rules use negative axes and
-    NumPy broadcasting so that they work for any batch. A contribution may have any shape that
-    sums to the input's (broadcast dimensions are reduced by the gradient pass, which also casts
-    to the input's dtype and adds the contributions of several consumers).
+    NumPy broadcasting so that they work for any batch, whose sizes may be ``None``. A
+    contribution may have any shape that sums to the input's (broadcast dimensions are reduced
+    by the gradient pass, which also casts to the input's dtype and adds the contributions of
+    several consumers).
     ``bprop=None`` means the op has no derivative (comparisons, sign, casts to int): it passes
     zero gradient. Ops whose rule was never written raise at gradient-build time.
 ``cases``
@@ -35,8 +40,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
-
-import numpy as np
 
 #: Marker for a bprop that was never written (distinct from ``None``: not differentiable).
 NOT_IMPLEMENTED = "not implemented"
@@ -61,6 +64,8 @@ class Case:
 
 @dataclass(frozen=True)
 class Op:
+    """One registered op: its rules, its test domain and the flags the compiler reads."""
+
     name: str
     infer: Callable[..., tuple]
     kernel: Optional[Callable[..., Any]]
@@ -68,7 +73,7 @@ class Op:
     reference: Optional[Callable] = None  # independent NumPy/closed-form oracle for the tests
     cases: tuple = ()
     elementwise: bool = False  # output element i depends on input elements i (broadcasting)
-    inplace: bool = False  # kernel accepts out= (buffer reuse by the compiler)
+    inplace: bool = False  # kernel accepts out= and returns a new array (buffer reuse)
     doc: str = ""
 
     @property
@@ -90,11 +95,8 @@ def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, c
 
 
 def get(name: str) -> Op:
+    """The op called ``name``; KeyError naming it when there is none."""
     try:
         return REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown op {name!r}") from None
-
-
-def np_dtype(dtype) -> np.dtype:
-    return np.dtype(dtype)

@@ -1,4 +1,5 @@
-"""Ops that move elements without arithmetic: reshape, transpose, expand_dims, squeeze.
+"""Ops that move elements without arithmetic: reshape, transpose, expand_dims, squeeze,
+concatenate and stack (with the internal ops their rules emit).
 
 Rules address trailing dimensions only (negative axes), so a cotangent may carry leading batch
 dimensions.
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GraphcError, ShapeError
-from ..graph import apply
+from ..errors import DTypeError, GraphcError, ShapeError
+from ..graph import Node, apply
 from ..shapes import fmt, normalize_axis, shape_argument, size
+from .indexing import FULL, index_trailing
 from .registry import Case, define
 
 
@@ -71,8 +73,8 @@ define("reshape_like", infer=_reshape_like_infer,
 # -- transpose ----------------------------------------------------------------------------------
 def _transpose_infer(x, *, axes):
     axes = tuple(reversed(range(x.ndim))) if axes is None else shape_argument(axes, "axes")
-    if sorted(a % x.ndim if x.ndim else a for a in axes) != list(range(x.ndim)) or \
-            any(not -x.ndim <= a < x.ndim for a in axes):
+    if len(axes) != x.ndim or any(not -x.ndim <= a < x.ndim for a in axes) or \
+            len({a % x.ndim for a in axes}) != x.ndim:
         raise ShapeError(f"axes {axes} are not a permutation of the {x.ndim} dimensions")
     axes = tuple(a % x.ndim for a in axes)
     return tuple(x.shape[a] for a in axes), x.dtype, {"axes": axes}
@@ -93,7 +95,10 @@ define("transpose", infer=_transpose_infer, kernel=lambda x, *, axes: np.transpo
 
 # -- expand_dims / squeeze ----------------------------------------------------------------------
 def _expand_dims_infer(x, *, axis):
-    axes = normalize_axis(axis, x.ndim + len(axis if isinstance(axis, tuple) else (axis,)))
+    if axis is None:
+        raise ShapeError("axis must be an int or a tuple of ints, not None")
+    axes = shape_argument(axis, "an axis")  # lists too, like NumPy
+    axes = normalize_axis(axes, x.ndim + len(axes))
     shape = list(x.shape)
     for a in axes:
         shape.insert(a, 1)
@@ -177,7 +182,6 @@ def _result_dtype(xs):
     try:
         return np.result_type(*(x.dtype for x in xs))
     except TypeError as exc:
-        from ..errors import DTypeError
         raise DTypeError(f"dtypes {', '.join(str(x.dtype) for x in xs)} do not combine "
                          f"({exc})") from None
 
@@ -202,14 +206,10 @@ def _concatenate_infer(*xs, axis):
 
 def _part_index(ndim, axis, entry):
     """A canonical index over ``ndim`` trailing dimensions: ``entry`` at ``axis``, else all."""
-    from .indexing import FULL
-
     return tuple(entry if d == axis else FULL for d in range(ndim))
 
 
 def _concatenate_bprop(node, g, i):
-    from .indexing import index_trailing
-
     axis = node.attrs["axis"]
     sizes = [x.shape[axis] for x in node.inputs[:i + 1]]
     if None in sizes:
@@ -257,8 +257,6 @@ def _stack_infer(*xs, axis):
 
 
 def _stack_bprop(node, g, i):
-    from .indexing import index_trailing
-
     return index_trailing(g, _part_index(node.ndim, node.attrs["axis"], ("int", i)))
 
 
@@ -349,7 +347,6 @@ define("concat_put", infer=_concat_part_infer("put"), kernel=_concat_put_kernel,
 
 
 def _node_list(xs, op: str) -> list:
-    from ..graph import Node
     if isinstance(xs, Node) or not isinstance(xs, (list, tuple)):
         raise GraphcError(f"gc.{op} takes a list or tuple of nodes, not {type(xs).__name__}")
     return list(xs)

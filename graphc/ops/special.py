@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError
 from ..graph import apply
+from .common import dtype_argument
 from .registry import Case, define
 
 
 def _cast_infer(x, *, dtype):
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise DTypeError(f"{dtype!r} is not a dtype") from None
-    if dtype.kind not in "biufc":
-        raise DTypeError(f"cannot cast to {dtype}: graphc values are numbers or bools")
+    dtype = dtype_argument(dtype, "cast to")
     return x.shape, dtype, {"dtype": dtype.name}
 
 
