@@ -100,7 +100,7 @@ def _all_cases():
         yield from (pytest.param(name, case, id=f"{name}-{k}") for k, case in enumerate(cases))
 
 
-@pytest.mark.parametrize("name, case", _all_cases())
+@pytest.mark.parametrize("name, case", list(_all_cases()))
 def test_rule_fires_and_keeps_values(name, case):
     rule = next(r for r in RULES if r.name == name)
     if not rule.active:
