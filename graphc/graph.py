@@ -17,6 +17,7 @@ import numpy as np
 from . import shapes
 from .shapes import size
 from .errors import DTypeError, GraphcError, ShapeError, describe
+from .keys import attrs_key
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -346,19 +347,9 @@ class Graph:
 
 def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
-    if op in ("placeholder", "variable"):
+    if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
         return None
-    if op == "constant":
-        value = attrs["value"]
-        if value.size > 64:
-            return None
-        return (op, attrs["weak"], value.dtype.str, value.shape, value.tobytes())
-    try:
-        items = tuple(sorted(attrs.items()))
-        hash(items)
-    except TypeError:
-        return None
-    return (op, tuple(x.id for x in inputs), items)
+    return (op, tuple(x.id for x in inputs), attrs_key(attrs))
 
 
 def _numeric_array(value, dtype, name) -> np.ndarray:

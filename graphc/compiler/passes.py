@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import GraphcError
+from ..keys import attrs_key
 from ..ops.registry import REGISTRY
 from .ir import LEAVES, Program, Term, infer
 from .rules import rules_by_op
@@ -25,32 +26,6 @@ FOLD_MAX_SIZE = 4096
 
 #: Ops whose inputs may be swapped without changing the result bit for bit.
 COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum"})
-
-
-def freeze(value):
-    """A hashable key for an attribute value: tuples, arrays and floats compared exactly.
-
-    ``1``, ``1.0`` and ``True`` stay distinct, ``-0.0`` differs from ``0.0`` and NaN equals NaN,
-    so two terms share a key only when their attrs are interchangeable bit for bit.
-    """
-    if isinstance(value, np.ndarray):
-        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__,) + tuple(freeze(v) for v in value)
-    if isinstance(value, float):
-        return ("float", value.hex())
-    if isinstance(value, np.generic):
-        return ("generic", value.dtype.str, value.tobytes())
-    if isinstance(value, dict):
-        return ("dict",) + tuple((k, freeze(v)) for k, v in sorted(value.items()))
-    return (type(value).__name__, value)
-
-
-def attrs_key(attrs: dict) -> tuple:
-    """A hashable key for a term's attrs (see :func:`freeze`)."""
-    if not attrs:
-        return ()
-    return tuple((k, freeze(v)) for k, v in sorted(attrs.items()))
 
 
 class Builder:

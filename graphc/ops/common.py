@@ -1,45 +1,36 @@
 """Helpers shared by the op families: dtype probing, kernel wrappers and gradient shorthands."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ..errors import DTypeError
 from ..shapes import broadcast_shapes
+from ..keys import attrs_key, freeze
 
 
 def probe(kernel, nodes, **attrs) -> np.dtype:
     """The dtype NumPy gives ``kernel`` for these inputs (weak Python scalars included).
 
     Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly; the
-    answer is cached per kernel, input dtypes and attrs.
+    answer is cached per kernel, input dtypes (or weak scalars, exactly) and attrs.
     """
-    args = tuple(_typed(n.attrs["value"].item()) if n.op == "constant" and n.attrs.get("weak")
-                 else n.dtype for n in nodes)
-    key = tuple(sorted((k, _typed(v)) for k, v in attrs.items()))
-    try:
+    args = [n.attrs["value"].item() if n.op == "constant" and n.attrs.get("weak")
+            else np.zeros((), n.dtype) for n in nodes]
+    key = (kernel, tuple(a.dtype.str if isinstance(a, np.ndarray) else freeze(a) for a in args),
+           attrs_key(attrs))
+    dtype = _PROBED.get(key)
+    if dtype is None:
         try:
-            return _probe(kernel, args, key)
-        except TypeError as exc:
-            if "unhashable" not in str(exc):
-                raise
-            return _probe.__wrapped__(kernel, args, key)
-    except (TypeError, ValueError, OverflowError) as exc:
-        types = ", ".join(str(n.dtype) for n in nodes)
-        raise DTypeError(f"NumPy does not support dtypes {types} here ({exc})") from None
+            with np.errstate(all="ignore"):
+                dtype = np.asarray(kernel(*args, **attrs)).dtype
+        except (TypeError, ValueError, OverflowError) as exc:
+            types = ", ".join(str(n.dtype) for n in nodes)
+            raise DTypeError(f"NumPy does not support dtypes {types} here ({exc})") from None
+        _PROBED[key] = dtype
+    return dtype
 
 
-def _typed(value) -> tuple:
-    """A cache key that tells 1, 1.0 and True apart (they are equal and hash alike)."""
-    return (type(value), value)
-
-
-@lru_cache(maxsize=4096)
-def _probe(kernel, args: tuple, attrs: tuple) -> np.dtype:
-    values = [np.zeros((), a) if isinstance(a, np.dtype) else a[1] for a in args]
-    with np.errstate(all="ignore"):
-        return np.asarray(kernel(*values, **{k: v[1] for k, v in attrs})).dtype
+_PROBED: dict = {}  # the answers of probe, which are few: kernels x dtypes x attrs
 
 
 def dtype_argument(dtype, use: str = "use dtype") -> np.dtype:
