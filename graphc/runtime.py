@@ -122,16 +122,17 @@ def run(graph, fetches, feed: Optional[dict] = None):
         uses[n.id] = uses.get(n.id, 0) + 1
 
     env: dict[int, Any] = {}
-    for node in order:
-        if node.id in fed:
-            env[node.id] = fed[node.id]
-            continue
-        args = [env[x.id] for x in node.inputs]
-        env[node.id] = evaluate(node, args)
-        for x in node.inputs:
-            uses[x.id] -= 1
-            if uses[x.id] == 0:
-                del env[x.id]
+    with np.errstate(all="ignore"):  # once per run, not per node: inf and nan are values here
+        for node in order:
+            if node.id in fed:
+                env[node.id] = fed[node.id]
+                continue
+            args = [env[x.id] for x in node.inputs]
+            env[node.id] = evaluate(node, args)
+            for x in node.inputs:
+                uses[x.id] -= 1
+                if uses[x.id] == 0:
+                    del env[x.id]
     protected = {id(v) for v in graph._values.values()} | {id(v) for v in fed.values()}
     return rebuild([as_result(env[n.id], n, protected) for n in nodes])
 
@@ -142,8 +143,7 @@ def evaluate(node, args: list):
         return node.graph._values[node.id]
     kernel = REGISTRY[node.op].kernel
     try:
-        with np.errstate(all="ignore"):
-            value = kernel(*args, **node.attrs)
+        value = kernel(*args, **node.attrs)
     except GraphcError:
         raise
     except Exception as exc:
