@@ -164,7 +164,10 @@ class Graph:
         self._consumers: list[list[Node]] = []
         self._values: dict[int, np.ndarray] = {}  # variable id -> current value
         self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
-        self._memo: Optional[dict] = None  # structural key -> node, while gradients() builds
+        # structural key -> node: built at the first gradients() call, then kept up to date;
+        # nodes are shared through it only while derivatives are being built (_sharing)
+        self._memo: Optional[dict] = None
+        self._sharing = False
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -238,7 +241,7 @@ class Graph:
              site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
         """Append a node (rules already checked). ``site`` and ``derivative`` default to the
         caller's line and the current derivative order; the JSON loader restores them."""
-        if self._memo is not None and name is None:
+        if self._sharing and name is None:
             found = self._reuse(op, inputs, attrs, shape, dtype)
             if found is not None:
                 return found
@@ -272,9 +275,9 @@ class Graph:
         """Nodes built inside are derivative nodes of order ``level``. Meanwhile a node
         identical to an existing one is that node, and arithmetic on small constants is done at
         once, so derivative graphs hold no duplicates and no constant-only arithmetic."""
-        saved = self._derivative_level, self._memo
-        self._derivative_level = level
-        if self._memo is None:
+        saved = self._derivative_level, self._sharing
+        self._derivative_level, self._sharing = level, True
+        if self._memo is None:  # once per graph; _add keeps it current from then on
             self._memo = {}
             for node in self._nodes:
                 key = _structural_key(node.op, node.inputs, node.attrs)
@@ -283,7 +286,7 @@ class Graph:
         try:
             yield
         finally:
-            self._derivative_level, self._memo = saved
+            self._derivative_level, self._sharing = saved
 
     def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
         key = _structural_key(op, inputs, attrs)

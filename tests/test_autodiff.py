@@ -609,3 +609,66 @@ def test_pow_exponent_gradient_is_zero_where_the_power_is_zero():
     ga, gb = gc.gradients(a ** b, [a, b])
     assert g.run([ga, gb], {a: 0.0, b: 2.0}) == [0.0, 0.0]  # not 0 * log(0) = nan
     assert g.run(gb, {a: 2.0, b: 3.0}) == pytest.approx(8 * np.log(2.0))
+
+
+def test_later_gradients_share_nodes_with_earlier_ones():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    t = gc.tanh(x)
+    first = gc.grad(gc.sum(t), x)
+    assert gc.grad(gc.sum(t), x) is first  # nothing new the second time
+    u = gc.tanh(x * 2.0)
+    square = gc.square(u)  # built by the user after the first gradients() call...
+    n = len(g)
+    gc.grad(gc.sum(u), x)  # ...and reused by tanh's rule, 1 - square(u)
+    assert [node for node in g.nodes[n:] if node.op == "square"] == []
+    assert any(square in node.inputs for node in g.nodes[n:])
+
+
+# -- API.md promises that no other test pinned down -------------------------------------------------
+def test_comparison_operators_give_bool_and_pass_zero_gradient():
+    g = gc.Graph()
+    x = g.placeholder("x", (4,))
+    xv = np.array([-1.0, 0.25, 0.5, 2.0])
+    comparisons = [(x < 0.5, xv < 0.5), (x <= 0.5, xv <= 0.5), (x > 0.5, xv > 0.5),
+                   (x >= 0.5, xv >= 0.5), (gc.equal(x, 0.5), xv == 0.5)]
+    for node, want in comparisons:
+        assert node.dtype == np.bool_ and node.shape == (4,)
+        got = g.run(node, {x: xv})
+        assert got.dtype == np.bool_
+        np.testing.assert_array_equal(got, want)
+        # the comparison path contributes nothing, the linear path contributes 2
+        y = gc.sum(gc.cast(node, "float64") * 5.0 + 2.0 * x)
+        (gx,) = gc.gradients(y, [x], unconnected="raise")
+        assert gx.shape == (4,) and gx.dtype == np.float64
+        np.testing.assert_array_equal(g.run(gx, {x: xv}), np.full(4, 2.0))
+
+
+def test_grad_returns_a_single_node_equal_to_gradients():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    y = gc.sum(x ** 3)
+    gx = gc.grad(y, x)
+    assert isinstance(gx, gc.Node) and gx.graph is g
+    assert gx.shape == (3,) and gx.dtype == np.float64
+    xv = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(g.run(gx, {x: xv}), 3 * xv ** 2, rtol=1e-14)
+
+
+def test_hessian_and_hvp_node_shapes_for_a_matrix_variable():
+    g = gc.Graph()
+    W = g.variable("W", np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.3]]))
+    z = gc.sum(W ** 3)  # Hessian is diagonal: 6 W
+    H = gc.hessian(z, W)
+    assert H.shape == (2, 3, 2, 3) and H.dtype == np.float64
+    V = np.arange(6.0).reshape(2, 3)
+    Hv = gc.hvp(z, W, V)
+    assert Hv.shape == (2, 3) and Hv.dtype == np.float64
+    Wv = W.value
+    want_H = np.zeros((2, 3, 2, 3))
+    for i in range(2):
+        for j in range(3):
+            want_H[i, j, i, j] = 6 * Wv[i, j]
+    got_H, got_Hv = g.run([H, Hv])
+    np.testing.assert_allclose(got_H, want_H, rtol=1e-14)
+    np.testing.assert_allclose(got_Hv, 6 * Wv * V, rtol=1e-14)
