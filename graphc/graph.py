@@ -295,6 +295,11 @@ class Graph:
         found = self._memo.get(key)
         if found is not None:
             return found
+        if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
+            from .ops.common import neutral_one
+            for one, other in (inputs, inputs[::-1]):
+                if neutral_one(one, other):
+                    return other
         if inputs and all(x.op == "constant" for x in inputs) and (size(shape) or 0) <= 64:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:

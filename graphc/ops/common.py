@@ -59,20 +59,7 @@ def is_constant(node, value) -> bool:
     return array.size > 0 and bool(np.all(array == value))
 
 
-def times(g, d):
-    """``g * d``, without the product when one side is known ones that change nothing: a
-    constant of ones (the seed of a scalar y, or the seed spread by a reduction's rule, folded
-    or as ``broadcast_to`` of ones) that neither broadcasts the other side up nor promotes it."""
-    from .elementwise import mul
-
-    if _neutral_one(g, d):
-        return d
-    if _neutral_one(d, g):
-        return g
-    return mul(g, d)
-
-
-def _neutral_one(one, other) -> bool:
+def neutral_one(one, other) -> bool:
     """Whether ``one * other`` is ``other``, value, shape and dtype, judged from static facts."""
     if one.op == "broadcast_to" and is_constant(one.inputs[0], 1):
         if one.shape != other.shape:  # broadcast_to shapes are always known
@@ -84,8 +71,3 @@ def _neutral_one(one, other) -> bool:
                                     for a, b in zip(one.shape[::-1], other.shape[::-1])):
         return False
     return probe(np.multiply, [one, other]) == other.dtype
-
-
-def batch_ndim(node, g) -> int:
-    """How many leading batch dimensions the cotangent ``g`` carries beyond ``node``'s shape."""
-    return g.ndim - node.ndim

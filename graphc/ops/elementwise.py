@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import GraphcError
 from ..graph import apply
-from .common import elementwise_infer, is_constant, times
+from .common import elementwise_infer, is_constant
 from .compare import equal, greater, less, where
 from .registry import Case, define
 
@@ -37,7 +37,7 @@ _BROADCAST_CASES = [
 # -- arithmetic -------------------------------------------------------------------------------
 _binary("add", np.add, lambda node, g, i: g, cases=_BROADCAST_CASES)
 _binary("sub", np.subtract, lambda node, g, i: g if i == 0 else neg(g), cases=_BROADCAST_CASES)
-_binary("mul", np.multiply, lambda node, g, i: times(g, node.inputs[1 - i]),
+_binary("mul", np.multiply, lambda node, g, i: mul(g, node.inputs[1 - i]),
         cases=_BROADCAST_CASES)
 
 
@@ -45,7 +45,7 @@ def _div_bprop(node, g, i):
     a, b = node.inputs
     if i == 0:
         return div(g, b)
-    return neg(times(g, div(node, b)))  # d(a/b)/db = -(a/b)/b
+    return neg(mul(g, div(node, b)))  # d(a/b)/db = -(a/b)/b
 
 
 _binary("div", np.true_divide, _div_bprop,
@@ -57,12 +57,12 @@ def _pow_bprop(node, g, i):
     a, b = node.inputs
     if i == 0:  # b * a**(b-1), written without a division so that a = 0 stays finite
         exponent = sub(b, 1)
-        return times(g, mul(b, a if is_constant(exponent, 1) else pow(a, exponent)))
+        return mul(g, mul(b, a if is_constant(exponent, 1) else pow(a, exponent)))
     # d/db a**b = a**b log a, whose limit where a**b = 0 (a = 0, b > 0) is 0, not 0 * -inf.
     # log's input is masked too: else its derivative 1/a = inf gives 0 * inf = NaN in second
     # derivatives (and, through a Jacobian's batch of seeds, in every row).
     vanishes = equal(node, 0)
-    return times(g, where(vanishes, 0, mul(node, log(where(vanishes, 1, a)))))
+    return mul(g, where(vanishes, 0, mul(node, log(where(vanishes, 1, a)))))
 
 
 _binary("pow", np.power, _pow_bprop,
@@ -72,14 +72,14 @@ _binary("pow", np.power, _pow_bprop,
 _unary("neg", np.negative, lambda node, g, i: neg(g))
 
 # -- transcendental functions: rules reuse the forward output where they can ------------------
-_unary("exp", np.exp, lambda node, g, i: times(g, node))
+_unary("exp", np.exp, lambda node, g, i: mul(g, node))
 _unary("log", np.log, lambda node, g, i: div(g, node.inputs[0]), low=0.2, high=3.0)
 _unary("log1p", np.log1p, lambda node, g, i: div(g, add(node.inputs[0], 1)), low=-0.5, high=3.0)
 _unary("sqrt", np.sqrt, lambda node, g, i: div(g, mul(node, 2)), low=0.2, high=3.0)
-_unary("square", np.square, lambda node, g, i: times(g, mul(node.inputs[0], 2)))
-_unary("sin", np.sin, lambda node, g, i: times(g, cos(node.inputs[0])))
-_unary("cos", np.cos, lambda node, g, i: neg(times(g, sin(node.inputs[0]))))
-_unary("tanh", np.tanh, lambda node, g, i: times(g, sub(1, square(node))))
+_unary("square", np.square, lambda node, g, i: mul(g, mul(node.inputs[0], 2)))
+_unary("sin", np.sin, lambda node, g, i: mul(g, cos(node.inputs[0])))
+_unary("cos", np.cos, lambda node, g, i: neg(mul(g, sin(node.inputs[0]))))
+_unary("tanh", np.tanh, lambda node, g, i: mul(g, sub(1, square(node))))
 
 
 def add(a, b, name=None):
@@ -173,7 +173,7 @@ def _minimum_bprop(node, g, i):
 
 _INT_PAIR = (np.array([[3, -1, 2]]), np.array([[3, 0, -5], [1, 1, 1]]))
 
-_unary("abs", np.abs, lambda node, g, i: times(g, sign(node.inputs[0])),
+_unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])),
        cases=[Case(((3, 4),), order=3), Case(((),)), Case((np.array([-3, 0, 2]),))],
        reference=lambda x: np.where(x < 0, -x, x),
        doc="|x|; the derivative at 0 is taken as 0.")

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
-from .common import dtype_argument, elementwise_infer, times
+from .common import dtype_argument, elementwise_infer
 from .compare import greater, where
 from .elementwise import mul, neg, sub
 from .reduce import sum as reduce_sum
@@ -103,11 +103,11 @@ define("relu", infer=_relu_infer, kernel=_relu,
        cases=[Case(((3, 4),)), Case(((),)), Case((np.array([-2, 0, 3]),))],
        elementwise=True, inplace=True, doc="max(x, 0); the derivative at 0 is 0.")
 define("sigmoid", infer=_float_unary_infer, kernel=_sigmoid,
-       bprop=lambda node, g, i: times(g, mul(node, sub(1, node))),
+       bprop=lambda node, g, i: mul(g, mul(node, sub(1, node))),
        reference=lambda x: 1 / (1 + np.exp(-x)), cases=_ACTIVATION_CASES, elementwise=True,
        doc="The logistic function 1 / (1 + exp(-x)), stable for any x.")
 define("softplus", infer=_float_unary_infer, kernel=_softplus,
-       bprop=lambda node, g, i: times(g, sigmoid(node.inputs[0])),
+       bprop=lambda node, g, i: mul(g, sigmoid(node.inputs[0])),
        reference=lambda x: np.log(1 + np.exp(x)), cases=_ACTIVATION_CASES, elementwise=True,
        doc="log(1 + exp(x)), stable for any x; its derivative is sigmoid.")
 
@@ -135,7 +135,7 @@ def _log_softmax(x, *, axis):
 
 def _softmax_bprop(node, g, i):
     # J^T g = s * (g - sum(g * s)), with s the output
-    gs = times(g, node)
+    gs = mul(g, node)
     return sub(gs, mul(node, reduce_sum(gs, axis=node.attrs["axis"], keepdims=True)))
 
 
@@ -186,7 +186,7 @@ def _logsumexp_bprop(node, g, i):
     axis = node.attrs["axis"]
     if not node.attrs["keepdims"] and axis:
         g = expand_dims(g, axis)  # negative axes: right for any leading batch of g
-    return times(g, softmax(node.inputs[0], axis=axis))
+    return mul(g, softmax(node.inputs[0], axis=axis))
 
 
 define("logsumexp", infer=_logsumexp_infer, kernel=_logsumexp, bprop=_logsumexp_bprop,
@@ -246,11 +246,11 @@ def _softmax_cross_entropy_bprop(node, g, i):
         return None  # integer labels: not differentiable
     g = g if g.ndim == 0 else expand_dims(g, -1)  # one cotangent per example, over classes
     if i == 1:
-        return neg(times(g, log_softmax(logits, axis=-1)))
+        return neg(mul(g, log_softmax(logits, axis=-1)))
     s = softmax(logits, axis=-1)
     if sparse:
-        return times(g, sub(s, one_hot_like(labels, logits)))
-    return times(g, sub(mul(s, reduce_sum(labels, axis=-1, keepdims=True)), labels))
+        return mul(g, sub(s, one_hot_like(labels, logits)))
+    return mul(g, sub(mul(s, reduce_sum(labels, axis=-1, keepdims=True)), labels))
 
 
 def _softmax_cross_entropy_reference(logits, labels):
@@ -291,8 +291,8 @@ def _sigmoid_cross_entropy(x, t):
 def _sigmoid_cross_entropy_bprop(node, g, i):
     x, t = node.inputs
     if i == 0:
-        return times(g, sub(sigmoid(x), t))
-    return neg(times(g, x))
+        return mul(g, sub(sigmoid(x), t))
+    return neg(mul(g, x))
 
 
 def _sigmoid_cross_entropy_reference(x, t):
