@@ -473,3 +473,23 @@ def test_outputs_that_rewriting_merges_are_distinct_arrays():
         for j in range(i):
             assert not np.shares_memory(got[i], got[j])
     np.testing.assert_array_equal(got[1], [2.0, 2.0, 2.0])
+
+
+def test_an_output_that_is_an_updated_variable_returns_its_old_value():
+    g = gc.Graph()
+    W = g.variable("W", np.array([1.0, 2.0]))
+    x = g.placeholder("x", (2,))
+    prod_node, new_W = W * x, W + x
+    before = snapshot(g)
+    f = gc.function([x], [W, prod_node], updates={W: new_W})
+    assert snapshot(g) == before  # compiling with updates leaves the source graph alone
+    old, prod = f(np.array([10.0, 100.0]))
+    np.testing.assert_array_equal(old, [1.0, 2.0])  # outputs come before the write
+    np.testing.assert_array_equal(prod, [10.0, 200.0])
+    np.testing.assert_array_equal(W.value, [11.0, 102.0])
+    assert snapshot(g) == before
+    single = gc.function([], W, updates={W: W * 2.0})
+    value = single()
+    assert isinstance(value, np.ndarray) and value.shape == (2,)  # one node -> one array
+    np.testing.assert_array_equal(value, [11.0, 102.0])
+    np.testing.assert_array_equal(W.value, [22.0, 204.0])

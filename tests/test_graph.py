@@ -194,3 +194,27 @@ def test_bad_arguments_raise_graphc_errors(build, error, message):
     x = g.placeholder("x", (2, 3))
     with pytest.raises(error, match=message):
         build(g, x)
+
+
+# -- API.md promises that no other test pinned down -------------------------------------------------
+@pytest.mark.parametrize("name", ["ShapeError", "DTypeError", "MissingFeedError", "FeedError",
+                                  "DisconnectedGradientError", "GradientCheckError",
+                                  "GraphFormatError"])
+def test_every_documented_error_class_derives_from_graphc_error(name):
+    cls = getattr(gc, name)
+    assert isinstance(cls, type) and issubclass(cls, gc.GraphcError)
+    assert issubclass(gc.GraphcError, Exception)
+
+
+def test_node_eval_with_and_without_a_feed():
+    g = gc.Graph()
+    W = g.variable("W", np.array([[1.0, 2.0], [3.0, 4.0]]))
+    c = g.constant(np.array([0.5, -1.0]))
+    y = W @ c  # needs no feed
+    np.testing.assert_array_equal(y.eval(), np.array([[1.0, 2.0], [3.0, 4.0]]) @ [0.5, -1.0])
+    x = g.placeholder("x", (2,))
+    z = x * 3.0
+    np.testing.assert_array_equal(z.eval({x: np.array([1.0, -2.0])}), [3.0, -6.0])
+    np.testing.assert_array_equal(z.eval({"x": np.array([2.0, 0.0])}), [6.0, 0.0])
+    with pytest.raises(gc.MissingFeedError, match="'x'"):
+        z.eval()

@@ -124,3 +124,15 @@ def test_to_networkx_is_a_multidigraph_with_node_attributes():
     assert nxg.nodes[y.id]["op"] == "mul" and nxg.nodes[x.id]["name"] == "x"
     assert nxg.nodes[x.id]["shape"] == (2,) and nxg.nodes[x.id]["dtype"] == "float64"
     assert list(nx.topological_sort(nxg)) == [n.id for n in g.nodes]
+
+
+def test_labels_of_a_node_target_carry_op_name_shape_and_dtype():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3), dtype="float32")
+    y = gc.exp(x, name="ey")
+    k = g.placeholder("k", (2,), dtype="int64")
+    text = gc.to_dot(y)
+    assert 'label="exp\\ney\\n(None, 3) float32"' in node_line(text, y)
+    assert 'label="placeholder\\nx\\n(None, 3) float32"' in node_line(text, x)
+    both = gc.to_dot([y, k])
+    assert 'label="placeholder\\nk\\n(2,) int64"' in node_line(both, k)
