@@ -20,3 +20,12 @@ from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # n
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
+# -- issue 10: more NumPy/SciPy math, reductions, scans, sorting and shape ops --------------------
+from .transcendental import (tan, arcsin, arccos, arctan, arctan2, sinh, cosh,  # noqa: F401
+                             arcsinh, arccosh, arctanh, expm1, log2, log10, exp2, logaddexp,
+                             hypot, reciprocal, cbrt)
+from .rounding import (floor, ceil, trunc, round, mod, remainder, floor_divide,  # noqa: F401
+                       isnan, isinf, isfinite)
+from .special_functions import erf, erfc, erfinv, gammaln, digamma, polygamma  # noqa: F401
+from .activations import (gelu, leaky_relu, elu, selu, silu, log_sigmoid,  # noqa: F401
+                          softsign)
