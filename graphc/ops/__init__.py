@@ -29,3 +29,4 @@ from .rounding import (floor, ceil, trunc, round, mod, remainder, floor_divide, 
 from .special_functions import erf, erfc, erfinv, gammaln, digamma, polygamma  # noqa: F401
 from .activations import (gelu, leaky_relu, elu, selu, silu, log_sigmoid,  # noqa: F401
                           softsign)
+from .statistics import prod, prod_others, var, std, any, all  # noqa: F401
