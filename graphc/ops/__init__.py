@@ -30,3 +30,4 @@ from .special_functions import erf, erfc, erfinv, gammaln, digamma, polygamma  #
 from .activations import (gelu, leaky_relu, elu, selu, silu, log_sigmoid,  # noqa: F401
                           softsign)
 from .statistics import prod, prod_others, var, std, any, all  # noqa: F401
+from .scan import cumsum, cumprod, logcumsumexp  # noqa: F401
