@@ -31,3 +31,5 @@ from .activations import (gelu, leaky_relu, elu, selu, silu, log_sigmoid,  # noq
                           softsign)
 from .statistics import prod, prod_others, var, std, any, all  # noqa: F401
 from .scan import cumsum, cumprod, logcumsumexp  # noqa: F401
+from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noqa: F401
+                      pick_along_adjoint, quantile_index, quantile_weights)
