@@ -33,3 +33,5 @@ from .statistics import prod, prod_others, var, std, any, all  # noqa: F401
 from .scan import cumsum, cumprod, logcumsumexp  # noqa: F401
 from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noqa: F401
                       pick_along_adjoint, quantile_index, quantile_weights)
+from .layout import (flip, roll, split, pad, tile, repeat, moveaxis, swapaxes,  # noqa: F401
+                     broadcast_arrays, meshgrid, tril, triu, axis_map, axis_map_adjoint)
