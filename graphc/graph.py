@@ -256,7 +256,7 @@ class Graph:
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
-                    self._derivative_level if derivative is None else derivative)
+                    self._order(inputs) if derivative is None else derivative)
         self._nodes.append(node)
         self._consumers.append([])
         self._by_name[name] = node
@@ -324,6 +324,23 @@ class Graph:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
+    def _order(self, inputs: tuple) -> int:
+        """A new node's derivative order: the order being built, or the highest among its
+        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
+        again builds order 2)."""
+        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
+
+    def _rename(self, node: Node, name: str) -> str:
+        """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
+        given. Only for nodes that still carry the name :meth:`_fresh_name` gave them."""
+        unique, k = name, 1
+        while unique in self._by_name:
+            unique, k = f"{name}_{k}", k + 1
+        del self._by_name[node.name]
+        object.__setattr__(node, "name", unique)
+        self._by_name[unique] = node
+        return unique
+
     def _fresh_name(self, op: str) -> str:
         name = f"{op}_{len(self._nodes)}"
         while name in self._by_name:
@@ -351,6 +368,12 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+def has_fresh_name(node: Node) -> bool:
+    """Whether ``node`` carries the name graphc made up for it (``mul_28``), not a user's."""
+    stem = node.name.rstrip("_")
+    return stem == f"{node.op}_{node.id}"
 
 
 def _structural_key(op: str, inputs: tuple, attrs: dict):
