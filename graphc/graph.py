@@ -98,10 +98,14 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed
+        and they are few, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     def __bool__(self):
         raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
@@ -200,12 +204,18 @@ class Graph:
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
-        return f"<Graph with {len(self._nodes)} nodes>"
+        """A one-line summary: node count, counts by op, inputs, variables and outputs."""
+        from .io.text import summarize_graph
+        return summarize_graph(self)
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the graph as a picture when Graphviz is installed (else the repr)."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the graph as a picture when Graphviz is installed and the graph is
+        small, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     # -- building -----------------------------------------------------------------------------
     def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
