@@ -54,10 +54,12 @@ class Function:
         names = ", ".join(n.name for n in self._inputs)
         outputs = ", ".join(n.name for n in self.outputs)
         updates = f"; updates {', '.join(v.name for v in self.updated)}" if self.updated else ""
+        computed = {op: k for op, k in self.stats["ops"].items()  # the inputs are listed
+                    if op not in ("placeholder", "variable", "constant")}
         peak = self.stats["planned_peak_bytes"]
         memory = "peak memory known at run time" if peak is None else f"planned peak {peak} bytes"
         return (f"<graphc.Function({names}) -> ({outputs}){updates}: "
-                f"{self.stats['nodes']['final']} terms ({op_counts(self.stats['ops'])}), "
+                f"{self.stats['nodes']['final']} terms ({op_counts(computed)}), "
                 f"{memory}>")
 
     # -- errors -----------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def summarize_graph(graph: Graph) -> str:
             parts.append(f"{label} {_names(group)}")
     derived = sum(1 for n in nodes if n.derivative)
     if derived:
-        parts.append(f"{derived} derivative nodes")
+        parts.append(f"{derived} derivative node{'s' if derived > 1 else ''}")
     return f"<graphc.Graph: {'; '.join(parts)}>"
 
 
