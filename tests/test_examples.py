@@ -131,3 +131,15 @@ def test_higher_order(tmp_path):
     assert "match SymPy: True" in out
     assert number(r"max relative difference\s+(\S+)", out) < 1e-12
     assert "H is symmetric: True; tridiagonal: True" in out
+
+
+def test_graphc_itself_imports_no_plotting_or_progress_library():
+    code = ("import sys, numpy as np, graphc as gc\n"
+            "g = gc.Graph(); x = g.placeholder('x'); f = gc.sin(x, name='f')\n"
+            "gc.to_text(f); gc.to_dot(f, feed={x: 1.0}, grad_of=f); g._repr_mimebundle_()\n"
+            "gc.function([x], f, updates=None)\n"
+            "print(sorted(m for m in ('matplotlib', 'tqdm') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
