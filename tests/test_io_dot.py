@@ -166,6 +166,8 @@ def test_values_and_gradients_of_the_add_multiply_circuit():
     values_only = gc.to_dot(f, feed={x: -2.0, y: 5.0, z: -4.0})
     assert annotations(values_only, q) == ("3", None) and "red:" not in values_only
     assert gc.to_dot(f) == gc.to_dot(f, feed=None)  # no feed: the plain picture
+    part = gc.to_dot(q, feed={x: -2.0, y: 5.0, z: -4.0}, grad_of=f)  # f is not drawn
+    assert annotations(part, q) == ("3", "-4") and f"n{f.id} [" not in part
 
 
 def test_arrays_are_summarised_by_shape_and_first_entries():

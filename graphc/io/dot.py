@@ -166,9 +166,15 @@ def annotations(nodes: list, feed: dict, grad_of: Optional[Node]) -> tuple[dict,
     """``{node id: value}`` of the nodes the feed determines, and ``{node id: gradient of
     grad_of}`` of those grad_of depends on. Constants are left out (their label shows them)."""
     graph = nodes[0].graph
+    if grad_of is not None and (not isinstance(grad_of, Node) or grad_of.graph is not graph):
+        raise GraphcError("to_dot: grad_of must be a node of the graph drawn")
     fed = resolve_feed(graph, feed)
+    drawn = {n.id for n in nodes}
+    # grad_of need not be drawn (a picture of part of a circuit), but its ancestors count
+    span = nodes if grad_of is None or grad_of.id in drawn else \
+        needed_nodes(graph, nodes + [grad_of], {})
     known, computable = set(fed), []
-    for n in nodes:  # creation order: a node's inputs come first
+    for n in span:  # creation order: a node's inputs come first
         if n.id in fed or (n.op != "placeholder" and all(x.id in known for x in n.inputs)):
             known.add(n.id)
             if n.op != "constant":
@@ -176,8 +182,6 @@ def annotations(nodes: list, feed: dict, grad_of: Optional[Node]) -> tuple[dict,
     values = dict(zip((n.id for n in computable), graph.run(computable, feed)))
     if grad_of is None:
         return values, {}
-    if not isinstance(grad_of, Node) or grad_of.graph is not graph:
-        raise GraphcError("to_dot: grad_of must be a node of the graph drawn")
     if grad_of.shape != ():
         raise ShapeError(f"to_dot: grad_of must be a scalar, but {describe(grad_of)} has shape "
                          f"{shapes.fmt(grad_of.shape)}")
