@@ -15,7 +15,7 @@ Python numbers are weakly typed, so float32 parameters and their state stay floa
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -28,17 +28,19 @@ from .shapes import fmt
 __all__ = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
 
 Number = Union[float, Node]
+LossOrGrads = Union[Node, Sequence[Node]]  # a scalar loss, or one gradient per parameter
+Params = Union[Node, Sequence[Node]]
 
 
-def sgd(loss, params, lr: Number = 0.01) -> dict:
+def sgd(loss: LossOrGrads, params: Params, lr: Number = 0.01) -> dict:
     """Plain gradient descent: ``p <- p - lr g``. No state."""
     params, grads = _prepare(loss, params, "sgd")
     lr = _hyper(lr, "sgd", "lr")
     return {p: _as(p, p - lr * g) for p, g in zip(params, grads)}
 
 
-def momentum(loss, params, lr: Number = 0.01, momentum: Number = 0.9, *,
-             name: str = "momentum") -> dict:
+def momentum(loss: LossOrGrads, params: Params, lr: Number = 0.01,
+             momentum: Number = 0.9, *, name: str = "momentum") -> dict:
     """Gradient descent with (heavy-ball) momentum, Keras's ``SGD(momentum=...)`` and the
     Deep Learning Book's algorithm 8.2, with a velocity ``v`` (state ``momentum/v/P``,
     starting at 0)::
@@ -58,8 +60,8 @@ def momentum(loss, params, lr: Number = 0.01, momentum: Number = 0.9, *,
     return updates
 
 
-def nesterov(loss, params, lr: Number = 0.01, momentum: Number = 0.9, *,
-             name: str = "nesterov") -> dict:
+def nesterov(loss: LossOrGrads, params: Params, lr: Number = 0.01,
+             momentum: Number = 0.9, *, name: str = "nesterov") -> dict:
     """Nesterov's accelerated gradient in the form of Sutskever et al. (2013) as Keras's
     ``SGD(momentum=..., nesterov=True)`` writes it, with a velocity ``v`` (state
     ``nesterov/v/P``, starting at 0)::
@@ -79,7 +81,7 @@ def nesterov(loss, params, lr: Number = 0.01, momentum: Number = 0.9, *,
     return updates
 
 
-def adagrad(loss, params, lr: Number = 0.01, eps: Number = 1e-10,
+def adagrad(loss: LossOrGrads, params: Params, lr: Number = 0.01, eps: Number = 1e-10,
             initial_accumulator: float = 0.0, *, name: str = "adagrad") -> dict:
     """AdaGrad (Duchi, Hazan and Singer 2011) as PyTorch's ``Adagrad`` defines it, with the
     sum of squared gradients ``G`` (state ``adagrad/G/P``, starting at
@@ -99,8 +101,8 @@ def adagrad(loss, params, lr: Number = 0.01, eps: Number = 1e-10,
     return updates
 
 
-def rmsprop(loss, params, lr: Number = 0.01, rho: Number = 0.99, eps: Number = 1e-8, *,
-            name: str = "rmsprop") -> dict:
+def rmsprop(loss: LossOrGrads, params: Params, lr: Number = 0.01, rho: Number = 0.99,
+            eps: Number = 1e-8, *, name: str = "rmsprop") -> dict:
     """RMSProp (Hinton's lecture 6e) as PyTorch's ``RMSprop`` defines it (``rho`` is its
     ``alpha``, Keras's ``rho``), with a running mean square ``s`` (state ``rmsprop/s/P``,
     starting at 0)::
@@ -119,8 +121,8 @@ def rmsprop(loss, params, lr: Number = 0.01, rho: Number = 0.99, eps: Number = 1
     return updates
 
 
-def adam(loss, params, lr: Number = 0.001, beta1: Number = 0.9, beta2: Number = 0.999,
-         eps: Number = 1e-8, *, name: str = "adam") -> dict:
+def adam(loss: LossOrGrads, params: Params, lr: Number = 0.001, beta1: Number = 0.9,
+         beta2: Number = 0.999, eps: Number = 1e-8, *, name: str = "adam") -> dict:
     """Adam (Kingma and Ba 2015) as PyTorch's ``Adam`` defines it, with moment estimates
     ``m`` and ``v`` (states ``adam/m/P``, ``adam/v/P``, starting at 0) and the step count
     ``t`` (state ``adam/t``, an int64 starting at 0)::

@@ -78,7 +78,7 @@ def test_derivative_nodes_show_their_order_and_name():
     at = header.index("order")  # columns are aligned under the header
     orders = {int(row[at:at + 5]) for row in rows}
     assert orders == {0, 1}
-    assert f"d(f)/d(W):f64[3] = sum[axis=(0,) keepdims=False]" in gc.to_text(gW, compact=True)
+    assert "d(f)/d(W):f64[3] = sum[axis=(0,) keepdims=False]" in gc.to_text(gW, compact=True)
     assert "# derivative 1" in gc.to_text(gW, compact=True)
 
 

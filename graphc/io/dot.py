@@ -189,20 +189,23 @@ def annotations(nodes: list, feed: dict, grad_of: Optional[Node]) -> tuple[dict,
         raise GraphcError(f"to_dot: the feed does not determine {describe(grad_of)}, so its "
                           "gradients cannot be computed")
     # The gradients are built in a copy of the graph: drawing must not change the user's.
-    copy = _copy(graph)
+    copy = _copy(graph, upto=grad_of.id)
     wrt = [n for n in computable if n.id < grad_of.id and np.issubdtype(n.dtype, np.floating)]
     found = gradients(copy.nodes[grad_of.id], [copy.nodes[n.id] for n in wrt],
                       unconnected="none")
     pairs = [(n.id, d) for n, d in zip(wrt, found) if d is not None]
-    pairs.append((grad_of.id, copy.constant(np.ones((), grad_of.dtype))))
-    copy_feed = {copy.nodes[k.id] if isinstance(k, Node) else k: v for k, v in feed.items()}
-    return values, dict(zip((i for i, _ in pairs), copy.run([d for _, d in pairs], copy_feed)))
+    copy_feed = {copy.nodes[k.id] if isinstance(k, Node) else k: v for k, v in feed.items()
+                 if (k.id <= grad_of.id if isinstance(k, Node) else k in copy)}
+    grads = dict(zip((i for i, _ in pairs), copy.run([d for _, d in pairs], copy_feed)))
+    grads[grad_of.id] = np.ones((), grad_of.dtype)  # d(grad_of)/d(grad_of)
+    return values, grads
 
 
-def _copy(graph: Graph) -> Graph:
-    """A copy of ``graph`` with the same node ids, names and variable values."""
+def _copy(graph: Graph, upto: int) -> Graph:
+    """A copy of the nodes of ``graph`` up to id ``upto`` (all the ancestors of that node),
+    with the same ids, names and variable values."""
     copy = Graph()
-    for n in graph.nodes:
+    for n in graph.nodes[:upto + 1]:
         node = copy._add(n.op, tuple(copy._nodes[x.id] for x in n.inputs), n.attrs, n.shape,
                          n.dtype, n.name, site=n.site or "", derivative=n.derivative)
         if n.op == "variable":
