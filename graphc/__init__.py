@@ -23,6 +23,10 @@ from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
 
+# Seeing graphs and training with them (issue 14): text listings, optimizers as update graphs.
+from .io import to_text, show
+from . import optimizers
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -44,6 +48,8 @@ __all__ = [
     "function",
     # interchange
     "to_dot", "render", "to_json", "from_json", "save", "load", "to_sympy", "from_sympy",
+    # seeing graphs (issue 14); gc.optimizers is a module
+    "to_text", "show",
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
