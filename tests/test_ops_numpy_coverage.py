@@ -357,3 +357,23 @@ def test_to_sympy_derivatives_agree_with_sympy(f):
     expr, dexpr = gc.to_sympy(y), gc.to_sympy(gc.grad(y, x))
     assert float(sp.N((sp.diff(expr, s) - dexpr).subs(s, 0.7))) == pytest.approx(0, abs=1e-12)
     assert float(sp.N(expr.subs(s, 0.7))) == pytest.approx(float(g.run(y, {x: 0.7})), rel=1e-12)
+
+
+# -- the structure declarations never miss a nonzero of a derivative ------------------------------
+@pytest.mark.parametrize("build", [
+    lambda x: gc.prod(x, axis=1), lambda x: gc.var(x, axis=0), lambda x: gc.std(x, axis=(0, 1)),
+    lambda x: gc.cumsum(x, axis=1), lambda x: gc.cumprod(x, axis=0),
+    lambda x: gc.logcumsumexp(x, axis=1), lambda x: gc.sort(x, axis=0),
+    lambda x: gc.quantile(x, 0.3, axis=1), lambda x: gc.tril(x, 1), lambda x: gc.mod(x, 0.7),
+    lambda x: gc.leaky_relu(x - 1), lambda x: gc.pad(x, 1, mode="reflect"),
+    lambda x: gc.top_k(x, 2)[0], lambda x: gc.median(x)])
+def test_sparsity_patterns_cover_the_derivatives(build):
+    g = gc.Graph()
+    x = g.placeholder("x", (4, 5))
+    value = RNG.uniform(0.5, 2.0, (4, 5))
+    y = build(x)
+    J = g.run(gc.jacobian(y, x), {x: value}).reshape(-1, value.size)
+    assert not np.any((J != 0) & ~gc.jacobian_sparsity(y, x).toarray())
+    z = gc.sum(gc.sin(y))
+    H = g.run(gc.hessian(z, x), {x: value}).reshape(value.size, value.size)
+    assert not np.any((np.abs(H) > 1e-12) & ~gc.hessian_sparsity(z, x).toarray())

@@ -84,7 +84,7 @@ def _leaky_relu(x, *, negative_slope):
 
 
 define("leaky_relu", infer=_leaky_relu_infer, attrs={"negative_slope": real()},
-       kernel=_leaky_relu,
+       kernel=_leaky_relu, curvature="linear",
        bprop=lambda node, g, i: where(greater(node.inputs[0], 0), g,
                                       mul(g, node.attrs["negative_slope"])),
        reference=lambda x, *, negative_slope: np.maximum(x, 0) + negative_slope * np.minimum(x, 0),

@@ -70,7 +70,7 @@ def _mod_bprop(node, g, i):
 
 
 _binary("mod", np.mod, _mod_bprop, cases=_DIVISION_CASES,
-        reference=lambda a, b: a - np.floor(a / b) * b,
+        reference=lambda a, b: a - np.floor(a / b) * b, curvature="linear",
         doc="The remainder a - floor(a/b) * b, with b's sign (numpy.mod, numpy.remainder).")
 define("floor_divide", infer=elementwise_infer(np.floor_divide), kernel=np.floor_divide,
        bprop=None, arity=2, reference=lambda a, b: np.floor(a / b), cases=_DIVISION_CASES,

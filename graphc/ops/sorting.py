@@ -115,7 +115,7 @@ def _pick_along_adjoint_reference(g, index, like, *, axis):
 _POSITIONS = np.array([[3, 0, 0], [1, 2, 3]])  # a repeated position
 
 define("pick_along", infer=_pick_along_infer, attrs={"axis": integer(None, -1)},
-       kernel=_pick_along_kernel,
+       kernel=_pick_along_kernel, curvature="linear",
        bprop=lambda node, g, i: None if i else pick_along_adjoint(
            g, node.inputs[1], node.inputs[0], node.attrs["axis"]),
        reference=_pick_along_reference,
@@ -124,7 +124,7 @@ define("pick_along", infer=_pick_along_infer, attrs={"axis": integer(None, -1)},
               Case(((2, 2, 4), _POSITIONS), attrs={"axis": -1})],  # x has a leading batch
        doc="numpy.take_along_axis on the trailing dimensions (positions as an integer node).")
 define("pick_along_adjoint", infer=_pick_along_adjoint_infer, attrs={"axis": integer(None, -1)},
-       kernel=_pick_along_adjoint_kernel,
+       kernel=_pick_along_adjoint_kernel, curvature="linear",
        bprop=lambda node, g, i: None if i else pick_along(g, node.inputs[1], node.attrs["axis"]),
        reference=_pick_along_adjoint_reference,
        cases=[Case(((2, 3), _POSITIONS, (2, 4)), attrs={"axis": -1}, wrt=(0,)),
@@ -175,6 +175,7 @@ define("sort", infer=_sort_infer, attrs={"axis": integer()},
        bprop=lambda node, g, i: pick_along_adjoint(
            g, argsort(node.inputs[0], node.attrs["axis"]), node.inputs[0], node.attrs["axis"]),
        reference=lambda x, *, axis: np.take_along_axis(x, _stable_order(x, axis), axis),
+       structure="group", curvature="linear",
        cases=_SORT_CASES, doc="Sorted along `axis`; the gradient goes back to where each "
                               "element came from.")
 define("argsort", infer=_argsort_infer, attrs={"axis": integer()},
@@ -261,6 +262,7 @@ def _quantile_reference(x, *, q, axis, keepdims):
 define("quantile", infer=_quantile_infer,
        attrs={"q": real(0.0, 1.0), "axis": integer(), "keepdims": flag},
        kernel=_quantile_kernel, bprop=_quantile_bprop, reference=_quantile_reference,
+       structure="reduce", curvature="linear",
        cases=[Case(((3, 5),), attrs={"q": 0.3, "axis": -1, "keepdims": False}, order=3),
               Case(((4, 3),), attrs={"q": 0.5, "axis": 0, "keepdims": True}),
               Case(((2, 4),), attrs={"q": 1.0, "axis": 1, "keepdims": False}),

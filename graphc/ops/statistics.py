@@ -46,7 +46,7 @@ _ZEROS = np.array([[0.0, 2.0, -3.0], [0.0, 0.0, 1.5], [1.2, -0.5, 2.0], [0.0, 0.
 
 define("prod", infer=_reduce_infer(np.prod), attrs=_REDUCE_ATTRS,
        kernel=lambda x, *, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
-       bprop=_prod_bprop, reference=_prod_reference,
+       bprop=_prod_bprop, reference=_prod_reference, structure="reduce",
        cases=[Case(((3, 4),), attrs={"axis": (1,), "keepdims": False}, order=3),
               Case(((2, 3, 4),), attrs={"axis": (0, 2), "keepdims": True}),
               Case(((3, 4),), attrs={"axis": (0, 1), "keepdims": False}),
@@ -215,13 +215,14 @@ define("var", infer=_moment_infer(np.var), attrs=_MOMENT_ATTRS,
        kernel=lambda x, *, axis, keepdims, ddof: np.var(x, axis=axis, keepdims=keepdims,
                                                         ddof=ddof),
        bprop=lambda node, g, i: mul(_spread(node, mul(g, 2)), _deviation(node)),
-       reference=_var_reference, cases=_MOMENT_CASES,
+       reference=_var_reference, cases=_MOMENT_CASES, structure="reduce",
        doc="Variance over `axis`, dividing by N - ddof.")
 define("std", infer=_moment_infer(np.std), attrs=_MOMENT_ATTRS,
        kernel=lambda x, *, axis, keepdims, ddof: np.std(x, axis=axis, keepdims=keepdims,
                                                         ddof=ddof),
        bprop=lambda node, g, i: mul(_spread(node, div(g, node)), _deviation(node)),
        reference=lambda x, **attrs: np.sqrt(_var_reference(x, **attrs)), cases=_MOMENT_CASES,
+       structure="reduce",
        doc="Standard deviation over `axis`, dividing by N - ddof; its derivative is infinite "
            "where all the elements are equal.")
 
