@@ -377,3 +377,20 @@ def test_sparsity_patterns_cover_the_derivatives(build):
     z = gc.sum(gc.sin(y))
     H = g.run(gc.hessian(z, x), {x: value}).reshape(value.size, value.size)
     assert not np.any((np.abs(H) > 1e-12) & ~gc.hessian_sparsity(z, x).toarray())
+
+
+def test_cumprod_gradient_and_hessian_are_exact_with_zeros():
+    g = gc.Graph()
+    x = g.placeholder("x", (None,))
+    w = np.array([1.0, -2.0, 0.5, 3.0, 1.5])
+    loss = gc.sum(gc.cumprod(x) * w)
+    for v in (np.array([1.5, 0.0, -2.0, 0.0, 3.0]), np.array([0.0, 2.0, 0.5, -1.0, 2.0])):
+        grad, hess = g.run([gc.grad(loss, x), gc.hessian(loss, x)], {x: v})
+        # d/dx_k sum_i w_i prod_{j<=i} x_j = sum_{i>=k} w_i prod_{j<=i, j!=k} x_j
+        want = [sum(w[i] * np.prod(np.delete(v[:i + 1], k)) for i in range(k, 5))
+                for k in range(5)]
+        np.testing.assert_allclose(grad, want, rtol=1e-14, atol=0)
+        want_h = [[0.0 if k == l else sum(w[i] * np.prod(np.delete(v[:i + 1], [k, l]))
+                                          for i in range(max(k, l), 5)) for l in range(5)]
+                  for k in range(5)]
+        np.testing.assert_allclose(hess, want_h, rtol=1e-14, atol=0)

@@ -35,3 +35,4 @@ from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noq
                       pick_along_adjoint, quantile_index, quantile_weights)
 from .layout import (flip, roll, split, pad, tile, repeat, moveaxis, swapaxes,  # noqa: F401
                      broadcast_arrays, meshgrid, tril, triu, axis_map, axis_map_adjoint)
+from .scan import cumprod_tangent, cumprod_adjoint  # noqa: F401

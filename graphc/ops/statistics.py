@@ -90,34 +90,50 @@ def _exclusive_products(x):
     return left * right
 
 
-def _multilinear_products(x, directions):
-    """``D^(m+1) P [e_k, v1..vm]`` for each k: products of the polynomials ``x_j + sum_l t_l
-    v_lj`` in m variables, truncated to square-free terms (2**m coefficients by subset of
-    variables), by prefix and suffix products; the coefficient of ``t1...tm`` is the answer."""
-    m = len(directions)
-    full = (1 << m) - 1
-    pairs = [(s, t) for s in range(full + 1) for t in range(full + 1) if t & s == t]
-    factors = np.zeros(x.shape + (full + 1,), np.result_type(x, *directions))
-    factors[..., 0] = x
-    for l, v in enumerate(directions):
-        factors[..., 1 << l] = v
+class Multilinear:
+    """Polynomials in m variables ``t1..tm`` truncated to square-free terms: arrays whose last
+    axis holds the 2**m coefficients, indexed by the subset of variables (a bit mask). Mixed
+    derivatives of products are the coefficient of ``t1...tm`` (the ``full`` mask) in products
+    of the factors ``x_j + sum_l t_l v_lj`` (``factors``)."""
 
-    def times(a, b):
-        out = np.zeros_like(a)
-        for s, t in pairs:
+    def __init__(self, m: int):
+        self.full = (1 << m) - 1
+        self.pairs = [(s, t) for s in range(self.full + 1) for t in range(self.full + 1)
+                      if t & s == t]
+
+    def factors(self, x, directions):
+        out = np.zeros(x.shape + (self.full + 1,), np.result_type(x, *directions))
+        out[..., 0] = x
+        for l, v in enumerate(directions):
+            out[..., 1 << l] = v
+        return out
+
+    def constant(self, c, dtype):
+        out = np.zeros(np.shape(c) + (self.full + 1,), dtype)
+        out[..., 0] = c
+        return out
+
+    def times(self, a, b):
+        out = np.zeros(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+        for s, t in self.pairs:
             out[..., s] += a[..., t] * b[..., s ^ t]
         return out
 
+
+def _multilinear_products(x, directions):
+    """``D^(m+1) P [e_k, v1..vm]`` for each k, by prefix and suffix products of the factors
+    (see :class:`Multilinear`)."""
+    algebra = Multilinear(len(directions))
+    factors = algebra.factors(x, directions)
     n = x.shape[-1]
-    one = np.zeros(x.shape[:-1] + (full + 1,), factors.dtype)
-    one[..., 0] = 1
+    one = algebra.constant(np.ones(x.shape[:-1]), factors.dtype)
     left, right = [one], [one]
     for j in range(n - 1):
-        left.append(times(left[-1], factors[..., j, :]))
-        right.append(times(right[-1], factors[..., n - 1 - j, :]))
+        left.append(algebra.times(left[-1], factors[..., j, :]))
+        right.append(algebra.times(right[-1], factors[..., n - 1 - j, :]))
     out = np.zeros(x.shape, factors.dtype)
     for k in range(n):
-        out[..., k] = times(left[k], right[n - 1 - k])[..., full]
+        out[..., k] = algebra.times(left[k], right[n - 1 - k])[..., algebra.full]
     return out
 
 
