@@ -312,12 +312,21 @@ def test_pad_tile_repeat_gradients_add_back_into_the_sources():
         assert gc.check_gradients(loss, [x], {}) < 1e-6, node.op
 
 
-def test_split_into_unknown_equal_sections_is_a_clear_error(gx):
+def test_bad_arguments_are_clear_errors(gx):
     g, x = gx
-    with pytest.raises(gc.ShapeError, match="needs the size"):
+    with pytest.raises(gc.ShapeError, match=r"split: 3 equal parts need the size .*test_ops_"):
         gc.split(x, 3, axis=0)
-    with pytest.raises(gc.ShapeError, match="equal division"):
+    with pytest.raises(gc.ShapeError, match="split: 4 elements do not split into 3 equal"):
         gc.split(x, 3, axis=1)
+    with pytest.raises(gc.ShapeError, match=r"pad: pad_width -1 has negative widths; built at "
+                                            r".*test_ops_numpy_coverage.py"):
+        gc.pad(x, -1)
+    with pytest.raises(gc.ShapeError, match="repeat: 2 repeats do not fit axis 1 of size 4"):
+        gc.repeat(x, [1, 2], axis=1)
+    with pytest.raises(gc.ShapeError, match=r"quantile: attr 'q': 1.5 is out of range"):
+        gc.quantile(x, 1.5)
+    with pytest.raises(gc.ShapeError, match=r"top_k_indices: k = 5 is larger than the last size"):
+        gc.top_k(x, 5)
 
 
 # -- compiled functions agree with g.run; check_numerics sees the new ops ------------------------

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ..errors import GraphcError, ShapeError
-from ..graph import apply
+from ..graph import apply, user_site
 from ..shapes import broadcast_shapes, fmt, normalize_axis, same_dims
 from .attrs import choice, integer, ints, real
 from .broadcast import broadcast_like, broadcast_to
@@ -241,6 +241,11 @@ def triu(x, k: int = 0, name=None):
 
 
 # -- builders over axis_map -------------------------------------------------------------------------
+def _fail(function: str, message: str, error=ShapeError):
+    """A builder's own check failed: name the function and the user's line."""
+    raise error(f"{function}: {message}; built at {user_site()}")
+
+
 def _negative_axes(x, axis) -> tuple:
     return tuple(a - x.ndim for a in normalize_axis(axis, x.ndim))
 
@@ -260,17 +265,20 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0, name=None):
     every axis, or one pair per axis; ``mode`` ``"constant"`` (with a scalar
     ``constant_values``), ``"edge"``, ``"reflect"``, ``"symmetric"`` or ``"wrap"``."""
     if mode not in _KINDS[:5]:
-        raise GraphcError(f"pad: mode {mode!r} is not one of {', '.join(map(repr, _KINDS[:5]))}")
+        _fail("pad", f"mode {mode!r} is not one of {', '.join(map(repr, _KINDS[:5]))}",
+              GraphcError)
     ndim = getattr(x, "ndim", np.ndim(x))
     width = np.asarray(pad_width)
     if width.dtype.kind not in "iu":
-        raise GraphcError(f"pad: pad_width must hold integers, not {pad_width!r}")
+        _fail("pad", f"pad_width must hold integers, not {pad_width!r}")
     try:
         width = np.broadcast_to(width, (ndim, 2))
     except ValueError:
-        raise GraphcError(f"pad: pad_width {pad_width!r} does not fit {ndim} dimensions") from None
+        _fail("pad", f"pad_width {pad_width!r} does not fit {ndim} dimensions")
+    if (width < 0).any():
+        _fail("pad", f"pad_width {pad_width!r} has negative widths")
     if np.ndim(constant_values) != 0:
-        raise GraphcError("pad: constant_values must be one number")
+        _fail("pad", "constant_values must be one number", GraphcError)
     steps = [(a - ndim, mode, (int(b), int(e)), float(constant_values))
              for a, (b, e) in enumerate(width) if b or e]
     return _chain(x, steps, name)
@@ -280,6 +288,8 @@ def tile(x, reps, name=None):
     """``x`` repeated ``reps`` times along each axis, like ``numpy.tile`` (a longer ``reps``
     adds leading axes)."""
     reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    if any(r < 0 for r in reps):
+        _fail("tile", f"reps {reps} must not be negative")
     if len(reps) > x.ndim:
         x = expand_dims(x, tuple(range(len(reps) - x.ndim)))
     reps = (1,) * (x.ndim - len(reps)) + reps
@@ -294,6 +304,10 @@ def repeat(x, repeats, axis=None, name=None):
         x, axis = reshape(x, (-1,)), 0
     params = (int(repeats),) if np.ndim(repeats) == 0 else tuple(int(r) for r in repeats)
     (a,) = _negative_axes(x, axis)
+    if any(r < 0 for r in params):
+        _fail("repeat", f"repeats {params} must not be negative")
+    if len(params) > 1 and x.shape[a] is not None and len(params) != x.shape[a]:
+        _fail("repeat", f"{len(params)} repeats do not fit axis {axis} of size {x.shape[a]}")
     return axis_map(x, a, "repeat", params, name=name)
 
 
@@ -327,11 +341,10 @@ def split(x, indices_or_sections, axis: int = 0) -> list:
     if np.ndim(indices_or_sections) == 0:
         sections = int(indices_or_sections)
         if n is None:
-            raise ShapeError(f"split into {sections} equal parts needs the size of axis {a}, "
-                             f"which is unknown in {fmt(x.shape)}; give split points instead")
+            _fail("split", f"{sections} equal parts need the size of axis {a}, which is "
+                           f"unknown in {fmt(x.shape)}; give split points instead")
         if sections <= 0 or n % sections:
-            raise ShapeError(f"array split does not result in an equal division: {n} into "
-                             f"{sections}")
+            _fail("split", f"{n} elements do not split into {sections} equal parts")
         points = [n // sections * k for k in range(1, sections)]
     else:
         points = [int(p) for p in indices_or_sections]
@@ -348,7 +361,7 @@ def moveaxis(x, source, destination, name=None):
     dst = [a % x.ndim if -x.ndim <= a < x.ndim else _bad_axis(a, x)
            for a in np.atleast_1d(destination).tolist()]
     if len(src) != len(dst):
-        raise ShapeError("moveaxis: source and destination need the same number of axes")
+        _fail("moveaxis", "source and destination need the same number of axes")
     order = [d for d in range(x.ndim) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -356,7 +369,7 @@ def moveaxis(x, source, destination, name=None):
 
 
 def _bad_axis(a, x):
-    raise ShapeError(f"axis {a} is out of bounds for {fmt(x.shape)}")
+    _fail("moveaxis", f"axis {a} is out of bounds for {fmt(x.shape)}")
 
 
 def swapaxes(x, axis1: int, axis2: int, name=None):
@@ -389,9 +402,9 @@ def meshgrid(*xs, indexing: str = "xy") -> list:
     """Coordinate grids from 1-D inputs, like ``numpy.meshgrid`` (``indexing`` ``"xy"``, the
     default, or ``"ij"``)."""
     if indexing not in ("xy", "ij"):
-        raise GraphcError(f"meshgrid: indexing must be 'xy' or 'ij', not {indexing!r}")
+        _fail("meshgrid", f"indexing must be 'xy' or 'ij', not {indexing!r}", GraphcError)
     if any(x.ndim != 1 for x in xs):
-        raise ShapeError(f"meshgrid takes 1-D inputs, not {', '.join(fmt(x.shape) for x in xs)}")
+        _fail("meshgrid", f"takes 1-D inputs, not {', '.join(fmt(x.shape) for x in xs)}")
     k = len(xs)
     places = list(range(k))
     if indexing == "xy" and k >= 2:
