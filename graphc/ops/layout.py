@@ -148,6 +148,7 @@ def _axis_map_adjoint_reference(g, like, *, axis, kind, params):
 
 define("axis_map", infer=_axis_map_infer, attrs={**_MAP_ATTRS, "fill": real()},
        kernel=_axis_map_kernel, curvature="linear",
+       jvp=lambda node, ts: axis_map(ts[0], **{**node.attrs, "fill": 0.0}),
        bprop=lambda node, g, i: axis_map_adjoint(g, node.inputs[0], **{
            k: v for k, v in node.attrs.items() if k != "fill"}),
        reference=_axis_map_reference,
@@ -169,6 +170,8 @@ define("axis_map", infer=_axis_map_infer, attrs={**_MAP_ATTRS, "fill": real()},
        doc="Elements moved along one axis by a NumPy source map (pad, tile, repeat, roll).")
 define("axis_map_adjoint", infer=_axis_map_adjoint_infer, attrs=_MAP_ATTRS,
        kernel=_axis_map_adjoint_kernel, curvature="linear",
+       jvp=lambda node, ts: None if ts[0] is None else axis_map_adjoint(
+           ts[0], node.inputs[1], **node.attrs),
        bprop=lambda node, g, i: None if i else axis_map(g, fill=0.0, **node.attrs),
        reference=_axis_map_adjoint_reference,
        cases=[Case(((3, 7), (3, 4)), attrs={"axis": -1, "kind": "constant", "params": (2, 1)},
@@ -218,11 +221,13 @@ _TRIANGLE_CASES = [Case(((4, 4),), attrs={"k": 0}, order=3), Case(((2, 3, 5),), 
 
 define("tril", infer=_triangle_infer, attrs={"k": integer()},
        kernel=lambda x, *, k: np.tril(x, k), bprop=lambda node, g, i: tril(g, node.attrs["k"]),
+       jvp=lambda node, ts: tril(ts[0], node.attrs["k"]),
        structure="elementwise", curvature="linear",
        reference=_triangle_reference(lambda d, k: d <= k), cases=_TRIANGLE_CASES,
        doc="The last two dimensions with the elements above diagonal k zeroed.")
 define("triu", infer=_triangle_infer, attrs={"k": integer()},
        kernel=lambda x, *, k: np.triu(x, k), bprop=lambda node, g, i: triu(g, node.attrs["k"]),
+       jvp=lambda node, ts: triu(ts[0], node.attrs["k"]),
        structure="elementwise", curvature="linear",
        reference=_triangle_reference(lambda d, k: d >= k), cases=_TRIANGLE_CASES,
        doc="The last two dimensions with the elements below diagonal k zeroed.")

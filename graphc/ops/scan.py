@@ -31,7 +31,7 @@ from .reduce import max as reduce_max
 from .registry import Case, define
 from .shape import reshape
 from .special import stop_gradient
-from .statistics import _ZEROS, Multilinear, _moved
+from .statistics import _ZEROS, Multilinear, _moved, multilinear_jvp
 from ..shapes import broadcast_shapes
 
 
@@ -66,6 +66,7 @@ _SCAN_ATTRS = {"axis": integer(), "reverse": flag}
 
 define("cumsum", infer=_cumsum_infer, attrs=_SCAN_ATTRS, kernel=_cumsum_kernel,
        bprop=lambda node, g, i: cumsum(g, node.attrs["axis"], reverse=not node.attrs["reverse"]),
+       jvp=lambda node, ts: cumsum(ts[0], node.attrs["axis"], reverse=node.attrs["reverse"]),
        reference=_cumsum_reference, structure="group", curvature="linear",
        cases=[Case(((3, 4),), attrs={"axis": 1, "reverse": False}, order=3),
               Case(((2, 3, 4),), attrs={"axis": 0, "reverse": True}),
@@ -87,6 +88,7 @@ def _cumprod_reference(x, *, axis):
 define("cumprod", infer=_cumprod_infer, attrs={"axis": integer()},
        kernel=lambda x, *, axis: np.cumprod(x, axis=axis),
        bprop=lambda node, g, i: cumprod_adjoint(node.inputs[0], g, (), node.attrs["axis"]),
+       jvp=lambda node, ts: cumprod_tangent(node.inputs[0], [ts[0]], node.attrs["axis"]),
        reference=_cumprod_reference, structure="group",
        cases=[Case(((3, 4),), attrs={"axis": 1}, order=3),
               Case(((2, 3, 2),), attrs={"axis": 0}),
@@ -189,6 +191,8 @@ def _cumprod_adjoint_bprop(node, h, i):
 
 define("cumprod_tangent", infer=_cumprod_derivative_infer, attrs={"axis": integer(None, -1)},
        arity=(2, None), kernel=_cumprod_tangent_kernel, bprop=_cumprod_tangent_bprop,
+       jvp=multilinear_jvp(lambda node, x, fixed, ds: cumprod_tangent(x, ds, node.attrs["axis"]),
+                           1),
        reference=_cumprod_tangent_reference,
        cases=[Case(((3, 4), (3, 4)), attrs={"axis": -1}, order=3),
               Case((_ZEROS, (4, 3), (4, 3)), attrs={"axis": -1}),
@@ -196,6 +200,8 @@ define("cumprod_tangent", infer=_cumprod_derivative_infer, attrs={"axis": intege
        doc="cumprod_tangent(x, v1..vm)[i] = the m-th derivative of cumprod(x)[i] at [v1..vm].")
 define("cumprod_adjoint", infer=_cumprod_derivative_infer, attrs={"axis": integer(None, -1)},
        arity=(2, None), kernel=_cumprod_adjoint_kernel, bprop=_cumprod_adjoint_bprop,
+       jvp=multilinear_jvp(lambda node, x, fixed, ds: cumprod_adjoint(
+           x, fixed[0], ds, node.attrs["axis"]), 2),
        reference=_cumprod_adjoint_reference,
        cases=[Case(((3, 4), (3, 4)), attrs={"axis": -1}, order=3),
               Case((_ZEROS, (4, 3)), attrs={"axis": -1}, order=3),

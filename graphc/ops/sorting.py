@@ -18,6 +18,7 @@ from ..graph import apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .attrs import flag, integer, real
 from .elementwise import mul
+from .reduce import sum as reduce_sum
 from .nn import _require_real
 from .registry import Case, define
 from .shape import expand_dims, reshape, stack, transpose
@@ -116,6 +117,8 @@ _POSITIONS = np.array([[3, 0, 0], [1, 2, 3]])  # a repeated position
 
 define("pick_along", infer=_pick_along_infer, attrs={"axis": integer(None, -1)},
        kernel=_pick_along_kernel, curvature="linear",
+       jvp=lambda node, ts: None if ts[0] is None else pick_along(ts[0], node.inputs[1],
+                                                                  node.attrs["axis"]),
        bprop=lambda node, g, i: None if i else pick_along_adjoint(
            g, node.inputs[1], node.inputs[0], node.attrs["axis"]),
        reference=_pick_along_reference,
@@ -125,6 +128,8 @@ define("pick_along", infer=_pick_along_infer, attrs={"axis": integer(None, -1)},
        doc="numpy.take_along_axis on the trailing dimensions (positions as an integer node).")
 define("pick_along_adjoint", infer=_pick_along_adjoint_infer, attrs={"axis": integer(None, -1)},
        kernel=_pick_along_adjoint_kernel, curvature="linear",
+       jvp=lambda node, ts: None if ts[0] is None else pick_along_adjoint(
+           ts[0], node.inputs[1], node.inputs[2], node.attrs["axis"]),
        bprop=lambda node, g, i: None if i else pick_along(g, node.inputs[1], node.attrs["axis"]),
        reference=_pick_along_adjoint_reference,
        cases=[Case(((2, 3), _POSITIONS, (2, 4)), attrs={"axis": -1}, wrt=(0,)),
@@ -176,6 +181,8 @@ define("sort", infer=_sort_infer, attrs={"axis": integer()},
            g, argsort(node.inputs[0], node.attrs["axis"]), node.inputs[0], node.attrs["axis"]),
        reference=lambda x, *, axis: np.take_along_axis(x, _stable_order(x, axis), axis),
        structure="group", curvature="linear",
+       jvp=lambda node, ts: pick_along(ts[0], argsort(node.inputs[0], node.attrs["axis"]),
+                                       node.attrs["axis"]),
        cases=_SORT_CASES, doc="Sorted along `axis`; the gradient goes back to where each "
                               "element came from.")
 define("argsort", infer=_argsort_infer, attrs={"axis": integer()},
@@ -252,6 +259,14 @@ def _quantile_bprop(node, g, i):
     return pick_along_adjoint(mul(g, weights), quantile_index(x, q, axis), x, axis)
 
 
+def _quantile_jvp(node, tangents):
+    x = node.inputs[0]
+    q, axis = node.attrs["q"], node.attrs["axis"]
+    picked = pick_along(tangents[0], quantile_index(x, q, axis), axis)
+    return reduce_sum(mul(picked, quantile_weights(x, q, axis)), axis,
+                      keepdims=node.attrs["keepdims"])
+
+
 def _quantile_reference(x, *, q, axis, keepdims):
     lo, hi, w = _interpolation(x.shape[axis], q)
     s = np.take_along_axis(x, _stable_order(x, axis), axis)
@@ -262,7 +277,7 @@ def _quantile_reference(x, *, q, axis, keepdims):
 define("quantile", infer=_quantile_infer,
        attrs={"q": real(0.0, 1.0), "axis": integer(), "keepdims": flag},
        kernel=_quantile_kernel, bprop=_quantile_bprop, reference=_quantile_reference,
-       structure="reduce", curvature="linear",
+       structure="reduce", curvature="linear", jvp=_quantile_jvp,
        cases=[Case(((3, 5),), attrs={"q": 0.3, "axis": -1, "keepdims": False}, order=3),
               Case(((4, 3),), attrs={"q": 0.5, "axis": 0, "keepdims": True}),
               Case(((2, 4),), attrs={"q": 1.0, "axis": 1, "keepdims": False}),

@@ -22,10 +22,11 @@ from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import broadcast_shapes, fmt
 from .attrs import flag, ints, real
-from .elementwise import div, mul, sub
+from .elementwise import add, div, mul, sub
 from .reduce import _REDUCE_ATTRS, _extremum_reference, _reduce_infer, _spread, mean, \
-    reduced_size
+    reduced_size, sum as reduce_sum
 from .registry import Case, define
+from .shape import expand_dims
 
 
 # -- prod and prod_others ---------------------------------------------------------------------------
@@ -33,6 +34,59 @@ def _prod_bprop(node, g, i):
     x = node.inputs[0]
     axes = tuple(a - x.ndim for a in node.attrs["axis"])
     return mul(_spread(node, g), prod_others(x, (), axes))
+
+
+def _reduced_tangent(node, t):
+    """``sum(t, axis)`` of a reduction node's attrs, at negative axes (any batch of t)."""
+    x = node.inputs[0]
+    axes = tuple(a - x.ndim for a in node.attrs["axis"])
+    return reduce_sum(t, axes, keepdims=node.attrs["keepdims"])
+
+
+def _prod_jvp(node, tangents):
+    x = node.inputs[0]
+    axes = tuple(a - x.ndim for a in node.attrs["axis"])
+    return _reduced_tangent(node, mul(tangents[0], prod_others(x, (), axes)))
+
+
+def tangent_sum(terms):
+    """The sum of the tangent terms that are not None (None when all are)."""
+    terms = [t for t in terms if t is not None]
+    out = terms[0] if terms else None
+    for t in terms[1:]:
+        out = add(out, t)
+    return out
+
+
+def _aligned(t, input_node, node):
+    """A tangent ``batch + input.shape`` with size-1 dimensions inserted after its batch, so
+    that it broadcasts against inputs shaped like the (broadcast) ``node`` (batch in front)."""
+    extra = node.ndim - input_node.ndim
+    if extra <= 0:
+        return t
+    return expand_dims(t, tuple(-input_node.ndim - 1 - k for k in range(extra)))
+
+
+def multilinear_jvp(build, with_direction):
+    """The jvp of an op ``build(x, directions)`` that is symmetric multilinear in its
+    directions and whose derivative in x adds a direction: ``with_direction(node)`` is the
+    index of the first direction among the inputs."""
+    def jvp(node, tangents):
+        x, *rest = node.inputs
+        first = with_direction - 1
+        fixed, directions = rest[:first], list(rest[first:])
+        tangents = [None if t is None else _aligned(t, n, node)
+                    for t, n in zip(tangents, node.inputs)]
+        terms = []
+        if tangents[0] is not None:
+            terms.append(build(node, x, fixed, directions + [tangents[0]]))
+        for i, t in enumerate(tangents[1:]):
+            if t is not None:
+                replaced = list(rest)
+                replaced[i] = t
+                terms.append(build(node, x, replaced[:first], replaced[first:]))
+        return tangent_sum(terms)
+    return jvp
 
 
 def _prod_reference(x, *, axis, keepdims):
@@ -46,7 +100,7 @@ _ZEROS = np.array([[0.0, 2.0, -3.0], [0.0, 0.0, 1.5], [1.2, -0.5, 2.0], [0.0, 0.
 
 define("prod", infer=_reduce_infer(np.prod), attrs=_REDUCE_ATTRS,
        kernel=lambda x, *, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
-       bprop=_prod_bprop, reference=_prod_reference, structure="reduce",
+       bprop=_prod_bprop, jvp=_prod_jvp, reference=_prod_reference, structure="reduce",
        cases=[Case(((3, 4),), attrs={"axis": (1,), "keepdims": False}, order=3),
               Case(((2, 3, 4),), attrs={"axis": (0, 2), "keepdims": True}),
               Case(((3, 4),), attrs={"axis": (0, 1), "keepdims": False}),
@@ -175,6 +229,7 @@ def _prod_others_bprop(node, g, i):
 
 define("prod_others", infer=_prod_others_infer, attrs={"axis": ints()}, arity=(1, None),
        kernel=_prod_others_kernel, bprop=_prod_others_bprop, reference=_prod_others_reference,
+       jvp=multilinear_jvp(lambda node, x, fixed, ds: prod_others(x, ds, node.attrs["axis"]), 1),
        cases=[Case(((3, 4),), attrs={"axis": (-1,)}, order=3),
               Case((_ZEROS,), attrs={"axis": (-1,)}, order=3),
               Case((_ZEROS, (4, 3)), attrs={"axis": (-2, -1)}),
@@ -231,12 +286,14 @@ define("var", infer=_moment_infer(np.var), attrs=_MOMENT_ATTRS,
        kernel=lambda x, *, axis, keepdims, ddof: np.var(x, axis=axis, keepdims=keepdims,
                                                         ddof=ddof),
        bprop=lambda node, g, i: mul(_spread(node, mul(g, 2)), _deviation(node)),
+       jvp=lambda node, ts: _reduced_tangent(node, mul(mul(ts[0], 2), _deviation(node))),
        reference=_var_reference, cases=_MOMENT_CASES, structure="reduce",
        doc="Variance over `axis`, dividing by N - ddof.")
 define("std", infer=_moment_infer(np.std), attrs=_MOMENT_ATTRS,
        kernel=lambda x, *, axis, keepdims, ddof: np.std(x, axis=axis, keepdims=keepdims,
                                                         ddof=ddof),
        bprop=lambda node, g, i: mul(_spread(node, div(g, node)), _deviation(node)),
+       jvp=lambda node, ts: div(_reduced_tangent(node, mul(ts[0], _deviation(node))), node),
        reference=lambda x, **attrs: np.sqrt(_var_reference(x, **attrs)), cases=_MOMENT_CASES,
        structure="reduce",
        doc="Standard deviation over `axis`, dividing by N - ddof; its derivative is infinite "
