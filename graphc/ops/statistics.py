@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import broadcast_shapes, fmt
-from .attrs import flag, ints, real
+from .attrs import ints, real
 from .elementwise import add, div, mul, sub
 from .reduce import _REDUCE_ATTRS, _extremum_reference, _reduce_infer, _spread, mean, \
     reduced_size, sum as reduce_sum
