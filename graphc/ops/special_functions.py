@@ -70,7 +70,7 @@ def _polygamma_kernel(x, *, n):
     return np.asarray(special.polygamma(n, x)).astype(float_dtype(x.dtype), copy=False)
 
 
-define("polygamma", infer=_polygamma_infer, attrs={"n": integer(0, 64)}, kernel=_polygamma_kernel,
+define("polygamma", infer=_polygamma_infer, attrs={"n": integer(0)}, kernel=_polygamma_kernel,
        bprop=lambda node, g, i: mul(g, polygamma(node.attrs["n"] + 1, node.inputs[0])),
        reference=lambda x, *, n: _vectorized(lambda v: mpmath.polygamma(n, v))(x),
        cases=[Case(((3, 4),), attrs={"n": 1}, low=0.5, high=4.0, order=3),
