@@ -214,6 +214,45 @@ class Node:
         """``gc.clip(x, min, max)`` (one side may be None)."""
         return _ops().clip(self, min, max)
 
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.var`` with ndarray.var's signature."""
+        return _numpy_api().var(self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.std`` with ndarray.std's signature."""
+        return _numpy_api().std(self, axis, dtype, out, ddof, keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        """``gc.any`` with ndarray.any's signature."""
+        return _numpy_api().any(self, axis, out, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        """``gc.all`` with ndarray.all's signature."""
+        return _numpy_api().all(self, axis, out, keepdims)
+
+    def argmax(self, axis=None, out=None, keepdims=False):
+        """``gc.argmax`` with ndarray.argmax's signature."""
+        return _numpy_api().argmax(self, axis, out, keepdims)
+
+    def argmin(self, axis=None, out=None, keepdims=False):
+        """``gc.argmin`` with ndarray.argmin's signature."""
+        return _numpy_api().argmin(self, axis, out, keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        """``gc.cumsum`` with ndarray.cumsum's signature."""
+        return _numpy_api().cumsum(self, axis, dtype, out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        """``gc.cumprod`` with ndarray.cumprod's signature."""
+        return _numpy_api().cumprod(self, axis, dtype, out)
+
+    def round(self, decimals=0, out=None):
+        """``gc.round`` (halves to even); also ``round(x, decimals)``."""
+        return _numpy_api().round(self, decimals, out)
+
+    def __round__(self, ndigits=None):
+        return _ops().round(self, 0 if ndigits is None else ndigits)
+
 
 
 def _ops():

@@ -94,9 +94,12 @@ def _scan(name: str) -> Callable:
 cumsum, cumprod = _scan("cumsum"), _scan("cumprod")
 
 
-def reshape(a, *shape, order="C", newshape=None, copy=None):
+def reshape(a, *shape, order="C", newshape=None, copy=None, **named):
     """``a.reshape(2, 3)``, ``a.reshape((2, 3))`` and ``np.reshape(a, (2, 3))``."""
     _reject("reshape", order=None if order == "C" else order, copy=copy)
+    if "shape" in named:
+        shape = (named.pop("shape"),)
+    _reject("numpy.reshape", **named)
     if newshape is not None:
         shape = (newshape,)
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
@@ -104,8 +107,11 @@ def reshape(a, *shape, order="C", newshape=None, copy=None):
     return _graphc().reshape(a, shape)
 
 
-def transpose(a, *axes):
+def transpose(a, *axes, **named):
     """``a.transpose()``, ``a.transpose(1, 0)``, ``a.transpose((1, 0))``, ``np.transpose(a, axes)``."""
+    if "axes" in named:
+        axes = (named.pop("axes"),)
+    _reject("numpy.transpose", **named)
     if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], (int, np.integer))):
         axes = axes[0]
     return _graphc().transpose(a, axes if axes else None)
@@ -316,4 +322,10 @@ def array_function(node, func, types, args, kwargs):
     if function is None:
         raise GraphcError(f"numpy.{name} is not supported on graphc nodes (graphc has no such "
                           f"op); used with {describe(node)}")
-    return function(*args, **kwargs)
+    try:
+        return function(*args, **kwargs)
+    except TypeError as exc:
+        if isinstance(exc, GraphcError):
+            raise
+        raise GraphcError(f"numpy.{name}: these arguments are not supported on graphc nodes "
+                          f"({exc})") from None

@@ -69,6 +69,8 @@ FUNCTIONS = [
     (lambda x: np.clip(x, 0.8, 1.5), lambda a: np.clip(a, 0.8, 1.5)),
     (lambda x: np.reshape(x, (2, -1)), lambda a: np.reshape(a, (2, -1))),
     (lambda x: np.transpose(x), lambda a: a.T),
+    (lambda x: np.transpose(x, axes=(1, 0)), lambda a: a.T),
+    (lambda x: np.reshape(x, shape=(6, 2)), lambda a: a.reshape(6, 2)),
     (lambda x: np.concatenate([x, x], axis=None), lambda a: np.concatenate([a, a], axis=None)),
     (lambda x: np.stack([x, 2 * x], axis=-1), lambda a: np.stack([a, 2 * a], axis=-1)),
     (lambda x: np.cumsum(x), lambda a: np.cumsum(a)),
@@ -123,6 +125,16 @@ METHODS = [
     (lambda x: x.dot(np.ones((4, 2))), lambda a: a.dot(np.ones((4, 2)))),
     (lambda x: x.clip(0.8, 1.5), lambda a: a.clip(0.8, 1.5)),
     (lambda x: x.clip(max=1.5), lambda a: a.clip(max=1.5)),
+    (lambda x: x.var(0, ddof=1), lambda a: a.var(0, ddof=1)),
+    (lambda x: x.std(keepdims=True), lambda a: a.std(keepdims=True)),
+    (lambda x: (x > 1).any(axis=1), lambda a: (a > 1).any(axis=1)),
+    (lambda x: (x > 1).all(), lambda a: (a > 1).all()),
+    (lambda x: x.argmax(axis=1), lambda a: a.argmax(axis=1)),
+    (lambda x: x.argmin(), lambda a: a.argmin()),
+    (lambda x: x.cumsum(1), lambda a: a.cumsum(1)),
+    (lambda x: x.cumprod(), lambda a: a.cumprod()),
+    (lambda x: x.round(1), lambda a: a.round(1)),
+    (lambda x: round(x * 10), lambda a: np.round(a * 10)),
 ]
 
 
