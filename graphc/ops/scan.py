@@ -124,6 +124,18 @@ def _cumprod_tangent_kernel(x, *directions, axis):
 
 def _cumprod_adjoint_kernel(x, g, *directions, axis):
     (x, g, *vs), restore = _moved((x, g) + directions, (axis,))
+    if not vs:  # the gradient: the same recurrence on plain arrays, exclusive prefix products
+        dtype = np.result_type(x, g)
+        out = np.empty(x.shape, dtype)
+        if x.shape[-1]:
+            left = np.cumprod(np.concatenate([np.ones(x.shape[:-1] + (1,), dtype),
+                                              x[..., :-1]], axis=-1), axis=-1)
+            tail = g[..., -1].astype(dtype)
+            out[..., -1] = left[..., -1] * tail
+            for k in range(x.shape[-1] - 2, -1, -1):
+                tail = g[..., k] + x[..., k + 1] * tail
+                out[..., k] = left[..., k] * tail
+        return restore(out).astype(dtype)
     algebra = Multilinear(len(vs))
     factors = algebra.factors(x, vs)
     dtype = np.result_type(factors, g)

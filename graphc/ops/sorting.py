@@ -82,9 +82,13 @@ def scatter_along(g, index, size, axis):
     index = np.broadcast_to(_lifted(index, g.ndim), g.shape)
     shape = list(g.shape)
     shape[axis] = size
-    out = np.zeros(shape, g.dtype)
     grid = list(np.indices(g.shape, sparse=True))
     grid[axis] = index
+    if g.dtype.kind == "f" and g.size:  # bincount adds 5-10x faster than np.add.at
+        flat = np.ravel_multi_index(tuple(np.broadcast_arrays(*grid)), shape)
+        total = np.bincount(flat.ravel(), weights=g.ravel(), minlength=int(np.prod(shape)))
+        return total.reshape(shape).astype(g.dtype, copy=False)
+    out = np.zeros(shape, g.dtype)
     np.add.at(out, tuple(grid), g)
     return out
 
