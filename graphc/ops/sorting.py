@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import apply, user_site
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .attrs import flag, integer, real
 from .elementwise import mul
@@ -391,9 +391,12 @@ def quantile(x, q, axis=None, keepdims=False, name=None):
     linear interpolation like ``numpy.quantile``'s default. ``q`` is a number in [0, 1] or a
     sequence of them (stacked along a new first axis). The gradient goes to the one or two
     elements the result interpolates."""
-    if not isinstance(q, (int, float, np.integer, np.floating)):
-        return stack([quantile(x, float(v), axis, keepdims) for v in np.asarray(q).reshape(-1)],
-                     name=name)
+    if np.ndim(q) == 1:
+        return stack([quantile(x, float(v), axis, keepdims) for v in np.asarray(q)], name=name)
+    if np.ndim(q) > 1:
+        raise ShapeError(f"quantile: q must be a number or a 1-D sequence, not shape "
+                         f"{np.shape(q)}; built at {user_site()}")
+    q = float(q)
     merged, one, shape = _one_axis(x, axis, keepdims)
     out = apply("quantile", [merged], {"q": q, "axis": one, "keepdims": shape is None and keepdims},
                 name=None if shape is not None else name)
