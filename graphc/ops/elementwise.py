@@ -151,13 +151,13 @@ def log(x, name=None):
 
 
 def _stable_log(x, name):
-    if not isinstance(x, Node) or not x.inputs or x.inputs[0].dtype.kind != "f":
+    """The stable form of ``log(x)`` for a float node ``x`` that has one, else None."""
+    if not isinstance(x, Node) or x.dtype.kind != "f":
         return None
-    if x.op == "sigmoid":
-        from .nn import softplus
-        return neg(softplus(neg(x.inputs[0])), name=name)
-    if x.op == "softmax":
-        from .nn import log_softmax
+    if x.op in ("sigmoid", "softmax") and x.inputs[0].dtype == x.dtype:
+        from .nn import log_softmax, softplus
+        if x.op == "sigmoid":
+            return neg(softplus(neg(x.inputs[0])), name=name)
         return log_softmax(x.inputs[0], axis=x.attrs["axis"], name=name)
     if x.op == "add":
         for one, other in (x.inputs, x.inputs[::-1]):
@@ -170,7 +170,8 @@ def _stable_log(x, name):
 def log1p(x, name=None):
     """Elementwise ``log(1 + x)``, accurate for small ``x``; ``log1p(exp(x))`` builds the
     stable ``softplus(x)`` (for float ``x``)."""
-    if isinstance(x, Node) and x.op == "exp" and x.inputs[0].dtype.kind == "f":
+    if isinstance(x, Node) and x.op == "exp" and x.inputs[0].dtype.kind == "f" and \
+            x.inputs[0].dtype == x.dtype:
         from .nn import softplus
         return softplus(x.inputs[0], name=name)
     return apply("log1p", [x], name=name)
