@@ -33,10 +33,10 @@ def structure(fetches, what: str = "fetches") -> tuple[list, Any]:
     the position of a node in that list, or a :class:`Branch` of specs. ``what`` names the
     argument in errors."""
     nodes: list = []
-    return nodes, _spec(fetches, nodes, what)
+    return nodes, _spec(fetches, nodes, (what,))
 
 
-def _spec(fetch, nodes: list, path: str):
+def _spec(fetch, nodes: list, path: tuple):
     from .graph import Node
 
     if isinstance(fetch, Node):
@@ -45,7 +45,7 @@ def _spec(fetch, nodes: list, path: str):
     cls = type(fetch)
     if isinstance(fetch, dict):
         keys = tuple(fetch)
-        children = tuple(_spec(fetch[k], nodes, f"{path}[{k!r:.40}]") for k in keys)
+        children = tuple(_spec(fetch[k], nodes, path + (k,)) for k in keys)
         if cls is dict:
             return Branch("dict", children, keys)
         if isinstance(fetch, defaultdict):
@@ -54,15 +54,22 @@ def _spec(fetch, nodes: list, path: str):
                           lambda values: cls(factory, zip(keys, values)))
         return Branch("other", children, keys, lambda values: cls(zip(keys, values)))
     if isinstance(fetch, (list, tuple)):
-        children = tuple(_spec(f, nodes, f"{path}[{i}]") for i, f in enumerate(fetch))
+        children = tuple(_spec(f, nodes, path + (i,)) for i, f in enumerate(fetch))
         if cls is list or cls is tuple:
             return Branch(cls.__name__, children)
         if isinstance(fetch, tuple) and hasattr(cls, "_fields"):  # a namedtuple
             return Branch("other", children, (), lambda values: cls(*values))
         return Branch("other", children, (), cls)
-    what = path.partition("[")[0]
-    raise GraphcError(f"{what} must be a node or (nested) lists, tuples, namedtuples or dicts "
-                      f"of nodes; {path} is a {cls.__name__}")
+    where = path[0] + "".join(f"[{_key_text(k)}]" for k in path[1:])
+    raise GraphcError(f"{path[0]} must be a node or (nested) lists, tuples, namedtuples or "
+                      f"dicts of nodes; {where} is a {cls.__name__}")
+
+
+def _key_text(key) -> str:
+    """A key for a message; the repr of a user's own type is never called."""
+    if type(key) in (str, int, float, bool, type(None)):
+        return repr(key)
+    return f"<{type(key).__name__}>"
 
 
 def rebuild(spec, values: list):
