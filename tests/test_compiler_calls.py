@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import sys
 import threading
 
 import numpy as np
@@ -120,20 +121,27 @@ def test_concurrent_updates_are_not_lost():
     c = g.variable("c", 0.0)
     d = g.variable("d", np.zeros(3))
     one = g.placeholder("one")
-    up_c = gc.function([one], c, updates={c: c + one})
+    w = g.variable("w", np.zeros(20000))
+    slow = one + gc.sum(gc.exp(w)) * 0.0  # 1.0, after a kernel that releases the GIL
+    up_c = gc.function([one], c, updates={c: c + slow})
     up_both = gc.function([one], [], updates={c: c + one, d: d + one})  # same variable c
 
     def work(f):
-        for _ in range(50):
+        for _ in range(100):
             f(1.0)
     threads = [threading.Thread(target=work, args=(up_c if i % 2 else up_both,))
                for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert c.value == 400.0
-    np.testing.assert_array_equal(d.value, np.full(3, 200.0))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy machine does
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert c.value == 800.0
+    np.testing.assert_array_equal(d.value, np.full(3, 400.0))
 
 
 def test_functions_without_updates_take_no_lock():
