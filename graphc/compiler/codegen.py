@@ -2,9 +2,12 @@
 
 Each instruction is one line ``_vN = kernel(args, attrs)`` calling a NumPy kernel bound as a
 global of the generated module: no per-node dispatch at run time. Attributes are written as
-literals when they print exactly (ints, tuples, strings, ...), else bound as globals; weak
-Python-scalar constants are literals, so NumPy's weak promotion is preserved. Names are
-numbered by position, so the same program always gives the same text.
+literals when they are of the exact built-in types that print exactly (int, tuple, str, ...),
+else bound as globals; weak Python-scalar constants are literals, so NumPy's weak promotion
+is preserved. No user object ever reaches the source as code: output keys, container types
+and any other value are bound as globals (data), and names in comments are escaped with the
+built-in ``str.__repr__``. Names are numbered by position, so the same program always gives
+the same text.
 """
 from __future__ import annotations
 
