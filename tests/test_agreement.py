@@ -227,3 +227,16 @@ def test_the_same_error_from_both(bad):
     kind, _ = _outcome(lambda: g.run(out, feed))
     got, _ = _outcome(lambda: gc.function([x], out)(feed[x]))
     assert kind == got
+
+
+def test_an_identity_seed_is_skipped_only_where_that_keeps_the_values():
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 2))
+    outputs = [gc.matmul(np.eye(3), x), gc.matmul(x, np.eye(2)), gc.matmul(np.eye(3), x) * 2.0]
+    f = gc.function([x], outputs)
+    assert f.source.count("isfinite") == 2  # CSE made the two I @ x one
+    for X in (np.arange(6.0).reshape(3, 2) - 2.5, np.array([[INF, 1], [2, 3], [NAN, -0.0]])):
+        want = g.run(outputs, {x: X})
+        for a, b in zip(want, f(X)):
+            assert _same(a, b)
+        assert not np.shares_memory(f(X)[0], X)

@@ -26,6 +26,7 @@ from ..ops.nn import _sigmoid  # the kernel whose steps a 0-d sigmoid is written
 from ..ops.registry import REGISTRY
 from ..runtime import check_feed_value
 from .ir import Program, Term
+from .rules import _is_identity
 from .schedule import Plan, is_fresh
 
 _COUNTER = itertools.count()
@@ -250,10 +251,30 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             emit.globals["_exp"] = np.exp
             a = args[0]
             return f"1 / (1 + _exp(-{a})) if {a} >= 0 else (_t := _exp({a})) * (1 / (1 + _t))"
+        other = _identity_operand(term)
+        if other is not None:
+            # I @ x is x for finite x (exactly: one product x, the rest +-0), so it is
+            # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
+            x = args[term.inputs.index(other)]
+            kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
+            return f"_np.array({x}) if _np.isfinite({x}).all() else {kernel}"
     parts = list(args) + [f"{k}={emit.attr(v)}" for k, v in attrs.items()]
     if out is not None:
         parts.append(f"out={out}")
     return f"{emit.kernel(term.op)}({', '.join(parts)})"
+
+
+def _identity_operand(term: Term) -> Optional[Term]:
+    """The ``x`` of a matmul ``I @ x`` or ``x @ I`` (an identity constant, the seed of a
+    Jacobian) whose value has x's shape and dtype, else None."""
+    if term.op != "matmul":
+        return None
+    a, b = term.inputs
+    for eye, x in ((a, b), (b, a)):
+        if (_is_identity(eye) and x.shape == term.shape and None not in x.shape
+                and x.dtype == term.dtype and x.dtype.kind == "f"):
+            return x
+    return None
 
 
 def _quoted(name: str) -> str:
