@@ -240,3 +240,16 @@ def test_an_identity_seed_is_skipped_only_where_that_keeps_the_values():
         for a, b in zip(want, f(X)):
             assert _same(a, b)
         assert not np.shares_memory(f(X)[0], X)
+
+
+def test_relus_gradient_reuses_a_buffer_and_keeps_inf_and_nan():
+    g = gc.Graph()
+    x = g.placeholder("x", (2, 3))
+    w = g.placeholder("w", (3, 3))
+    h = gc.relu(x @ w)
+    dw = gc.grad(gc.sum(h @ w), w)
+    f = gc.function([x, w], dw)
+    assert "_fill_where_not" in f.source and "_k_where" not in f.source
+    X = np.array([[1.0, -2.0, 0.5], [INF, 0.0, -1.0]])
+    W = np.array([[1.0, -1.0, NAN], [0.5, 2.0, -3.0], [-1.0, INF, 1.0]])
+    assert _same(f(X, W), g.run(dw, {x: X, w: W}))

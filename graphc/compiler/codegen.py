@@ -27,7 +27,7 @@ from ..ops.registry import REGISTRY
 from ..runtime import check_feed_value
 from .ir import Program, Term
 from .rules import _is_identity
-from .schedule import Plan, is_fresh
+from .schedule import Plan, is_fresh, masked_fill
 
 _COUNTER = itertools.count()
 
@@ -258,10 +258,19 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             x = args[term.inputs.index(other)]
             kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
             return f"_np.array({x}) if _np.isfinite({x}).all() else {kernel}"
+    elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
+        emit.globals["_fill_where_not"] = fill_where_not
+        return f"_fill_where_not({', '.join(args)})"
     parts = list(args) + [f"{k}={emit.attr(v)}" for k, v in attrs.items()]
     if out is not None:
         parts.append(f"out={out}")
     return f"{emit.kernel(term.op)}({', '.join(parts)})"
+
+
+def fill_where_not(c, x, zero):
+    """``where(c, x, zero)`` written into ``x``'s buffer (which dies here): the same values."""
+    np.copyto(x, zero, where=np.logical_not(c))
+    return x
 
 
 def _identity_operand(term: Term) -> Optional[Term]:

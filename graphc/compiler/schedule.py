@@ -48,8 +48,21 @@ def is_fresh(term: Term) -> bool:
 
 
 def can_write_out(term: Term) -> bool:
-    """Whether ``term``'s kernel may be called with ``out=`` (a ufunc of an inplace op)."""
-    return bool(term.shape) and None not in term.shape and _inplace(term.op)
+    """Whether ``term`` may be computed in a dying input's buffer: ``out=`` for a ufunc of an
+    inplace op, or a :func:`masked_fill` ``where``."""
+    return bool(term.shape) and None not in term.shape and (_inplace(term.op) or
+                                                            masked_fill(term))
+
+
+def masked_fill(term: Term) -> bool:
+    """Whether ``term`` is ``where(c, x, 0)`` with a bool ``c`` and an ``x`` of the result's
+    shape and dtype (relu's gradient): it can be computed in x's buffer by writing the zero
+    where ``c`` is false, bit for bit ``where``'s values (inf and NaN included)."""
+    if term.op != "where":
+        return False
+    c, x, z = term.inputs
+    return (c.dtype == bool and x.shape == term.shape and x.dtype == term.dtype
+            and z.op == "constant" and z.shape == () and z.attrs["value"] == 0)
 
 
 def nbytes(term: Term) -> Optional[int]:
