@@ -42,6 +42,11 @@ def _spec(fetch, nodes: list, path: tuple):
     if isinstance(fetch, Node):
         nodes.append(fetch)
         return len(nodes) - 1
+    if hasattr(fetch, "_fetch"):  # a value made of nodes, e.g. a sparse derivative
+        inner, make = fetch._fetch()
+        start = len(nodes)
+        nodes.extend(inner)
+        return Branch("other", tuple(range(start, len(nodes))), (), make)
     cls = type(fetch)
     if isinstance(fetch, dict):
         keys = tuple(fetch)
