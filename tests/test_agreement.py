@@ -56,8 +56,11 @@ def _same(a, b) -> bool:
 def programs(draw):
     """A random graph: placeholders with values, then a few ops over the nodes made so far."""
     g = gc.Graph()
-    dtype = draw(st.sampled_from(["float64", "float64", "float32"]))
-    value = st.one_of(st.sampled_from(EXTREMES), st.floats(-5, 5, allow_nan=False))
+    dtype = draw(st.sampled_from(["float64", "float64", "float32", "int64"]))
+    if dtype == "int64":  # integer kernels: wrap-around, and errors (negative powers)
+        value = st.sampled_from([-3, -1, 0, 1, 2, 7, 2**62, -2**63])
+    else:
+        value = st.one_of(st.sampled_from(EXTREMES), st.floats(-5, 5, allow_nan=False))
     inputs, feed = [], {}
     for i in range(draw(st.integers(1, 3))):
         shape = draw(st.sampled_from(SHAPES))
@@ -80,7 +83,7 @@ def programs(draw):
         if out is not None:
             nodes.append(out)
     outputs = nodes[len(inputs):] or [inputs[0] * 1.0]
-    if draw(st.booleans()):
+    if draw(st.booleans()) and outputs[-1].dtype.kind == "f" and dtype != "int64":
         outputs += gc.gradients(gc.sum(outputs[-1]), inputs)
     return inputs, outputs, feed
 
