@@ -208,10 +208,14 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
             store = emit.bind("_store", functools.partial(_checked_value, var))
             where[len(lines) + 2] = term
             lines.append(f"    _u{k} = {store}({value})")
-        stores.append(f"        {var.id}: _u{k},  # update {_quoted(var.name)}")
-    if stores:
+        stores.append((var, f"_u{k}"))
+    if len(stores) == 1:
+        var, value = stores[0]
+        lines.append(f"    _values[{var.id}] = {value}  # update {_quoted(var.name)}")
+    elif stores:
         lines.append("    _values.update({")
-        lines.extend(stores)
+        lines.extend(f"        {var.id}: {value},  # update {_quoted(var.name)}"
+                     for var, value in stores)
         lines.append("    })")
 
     # Results: copied where g.run would copy (each copy on its own line, so that a failure
@@ -246,11 +250,12 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             return f"{args[0]}.T"
         if (term.op == "sigmoid" and term.shape == () and term.inputs[0].dtype.kind == "f"
                 and operators and REGISTRY["sigmoid"].kernel is _sigmoid):
-            # The kernel's own steps on one float (0-d array or NumPy scalar), inline: the
-            # same values bit for bit (e = exp(-|x|) never overflows), 0.3 us, not 4.
+            # The kernel's own steps on one float, inline, on a NumPy scalar (x[()]: NumPy's
+            # fast scalar path): the same values bit for bit (e = exp(-|x|) never
+            # overflows), 0.3 us, not 4.
             emit.globals["_exp"] = np.exp
-            a = args[0]
-            return f"1 / (1 + _exp(-{a})) if {a} >= 0 else (_t := _exp({a})) * (1 / (1 + _t))"
+            return (f"1 / (1 + _exp(-_s)) if (_s := {args[0]}[()]) >= 0 else "
+                    f"(_t := _exp(_s)) * (1 / (1 + _t))")
         other = _identity_operand(term)
         if other is not None:
             # I @ x is x for finite x (exactly: one product x, the rest +-0), so it is
