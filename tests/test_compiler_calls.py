@@ -172,3 +172,31 @@ def test_an_allocation_failure_in_a_compiled_function_names_the_node(size):
     assert "ran out of memory" in str(info.value) and "test_compiler_calls.py" in str(info.value)
     with pytest.raises(gc.OutOfMemoryError):
         g.run(big, {x: np.ones(1)})
+
+
+def _no_memory(*args, **kwargs):
+    raise MemoryError("Unable to allocate 8.00 TiB")
+
+
+def test_an_allocation_failure_while_storing_an_update_names_the_node(monkeypatch):
+    from graphc.compiler import codegen
+
+    g = gc.Graph()
+    c = g.variable("c", np.zeros(2, np.float32))
+    x = g.placeholder("x", (2,))
+    monkeypatch.setattr(codegen, "_checked_value", _no_memory)
+    f = gc.function([x], [], updates={c: gc.add(c, x, name="new_c")})  # float64: cast on store
+    with pytest.raises(gc.OutOfMemoryError, match="'new_c'.*test_compiler_calls.py"):
+        f(np.ones(2))
+    np.testing.assert_array_equal(c.value, [0.0, 0.0])  # nothing written
+
+
+def test_an_allocation_failure_while_copying_a_result_names_the_node(monkeypatch):
+    from graphc import runtime
+
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    y = gc.reshape(x, (2, 1), name="view")
+    monkeypatch.setattr(runtime, "as_result", _no_memory)
+    with pytest.raises(gc.OutOfMemoryError, match="'view'.*copying its result"):
+        g.run(y, {x: np.ones(2)})
