@@ -6,6 +6,7 @@ it to a fast NumPy callable, and export it to DOT or JSON.
 from .errors import (GraphcError, ShapeError, DTypeError, MissingFeedError, FeedError,
                      DisconnectedGradientError, GradientCheckError, GraphFormatError,
                      NumericsError)
+from .errors import OutOfMemoryError
 from .graph import Graph, Node
 from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, sin, cos, tanh,
                   abs, sign, maximum, minimum, clip,
@@ -75,4 +76,5 @@ __all__ = [
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
+    "OutOfMemoryError",
 ]
