@@ -93,6 +93,9 @@ class Op:
     attrs: Mapping[str, Callable] = field(default_factory=dict)  # name -> check (ops/attrs.py)
     required: frozenset = frozenset()  # attrs without a default in the rule
     jvp: Optional[Callable] = None  # forward rule; None: derived from the bprop
+    # user-defined ops (gc.define_op): g.run and compiled functions check each kernel output
+    # against the inferred shape and dtype (built-in kernels are trusted: tested, and fast)
+    checked: bool = False
 
     @property
     def differentiable(self) -> bool:
@@ -135,7 +138,8 @@ REGISTRY: dict[str, Op] = {}
 
 
 def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, cases=(),
-           elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None) -> Op:
+           elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None,
+           checked=False) -> Op:
     """Register an op; each name is defined exactly once."""
     if name in REGISTRY:
         raise ValueError(f"op {name!r} is defined twice")
@@ -146,7 +150,7 @@ def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, c
     attrs = dict(attrs or {})
     required = _check_declaration(name, infer, attrs)
     op = Op(name, infer, kernel, bprop, reference, tuple(cases), elementwise, inplace, doc,
-            tuple(arity), MappingProxyType(attrs), required, jvp)
+            tuple(arity), MappingProxyType(attrs), required, jvp, checked)
     REGISTRY[name] = op
     return op
 
