@@ -183,13 +183,17 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     return run
 
 
+from .inline import inline  # noqa: E402  (composites: a pass of its own module)
+
 #: Every pass by name.
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {
-    "prune": prune, "cse": cse, "fold": fold,
+    "inline": inline, "prune": prune, "cse": cse, "fold": fold,
     "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
-DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
+#: ``inline`` (composites replaced by their bodies) runs once, before all the others.
+DEFAULT_PASSES = ("inline", "prune", "cse", "fold", "simplify", "stabilize")
+ONCE = ("inline", "prune")
 MAX_ROUNDS = 4
 
 
@@ -211,9 +215,11 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
                       "after": len(program.terms), "seconds": time.perf_counter() - start})
         return program
 
+    if "inline" in passes:
+        program = step("inline", program, 0)
     if "prune" in passes:
         program = step("prune", program, 0)
-    loop = [p for p in DEFAULT_PASSES if p in passes and p != "prune"]
+    loop = [p for p in DEFAULT_PASSES if p in passes and p not in ONCE]
     for round_ in range(1, MAX_ROUNDS + 1 if loop else 1):
         rewrites = sum(fired.values())
         first = len(stats)
