@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .errors import GraphcError, describe
+from .errors import DTypeError, GraphcError, ShapeError, describe
 from .graph import Graph, Node, as_node, build, graph_of
 from .keys import attrs_key
 from .ops import registry
@@ -61,7 +61,7 @@ class Body:
         graph = Graph()
         copied = {}
         for p in inputs:
-            copied[p.id] = graph.placeholder(f"arg{len(copied)}", p.shape, p.dtype)
+            copied[p.id] = graph.placeholder(p.name, p.shape, p.dtype)
         for node in source._nodes:
             if node.id in wanted and node.id not in copied:
                 copied[node.id] = _copy(graph, node, [copied[x.id] for x in node.inputs])
@@ -118,9 +118,12 @@ def _infer(*inputs, body, label, grad=None):
                         "the cotangent")
     terms = {}
     for k, (p, x) in enumerate(zip(body.inputs, inputs)):
-        if x.dtype != p.dtype or x.ndim != p.ndim or any(
+        if x.dtype != p.dtype:
+            raise DTypeError(f"composite {label!r}: input {k} is {_fmt(x)}, its body takes "
+                             f"{_fmt(p)}")
+        if x.ndim != p.ndim or any(
                 a is not None and b is not None and a != b for a, b in zip(x.shape, p.shape)):
-            raise TypeError(f"composite {label!r}: input {k} is {_fmt(x)}, its body takes "
+            raise ShapeError(f"composite {label!r}: input {k} is {_fmt(x)}, its body takes "
                             f"{_fmt(p)}")
         terms[p.id] = Term("placeholder", (), {}, x.shape, x.dtype, p)
     for node in body.graph._nodes:

@@ -28,7 +28,7 @@ from .shapes import fmt
 #: name -> version of every op registered through define_op (the rest are built in).
 USER_OPS: dict[str, int] = {}
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def define_op(name: str, *, infer: Callable, kernel: Callable, bprop: Optional[Callable] = None,
@@ -48,11 +48,11 @@ def define_op(name: str, *, infer: Callable, kernel: Callable, bprop: Optional[C
     op's name cannot be taken.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise GraphcError(f"define_op: an op name is a Python-like identifier (dots allowed), "
+        raise GraphcError(f"define_op: an op name is a Python identifier, "
                           f"not {name!r}")
     if name in registry.REGISTRY and name not in USER_OPS:
         raise GraphcError(f"define_op: {name!r} is a built-in op; choose another name "
-                          f"(e.g. 'my.{name}')")
+                          f"(e.g. 'my_{name}')")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise GraphcError(f"define_op {name!r}: version must be a positive integer, not "
                           f"{version!r}")
@@ -84,7 +84,7 @@ def builder(op_name: str) -> Callable[..., Node]:
         return apply(op_name, inputs, attrs, name)
 
     op = registry.get(op_name)
-    build_node.__name__ = build_node.__qualname__ = op_name.replace(".", "_")
+    build_node.__name__ = build_node.__qualname__ = op_name
     build_node.__doc__ = op.doc or f"Build a {op_name!r} node (an op made with gc.define_op)."
     build_node.op = op_name
     build_node.version = USER_OPS.get(op_name)

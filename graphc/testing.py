@@ -216,7 +216,7 @@ def check_kernel(op, k: int) -> bool:
     return ref is not None
 
 
-def _dot_test(g, inputs, arrays, f, wrt, rng, depth, label):
+def _dot_test(g, inputs, arrays, f, wrt, rng, depth, label, order=1):
     """The first derivative of f by the dot-product test ``<J^T u, v> = <u, J v>``
     (symbolic vs central differences); recurses ``depth`` times through the gradient."""
     feed = dict(zip(inputs, arrays))
@@ -230,10 +230,10 @@ def _dot_test(g, inputs, arrays, f, wrt, rng, depth, label):
         symbolic = float(np.sum(np.asarray(g.run(grad, feed)) * v))
         numeric = float(np.sum(directional(g, inputs, arrays, f, i, v) * u))
         _fail(abs(symbolic - numeric) <= 1e-6 + 1e-5 * abs(numeric),
-              f"{label}: the order-{depth} derivative for input {i} is wrong: <J^T u, v> = "
+              f"{label}: the order-{order} derivative for input {i} is wrong: <J^T u, v> = "
               f"{symbolic!r} but central differences give {numeric!r}")
         if depth > 1:
-            _dot_test(g, inputs, arrays, grad, wrt, rng, depth - 1, label)
+            _dot_test(g, inputs, arrays, grad, wrt, rng, depth - 1, label, order + 1)
 
 
 def _gradients(*args, **kwargs):
