@@ -150,6 +150,14 @@ def _kernel(*values, body, label, grad=None):
 
 _GRADIENT_BODIES: dict = {}  # (body, cotangent shape, dtype) -> (Body, input positions)
 _TANGENT_BODIES: dict = {}  # (body, ((position, shape, dtype), ...)) -> Body
+_CACHE_SIZE = 256  # derived bodies kept; the oldest is dropped first (rebuilt when needed)
+
+
+def _remember(cache: dict, key, value):
+    if len(cache) >= _CACHE_SIZE:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 def _gradient_body(body: Body, shape: tuple, dtype) -> tuple:
@@ -166,7 +174,8 @@ def _gradient_body(body: Body, shape: tuple, dtype) -> tuple:
         floats = [k for k, a in enumerate(args) if np.issubdtype(a.dtype, np.floating)]
         grads = build_grad(out, [args[k] for k in floats], gy, unconnected="zero") \
             if np.issubdtype(out.dtype, np.floating) else []
-        _GRADIENT_BODIES[key] = (Body(args + [gy], grads) if grads else None, floats)
+        return _remember(_GRADIENT_BODIES, key,
+                         (Body(args + [gy], grads) if grads else None, floats))
     return _GRADIENT_BODIES[key]
 
 
@@ -208,7 +217,7 @@ def _jvp(node: Node, tangents: list):
         (out,) = body.inline(h, args)
         with h._deriving(1):
             (t,) = push_forward([out], [args[k] for k in positions], seeds)
-        _TANGENT_BODIES[key] = Body(args + seeds, [t])
+        _remember(_TANGENT_BODIES, key, Body(args + seeds, [t]))
     (t,) = _TANGENT_BODIES[key].inline(node.graph,
                                         list(node.inputs) + [tangents[k] for k in positions])
     return t

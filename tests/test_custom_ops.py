@@ -179,6 +179,23 @@ def test_a_graph_with_a_user_op_saves_it_by_name_and_version(fresh_ops, tmp_path
         gc.from_json(gc.to_json(gc.Graph()), ops=["test_softclip"])
 
 
+def test_an_op_used_only_in_a_composite_body_is_recorded(fresh_ops):
+    softclip = define_softclip()
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    y = gc.composite(lambda a: softclip(a, power=3) * 2.0, name="scaled")(x)
+    text = gc.to_json(g)
+    assert json.loads(text)["ops"] == {"test_softclip": {"version": 1}}
+    X = np.array([0.1, 0.5, -2.0])
+    loaded = gc.from_json(text, ops=[softclip])
+    np.testing.assert_allclose(loaded.run(loaded[y.name], {"x": X}), 2 * np.tanh(X) ** 3)
+    # uncompiled, the composite runs its body, user kernel (and its output check) included
+    np.testing.assert_allclose(gc.function([x], y, optimize=False)(X), 2 * np.tanh(X) ** 3)
+    del REGISTRY["test_softclip"], USER_OPS["test_softclip"]
+    with pytest.raises(gc.GraphFormatError, match="'test_softclip'.*not registered"):
+        gc.from_json(text)
+
+
 def test_the_ops_entry_is_validated():
     base = {"format": "graphc", "version": 1, "nodes": []}
     for bad, message in [({"sin": {"version": 1}}, "built-in op"),
