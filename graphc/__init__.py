@@ -19,6 +19,7 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
 from .autodiff import gradients, grad
 from .forward import jvp
 from .jacobians import jacobian, jacfwd, hessian, hvp
+from .sparse import jacobian_sparsity, hessian_sparsity, sparse_jacobian, sparse_hessian
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
@@ -49,6 +50,7 @@ __all__ = [
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     "jvp", "jacfwd",
+    "jacobian_sparsity", "hessian_sparsity", "sparse_jacobian", "sparse_hessian",
     # running and compiling
     "function",
     # interchange
