@@ -38,7 +38,7 @@ class Body:
     nothing else. Immutable; equal bodies (same ops, attrs, shapes and dtypes, whatever the
     names) compare and hash equal, so composite nodes share and CSE like any others."""
 
-    __slots__ = ("graph", "inputs", "outputs", "_key")
+    __slots__ = ("graph", "inputs", "outputs", "_key", "_hash")
 
     def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node]) -> None:
         inputs, outputs = tuple(inputs), tuple(outputs)
@@ -73,12 +73,14 @@ class Body:
                             n.shape, n.dtype.str) for n in graph._nodes),
                      tuple(index[n.id] for n in self.inputs),
                      tuple(index[n.id] for n in self.outputs))
+        self._hash = hash(self._key)  # once: bodies are looked up whenever nodes are shared
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Body) and other._key == self._key
+        return self is other or (isinstance(other, Body) and other._hash == self._hash
+                                 and other._key == self._key)
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return self._hash
 
     def __repr__(self) -> str:
         ops = len(self.graph) - len(self.inputs)
