@@ -249,7 +249,6 @@ class Composite:
         self.name = _label(name or getattr(fn, "__name__", "composite"))
         self.__name__ = self.name
         self.__doc__ = getattr(fn, "__doc__", None) or f"The composite {self.name!r}."
-        self.op = OP
         self._traced: dict = {}
 
     def __repr__(self) -> str:

@@ -92,9 +92,14 @@ def builder(op_name: str) -> Callable[..., Node]:
 
 
 def op_name_of(op) -> str:
-    """The op name behind a builder (``define_op``'s result), a name, or a composite."""
+    """The op name behind a builder (``define_op``'s result) or a name."""
+    from .composite import Composite
     if isinstance(op, str):
         return op
+    if isinstance(op, Composite):
+        raise GraphcError(f"the composite {op.name!r} is not a registered op: graphs save it "
+                          "as its body (nothing to register), and gc.check_gradients checks "
+                          "its derivatives on a call")
     name = getattr(op, "op", None)
     if isinstance(name, str):
         return name

@@ -306,6 +306,8 @@ def test_composite_errors_say_what_is_wrong():
         gc.composite(gc.sin, grad=lambda i, o, c: [c, c])(x)
     with pytest.raises(gc.GraphcError, match=r"must return \(output, grad\)"):
         gc.custom_gradient(gc.sin)(x)
+    with pytest.raises(gc.GraphcError, match="is not a registered op.*check_gradients"):
+        gc.testing.check_op(gc.composite(dense))
     layer = gc.composite(dense)
     y = layer(x, W)
     with pytest.raises(gc.ShapeError, match=r"input 0 is \(5,\) float64, its body takes \(4,\)"):
