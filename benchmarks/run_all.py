@@ -1,0 +1,327 @@
+"""Every table of issue 15 in one run: graphc, hand-written NumPy and each installed peer
+(torch, jax, pytensor, casadi, autograd: whichever import), timed in alternation, repeated;
+medians and spreads (min-max over rounds), printed as tables and written as JSON.
+
+Workloads: the MLP step (float64, float32), the CS231n scalar function with both gradients,
+a tanh chain with a scalar weight per layer (loss and all gradients per call), the dense
+Hessian of sum(tanh(A x)) + x.x/2, and gradients + compile time per node of a tanh chain.
+
+Run: python benchmarks/run_all.py [--json out.json] [--rounds 5] [--quick]
+Before/after one change, interleaved process by process (the same run, fair on a busy box):
+     python benchmarks/run_all.py --against /path/to/other/checkout --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _setup_path(root: str) -> None:
+    sys.path.insert(0, HERE)
+    sys.path.insert(0, root)
+
+
+# -- timing --------------------------------------------------------------------------------------
+def per_round(fns: dict, rounds: int, min_seconds: float = 0.05) -> dict:
+    """Seconds per call of each function, one figure per round, systems alternating."""
+    from common import best_time
+
+    out = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            out[name].append(best_time(fn, repeat=3, min_seconds=min_seconds))
+    return out
+
+
+def summary(samples: list) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": samples}
+
+
+# -- workloads -----------------------------------------------------------------------------------
+def mlp(dtype: str, rounds: int) -> dict:
+    import numpy as np
+    from bench_mlp import BATCH, SIZES, build, hand, params
+
+    g, step, _ = build(dtype)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((BATCH, SIZES[0])).astype(dtype)
+    Y = rng.integers(0, SIZES[-1], BATCH)
+    ps = params(dtype)
+    tol = 1e-9 if dtype == "float64" else 2e-4
+    for a, b in zip(step(X, Y), hand(X, Y, *ps)):
+        assert np.allclose(a, b, rtol=tol, atol=tol)
+    fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
+    fns.update(_peer_mlp(dtype, X, Y, ps))
+    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
+
+
+def _peer_mlp(dtype, X, Y, ps) -> dict:
+    peers = {}
+    from common import available
+    if available("torch"):
+        import torch
+        from bench_mlp import DECAY
+        tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
+        tp = [torch.tensor(p, requires_grad=True) for p in ps]
+
+        def step():
+            h = tX
+            for k in range(3):
+                h = h @ tp[2 * k] + tp[2 * k + 1]
+                if k < 2:
+                    h = torch.relu(h)
+            loss = torch.nn.functional.cross_entropy(h, tY) + DECAY * sum(
+                (tp[i] * tp[i]).sum() for i in (0, 2, 4))
+            return torch.autograd.grad(loss, tp)
+        peers["torch"] = step
+    return peers
+
+
+def scalar(rounds: int) -> dict:
+    import numpy as np
+    import graphc as gc
+    from bench_scalar import build, hand
+
+    start = time.perf_counter()
+    fn = build()
+    compile_s = time.perf_counter() - start
+    kw = {}
+    if "trust_input" in _function_options(gc):
+        g = gc.Graph()
+        x, y = g.placeholder("x", ()), g.placeholder("y", ())
+        f = (x + gc.sigmoid(y)) / (gc.sigmoid(x) + (x + y) ** 2)
+        kw["trusted"] = gc.function([x, y], [f, *gc.gradients(f, [x, y])], trust_input=True)
+    X, Y = np.array(3.0), np.array(-4.0)
+    fx, fy = 3.0, -4.0
+    np.testing.assert_allclose(fn(X, Y), hand(X, Y), rtol=1e-13)
+    np.testing.assert_allclose(fn(fx, fy), hand(fx, fy), rtol=1e-13)
+    fns = {"graphc 0-d": lambda: fn(X, Y), "graphc float": lambda: fn(fx, fy),
+           "numpy 0-d": lambda: hand(X, Y), "numpy float": lambda: hand(fx, fy)}
+    if "trusted" in kw:
+        t = kw["trusted"]
+        fns["graphc trust 0-d"] = lambda: t(X, Y)
+        fns["graphc trust float"] = lambda: t(fx, fy)
+    from common import available
+    if available("casadi"):
+        import casadi as ca
+        cx, cy = ca.SX.sym("x"), ca.SX.sym("y")
+        sig = lambda v: 1 / (1 + ca.exp(-v))  # noqa: E731
+        cf = (cx + sig(cy)) / (sig(cx) + (cx + cy) ** 2)
+        F = ca.Function("f", [cx, cy], [cf, ca.gradient(cf, cx), ca.gradient(cf, cy)])
+        np.testing.assert_allclose([float(v) for v in F(fx, fy)], hand(fx, fy), rtol=1e-13)
+        fns["casadi float"] = lambda: F(fx, fy)
+    return {"unit": "us", "scale": 1e6, "times": per_round(fns, rounds, 0.05),
+            "compile_ms": compile_s * 1e3}
+
+
+def _function_options(gc) -> set:
+    import inspect
+    return set(inspect.signature(gc.function).parameters)
+
+
+def scalar_chain(depth: int, rounds: int) -> dict:
+    """h <- tanh(w_k h) on a vector of 10, one scalar weight per layer fed per call as
+    np.float64; loss = sum(h); the gradients of x and every w_k per call."""
+    import numpy as np
+    import graphc as gc
+
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    ws = [g.placeholder(f"w{k}", ()) for k in range(depth)]
+    h = x
+    for w in ws:
+        h = gc.tanh(w * h)
+    loss = gc.sum(h)
+    start = time.perf_counter()
+    f = gc.function([x] + ws, [loss] + gc.gradients(loss, [x] + ws))
+    compile_s = time.perf_counter() - start
+    rng = np.random.default_rng(depth)
+    X = rng.standard_normal(10)
+    W = [np.float64(v) for v in rng.uniform(0.5, 1.5, depth)]
+
+    def hand(x, ws):
+        hs = [x]
+        for w in ws:
+            hs.append(np.tanh(w * hs[-1]))
+        loss = hs[-1].sum()
+        g = np.ones_like(x)
+        dws = [None] * len(ws)
+        for k in range(len(ws) - 1, -1, -1):
+            gz = g * (1 - hs[k + 1] * hs[k + 1])
+            dws[k] = (gz * hs[k]).sum()
+            g = gz * ws[k]
+        return [loss, g] + dws
+
+    ours, theirs = f(X, *W), hand(X, W)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    fns = {"graphc": lambda: f(X, *W), "numpy": lambda: hand(X, W)}
+    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
+            "compile_ms": compile_s * 1e3}
+
+
+def hessian(n: int, rounds: int) -> dict:
+    import numpy as np
+    import graphc as gc
+
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((n, n)) / np.sqrt(n)
+    g = gc.Graph()
+    x = g.placeholder("x", (n,))
+    a = g.constant(A, name="A")
+    z = gc.sum(gc.tanh(a @ x)) + 0.5 * gc.sum(x * x)
+    f = gc.function([x], gc.hessian(z, x))
+    X = rng.standard_normal(n)
+    eye = np.eye(n)
+
+    def hand(X):
+        t = np.tanh(A @ X)
+        return A.T @ ((-2 * t * (1 - t * t))[:, None] * A) + eye
+
+    np.testing.assert_allclose(f(X), hand(X), rtol=1e-10, atol=1e-12)
+    fns = {"graphc": lambda: f(X), "numpy": lambda: hand(X)}
+    from common import available
+    if available("casadi"):
+        import casadi as ca
+        cx = ca.SX.sym("x", n)
+        cz = ca.sum1(ca.tanh(ca.mtimes(ca.DM(A), cx))) + 0.5 * ca.dot(cx, cx)
+        H, _ = ca.hessian(cz, cx)
+        F = ca.Function("h", [cx], [H])
+        np.testing.assert_allclose(np.array(F(X)), hand(X), rtol=1e-10, atol=1e-12)
+        fns["casadi"] = lambda: F(X)
+    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
+            "nodes": f.stats["nodes"]}
+
+
+def compile_chain(depth: int, repeats: int) -> dict:
+    """gradients + function of a tanh chain on a vector of 10: seconds, and per node."""
+    import numpy as np
+    import graphc as gc
+
+    totals, per_node, parts = [], [], None
+    for _ in range(repeats):
+        g = gc.Graph()
+        x = g.placeholder("x", (10,))
+        h = x
+        for _ in range(depth):
+            h = gc.tanh(h)
+        loss = gc.sum(h)
+        start = time.perf_counter()
+        dx = gc.grad(loss, x)
+        f = gc.function([x], [loss, dx])
+        total = time.perf_counter() - start
+        totals.append(total)
+        per_node.append(total / len(g) * 1e6)
+        parts = f.stats["seconds"]
+    value = np.linspace(-1, 1, 10)
+    np.testing.assert_allclose(f(value)[1], g.run(dx, {x: value}), rtol=1e-12)
+    return {"unit": "s", "scale": 1, "times": {"graphc": totals},
+            "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
+
+
+# -- the run -------------------------------------------------------------------------------------
+def run(quick: bool, rounds: int) -> dict:
+    depths = (10, 100) if quick else (10, 100, 1000, 3000)
+    sizes = (10, 100) if quick else (10, 100, 300)
+    chains = (250, 1000) if quick else (250, 1000, 4000)
+    results = {}
+    for dtype in ("float64", "float32"):
+        results[f"mlp {dtype}"] = mlp(dtype, rounds)
+    results["cs231n"] = scalar(rounds)
+    for d in depths:
+        results[f"scalar chain D={d}"] = scalar_chain(d, rounds)
+    for n in sizes:
+        results[f"hessian n={n}"] = hessian(n, rounds)
+    for d in chains:
+        results[f"compile chain D={d}"] = compile_chain(d, max(1, rounds // 2))
+    for entry in results.values():
+        entry["times"] = {k: summary(v) for k, v in entry["times"].items()}
+    return results
+
+
+def print_tables(results: dict, label: str = "") -> None:
+    from common import table
+
+    rows = []
+    for name, entry in results.items():
+        s = entry["scale"]
+        base = next((t["median"] for k, t in entry["times"].items() if k.startswith("numpy")),
+                    None)
+        for system, t in entry["times"].items():
+            ratio = t["median"] / base if base else float("nan")
+            rows.append([name, system, t["median"] * s, t["min"] * s, t["max"] * s,
+                         entry["unit"], ratio])
+        if "us_per_node" in entry:
+            u = entry["us_per_node"]
+            rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", float("nan")])
+    print(f"issue 15 benchmarks {label}(median, min, max over rounds; ratio = median / numpy's)")
+    print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy"]))
+
+
+def compare(roots: list, rounds: int, quick: bool) -> dict:
+    """Alternate whole runs between checkouts (one subprocess each, one round per run)."""
+    runs = {root: [] for root in roots}
+    for _ in range(rounds):
+        for root in roots:
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+                path = tmp.name
+            cmd = [sys.executable, os.path.abspath(__file__), "--root", root, "--rounds", "1",
+                   "--json", path, "--quiet"] + (["--quick"] if quick else [])
+            subprocess.run(cmd, check=True)
+            with open(path) as fh:
+                runs[root].append(json.load(fh))
+            os.unlink(path)
+    merged = {}
+    for root, results in runs.items():
+        out = {}
+        for name, entry in results[0].items():
+            entry = dict(entry)
+            entry["times"] = {
+                system: summary([s for r in results for s in r[name]["times"][system]["samples"]])
+                for system in entry["times"]}
+            if "us_per_node" in entry:
+                entry["us_per_node"] = summary(
+                    [s for r in results for s in r[name]["us_per_node"]["samples"]])
+            out[name] = entry
+        merged[root] = out
+    return merged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="the small sizes only")
+    parser.add_argument("--root", default=os.path.dirname(HERE), help="the graphc checkout")
+    parser.add_argument("--against", help="another checkout: alternate runs, before/after")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if args.against:
+        merged = compare([os.path.abspath(args.against), os.path.abspath(args.root)],
+                         args.rounds, args.quick)
+        _setup_path(args.root)
+        for root, results in merged.items():
+            print_tables(results, f"[{root}] ")
+            print()
+        output = merged
+    else:
+        _setup_path(os.path.abspath(args.root))
+        output = run(args.quick, args.rounds)
+        if not args.quiet:
+            print_tables(output)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(output, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
