@@ -139,7 +139,7 @@ def _local_value(frame, name: Optional[str]):
 
 def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
-             passes: Optional[Sequence[str]] = None) -> Function:
+             passes: Optional[Sequence[str]] = None, trust_input: bool = False) -> Function:
     """Compile ``outputs`` (a node, or nested lists, tuples, namedtuples and dicts of nodes)
     as a function of ``inputs``.
 
@@ -150,6 +150,10 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     call time. ``optimize=False`` skips the rewriting passes; ``passes`` picks them by name
     (see :data:`graphc.compiler.passes.DEFAULT_PASSES`). ``check_numerics=True`` raises
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
+    ``trust_input=True`` skips the per-argument checks (PyTensor's name): the caller promises
+    NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
+    floats or NumPy scalars); anything else gives undefined results or errors that need not
+    name the input.
     """
     started = time.perf_counter()
     if isinstance(inputs, Node):
@@ -176,7 +180,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
         plan = schedule(program)
         t1 = time.perf_counter()
         generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     structure=structure)
+                                     structure=structure, trust_input=trust_input)
         fn = codegen.compile_source(generated)
         t2 = time.perf_counter()
     stats = {
