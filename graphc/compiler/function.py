@@ -180,7 +180,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
         plan = schedule(program)
         t1 = time.perf_counter()
         generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     structure=structure, trust_input=trust_input)
+                                     structure=structure, trust_input=trust_input,
+                                     fastmath="fastmath" in passes)
         fn = codegen.compile_source(generated)
         t2 = time.perf_counter()
     stats = {

@@ -161,31 +161,32 @@ def greedy_order(program: Program) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
     minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
     fewer readers left): a term whose input is left with one reader is pushed again at once,
-    stale entries are skipped, so it stays O(n log n)."""
+    stale entries are skipped, so it stays O(n log n). Terms are numbered once, so the loop
+    works on lists of ints (no hashing of terms)."""
     terms = [t for t in program.terms if t.op not in LEAVES]
     index = {id(t): i for i, t in enumerate(terms)}
+    inputs: list[list[int]] = []  # per term: its distinct computed inputs
     consumers: list[list[int]] = [[] for _ in terms]
-    readers: dict[int, list[int]] = {}  # id(x) -> the terms that read x
     waiting = [0] * len(terms)
-    remaining: dict[int, int] = {}
+    remaining = [0] * len(terms)  # distinct readers left, per term
     for i, t in enumerate(terms):
-        for x in dict.fromkeys(t.inputs):
-            remaining[id(x)] = remaining.get(id(x), 0) + 1
-            readers.setdefault(id(x), []).append(i)
-            j = index.get(id(x))
-            if j is not None:
-                consumers[j].append(i)
-                waiting[i] += 1
-    roots = {id(t) for t in program.roots}
+        mine = [j for j in dict.fromkeys(index.get(id(x)) for x in t.inputs) if j is not None]
+        inputs.append(mine)
+        waiting[i] = len(mine)
+        for j in mine:
+            remaining[j] += 1
+            consumers[j].append(i)
     size = [nbytes(t) or 0 for t in terms]
+    freeable = list(size)  # what a term's death frees: nothing for the outputs
+    for t in program.roots:
+        j = index.get(id(t))
+        if j is not None:
+            freeable[j] = 0
 
     def score(i: int) -> int:
-        t = terms[i]
-        freed = sum(size[index[id(x)]] for x in dict.fromkeys(t.inputs)
-                    if id(x) in index and remaining[id(x)] == 1 and id(x) not in roots)
-        return freed - size[i]
+        return sum(freeable[j] for j in inputs[i] if remaining[j] == 1) - size[i]
 
-    heap = [(-score(i), i) for i, t in enumerate(terms) if waiting[i] == 0]
+    heap = [(-score(i), i) for i in range(len(terms)) if waiting[i] == 0]
     heapq.heapify(heap)
     done = [False] * len(terms)
     order = []
@@ -198,18 +199,17 @@ def greedy_order(program: Program) -> list:
             heapq.heappush(heap, (-now, i))
             continue
         done[i] = True
-        t = terms[i]
-        order.append(t)
-        for x in dict.fromkeys(t.inputs):
-            remaining[id(x)] -= 1
-            if remaining[id(x)] == 1 and id(x) in index:  # its last reader now frees it
-                for j in readers[id(x)]:
-                    if not done[j] and waiting[j] == 0:
-                        heapq.heappush(heap, (-score(j), j))
-        for j in consumers[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(heap, (-score(j), j))
+        order.append(terms[i])
+        for j in inputs[i]:
+            remaining[j] -= 1
+            if remaining[j] == 1:  # its last reader now frees it
+                for k in consumers[j]:
+                    if not done[k] and waiting[k] == 0:
+                        heapq.heappush(heap, (-score(k), k))
+        for k in consumers[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(heap, (-score(k), k))
     return order
 
 
@@ -218,7 +218,10 @@ def schedule(program: Program) -> Plan:
     creation = plan(program, [t for t in program.terms if t.op not in LEAVES], "creation")
     if creation.peak_bytes is None or len(creation.order) < 2:
         return creation
-    greedy = plan(program, greedy_order(program), "greedy")
+    order = greedy_order(program)
+    if order == creation.order:  # the same order (compared by identity): the same plan
+        return creation
+    greedy = plan(program, order, "greedy")
     if greedy.peak_bytes < creation.peak_bytes:
         return greedy
     return creation

@@ -1,0 +1,174 @@
+"""The compiled functions' fast paths (issue 15) compute what the NumPy path and g.run do:
+the Python-float path of scalar programs, 0-d float arguments, ``trust_input``, the error
+state set without ``np.errstate``, and kernels called directly (``np.add.reduce``, reshape)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.compiler.passes import DEFAULT_PASSES
+
+SPECIAL = [3.0, -4.0, 0.0, -0.0, 1e300, -1e300, 800.0, -800.0, 1e-320, float("inf"),
+           float("-inf"), float("nan")]
+
+
+def cs231n():
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    f = (x + gc.sigmoid(y)) / (gc.sigmoid(x) + (x + y) ** 2)
+    return g, x, y, [f, *gc.gradients(f, [x, y])]
+
+
+def same_bits(a, b) -> bool:
+    """Equal bit for bit (the sign of a zero included); any NaN matches any NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    return bool(np.isnan(a) and np.isnan(b)) or a.tobytes() == b.tobytes()
+
+
+def test_float_path_gives_the_numpy_paths_values_bit_for_bit():
+    g, x, y, outs = cs231n()
+    f = gc.function([x, y], outs)
+    assert "__class__ is float and" in f.source  # the float path is there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither path may warn (inf and NaN are values)
+        for a in SPECIAL:
+            for b in SPECIAL:
+                floats = f(a, b)
+                arrays = f(np.array(a), np.array(b))
+                run = g.run(outs, {x: a, y: b})
+                for p, q, r in zip(floats, arrays, run):
+                    assert type(p) is np.float64 and type(q) is np.float64
+                    assert same_bits(p, q) and same_bits(p, r), (a, b, p, q, r)
+
+
+def test_float_path_closed_form():
+    g, x, y, outs = cs231n()
+    f = gc.function([x, y], outs)
+    a, b = 3.0, -4.0
+    s = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    den = s(a) + (a + b) ** 2
+    value = (a + s(b)) / den
+    dx = (1 - (s(a) * (1 - s(a)) + 2 * (a + b)) * value) / den
+    dy = (s(b) * (1 - s(b)) - 2 * (a + b) * value) / den
+    np.testing.assert_allclose(f(a, b), [value, dx, dy], rtol=1e-14)
+
+
+def test_float_path_division_by_zero_falls_back_to_numpy():
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    outs = {"q": x / y, "x": x, "n": [-x]}
+    f = gc.function([x, y], outs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = f(1.0, 0.0)
+    assert got["q"] == np.inf and got["n"] == [-1.0]
+    assert isinstance(got["x"], np.ndarray) and got["x"].shape == () and got["x"] == 1.0
+    assert np.isnan(f(0.0, 0.0)["q"])
+    for key in ("q", "x"):
+        assert same_bits(f(1.0, 0.0)[key], g.run(outs, {x: 1.0, y: 0.0})[key])
+
+
+def test_float_path_only_for_scalar_float64_programs():
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    v = g.placeholder("v", (3,))
+    assert "__class__ is float and" not in gc.function([x, v], gc.sum(x * v)).source
+    assert "__class__ is float and" not in gc.function([x], gc.exp(x)).source  # no exp op
+    x32 = g.placeholder("x32", (), "float32")
+    f32 = gc.function([x32], x32 * 3.0)
+    assert "__class__ is float and" not in f32.source
+    out = f32(0.1)
+    assert out.dtype == np.float32 and out == np.float32(0.1) * np.float32(3.0)
+
+
+def test_fastmath_float_path_uses_math_exp_close_to_numpy():
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    fast = gc.function([x], gc.sigmoid(x), passes=DEFAULT_PASSES + ("fastmath",))
+    exact = gc.function([x], gc.sigmoid(x))
+    assert fast._generated.globals["_float_exp"] is __import__("math").exp
+    for v in np.linspace(-30, 30, 61):
+        np.testing.assert_allclose(fast(float(v)), exact(float(v)), rtol=4e-16, atol=0)
+        assert same_bits(exact(float(v)), exact(np.array(v)))
+
+
+def test_zero_d_arguments_of_every_kind():
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    v = g.placeholder("v", (2,))
+    f = gc.function([x, v], x * v)
+    want = np.array([2.0, 4.0])
+    for arg in (2.0, np.float64(2.0), np.array(2.0), 2, np.int32(2), np.float32(2.0), True * 2):
+        np.testing.assert_array_equal(f(arg, [1.0, 2.0]), want)
+    with pytest.raises(gc.FeedError, match="'x'"):
+        f("2", [1.0, 2.0])
+    with pytest.raises(gc.FeedError, match="shape"):
+        f([2.0], [1.0, 2.0])
+    assert f(np.float64(2.0), [1.0, 2.0]).dtype == np.float64
+
+
+def test_trust_input_skips_the_checks_and_keeps_the_values():
+    g, x, y, outs = cs231n()
+    checked = gc.function([x, y], outs)
+    trusted = gc.function([x, y], outs, trust_input=True)
+    assert "_feed" not in trusted.source and "_feed" in checked.source
+    for a, b in ((3.0, -4.0), (0.5, 0.25), (-2.0, 7.0)):
+        for args in ((a, b), (np.array(a), np.array(b)), (np.float64(a), np.float64(b))):
+            for p, q in zip(trusted(*args), checked(a, b)):
+                assert same_bits(p, q)
+    g2 = gc.Graph()
+    m = g2.placeholder("m", (2, 3))
+    t = gc.function([m], gc.sum(m, axis=1), trust_input=True)
+    np.testing.assert_array_equal(t(np.ones((2, 3))), [3.0, 3.0])
+
+
+def test_error_state_is_the_callers_again_after_a_call():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    f = gc.function([x], 1.0 / x)
+    with np.errstate(all="raise"):
+        before = np.geterr()
+        np.testing.assert_array_equal(f(np.array([0.0, 2.0])), [np.inf, 0.5])
+        assert np.geterr() == before
+        with pytest.raises(FloatingPointError):  # the caller's state holds outside the call
+            np.array([1.0]) / np.array([0.0])
+
+
+def test_error_state_restored_when_a_call_fails():
+    g = gc.Graph()
+    v = g.placeholder("v", (None,))
+    f = gc.function([v], gc.reshape(gc.exp(v), (3,)) / 0.0)
+    before = np.geterr()
+    with pytest.raises(gc.GraphcError, match="reshape"):
+        f(np.ones(4))  # 4 values into shape (3,): the call fails inside the body
+    assert np.geterr() == before
+
+
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, False), (1, True), ((0, 2), False),
+                                           ((0, 2), True), (-1, False)])
+def test_sum_as_add_reduce_and_expand_dims_as_reshape(axis, keepdims):
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 4, 5))
+    s = gc.sum(x * 2.0, axis=axis, keepdims=keepdims)
+    e = gc.expand_dims(x * 2.0, (0, 3))
+    f = gc.function([x], [s, e])
+    assert "_add_reduce(" in f.source and ".reshape(" in f.source
+    X = np.random.default_rng(0).standard_normal((3, 4, 5))
+    got, want = f(X), g.run([s, e], {x: X})
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[1], np.expand_dims(X * 2.0, (0, 3)))
+    assert got[0].shape == np.sum(X, axis=axis, keepdims=keepdims).shape
+
+
+def test_sum_of_bool_and_int_keeps_numpys_dtypes():
+    g = gc.Graph()
+    b = g.placeholder("b", (4,), "bool")
+    k = g.placeholder("k", (4,), "int32")
+    outs = [gc.sum(gc.logical_not(b)), gc.sum(k * k, axis=0)]
+    f = gc.function([b, k], outs)
+    got = f(np.array([True, False, False, True]), np.arange(4, dtype=np.int32))
+    want = g.run(outs, {b: np.array([True, False, False, True]), k: np.arange(4, dtype=np.int32)})
+    for p, q in zip(got, want):
+        assert p == q and np.asarray(p).dtype == np.asarray(q).dtype
