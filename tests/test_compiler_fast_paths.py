@@ -78,6 +78,10 @@ def test_float_path_only_for_scalar_float64_programs():
     x32 = g.placeholder("x32", (), "float32")
     f32 = gc.function([x32], x32 * 3.0)
     assert "__class__ is float and" not in f32.source
+    checked = gc.function([x], x / 0.5, check_numerics=True)
+    assert "__class__ is float and" not in checked.source
+    with pytest.raises(gc.NumericsError):
+        checked(float("inf"))
     out = f32(0.1)
     assert out.dtype == np.float32 and out == np.float32(0.1) * np.float32(3.0)
 

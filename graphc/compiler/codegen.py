@@ -145,8 +145,9 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
 
     # Arguments: validated like g.run feeds, with a fast path for arrays that already fit.
     header = f"def _graphc_function({', '.join(params)}):"
-    lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
-                             structure, fastmath=fastmath))
+    if not check_numerics:  # (the float path has no per-term checks)
+        lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
+                                 structure, fastmath=fastmath))
     for term, param in zip(program.inputs, params):
         names[id(term)] = param
         check = emit.bind("_feed", functools.partial(check_feed_value, term.origin))
