@@ -157,3 +157,16 @@ def test_sizes_must_be_known():
     x = g.placeholder("x", (None,))
     with pytest.raises(gc.ShapeError, match="sizes known when the graph is built"):
         gc.hessian_sparsity(gc.sum(x * x), x)
+
+
+def test_sparse_derivatives_among_other_outputs():
+    g, x, z = _rosenbrock(6)
+    S = gc.sparse_hessian(z, x)
+    X = np.linspace(-1, 1, 6)
+    ran = g.run({"H": S, "both": [z, S]}, {x: X})
+    compiled = gc.function([x], [S, z])(X)
+    dense = g.run(gc.hessian(z, x), {x: X})
+    for H in (ran["H"], ran["both"][1], compiled[0]):
+        assert isinstance(H, sp.csr_matrix)
+        np.testing.assert_allclose(H.toarray(), dense, rtol=1e-12, atol=1e-12)
+    assert compiled[1] == pytest.approx(ran["both"][0], rel=1e-15)
