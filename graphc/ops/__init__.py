@@ -18,5 +18,6 @@ from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
 from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # noqa: F401
                     concatenate, stack, concat_take, concat_put)
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
-from .linalg import matmul  # noqa: F401
+from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # noqa: F401
+                     slogdet, triangle)
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
