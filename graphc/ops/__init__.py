@@ -21,4 +21,5 @@ from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # noqa: F401
                      slogdet, triangle)
 from .linalg_decomp import cholesky, eigh, eigvalsh  # noqa: F401
+from .linalg_diag import diagonal, diagonal_grad, diag, trace  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
