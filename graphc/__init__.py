@@ -16,6 +16,9 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
                   sum, mean, max, min, argmax, argmin,
                   reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack,
                   getitem, matmul, cast, stop_gradient, zeros_like, ones_like)
+# linear algebra (issue 10): gc.linalg.*, and NumPy's top-level names
+from .ops import einsum, tensordot, trace, diagonal, diag, outer, inner, dot
+from . import linalg
 from .autodiff import gradients, grad, jacobian, hessian, hvp
 from .testing import check_gradients
 from .compiler import function
@@ -35,6 +38,8 @@ __all__ = [
     "sum", "mean", "max", "min", "argmax", "argmin",
     "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack",
     "getitem", "matmul", "cast", "stop_gradient", "zeros_like", "ones_like",
+    # linear algebra (issue 10)
+    "linalg", "einsum", "tensordot", "trace", "diagonal", "diag", "outer", "inner", "dot",
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     # running and compiling

@@ -22,4 +22,6 @@ from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # no
                      slogdet, triangle)
 from .linalg_decomp import cholesky, eigh, eigvalsh  # noqa: F401
 from .linalg_diag import diagonal, diagonal_grad, diag, trace  # noqa: F401
+from .einsum import einsum, tensordot, dot, inner, outer  # noqa: F401
+from .linalg_norm import norm  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
