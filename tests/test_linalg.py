@@ -371,3 +371,13 @@ def test_json_round_trip_keeps_canonical_subscripts():
     A = RNG.standard_normal((2, 3, 3))
     np.testing.assert_allclose(g2.run(g2["y"], {"a": A}), np.einsum("...ii->...i", A))
     np.testing.assert_allclose(g2.run(g2[w.name], {"a": A}), g.run(w, {a: A}))
+
+
+def test_every_linalg_name_is_documented():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    missing = [n for n in gc.linalg.__all__ if f"gc.linalg.{n}" not in text
+               and f"`{n}`" not in text]
+    assert not missing, missing
+    for n in gc.linalg.__all__:
+        assert getattr(gc.linalg, n).__doc__, n
