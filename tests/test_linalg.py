@@ -381,3 +381,22 @@ def test_every_linalg_name_is_documented():
     assert not missing, missing
     for n in gc.linalg.__all__:
         assert getattr(gc.linalg, n).__doc__, n
+
+
+def test_sparse_hessian_patterns_cover_the_dense_hessian():
+    """The structure and curvature declarations (diagonal, diag, triangle: linear selections;
+    einsum: linear in each operand) never miss a nonzero of the Hessian."""
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 3))
+    v = g.placeholder("v", (3,))
+    z = (gc.sum(gc.linalg.diagonal(x) ** 3) + gc.sum(gc.einsum("ij,j,ij->i", x, v, x) ** 2)
+         + gc.sum(gc.diag(v) * x) ** 2 + gc.linalg.slogdet(x @ x.T + 3 * np.eye(3))[1]
+         + gc.sum(gc.linalg.cholesky(x @ x.T + 3 * np.eye(3))))
+    X, V = well_conditioned(3), RNG.standard_normal(3)
+    for target in (x, v):
+        H = g.run(gc.hessian(z, target), {x: X, v: V})
+        n = target.shape[0] ** target.ndim
+        pattern = gc.hessian_sparsity(z, target).toarray()
+        assert pattern[np.abs(H.reshape(n, n)) > 1e-12].all()
+    diag_only = gc.hessian_sparsity(gc.sum(gc.linalg.diagonal(x) ** 3), x).toarray()
+    np.testing.assert_array_equal(diag_only, np.diag(np.eye(3).ravel()).astype(bool))

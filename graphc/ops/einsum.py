@@ -186,6 +186,7 @@ def _einsum_reference(*xs, subscripts):
 
 define("einsum", infer=_einsum_infer, kernel=_einsum_kernel, arity=(1, None),
        attrs={"subscripts": anything_of(str)}, bprop=_einsum_bprop, reference=_einsum_reference,
+       curvature="bilinear",  # linear in each operand: second derivatives are cross terms
        cases=[Case(((2, 3), (3, 4)), attrs={"subscripts": "ij,jk->ik"}, order=3),
               Case(((3, 3),), attrs={"subscripts": "ii->i"}),
               Case(((3, 3),), attrs={"subscripts": "ii"}),

@@ -413,6 +413,7 @@ define("triangle", infer=_triangle_infer, kernel=_triangle_kernel,
        attrs={"lower": flag, "diagonal": choice(0.0, 0.5, 1.0)},
        bprop=lambda node, g, i: triangle(g, **node.attrs),  # a mask: its own adjoint
        reference=_triangle_reference,
+       structure="elementwise", curvature="linear",  # a fixed mask times each element
        cases=[Case(((3, 3),), attrs={"lower": True, "diagonal": 0.5}, order=3),
               Case(((2, 3, 4),), attrs={"lower": False, "diagonal": 0.0}),
               Case(((4, 3),), attrs={"lower": True, "diagonal": 1.0})],

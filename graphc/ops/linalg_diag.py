@@ -57,7 +57,7 @@ _DIAGONAL_ATTRS = {"offset": integer(), "axis1": integer(), "axis2": integer()}
 define("diagonal", infer=_diagonal_infer, attrs=_DIAGONAL_ATTRS,
        kernel=lambda x, *, offset, axis1, axis2: np.diagonal(x, offset, axis1, axis2),
        bprop=lambda node, g, i: diagonal_grad(g, node.inputs[0], **node.attrs),
-       reference=_diagonal_reference,
+       reference=_diagonal_reference, structure="select", curvature="linear",
        cases=[Case(((3, 3),), attrs={"offset": 0, "axis1": 0, "axis2": 1}, order=3),
               Case(((3, 4),), attrs={"offset": 1, "axis1": 0, "axis2": 1}),
               Case(((4, 3),), attrs={"offset": -2, "axis1": 0, "axis2": 1}),
@@ -100,7 +100,7 @@ def _diagonal_grad_reference(g, like, *, offset, axis1, axis2):
 define("diagonal_grad", infer=_diagonal_grad_infer, attrs=_DIAGONAL_ATTRS,
        kernel=_diagonal_grad_kernel,
        bprop=lambda node, g, i: diagonal(g, **node.attrs) if i == 0 else None,
-       reference=_diagonal_grad_reference,
+       reference=_diagonal_grad_reference, structure="select", curvature="linear",
        cases=[Case(((3,), (3, 3)), attrs={"offset": 0, "axis1": -2, "axis2": -1}, wrt=(0,)),
               Case(((3,), (3, 4)), attrs={"offset": 1, "axis1": -2, "axis2": -1}, wrt=(0,)),
               Case(((2, 3), (3, 2, 4)), attrs={"offset": -1, "axis1": -1, "axis2": -3},
@@ -141,7 +141,7 @@ def _diag_reference(v, *, k):
 define("diag", infer=_diag_infer, attrs={"k": integer()},
        kernel=lambda v, *, k: np.diag(v, k),
        bprop=lambda node, g, i: diagonal(g, node.attrs["k"], -2, -1),
-       reference=_diag_reference,
+       reference=_diag_reference, structure="select", curvature="linear",
        cases=[Case(((3,),), attrs={"k": 0}, order=3), Case(((2,),), attrs={"k": -1})],
        doc="numpy.diag of a vector: the matrix with v on its k-th diagonal.")
 
