@@ -400,3 +400,16 @@ def test_sparse_hessian_patterns_cover_the_dense_hessian():
         assert pattern[np.abs(H.reshape(n, n)) > 1e-12].all()
     diag_only = gc.hessian_sparsity(gc.sum(gc.linalg.diagonal(x) ** 3), x).toarray()
     np.testing.assert_array_equal(diag_only, np.diag(np.eye(3).ravel()).astype(bool))
+
+
+def test_numpy_functions_on_nodes_build_the_linalg_ops():
+    A, B = well_conditioned(3), RNG.standard_normal(3)
+    g = gc.Graph()
+    a, b = g.placeholder("a", (3, 3)), g.placeholder("b", (3,))
+    nodes = [np.linalg.solve(a, b), np.einsum("ij,j", a, b), np.linalg.slogdet(a)[1],
+             np.trace(a), np.linalg.norm(b, 1), np.outer(b, b)]
+    assert [n.op for n in nodes] == ["solve", "einsum", "getitem", "sum", "sum", "einsum"]
+    wants = [np.linalg.solve(A, B), np.einsum("ij,j", A, B), np.linalg.slogdet(A)[1],
+             np.trace(A), np.linalg.norm(B, 1), np.outer(B, B)]
+    for got, want in zip(g.run(nodes, {a: A, b: B}), wants):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

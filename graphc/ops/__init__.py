@@ -18,6 +18,8 @@ from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
 from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # noqa: F401
                     concatenate, stack, concat_take, concat_put)
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
+# Linear algebra (issue 10); internal ops of its rules: triangle (tril/triu masks, Murray's
+# Phi) and diagonal_grad (diagonal's adjoint). eigh and slogdet nodes pack their two outputs.
 from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # noqa: F401
                      slogdet, triangle)
 from .linalg_decomp import cholesky, eigh, eigvalsh  # noqa: F401
