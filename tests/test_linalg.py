@@ -283,7 +283,7 @@ def test_norm_rejects_what_it_cannot_do():
         gc.linalg.norm(g.placeholder("t", (2, 2, 2)), 1)
 
 
-# -- dtypes, unknown sizes, compiled functions, errors ----------------------------------------------
+# -- dtypes, unknown sizes, compiled functions, errors --------------------------------------
 def test_float32_is_honoured_and_integers_become_float64():
     A = well_conditioned(3).astype(np.float32)
     g = gc.Graph()

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..graph import apply, as_node, graph_of
-from ..shapes import fmt
 from .attrs import anything_of
 from .broadcast import broadcast_like, sum_to
 from .elementwise import mul

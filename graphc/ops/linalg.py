@@ -154,7 +154,7 @@ def linalg_dtype(*nodes) -> np.dtype:
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
-def square(a, what: str = "a") -> None:
+def check_square(a, what: str = "a") -> None:
     """ShapeError unless ``a`` is a (stack of) square matrices."""
     if a.ndim < 2 or not same_dims(a.shape[-1], a.shape[-2]):
         raise ShapeError(f"{what} must be a square matrix or a stack of them (..., M, M), not "
@@ -167,7 +167,7 @@ def swap_last(x):
 
 
 def _solve_infer(a, b, what="solve"):
-    square(a)
+    check_square(a)
     if b.ndim == 0:
         raise ShapeError("b must be a vector (M,) or a (stack of) matrices (..., M, K)")
     dtype = linalg_dtype(a, b)
@@ -435,7 +435,7 @@ def symmetric_part(s_bar, lower: bool):
 
 # -- inv, det, slogdet ---------------------------------------------------------------------------
 def _matrix_infer(a):
-    square(a)
+    check_square(a)
     return a.shape, linalg_dtype(a)
 
 
@@ -457,7 +457,7 @@ def inv(a, name=None):
 
 
 def _det_infer(a):
-    square(a)
+    check_square(a)
     return a.shape[:-2], linalg_dtype(a)
 
 
@@ -489,7 +489,7 @@ def det(a, name=None):
 
 
 def _slogdet_infer(a):
-    square(a)
+    check_square(a)
     return a.shape[:-2] + (2,), linalg_dtype(a)
 
 

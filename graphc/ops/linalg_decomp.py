@@ -25,8 +25,8 @@ import numpy as np
 from ..graph import apply
 from .attrs import choice
 from .elementwise import div, mul, sub
-from .linalg import (_float_kernel, _spd, linalg_dtype, matmul, solve_triangular, square,
-                     swap_last, symmetric_part, triangle)
+from .linalg import (_float_kernel, _spd, check_square, linalg_dtype, matmul,
+                     solve_triangular, swap_last, symmetric_part, triangle)
 from .registry import Case, define
 from .shape import expand_dims
 from .special import ones_like
@@ -34,7 +34,7 @@ from .special import ones_like
 
 # -- cholesky -----------------------------------------------------------------------------------
 def _cholesky_infer(a):
-    square(a)
+    check_square(a)
     return a.shape, linalg_dtype(a)
 
 
@@ -84,7 +84,7 @@ def cholesky(a, upper: bool = False, name=None):
 
 # -- eigh -------------------------------------------------------------------------------------
 def _eigh_infer(a, *, UPLO):
-    square(a)
+    check_square(a)
     n = a.shape[-1] if a.shape[-1] is not None else a.shape[-2]
     return a.shape[:-2] + (None if n is None else n + 1, n), linalg_dtype(a)
 
