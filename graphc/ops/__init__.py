@@ -20,3 +20,6 @@ from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # n
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
+# -- issue 10 (h10nn): convolution and pooling, gather/scatter, creation, random numbers --
+from .conv import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,  # noqa: F401
+                   conv2d_weight_grad, conv_transpose2d_like)

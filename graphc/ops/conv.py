@@ -1,0 +1,799 @@
+"""Convolution and pooling over the last two (spatial) dimensions, PyTorch's layout.
+
+``conv2d(x, w)`` takes input ``(..., C, H, W)`` (NCHW) and weights ``(O, C/groups, KH, KW)``
+(OIHW). Three registered ops make a closed family, each the adjoint of another in one argument
+(the bilinear form ``<g, conv2d(x, w)> = <conv_transpose2d(g, w), x> = <conv2d_weight_grad(x,
+g), w>``), so derivatives of any order are again these ops:
+
+====================  ===========================  =======================================
+op                    input x gradient             weight / other gradient
+====================  ===========================  =======================================
+conv2d(x, w)          conv_transpose2d(g, w)        conv2d_weight_grad(x, g)
+conv_transpose2d(g,w) conv2d(c, w)                  conv2d_weight_grad(c, g)
+conv2d_weight_grad    conv_transpose2d(g, c)        conv2d(x, c)
+====================  ===========================  =======================================
+
+The leading dimensions of the input and of the weights *broadcast* (like ``matmul``'s): a
+cotangent with Jacobian batch dimensions, or weights that carry them (the cotangent of a
+weight gradient), work in every rule; the gradient pass sums what broadcasting added.
+``conv2d_weight_grad`` sums the leading dimensions after its first ``keep`` in the kernel (the
+batch of examples), so training never materialises per-example weight gradients.
+
+Kernels: im2col as a strided view (``sliding_window_view``) contracted with ``tensordot``
+(BLAS) in the common case, ``einsum`` when groups or batched weights are involved; the
+transpose scatters one ``tensordot`` per kernel tap into the output.
+
+Pooling: ``max_pool2d``'s gradient is ``max_pool2d_grad`` (routes the cotangent to the
+maximum of each window: the first one in row-major order on ties), whose gradient is the
+gather ``max_pool2d_gather`` and back; ``avg_pool2d`` (padding counts as zeros, PyTorch's
+``count_include_pad=True``) and ``avg_pool2d_grad`` are each other's adjoints.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import DTypeError, ShapeError
+from ..graph import apply
+from ..shapes import broadcast_shapes, float_dtype, fmt
+from .attrs import integer, ints
+from .registry import Case, define
+from .shape import expand_dims, squeeze, transpose
+
+
+# -- attrs ---------------------------------------------------------------------------------------
+def _pair(value, what) -> tuple:
+    """An int or a pair of ints as a pair (stride, dilation, kernel size)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in value):
+        raise ShapeError(f"{what} must be an int or a pair of ints, not {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def _padding_pairs(value):
+    """The declared check: ``((top, bottom), (left, right))``, non-negative ints."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"expected ((top, bottom), (left, right)), not {value!r:.60}")
+    return tuple(ints(0)(pair) if len(pair) == 2 else _bad_pair(pair) for pair in value)
+
+
+def _bad_pair(pair):
+    raise TypeError(f"expected a pair of padding sizes, not {pair!r:.60}")
+
+
+def padding_argument(padding, kernel=None, dilation=(1, 1), stride=(1, 1)) -> tuple:
+    """A user's padding as ``((top, bottom), (left, right))``: ``"valid"``, ``"same"`` (stride 1;
+    the extra row/column of an even kernel goes to the bottom/right, as in PyTorch and TF), an
+    int, a pair ``(ph, pw)`` or explicit pairs."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding != "same":
+            raise ShapeError(f"padding must be 'valid', 'same', an int or pairs, not {padding!r}")
+        if stride != (1, 1):
+            raise ShapeError(f"padding='same' needs stride 1, not {stride}")
+        if kernel is None or None in kernel:
+            raise ShapeError("padding='same' needs the kernel's spatial sizes known when the "
+                             "graph is built")
+        out = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            out.append((total // 2, total - total // 2))
+        return tuple(out)
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        padding = (int(padding), int(padding))
+    padding = tuple(padding)
+    if len(padding) != 2:
+        raise ShapeError(f"padding must have two entries (height, width), not {padding!r}")
+    out = []
+    for p in padding:
+        p = (p, p) if isinstance(p, (int, np.integer)) else tuple(p)
+        if len(p) != 2 or any(not isinstance(v, (int, np.integer)) or v < 0 for v in p):
+            raise ShapeError(f"padding sizes must be non-negative ints, not {padding!r}")
+        out.append((int(p[0]), int(p[1])))
+    return tuple(out)
+
+
+_CONV_ATTRS = {"stride": ints(1), "padding": _padding_pairs, "dilation": ints(1),
+               "groups": integer(1)}
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+def _out_size(n, k, s, d, pads):
+    """Output length of a window of ``k`` taps (dilation d) sliding with stride s."""
+    if n is None or k is None:
+        return None
+    span = n + pads[0] + pads[1] - d * (k - 1) - 1
+    if span < 0:
+        raise ShapeError(f"the kernel (size {k}, dilation {d}) is larger than the padded input "
+                         f"(size {n} + padding {pads[0]} + {pads[1]})")
+    return span // s + 1
+
+
+def _windows(x, kernel, stride, dilation, padding, fill=0):
+    """im2col as a view: ``(..., C, H, W)`` -> ``(..., C, OH, OW, KH, KW)`` (padding copies)."""
+    if any(p for pair in padding for p in pair):
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [tuple(p) for p in padding],
+                   constant_values=fill)
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if span[0] > x.shape[-2] or span[1] > x.shape[-1]:
+        raise ValueError(f"the kernel {tuple(kernel)} (dilation {tuple(dilation)}) is larger "
+                         f"than the padded input {x.shape[-2:]}")
+    view = sliding_window_view(x, span, axis=(-2, -1))
+    return view[..., ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
+
+
+def _float_pair(a, b):
+    dtype = float_dtype(np.result_type(a, b))
+    return np.asarray(a, dtype), np.asarray(b, dtype)
+
+
+def _lead(shape, core):
+    return shape[:len(shape) - core]
+
+
+def _check_spatial(x, what, ndim=3):
+    if x.ndim < ndim:
+        raise ShapeError(f"{what} must have at least {ndim} dimensions, not shape {fmt(x.shape)}")
+
+
+def _check_float(*nodes):
+    for n in nodes:
+        if n.dtype.kind not in "iuf":
+            raise DTypeError(f"convolution takes real numbers, not {n.dtype}")
+
+
+def _channels(what, have, want):
+    if have is not None and want is not None and have != want:
+        raise ShapeError(f"{what}: {have} != {want}")
+
+
+def _group_split(size, groups, what):
+    if size is not None and size % groups:
+        raise ShapeError(f"{what} ({size}) must be divisible by groups ({groups})")
+
+
+# -- conv2d ----------------------------------------------------------------------------------------
+def _conv2d_infer(x, w, *, stride, padding, dilation, groups):
+    _check_float(x, w)
+    _check_spatial(x, "the input (..., C, H, W)")
+    _check_spatial(w, "the weights (O, C/groups, KH, KW)", 4)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding = padding_argument(padding, w.shape[-2:], dilation, stride)
+    C, Cg, O = x.shape[-3], w.shape[-3], w.shape[-4]
+    _group_split(O, groups, "output channels")
+    _channels(f"input channels must equal groups x weight input channels "
+              f"({groups} x {Cg})", C, None if Cg is None else groups * Cg)
+    spatial = tuple(_out_size(n, k, s, d, p) for n, k, s, d, p in
+                    zip(x.shape[-2:], w.shape[-2:], stride, dilation, padding))
+    lead = broadcast_shapes(_lead(x.shape, 3), _lead(w.shape, 4))
+    attrs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return lead + (O,) + spatial, float_dtype(np.result_type(x.dtype, w.dtype)), attrs
+
+
+def _conv2d(x, w, *, stride, padding, dilation, groups):
+    x, w = _float_pair(x, w)
+    win = _windows(x, w.shape[-2:], stride, dilation, padding)  # (..., C, OH, OW, KH, KW)
+    if groups == 1 and w.ndim == 4:  # the common case: one BLAS call
+        out = np.tensordot(win, w, axes=([-5, -2, -1], [1, 2, 3]))  # (..., OH, OW, O)
+        return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+    G = groups
+    win = win.reshape(win.shape[:-5] + (G, -1) + win.shape[-4:])
+    wg = w.reshape(w.shape[:-4] + (G, -1) + w.shape[-3:])
+    out = np.einsum("...gchwij,...gocij->...gohw", win, wg, optimize=True)
+    return np.ascontiguousarray(out.reshape(out.shape[:-4] + (-1,) + out.shape[-2:]))
+
+
+def _conv2d_bprop(node, g, i):
+    x, w = node.inputs
+    attrs = _conv_attrs(node)
+    if i == 0:
+        return conv_transpose2d_like(g, w, x, **attrs)
+    return conv2d_weight_grad(x, g, w, keep=_keep(g, node, w), **attrs)
+
+
+def _keep(g, node, w):
+    """How many leading dims of a weight gradient to keep: the cotangent's batch (the examples
+    are summed in the kernel), or all of them when the weights themselves carry a batch."""
+    return g.ndim - node.ndim if w.ndim == 4 else None
+
+
+def _conv_attrs(node):
+    return {k: node.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+# -- the direct loops the kernels are tested against (independent of im2col) -------------------
+def _conv2d_loop(x, w, *, stride, padding, dilation, groups):
+    lead = x.shape[:-3]
+    x = x.reshape((-1,) + x.shape[-3:])
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    (pt, pb), (pl, pr) = padding
+    OH = (H + pt + pb - dilation[0] * (KH - 1) - 1) // stride[0] + 1
+    OW = (W + pl + pr - dilation[1] * (KW - 1) - 1) // stride[1] + 1
+    out = np.zeros((N, O, OH, OW), np.result_type(x, w))
+    Og = O // groups
+    for n, o, oh, ow in np.ndindex(N, O, OH, OW):
+        total = 0.0
+        for c, i, j in np.ndindex(Cg, KH, KW):
+            h = oh * stride[0] + i * dilation[0] - pt
+            v = ow * stride[1] + j * dilation[1] - pl
+            if 0 <= h < H and 0 <= v < W:
+                total += x[n, (o // Og) * Cg + c, h, v] * w[o, c, i, j]
+        out[n, o, oh, ow] = total
+    return out.reshape(lead + out.shape[1:])
+
+
+def _conv_transpose2d_loop(g, w, *like, stride, padding, dilation, groups, output_padding):
+    lead = g.shape[:-3]
+    g = g.reshape((-1,) + g.shape[-3:])
+    N, Cin, OH, OW = g.shape
+    _, Cog, KH, KW = w.shape
+    (pt, pb), (pl, pr) = padding
+    if like:
+        H, W = like[0].shape[-2:]
+    else:
+        H = (OH - 1) * stride[0] + dilation[0] * (KH - 1) + 1 - pt - pb + output_padding[0]
+        W = (OW - 1) * stride[1] + dilation[1] * (KW - 1) + 1 - pl - pr + output_padding[1]
+    out = np.zeros((N, groups * Cog, H, W), np.result_type(g, w))
+    Cig = Cin // groups
+    for n, ci, oh, ow in np.ndindex(N, Cin, OH, OW):
+        for co, i, j in np.ndindex(Cog, KH, KW):
+            h = oh * stride[0] + i * dilation[0] - pt
+            v = ow * stride[1] + j * dilation[1] - pl
+            if 0 <= h < H and 0 <= v < W:
+                out[n, (ci // Cig) * Cog + co, h, v] += g[n, ci, oh, ow] * w[ci, co, i, j]
+    return out.reshape(lead + out.shape[1:])
+
+
+def _conv2d_weight_grad_loop(x, g, like, *, stride, padding, dilation, groups, keep):
+    O, Cg, KH, KW = like.shape[-4:]
+    lead = np.broadcast_shapes(x.shape[:-3], g.shape[:-3])
+    x = np.broadcast_to(x, lead + x.shape[-3:]).reshape((-1,) + x.shape[-3:])
+    g = np.broadcast_to(g, lead + g.shape[-3:]).reshape((-1,) + g.shape[-3:])
+    N, C, H, W = x.shape
+    _, _, OH, OW = g.shape
+    (pt, pb), (pl, pr) = padding
+    out = np.zeros((N, O, Cg, KH, KW), np.result_type(x, g))
+    Og = O // groups
+    for n, o, c, i, j in np.ndindex(N, O, Cg, KH, KW):
+        for oh, ow in np.ndindex(OH, OW):
+            h = oh * stride[0] + i * dilation[0] - pt
+            v = ow * stride[1] + j * dilation[1] - pl
+            if 0 <= h < H and 0 <= v < W:
+                out[n, o, c, i, j] += g[n, o, oh, ow] * x[n, (o // Og) * Cg + c, h, v]
+    out = out.reshape(lead + out.shape[1:])
+    if keep is not None:
+        out = out.sum(axis=tuple(range(keep, len(lead))))
+    return out
+
+
+_CONV_CASES = [
+    Case(((2, 2, 4, 4), (3, 2, 2, 2)), attrs={"stride": 1, "padding": 0, "dilation": 1,
+                                              "groups": 1}),
+    Case(((1, 2, 5, 5), (2, 1, 3, 3)), attrs={"stride": 2, "padding": 1, "dilation": 1,
+                                              "groups": 2}),
+    Case(((1, 1, 5, 4), (2, 1, 2, 2)), attrs={"stride": (1, 2), "padding": ((1, 0), (0, 1)),
+                                              "dilation": (2, 1), "groups": 1}),
+    Case(((2, 3, 3), (2, 2, 3, 3)), attrs={"stride": 1, "padding": 1, "dilation": 1,
+                                           "groups": 1}, order=1),  # unbatched (C, H, W)
+]
+
+define("conv2d", infer=_conv2d_infer, kernel=_conv2d, bprop=_conv2d_bprop,
+       attrs=_CONV_ATTRS, reference=_conv2d_loop, cases=_CONV_CASES,
+       doc="2-D cross-correlation, NCHW input and OIHW weights (PyTorch's conv2d).")
+
+
+# -- conv_transpose2d ------------------------------------------------------------------------------
+def _conv_transpose2d_infer(g, w, *like, stride, padding, dilation, groups, output_padding):
+    _check_float(g, w)
+    _check_spatial(g, "the input (..., C, H, W)")
+    _check_spatial(w, "the weights (C, O/groups, KH, KW)", 4)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    output_padding = _pair(output_padding, "output_padding")
+    padding = padding_argument(padding)
+    _channels("input channels must equal the weights' first dimension", g.shape[-3],
+              w.shape[-4])
+    _group_split(w.shape[-4], groups, "input channels")
+    if any(p >= max(s, d) for p, s, d in zip(output_padding, stride, dilation)):
+        raise ShapeError(f"output_padding {output_padding} must be smaller than the stride "
+                         f"{stride} or the dilation {dilation}")
+    if like:
+        spatial = like[0].shape[-2:]
+    else:
+        spatial = tuple(None if n is None or k is None else
+                        (n - 1) * s + d * (k - 1) + 1 - p[0] - p[1] + q
+                        for n, k, s, d, p, q in zip(g.shape[-2:], w.shape[-2:], stride,
+                                                    dilation, padding, output_padding))
+        if any(n is not None and n < 1 for n in spatial):
+            raise ShapeError(f"the padding {padding} leaves an empty output {spatial}")
+    Cog = w.shape[-3]
+    lead = broadcast_shapes(_lead(g.shape, 3), _lead(w.shape, 4))
+    attrs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+             "output_padding": output_padding}
+    out = lead + (None if Cog is None else groups * Cog,) + tuple(spatial)
+    return out, float_dtype(np.result_type(g.dtype, w.dtype)), attrs
+
+
+def _conv_transpose2d(g, w, *like, stride, padding, dilation, groups, output_padding):
+    g, w = _float_pair(g, w)
+    KH, KW = w.shape[-2:]
+    OH, OW = g.shape[-2:]
+    (pt, pb), (pl, pr) = padding
+    if like:
+        H, W = np.shape(like[0])[-2:]
+    else:
+        H = (OH - 1) * stride[0] + dilation[0] * (KH - 1) + 1 - pt - pb + output_padding[0]
+        W = (OW - 1) * stride[1] + dilation[1] * (KW - 1) + 1 - pl - pr + output_padding[1]
+    Hp, Wp = H + pt + pb, W + pl + pr
+    if (OH - 1) * stride[0] + dilation[0] * (KH - 1) + 1 > Hp or \
+            (OW - 1) * stride[1] + dilation[1] * (KW - 1) + 1 > Wp:
+        raise ValueError(f"an input of spatial size {(OH, OW)} does not fit an output of size "
+                         f"{(H, W)} with this kernel, stride and padding")
+    if groups == 1 and w.ndim == 4:
+        cols = np.tensordot(g, w, axes=([-3], [0]))  # (..., OH, OW, Co, KH, KW)
+        cols = np.moveaxis(cols, (-5, -4), (-2, -1))  # (..., Co, KH, KW, OH, OW)
+    else:
+        G = groups
+        gg = g.reshape(g.shape[:-3] + (G, -1) + g.shape[-2:])
+        wg = w.reshape(w.shape[:-4] + (G, -1) + w.shape[-3:])
+        cols = np.einsum("...gchw,...gcoij->...goijhw", gg, wg, optimize=True)
+        cols = cols.reshape(cols.shape[:-6] + (-1,) + cols.shape[-4:])
+    canvas = np.zeros(cols.shape[:-5] + (cols.shape[-5], Hp, Wp), cols.dtype)
+    sh, sw = stride
+    for i in range(KH):
+        for j in range(KW):
+            h0, v0 = i * dilation[0], j * dilation[1]
+            canvas[..., h0:h0 + (OH - 1) * sh + 1:sh, v0:v0 + (OW - 1) * sw + 1:sw] += \
+                cols[..., i, j, :, :]
+    return np.ascontiguousarray(canvas[..., pt:pt + H, pl:pl + W])
+
+
+def _conv_transpose2d_bprop(node, c, i):
+    g, w = node.inputs[:2]
+    attrs = _conv_attrs(node)
+    if i == 0:
+        return conv2d(c, w, **attrs)
+    if i == 1:
+        return conv2d_weight_grad(c, g, w, keep=_keep(c, node, w), **attrs)
+    return None  # like: only its shape is read
+
+
+_T_ATTRS = {**_CONV_ATTRS, "output_padding": ints(0)}
+
+define("conv_transpose2d", infer=_conv_transpose2d_infer, kernel=_conv_transpose2d,
+       bprop=_conv_transpose2d_bprop, attrs=_T_ATTRS, arity=(2, 3),
+       reference=_conv_transpose2d_loop,
+       cases=[Case(((1, 2, 3, 3), (2, 3, 2, 2)),
+                   attrs={"stride": 2, "padding": 0, "dilation": 1, "groups": 1,
+                          "output_padding": 1}),
+              Case(((2, 2, 3, 2), (2, 1, 2, 3)),
+                   attrs={"stride": 1, "padding": ((1, 0), (0, 1)), "dilation": (1, 2),
+                          "groups": 2, "output_padding": 0}),
+              Case(((1, 3, 2, 2), (3, 2, 3, 3), (1, 2, 4, 4)),  # output size read from like
+                   attrs={"stride": 2, "padding": 1, "dilation": 1, "groups": 1,
+                          "output_padding": 0}, wrt=(0, 1))],
+       doc="The transpose (adjoint in x) of conv2d; weights (C, O/groups, KH, KW) as in "
+           "PyTorch. A third input, when given, fixes the output's spatial size.")
+
+
+# -- conv2d_weight_grad ----------------------------------------------------------------------------
+def _weight_grad_infer(x, g, like, *, stride, padding, dilation, groups, keep):
+    _check_float(x, g)
+    _check_spatial(x, "the input")
+    _check_spatial(g, "the output cotangent")
+    _check_spatial(like, "the weights", 4)
+    lead = broadcast_shapes(_lead(x.shape, 3), _lead(g.shape, 3))
+    if keep is not None and keep > len(lead):
+        raise ShapeError(f"keep={keep} exceeds the {len(lead)} leading dimensions")
+    core = like.shape[-4:]
+    _channels("cotangent channels must equal the weights' output channels", g.shape[-3],
+              core[0])
+    kept = lead if keep is None else lead[:keep]
+    attrs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+             "keep": keep}
+    return kept + core, float_dtype(np.result_type(x.dtype, g.dtype)), attrs
+
+
+def _weight_grad(x, g, like, *, stride, padding, dilation, groups, keep):
+    x, g = _float_pair(x, g)
+    win = _windows(x, np.shape(like)[-2:], stride, dilation, padding)  # (..., C, OH, OW, KH, KW)
+    if win.shape[-4:-2] != g.shape[-2:]:
+        raise ValueError(f"the cotangent's spatial size {g.shape[-2:]} is not the output size "
+                         f"{win.shape[-4:-2]}")
+    xl, gl = win.shape[:-5], g.shape[:-3]
+    if groups == 1 and keep == 0 and xl == gl:  # sum over the examples: one BLAS call
+        n = len(xl)
+        return np.tensordot(g, win, axes=(list(range(n)) + [n + 1, n + 2],
+                                          list(range(n)) + [n + 1, n + 2]))
+    lead = np.broadcast_shapes(xl, gl)
+    win = np.broadcast_to(win, lead + win.shape[-5:])
+    g = np.broadcast_to(g, lead + g.shape[-3:])
+    G = groups
+    win = win.reshape(lead + (G, -1) + win.shape[-4:])
+    g = g.reshape(lead + (G, -1) + g.shape[-2:])
+    letters = string.ascii_uppercase[:len(lead)]
+    kept = letters if keep is None else letters[:keep]
+    out = np.einsum(f"{letters}gchwij,{letters}gohw->{kept}gocij", win, g, optimize=True)
+    return out.reshape(out.shape[:len(kept)] + (-1,) + out.shape[-3:])
+
+
+def _weight_grad_bprop(node, c, i):
+    x, g, like = node.inputs
+    if i == 2:
+        return None
+    lead = max(x.ndim, g.ndim) - 3
+    keep = node.attrs["keep"]
+    if keep is not None and lead > keep:  # the summed dims come back as broadcast ones
+        c = expand_dims(c, tuple(range(-4 - (lead - keep), -4)))
+    attrs = _conv_attrs(node)
+    if i == 0:
+        return conv_transpose2d_like(g, c, x, **attrs)
+    return conv2d(x, c, **attrs)
+
+
+define("conv2d_weight_grad", infer=_weight_grad_infer, kernel=_weight_grad,
+       bprop=_weight_grad_bprop, attrs={**_CONV_ATTRS, "keep": lambda v: None if v is None
+                                        else integer(0)(v)},
+       reference=_conv2d_weight_grad_loop,
+       cases=[Case(((2, 2, 4, 4), (2, 3, 3, 3), (3, 2, 2, 2)),
+                   attrs={"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1),
+                          "groups": 1, "keep": 0}, wrt=(0, 1)),
+              Case(((1, 2, 5, 5), (1, 2, 3, 3), (2, 1, 3, 3)),
+                   attrs={"stride": (2, 2), "padding": ((1, 1), (1, 1)), "dilation": (1, 1),
+                          "groups": 2, "keep": 0}, wrt=(0, 1)),
+              Case(((2, 1, 4, 4), (2, 2, 3, 2), (2, 1, 2, 2)),
+                   attrs={"stride": (1, 2), "padding": ((0, 0), (0, 1)), "dilation": (1, 1),
+                          "groups": 1, "keep": None}, wrt=(0, 1))],
+       doc="The gradient of conv2d with respect to its weights (like: the weights, for their "
+           "size); sums the leading dimensions after the first keep (None: keeps all).")
+
+
+# -- pooling ---------------------------------------------------------------------------------------
+_POOL_ATTRS = {"kernel": ints(1), "stride": ints(1), "padding": _padding_pairs}
+
+
+def _pool_infer(x, *, kernel, stride, padding):
+    if x.dtype.kind not in "iuf":
+        raise DTypeError(f"pooling takes real numbers, not {x.dtype}")
+    _check_spatial(x, "the input (..., H, W)", 2)
+    kernel = _pair(kernel, "kernel")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = padding_argument(padding)
+    for k, p in zip(kernel, padding):
+        if max(p) > k // 2:
+            raise ShapeError(f"padding {padding} must be at most half the kernel {kernel}")
+    spatial = tuple(_out_size(n, k, s, 1, p) for n, k, s, p in
+                    zip(x.shape[-2:], kernel, stride, padding))
+    return x.shape[:-2] + spatial, x.dtype, {"kernel": kernel, "stride": stride,
+                                             "padding": padding}
+
+
+def _max_pool_windows(x, kernel, stride, padding):
+    x = np.asarray(x)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    return _windows(x, kernel, stride, (1, 1), padding, fill=low)
+
+
+def _max_pool2d(x, *, kernel, stride, padding):
+    return _max_pool_windows(x, kernel, stride, padding).max(axis=(-2, -1))
+
+
+def _argmax_positions(x, kernel, stride, padding):
+    """Flat positions in the padded (H, W) plane of each window's (first) maximum."""
+    win = _max_pool_windows(x, kernel, stride, padding)
+    k = win.reshape(win.shape[:-2] + (-1,)).argmax(axis=-1)
+    i, j = np.divmod(k, kernel[1])
+    OH, OW = win.shape[-4:-2]
+    Wp = np.shape(x)[-1] + padding[1][0] + padding[1][1]
+    rows = np.arange(OH)[:, None] * stride[0] + i
+    cols = np.arange(OW)[None, :] * stride[1] + j
+    return rows * Wp + cols  # shape (..., OH, OW)
+
+
+def _padded_plane(shape, padding):
+    return shape[-2] + sum(padding[0]), shape[-1] + sum(padding[1])
+
+
+def _max_pool2d_grad(g, x, *, kernel, stride, padding):
+    g = np.asarray(g)
+    pos = _argmax_positions(x, kernel, stride, padding)
+    Hp, Wp = _padded_plane(np.shape(x), padding)
+    lead = g.shape[:-2]
+    pos = np.broadcast_to(pos, lead + pos.shape[-2:]).reshape(-1, pos.shape[-2] * pos.shape[-1])
+    rows = pos.shape[0]
+    flat = pos + (np.arange(rows) * (Hp * Wp))[:, None]
+    out = np.bincount(flat.ravel(), weights=g.reshape(-1), minlength=rows * Hp * Wp)
+    out = out.astype(g.dtype, copy=False).reshape(lead + (Hp, Wp))
+    (pt, _), (pl, _) = padding
+    H, W = np.shape(x)[-2:]
+    return out[..., pt:pt + H, pl:pl + W]
+
+
+def _max_pool2d_gather(c, x, *, kernel, stride, padding):
+    c = np.asarray(c)
+    pos = _argmax_positions(x, kernel, stride, padding)
+    cp = np.pad(c, [(0, 0)] * (c.ndim - 2) + [tuple(p) for p in padding])
+    flat = cp.reshape(cp.shape[:-2] + (-1,))
+    lead = np.broadcast_shapes(flat.shape[:-1], pos.shape[:-2])
+    idx = np.broadcast_to(pos.reshape(pos.shape[:-2] + (-1,)),
+                          lead + (pos.shape[-2] * pos.shape[-1],))
+    flat = np.broadcast_to(flat, lead + flat.shape[-1:])
+    return np.take_along_axis(flat, idx, axis=-1).reshape(lead + pos.shape[-2:])
+
+
+def _pool_grad_infer(g, x, *, kernel, stride, padding):
+    pooled = _pool_infer(x, kernel=kernel, stride=stride, padding=padding)[0]
+    if g.ndim < len(pooled) or any(a is not None and b is not None and a != b
+                                   for a, b in zip(g.shape[g.ndim - len(pooled):], pooled)):
+        raise ShapeError(f"a cotangent of shape {fmt(g.shape)} does not fit the pooled shape "
+                         f"{fmt(pooled)}")
+    return g.shape[:-2] + x.shape[-2:], g.dtype, {"kernel": kernel, "stride": stride,
+                                                  "padding": padding}
+
+
+def _pool_gather_infer(c, x, *, kernel, stride, padding):
+    pooled, _, attrs = _pool_infer(x, kernel=kernel, stride=stride, padding=padding)
+    if c.ndim < x.ndim:
+        raise ShapeError(f"{fmt(c.shape)} does not fit the input shape {fmt(x.shape)}")
+    return c.shape[:-2] + pooled[-2:], c.dtype, attrs
+
+
+def _pool_loop(x, kernel, stride, padding, reduce, fill):
+    """Pooling by explicit loops over windows (the reference)."""
+    H, W = x.shape[-2:]
+    (pt, pb), (pl, pr) = padding
+    OH = (H + pt + pb - kernel[0]) // stride[0] + 1
+    OW = (W + pl + pr - kernel[1]) // stride[1] + 1
+    out = np.zeros(x.shape[:-2] + (OH, OW), x.dtype)
+    for oh, ow in np.ndindex(OH, OW):
+        taps = []
+        for i, j in np.ndindex(*kernel):
+            h, v = oh * stride[0] + i - pt, ow * stride[1] + j - pl
+            taps.append(x[..., h, v] if 0 <= h < H and 0 <= v < W
+                        else np.full(x.shape[:-2], fill, x.dtype))
+        out[..., oh, ow] = reduce(np.stack(taps), axis=0)
+    return out
+
+
+def _max_pool_grad_loop(g, x, *, kernel, stride, padding):
+    """Scatter g to each window's first maximum, window by window."""
+    H, W = x.shape[-2:]
+    (pt, _), (pl, _) = padding
+    out = np.zeros(g.shape[:-2] + x.shape[-2:], g.dtype)
+    lead = x.shape[:-2]
+    OH, OW = g.shape[-2:]
+    for index in np.ndindex(*lead):
+        for oh, ow in np.ndindex(OH, OW):
+            best, at = -np.inf, None
+            for i, j in np.ndindex(*kernel):
+                h, v = oh * stride[0] + i - pt, ow * stride[1] + j - pl
+                if 0 <= h < H and 0 <= v < W and x[index + (h, v)] > best:
+                    best, at = x[index + (h, v)], (h, v)
+            out[(Ellipsis,) + index + at] += g[(Ellipsis,) + index + (oh, ow)]
+    return out
+
+
+def _max_pool_gather_loop(c, x, *, kernel, stride, padding):
+    pooled = _max_pool2d(x, kernel=kernel, stride=stride, padding=padding)
+    out = np.zeros(c.shape[:-2] + pooled.shape[-2:], c.dtype)
+    # <gather(c), u> = <c, scatter(u)> for every basis u: read the adjoint off the loop above
+    for index in np.ndindex(*pooled.shape):
+        u = np.zeros(pooled.shape)
+        u[index] = 1.0
+        spread = _max_pool_grad_loop(u, x, kernel=kernel, stride=stride, padding=padding)
+        out[(Ellipsis,) + index] = np.tensordot(c, spread, axes=x.ndim)
+    return out
+
+
+_POOL_CASES = [
+    Case(((2, 2, 4, 4),), attrs={"kernel": 2, "stride": None, "padding": 0}),
+    Case(((1, 3, 5, 5),), attrs={"kernel": 3, "stride": 2, "padding": 1}),
+    Case(((2, 5, 4),), attrs={"kernel": (2, 3), "stride": 1, "padding": ((1, 0), (0, 1))}),
+]
+
+define("max_pool2d", infer=_pool_infer, kernel=_max_pool2d, attrs=_POOL_ATTRS,
+       bprop=lambda node, g, i: apply("max_pool2d_grad", [g, node.inputs[0]],
+                                      dict(node.attrs)),
+       reference=lambda x, **a: _pool_loop(x, a["kernel"], a["stride"], a["padding"], np.max,
+                                           -np.inf),
+       cases=_POOL_CASES,
+       doc="The maximum of each window over the last two dimensions (padding never wins).")
+
+define("max_pool2d_grad", infer=_pool_grad_infer, kernel=_max_pool2d_grad, attrs=_POOL_ATTRS,
+       bprop=lambda node, c, i: None if i == 1 else apply(
+           "max_pool2d_gather", [c, node.inputs[1]], dict(node.attrs)),
+       reference=_max_pool_grad_loop,
+       cases=[Case(((2, 2, 2, 2), (2, 2, 4, 4)),
+                   attrs={"kernel": (2, 2), "stride": (2, 2), "padding": ((0, 0), (0, 0))},
+                   wrt=(0,)),
+              Case(((2, 1, 2, 2), (1, 3, 3)),  # overlapping windows, a batch of cotangents
+                   attrs={"kernel": (2, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0))},
+                   wrt=(0,))],
+       doc="Adds each pooled cotangent to the maximum of its window (the first on ties).")
+
+define("max_pool2d_gather", infer=_pool_gather_infer, kernel=_max_pool2d_gather,
+       attrs=_POOL_ATTRS,
+       bprop=lambda node, g, i: None if i == 1 else apply(
+           "max_pool2d_grad", [g, node.inputs[1]], dict(node.attrs)),
+       reference=_max_pool_gather_loop,
+       cases=[Case(((2, 1, 3, 3), (1, 3, 3)),
+                   attrs={"kernel": (2, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0))},
+                   wrt=(0,)),
+              Case(((1, 5, 5), (1, 5, 5)),
+                   attrs={"kernel": (3, 3), "stride": (2, 2), "padding": ((1, 1), (1, 1))},
+                   wrt=(0,))],
+       doc="Reads c at the maximum of each window of x (the adjoint of max_pool2d_grad).")
+
+
+def _avg_pool2d(x, *, kernel, stride, padding):
+    win = _windows(np.asarray(x, float_dtype(np.result_type(x))), kernel, stride, (1, 1),
+                   padding)
+    return win.mean(axis=(-2, -1))
+
+
+def _avg_pool2d_grad(g, like, *, kernel, stride, padding):
+    g = np.asarray(g)
+    Hp, Wp = _padded_plane(np.shape(like), padding)
+    OH, OW = g.shape[-2:]
+    canvas = np.zeros(g.shape[:-2] + (Hp, Wp), g.dtype)
+    share = g / (kernel[0] * kernel[1])
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            canvas[..., i:i + (OH - 1) * stride[0] + 1:stride[0],
+                   j:j + (OW - 1) * stride[1] + 1:stride[1]] += share
+    (pt, _), (pl, _) = padding
+    H, W = np.shape(like)[-2:]
+    return canvas[..., pt:pt + H, pl:pl + W]
+
+
+def _avg_pool_infer(x, **attrs):
+    shape, dtype, attrs = _pool_infer(x, **attrs)
+    return shape, float_dtype(dtype), attrs
+
+
+def _avg_pool_grad_infer(g, like, *, kernel, stride, padding):
+    shape, dtype, attrs = _pool_grad_infer(g, like, kernel=kernel, stride=stride,
+                                           padding=padding)
+    return shape, float_dtype(dtype), attrs
+
+
+def _avg_pool_grad_loop(g, like, *, kernel, stride, padding):
+    H, W = like.shape[-2:]
+    (pt, _), (pl, _) = padding
+    out = np.zeros(g.shape[:-2] + (H, W))
+    for oh, ow in np.ndindex(*g.shape[-2:]):
+        for i, j in np.ndindex(*kernel):
+            h, v = oh * stride[0] + i - pt, ow * stride[1] + j - pl
+            if 0 <= h < H and 0 <= v < W:
+                out[..., h, v] += g[..., oh, ow] / (kernel[0] * kernel[1])
+    return out
+
+
+define("avg_pool2d", infer=lambda x, *, kernel, stride, padding: _avg_pool_infer(
+           x, kernel=kernel, stride=stride, padding=padding),
+       kernel=_avg_pool2d, attrs=_POOL_ATTRS,
+       bprop=lambda node, g, i: apply("avg_pool2d_grad", [g, node.inputs[0]],
+                                      dict(node.attrs)),
+       reference=lambda x, **a: _pool_loop(x.astype(float), a["kernel"], a["stride"],
+                                           a["padding"], np.mean, 0.0),
+       cases=_POOL_CASES,
+       doc="The mean of each window over the last two dimensions (padding counts as zeros).")
+
+define("avg_pool2d_grad", infer=_avg_pool_grad_infer, kernel=_avg_pool2d_grad,
+       attrs=_POOL_ATTRS,
+       bprop=lambda node, c, i: None if i == 1 else apply(
+           "avg_pool2d", [c], dict(node.attrs)),
+       reference=_avg_pool_grad_loop,
+       cases=[Case(((2, 1, 2, 2), (1, 4, 4)),
+                   attrs={"kernel": (2, 2), "stride": (2, 2), "padding": ((0, 0), (0, 0))},
+                   wrt=(0,)),
+              Case(((1, 3, 3), (1, 5, 5)),
+                   attrs={"kernel": (3, 3), "stride": (2, 2), "padding": ((1, 1), (1, 1))},
+                   wrt=(0,))],
+       doc="Spreads each pooled cotangent evenly over its window (the adjoint of avg_pool2d).")
+
+
+# -- builders --------------------------------------------------------------------------------------
+def _to_nchw(x, data_format):
+    if data_format == "NCHW":
+        return x
+    if data_format != "NHWC":
+        raise ShapeError(f"data_format must be 'NCHW' or 'NHWC', not {data_format!r}")
+    n = x.ndim
+    return transpose(x, tuple(range(n - 3)) + (n - 1, n - 3, n - 2))
+
+
+def _from_nchw(y, data_format):
+    if data_format == "NCHW":
+        return y
+    n = y.ndim
+    return transpose(y, tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
+
+
+def conv2d(x, w, stride=1, padding=0, dilation=1, groups=1, data_format="NCHW", name=None):
+    """2-D convolution (cross-correlation, as in PyTorch and TF) of ``x`` with weights ``w``.
+
+    ``x`` is ``(N, C, H, W)`` (or ``(C, H, W)``, or any leading dimensions), ``w`` is
+    ``(O, C/groups, KH, KW)``; the result is ``(N, O, OH, OW)``. ``stride`` and ``dilation``
+    are ints or ``(h, w)`` pairs; ``padding`` is ``"valid"``, ``"same"`` (stride 1), an int, a
+    pair ``(ph, pw)`` or explicit ``((top, bottom), (left, right))``. ``data_format="NHWC"``
+    takes and returns channels-last tensors (the weights stay OIHW).
+    """
+    if data_format != "NCHW":
+        x = _to_nchw(x, data_format)
+        return _from_nchw(conv2d(x, w, stride, padding, dilation, groups), data_format)
+    return apply("conv2d", [x, w], {"stride": stride, "padding": padding,
+                                    "dilation": dilation, "groups": groups}, name=name)
+
+
+def conv1d(x, w, stride=1, padding=0, dilation=1, groups=1, name=None):
+    """1-D convolution: ``x`` ``(N, C, L)``, ``w`` ``(O, C/groups, K)`` -> ``(N, O, OL)``.
+
+    ``padding`` is ``"valid"``, ``"same"`` (stride 1), an int or a pair ``(left, right)``.
+    Built as a conv2d over a height of one.
+    """
+    if isinstance(padding, str):
+        if padding == "same":
+            k = w.shape[-1] if hasattr(w, "shape") else None
+            padding = padding_argument("same", (1, k), (1, _pair(dilation, "dilation")[0]),
+                                       (1, _pair(stride, "stride")[0]))[1]
+        else:
+            padding = padding_argument(padding)[1]
+    pad = (int(padding), int(padding)) if isinstance(padding, (int, np.integer)) \
+        else tuple(padding)
+    stride = stride if isinstance(stride, (int, np.integer)) else tuple(stride)[0]
+    dilation = dilation if isinstance(dilation, (int, np.integer)) else tuple(dilation)[0]
+    y = conv2d(expand_dims(x, -2), expand_dims(w, -2), (1, stride), ((0, 0), pad),
+               (1, dilation), groups)
+    return squeeze(y, -2, name=name)
+
+
+def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
+                     name=None):
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input).
+
+    ``x`` ``(N, C, H, W)``, ``w`` ``(C, O/groups, KH, KW)`` (PyTorch's layout) -> ``(N, O,
+    OH, OW)`` with ``OH = (H - 1) * stride - pad_top - pad_bottom + dilation * (KH - 1) + 1 +
+    output_padding``.
+    """
+    return apply("conv_transpose2d", [x, w], {
+        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+        "output_padding": output_padding}, name=name)
+
+
+def conv_transpose2d_like(g, w, like, *, stride, padding, dilation, groups, name=None):
+    """conv_transpose2d whose output has ``like``'s spatial size (how conv2d's rule uses it)."""
+    return apply("conv_transpose2d", [g, w, like], {
+        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+        "output_padding": (0, 0)}, name=name)
+
+
+def conv2d_weight_grad(x, g, like, *, stride, padding, dilation, groups, keep=0, name=None):
+    """The gradient of ``sum(g * conv2d(x, w))`` with respect to ``w`` (``like``: the weights)."""
+    return apply("conv2d_weight_grad", [x, g, like], {
+        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+        "keep": keep}, name=name)
+
+
+def max_pool2d(x, kernel, stride=None, padding=0, name=None):
+    """The maximum of each ``kernel`` window over the last two dimensions of ``x``.
+
+    ``stride`` defaults to the kernel (non-overlapping windows); ``padding`` (an int, a pair
+    or explicit pairs, at most half the kernel) never wins. The gradient goes to the maximum
+    of each window (to the first one, in row-major order, on ties).
+    """
+    return apply("max_pool2d", [x], {"kernel": kernel, "stride": stride, "padding": padding},
+                 name=name)
+
+
+def avg_pool2d(x, kernel, stride=None, padding=0, name=None):
+    """The mean of each ``kernel`` window over the last two dimensions of ``x`` (padding
+    counts as zeros, like PyTorch's default)."""
+    return apply("avg_pool2d", [x], {"kernel": kernel, "stride": stride, "padding": padding},
+                 name=name)
