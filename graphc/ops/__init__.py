@@ -23,3 +23,6 @@ from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noq
 # -- issue 10 (h10nn): convolution and pooling, gather/scatter, creation, random numbers --
 from .conv import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,  # noqa: F401
                    conv2d_weight_grad, conv_transpose2d_like)
+from .gather import (take, take_grad, take_along_axis, boolean_mask, index_add,  # noqa: F401
+                     index_update, index_hit, index_winners, dynamic_slice)
+from . import random  # noqa: F401
