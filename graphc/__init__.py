@@ -16,6 +16,12 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
                   sum, mean, max, min, argmax, argmin,
                   reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack,
                   getitem, matmul, cast, stop_gradient, zeros_like, ones_like)
+# -- issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers --
+from .errors import IndexOutOfRangeError
+from .ops import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,
+                  take, take_along_axis, boolean_mask, index_add, index_update, dynamic_slice,
+                  zeros, ones, full, eye, arange, linspace, full_like)
+from . import random
 from .autodiff import gradients, grad, jacobian, hessian, hvp
 from .testing import check_gradients
 from .compiler import function
@@ -44,4 +50,9 @@ __all__ = [
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
+    # issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+    "take", "take_along_axis", "boolean_mask", "index_add", "index_update", "dynamic_slice",
+    "zeros", "ones", "full", "eye", "arange", "linspace", "full_like", "random",
+    "IndexOutOfRangeError",
 ]

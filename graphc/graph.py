@@ -138,6 +138,12 @@ class Node:
     def T(self):
         return _ops().transpose(self)
 
+    @property
+    def at(self):
+        """JAX's functional updates: ``x.at[idx].add(v)``, ``x.at[idx].set(v)``."""
+        from .ops.gather import At
+        return At(self)
+
 
 def _ops():
     from . import ops

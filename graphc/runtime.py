@@ -9,7 +9,8 @@ from typing import Any, Optional
 import numpy as np
 
 from . import shapes
-from .errors import FeedError, GraphcError, MissingFeedError, ShapeError, describe
+from .errors import (FeedError, GraphcError, IndexOutOfRangeError, MissingFeedError,
+                     ShapeError, describe)
 from .ops.registry import REGISTRY
 
 
@@ -97,8 +98,8 @@ def kernel_error(node, exc: Exception, values) -> GraphcError:
     """A kernel's NumPy error as a graphc error naming the node and where it was built."""
     given = ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in values)
     shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
-    kind = ShapeError if isinstance(exc, IndexError) or (isinstance(exc, ValueError) and shapey) \
-        else GraphcError
+    kind = IndexOutOfRangeError if isinstance(exc, IndexError) else \
+        ShapeError if isinstance(exc, ValueError) and shapey else GraphcError
     return kind(f"{describe(node)} failed at run time: {exc}; inputs: {given}")
 
 

@@ -100,3 +100,12 @@ def test_higher_order(tmp_path):
     assert "match SymPy: True" in out
     assert number(r"max relative difference\s+(\S+)", out) < 1e-12
     assert "H is symmetric: True; tridiagonal: True" in out
+
+
+def test_cnn_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("cnn_digits.py", tmp_path, "--epochs", "2")
+    assert out.count("  loss ") == 2
+    assert number(r"test accuracy (\S+)", out) >= 0.85  # two epochs; 30 reach about 98.5%
+    if "matplotlib is not installed" not in out:
+        assert (tmp_path / "cnn_digits_loss.png").read_bytes()[:4] == b"\x89PNG"

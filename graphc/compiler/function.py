@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 
 from ..errors import FeedError, GraphcError, MissingFeedError, describe
 from ..graph import Node
+from ..ops.random import key_updates
 from ..runtime import flatten, kernel_error
 from . import codegen
 from .ir import as_described, check_update, from_graph
@@ -146,6 +147,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     graph = _graph_of(inputs + flat + [v for pair in update_pairs for v in pair])
     for var, value in update_pairs:
         check_update(var, value)
+    # random keys the function samples from advance after each call (fresh samples per call)
+    update_pairs += key_updates(flat + [v for _, v in update_pairs], dict(update_pairs), inputs)
     if len({n.id for n in inputs}) != len(inputs):
         raise GraphcError("the same node is given twice among the function's inputs")
 

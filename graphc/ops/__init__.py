@@ -26,3 +26,4 @@ from .conv import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,  # 
 from .gather import (take, take_grad, take_along_axis, boolean_mask, index_add,  # noqa: F401
                      index_update, index_hit, index_winners, dynamic_slice)
 from . import random  # noqa: F401
+from .creation import zeros, ones, full, eye, arange, linspace, full_like  # noqa: F401

@@ -66,7 +66,7 @@ def _take_infer(x, idx, *, axis):
 
 def _take(x, idx, *, axis):
     x = np.asarray(x)
-    return np.take(x, _checked(idx, x.shape[axis], axis), axis=axis)
+    return np.take(x, _checked(idx, x.shape[axis], x.ndim + axis), axis=axis)
 
 
 def _take_reference(x, idx, *, axis):
@@ -147,7 +147,7 @@ def _scatter_infer(x, idx, v, *, axis):
 
 def _index_add(x, idx, v, *, axis):
     out = np.array(x, copy=True)
-    np.add.at(out, (Ellipsis, _checked(idx, out.shape[axis], axis)) + _tail(axis),
+    np.add.at(out, (Ellipsis, _checked(idx, out.shape[axis], out.ndim + axis)) + _tail(axis),
               np.asarray(v).astype(out.dtype, copy=False))
     return out
 
