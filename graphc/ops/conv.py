@@ -36,7 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Node, apply
 from ..shapes import broadcast_shapes, float_dtype, fmt
 from .attrs import integer, ints
 from .registry import Case, define
@@ -764,7 +764,9 @@ def conv1d(x, w, stride=1, padding=0, dilation=1, groups=1, name=None):
         else tuple(padding)
     stride = stride if isinstance(stride, (int, np.integer)) else tuple(stride)[0]
     dilation = dilation if isinstance(dilation, (int, np.integer)) else tuple(dilation)[0]
-    y = conv2d(expand_dims(x, -2), expand_dims(w, -2), (1, stride), ((0, 0), pad),
+    def height_one(a):
+        return expand_dims(a, -2) if isinstance(a, Node) else np.expand_dims(a, -2)
+    y = conv2d(height_one(x), height_one(w), (1, stride), ((0, 0), pad),
                (1, dilation), groups)
     return squeeze(y, -2, name=name)
 

@@ -273,7 +273,8 @@ def uniform(key=None, shape=None, low=0.0, high=1.0, dtype="float64", *, seed=No
         return _sample("random_uniform", key, shape, dtype, seed, (), name)
     u = _sample("random_uniform", key, shape, dtype, seed, (low, high))
     from .elementwise import add, mul, sub
-    return add(low, mul(sub(high, low), u), name=name)
+    span = sub(high, low) if isinstance(high, Node) or isinstance(low, Node) else high - low
+    return add(low, mul(span, u), name=name)
 
 
 def normal(key=None, shape=None, loc=0.0, scale=1.0, dtype="float64", *, seed=None, name=None):
