@@ -45,7 +45,8 @@ def _checked(idx, n: int, axis: int) -> np.ndarray:
     idx = np.asarray(idx)
     if idx.size and (idx.min() < -n or idx.max() >= n):
         bad = idx[(idx < -n) | (idx >= n)].flat[0]
-        raise IndexError(f"index {bad} is out of range for axis {axis} of size {n} "
+        where = f"axis {axis}" if axis >= 0 else f"axis {axis} (from the end)"
+        raise IndexError(f"index {bad} is out of range for {where} of size {n} "
                          f"(valid: {-n} to {n - 1})")
     return idx.astype(np.intp, copy=False)
 
