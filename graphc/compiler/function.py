@@ -128,6 +128,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     call time. ``optimize=False`` skips the rewriting passes; ``passes`` picks them by name
     (see :data:`graphc.compiler.passes.DEFAULT_PASSES`). ``check_numerics=True`` raises
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
+
+    Random keys (:func:`graphc.random.key`) that the outputs or updates sample from advance
+    after each call (fresh samples per call), unless a key is an input or has an update.
     """
     started = time.perf_counter()
     if isinstance(inputs, Node):
