@@ -52,13 +52,27 @@ _REDUCE_CASES = [
     Case(((),), attrs={"axis": (), "keepdims": False}),
 ]
 
+def _linear_reduction_jvp(reduce):
+    """A sum or mean is linear: its tangent is the same reduction of the input's tangent, over
+    negative axes (right whatever the tangent's batch)."""
+    def jvp(node, tangents):
+        x, (t,) = node.inputs[0], tangents
+        return reduce(t, axis=tuple(a - x.ndim for a in node.attrs["axis"]),
+                      keepdims=node.attrs["keepdims"])
+    return jvp
+
+
 define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
+       jvp=_linear_reduction_jvp(lambda t, **kw: sum(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
        bprop=lambda node, g, i: _spread(node, g),
        reference=lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
        cases=_REDUCE_CASES)
 
 define("mean", infer=_reduce_infer(np.mean), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
+       jvp=_linear_reduction_jvp(lambda t, **kw: mean(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
        bprop=_mean_bprop,
        reference=lambda x, *, axis, keepdims: (np.add.reduce(x, axis=axis, keepdims=keepdims)
@@ -144,11 +158,13 @@ def _extremum_reference(ufunc):
 _EXTREMUM_CASES = _REDUCE_CASES + [Case(((2, 3, 4),), attrs={"axis": (-1,), "keepdims": True})]
 
 define("max", infer=_extremum_infer(np.max), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.maximum), cases=_EXTREMUM_CASES,
        doc="Largest element over `axis`; tied elements share the gradient equally.")
 
 define("min", infer=_extremum_infer(np.min), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.minimum), cases=_EXTREMUM_CASES,
        doc="Smallest element over `axis`; tied elements share the gradient equally.")
