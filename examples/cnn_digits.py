@@ -5,10 +5,8 @@
 
 Everything is one graph: ``gc.conv2d``, ``gc.max_pool2d``, ``gc.random.dropout`` (driven by a
 random key that the compiled training step advances after every call, so each step draws fresh
-masks, and the same seed replays the same run), and Adam written as graph updates:
-
-    m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
-    W <- W - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+masks, and the same seed replays the same run), and Adam as graph updates
+(``gc.optimizers.adam``).
 
 Evaluation uses a second graph output without dropout (``training=False`` builds the same
 network on the same weights with no dropout nodes).
@@ -74,21 +72,7 @@ def build(seed: int, lr: float, rate: float):
     loss = gc.mean(gc.softmax_cross_entropy(network(training=True), y))
     predict = gc.argmax(network(training=False), axis=-1)
 
-    # Adam as graph updates; t counts steps (a variable too, so the function advances it)
-    names = list(params)
-    grads = gc.gradients(loss, [params[n] for n in names])
-    t = g.variable("adam_t", np.array(0.0))
-    t1 = t + 1
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    updates = {t: t1}
-    for n, grad in zip(names, grads):
-        W = params[n]
-        m = g.variable(f"m_{n}", np.zeros(W.shape))
-        v = g.variable(f"v_{n}", np.zeros(W.shape))
-        m1 = b1 * m + (1 - b1) * grad
-        v1 = b2 * v + (1 - b2) * gc.square(grad)
-        step = lr * (m1 / (1 - b1 ** t1)) / (gc.sqrt(v1 / (1 - b2 ** t1)) + eps)
-        updates.update({m: m1, v: v1, W: W - step})
+    updates = gc.optimizers.adam(loss, list(params.values()), lr=lr)
     train = gc.function([X, y], loss, updates=updates)
     evaluate = gc.function([X], predict)
     return train, evaluate
@@ -138,7 +122,8 @@ def main(argv=None) -> int:
         else:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             ax.plot(range(1, len(losses) + 1), losses, marker="o")
-            ax.set(xlabel="epoch", ylabel="training cross-entropy", title="CNN on digits")
+            ax.set(xlabel="epoch", ylabel="training cross-entropy", title="CNN on digits",
+                   yscale="log")
             fig.tight_layout()
             fig.savefig(args.out / "cnn_digits_loss.png", dpi=100)
             plt.close(fig)
