@@ -31,6 +31,19 @@ def test_node_indices_follow_numpy(g):
     np.testing.assert_array_equal(g.run(x[j], {x: X, j: [[0, 1], [3, 3]]}), X[[[0, 1], [3, 3]]])
 
 
+def test_node_indices_with_integers_follow_numpys_placement(g):
+    A = np.arange(120.0).reshape(2, 3, 4, 5)
+    x = g.placeholder("x", A.shape)
+    i = g.placeholder("i", (2, 2), "int64")
+    I = np.array([[0, 1], [1, -1]])
+    for index in [(0, "i"), ("i", 1), (0, slice(None), "i"), (None, 0, "i"),
+                  (slice(None), "i", Ellipsis, 1), (0, None, "i"), (1, slice(1, 3), "i", 2)]:
+        built = x[tuple(i if e == "i" else e for e in index)]
+        expected = A[tuple(I if e == "i" else e for e in index)]  # NumPy moves dims apart
+        np.testing.assert_array_equal(g.run(built, {x: A, i: I}), expected)
+    gc.check_gradients(gc.sum(gc.square(x[0, :, i])), [x], {x: A, i: I})
+
+
 @pytest.mark.parametrize("build", [lambda x, i: x[i], lambda x, i: gc.take(x, i, axis=1),
                                    lambda x, i: gc.index_add(x, i, 1.0),
                                    lambda x, i: gc.index_update(x, i, 0.0),
@@ -118,8 +131,8 @@ def test_node_index_errors(g):
     i = g.placeholder("i", (2,), "int64")
     with pytest.raises(gc.DTypeError, match="only one node"):
         x[i, i]
-    with pytest.raises(gc.DTypeError, match="separate step"):
-        x[0, i]
+    with pytest.raises(gc.DTypeError, match="combines only with"):
+        x[[0, 1], i]
     with pytest.raises(gc.DTypeError, match="integers"):
         x[g.placeholder("f", (2,))]
 

@@ -637,7 +637,8 @@ def dynamic_slice(x, starts, sizes, name=None):
 # -- x[node] and x.at[...] -------------------------------------------------------------------------
 def node_index(x, index, name=None):
     """``x[index]`` where the index holds a node (or a static bool mask): routed to ``take``
-    (one integer node among slices, ``None`` and ``...``) or ``boolean_mask`` (a bool mask);
+    (one integer node among slices, integers, ``None`` and ``...``, with NumPy's placement of
+    the result's dimensions) or ``boolean_mask`` (a bool mask);
     None when the index is static (plain getitem handles it)."""
     entries = index if isinstance(index, tuple) else (index,)
     nodes = [k for k, e in enumerate(entries) if isinstance(e, Node)]
@@ -651,23 +652,42 @@ def node_index(x, index, name=None):
     k = (nodes or bool_arrays)[0]
     idx = entries[k]
     others = entries[:k] + entries[k + 1:]
-    if any(not (e is None or e is Ellipsis or isinstance(e, slice)) for e in others):
-        raise DTypeError("a node index combines only with slices, None and '...'; apply "
-                         "integer indices in a separate step")
+    if any(not (e is None or e is Ellipsis or isinstance(e, slice) or _is_int(e))
+           for e in others):
+        raise DTypeError("a node index combines only with slices, integers, None and '...'; "
+                         "index in steps for more")
     is_mask = idx.dtype == np.bool_ if isinstance(idx, Node) else True
     if is_mask:
         if k != 0 or any(e is not Ellipsis for e in others):
             raise DTypeError("a mask index stands alone: write x[mask]")
         return boolean_mask(x, idx, name=name)
     from .indexing import getitem
+    from .shape import transpose
+    # the static part first (integers remove their dimensions), then take along the node's
     static = entries[:k] + (slice(None),) + entries[k + 1:]
-    consumed = sum(isinstance(e, slice) for e in static)
+    consumed = sum(isinstance(e, slice) or _is_int(e) for e in static)
     axis = 0
     for e in entries[:k]:
-        axis += (x.ndim - consumed) if e is Ellipsis else 1
-    if any(e is not Ellipsis and e != slice(None) for e in static):
+        axis += (x.ndim - consumed) if e is Ellipsis else 0 if _is_int(e) else 1
+    if any(e is not Ellipsis and (_is_int(e) or e != slice(None)) for e in static):
         x = getitem(x, static)
-    return take(x, idx, axis=axis, name=name)
+    out = take(x, idx, axis=axis, name=None if _moves_to_front(entries, k) else name)
+    if not _moves_to_front(entries, k) or axis == 0:
+        return out
+    # NumPy: integers and the array apart from each other put the array's dimensions first
+    n, m = out.ndim, idx.ndim
+    order = tuple(range(axis, axis + m)) + tuple(d for d in range(n) if not axis <= d < axis + m)
+    return transpose(out, order, name=name)
+
+
+def _is_int(e) -> bool:
+    return isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_))
+
+
+def _moves_to_front(entries, k) -> bool:
+    """NumPy's rule for advanced indices (the integers and the array) that are not adjacent."""
+    places = [j for j, e in enumerate(entries) if j == k or _is_int(e)]
+    return places != list(range(places[0], places[-1] + 1))
 
 
 class At:
