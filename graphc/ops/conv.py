@@ -59,11 +59,10 @@ def _padding_pairs(value):
     """The declared check: ``((top, bottom), (left, right))``, non-negative ints."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"expected ((top, bottom), (left, right)), not {value!r:.60}")
-    return tuple(ints(0)(pair) if len(pair) == 2 else _bad_pair(pair) for pair in value)
-
-
-def _bad_pair(pair):
-    raise TypeError(f"expected a pair of padding sizes, not {pair!r:.60}")
+    pairs = tuple(ints(0)(pair) for pair in value)
+    if any(len(pair) != 2 for pair in pairs):
+        raise TypeError(f"expected ((top, bottom), (left, right)), not {value!r:.60}")
+    return pairs
 
 
 def padding_argument(padding, kernel=None, dilation=(1, 1), stride=(1, 1)) -> tuple:
@@ -667,8 +666,8 @@ def _avg_pool2d_grad(g, like, *, kernel, stride, padding):
     return canvas[..., pt:pt + H, pl:pl + W]
 
 
-def _avg_pool_infer(x, **attrs):
-    shape, dtype, attrs = _pool_infer(x, **attrs)
+def _avg_pool_infer(x, *, kernel, stride, padding):
+    shape, dtype, attrs = _pool_infer(x, kernel=kernel, stride=stride, padding=padding)
     return shape, float_dtype(dtype), attrs
 
 
@@ -690,9 +689,7 @@ def _avg_pool_grad_loop(g, like, *, kernel, stride, padding):
     return out
 
 
-define("avg_pool2d", infer=lambda x, *, kernel, stride, padding: _avg_pool_infer(
-           x, kernel=kernel, stride=stride, padding=padding),
-       kernel=_avg_pool2d, attrs=_POOL_ATTRS,
+define("avg_pool2d", infer=_avg_pool_infer, kernel=_avg_pool2d, attrs=_POOL_ATTRS,
        bprop=lambda node, g, i: apply("avg_pool2d_grad", [g, node.inputs[0]],
                                       dict(node.attrs)),
        reference=lambda x, **a: _pool_loop(x.astype(float), a["kernel"], a["stride"],
