@@ -145,7 +145,7 @@ class Node:
     @property
     def at(self):
         """JAX's functional updates: ``x.at[idx].add(v)``, ``x.at[idx].set(v)``."""
-        from .ops.gather import At
+        from .ops.scatter import At
         return At(self)
 
 

@@ -21,9 +21,11 @@ from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
 # -- issue 10 (h10nn): convolution and pooling, gather/scatter, creation, random numbers --
-from .conv import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,  # noqa: F401
-                   conv2d_weight_grad, conv_transpose2d_like)
-from .gather import (take, take_grad, take_along_axis, boolean_mask, index_add,  # noqa: F401
-                     index_update, index_hit, index_winners, dynamic_slice)
+from .conv import (conv1d, conv2d, conv_transpose2d, conv2d_weight_grad,  # noqa: F401
+                   conv_transpose2d_like)
+from .pool import max_pool2d, avg_pool2d  # noqa: F401
+from .gather import (take, take_grad, take_along_axis, boolean_mask,  # noqa: F401
+                     dynamic_slice)
+from .scatter import index_add, index_update, index_hit, index_winners  # noqa: F401
 from . import random  # noqa: F401
 from .creation import zeros, ones, full, eye, arange, linspace, full_like  # noqa: F401

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, GraphcError, ShapeError, describe
-from ..graph import Graph, Node, apply, as_node, build
+from ..errors import DTypeError, GraphcError, ShapeError
+from ..graph import Graph, Node, apply, build
 from ..shapes import fmt, shape_argument
 from .attrs import dtype_name, integer, ints
 from .registry import Case, define
