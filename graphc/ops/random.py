@@ -264,11 +264,12 @@ def _broadcast_like_all(nodes):
     return out
 
 
-def uniform(key=None, shape=None, low=0.0, high=1.0, dtype="float64", *, seed=None,
-            name=None):
+def uniform(key=None, shape=None, low=0.0, high=1.0, dtype="float64", *, size=None,
+            seed=None, name=None):
     """Uniform samples in ``[low, high)``; ``shape`` a tuple or a node whose run-time shape to
-    use (default: the broadcast shape of ``low`` and ``high``). Differentiable in ``low`` and
-    ``high``."""
+    use (default: the broadcast shape of ``low`` and ``high``; ``size=`` is NumPy's name for
+    it). Differentiable in ``low`` and ``high``."""
+    shape = _size(shape, size)
     if _is_number(low, 0.0) and _is_number(high, 1.0):
         return _sample("random_uniform", key, shape, dtype, seed, (), name)
     u = _sample("random_uniform", key, shape, dtype, seed, (low, high))
@@ -277,9 +278,11 @@ def uniform(key=None, shape=None, low=0.0, high=1.0, dtype="float64", *, seed=No
     return add(low, mul(span, u), name=name)
 
 
-def normal(key=None, shape=None, loc=0.0, scale=1.0, dtype="float64", *, seed=None, name=None):
+def normal(key=None, shape=None, loc=0.0, scale=1.0, dtype="float64", *, size=None, seed=None,
+           name=None):
     """Normal samples ``loc + scale * z`` with ``z`` standard normal: the reparameterisation,
-    differentiable in ``loc`` and ``scale``. ``shape`` as in :func:`uniform`."""
+    differentiable in ``loc`` and ``scale``. ``shape`` (or ``size``) as in :func:`uniform`."""
+    shape = _size(shape, size)
     if _is_number(loc, 0.0) and _is_number(scale, 1.0):
         return _sample("random_normal", key, shape, dtype, seed, (), name)
     z = _sample("random_normal", key, shape, dtype, seed, (loc, scale))
@@ -287,8 +290,9 @@ def normal(key=None, shape=None, loc=0.0, scale=1.0, dtype="float64", *, seed=No
     return add(loc, mul(scale, z), name=name)
 
 
-def bernoulli(key=None, p=0.5, shape=None, *, seed=None, name=None):
+def bernoulli(key=None, p=0.5, shape=None, *, size=None, seed=None, name=None):
     """Bool samples, True with probability ``p`` (``uniform < p``); no derivative."""
+    shape = _size(shape, size)
     from .compare import less
     u = _sample("random_uniform", key, shape, "float64", seed, (p,))
     return less(u, p, name=name)
@@ -300,7 +304,9 @@ def categorical(key=None, logits=None, axis=-1, *, seed=None, name=None):
     from .elementwise import add, log, neg, maximum
     from .reduce import argmax
     if not isinstance(logits, Node):
-        raise GraphcError("categorical needs logits as a node")
+        if not isinstance(key, Node):
+            raise GraphcError("categorical with array logits needs a key (it names the graph)")
+        logits = key.graph.constant(np.asarray(logits, dtype=float))
     u = _sample("random_uniform", key, logits, logits.dtype.name if logits.dtype.kind == "f"
                 else "float64", seed, (logits,))
     u = maximum(u, np.finfo(np.float32).tiny)  # keep -log(u) finite
@@ -335,6 +341,12 @@ def dropout(x, rate: float, key=None, *, seed=None, training: bool = True, name=
     u = _sample("random_uniform", key, x, x.dtype.name if x.dtype.kind == "f" else "float64",
                 seed, (x,))
     return where(greater_equal(u, rate), mul(x, 1.0 / (1.0 - rate)), 0.0, name=name)
+
+
+def _size(shape, size):
+    if size is not None and shape is not None:
+        raise GraphcError("give shape or size (its NumPy name), not both")
+    return size if shape is None else shape
 
 
 def _is_number(value, number) -> bool:
