@@ -39,6 +39,10 @@ from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noq
 from .layout import (flip, roll, split, pad, tile, repeat, moveaxis, swapaxes,  # noqa: F401
                      broadcast_arrays, meshgrid, tril, triu, axis_map, axis_map_adjoint)
 # -- issue 10 (h10nn): convolution and pooling, gather/scatter, creation, random numbers --
+# Internal ops their rules emit: conv2d_weight_grad, max_pool2d_grad, max_pool2d_gather,
+# avg_pool2d_grad, take_grad, take_along_axis_grad, boolean_mask_grad, dynamic_slice_grad,
+# index_hit, index_winners, random_next (and the samplers random_uniform, random_normal,
+# random_permutation behind gc.random).
 from .conv import (conv1d, conv2d, conv_transpose2d, conv2d_weight_grad,  # noqa: F401
                    conv_transpose2d_like)
 from .pool import max_pool2d, avg_pool2d  # noqa: F401
