@@ -162,3 +162,12 @@ def test_gaussian_process(tmp_path):
                                         out), abs=1e-8)
     assert re.search(r"fitted: lengthscale \S+, signal sd \S+, noise sd \S+", out)
     assert (tmp_path / "gaussian_process.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cnn_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("cnn_digits.py", tmp_path, "--epochs", "2")
+    assert out.count("  loss ") == 2
+    assert number(r"test accuracy (\S+)", out) >= 0.85  # two epochs; 30 reach about 98.5%
+    if "matplotlib is not installed" not in out:
+        assert (tmp_path / "cnn_digits_loss.png").read_bytes()[:4] == b"\x89PNG"
