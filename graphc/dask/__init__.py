@@ -101,49 +101,46 @@ def _extract(targets: list, cut) -> tuple[Graph, list, dict]:
     return graph, cuts, made
 
 
-_KERNELS: dict[str, Any] = {}  # digest -> compiled function, per process (workers too)
-_KERNELS_LOCK = threading.Lock()
-
-
 class _Kernel:
-    """A graphc-compiled function that travels to Dask workers as its graph's JSON text and is
-    compiled there once per process (the digest keys a per-process cache)."""
+    """A graphc-compiled function that travels to Dask workers as its graph's JSON text (the
+    batch-free values are bound separately) and is compiled there once per process: the
+    digest of the text keys a small per-process cache."""
 
     def __init__(self, graph: Graph, inputs: list, outputs: list) -> None:
-        self.inputs = [n.name for n in inputs]
-        self.outputs = [n.name for n in outputs]
+        self.inputs = tuple(n.name for n in inputs)
+        self.outputs = tuple(n.name for n in outputs)
         self.fn = compile_function(inputs, list(outputs))
-        self._json: Optional[str] = None
-        self._graph = graph
-        self.digest = hashlib.sha256(repr((id(self), self.inputs, self.outputs)).encode()
-                                     ).hexdigest()[:20]
-        with _KERNELS_LOCK:
-            _KERNELS[self.digest] = self.fn
+        self.json = to_json(graph)
+        self.digest = hashlib.sha256(repr((self.json, self.inputs, self.outputs)).encode()
+                                     ).hexdigest()[:24]
 
     def __getstate__(self):
-        if self._json is None:
-            self._json = to_json(self._graph)
-            # the digest names the content from now on, so that every worker shares it
-            self.digest = hashlib.sha256((self._json + repr((self.inputs, self.outputs)))
-                                         .encode()).hexdigest()[:20]
-            with _KERNELS_LOCK:
-                _KERNELS[self.digest] = self.fn
-        return {"digest": self.digest, "json": self._json, "inputs": self.inputs,
-                "outputs": self.outputs}
+        return self.digest, self.json, self.inputs, self.outputs
 
     def __setstate__(self, state) -> None:
-        self.__dict__.update(state)
-        self._graph = None
-        self.fn = _KERNELS.get(self.digest)
-        if self.fn is None:
-            graph = from_json(state["json"])
-            self.fn = compile_function([graph[n] for n in self.inputs],
-                                       [graph[n] for n in self.outputs])
-            with _KERNELS_LOCK:
-                _KERNELS[self.digest] = self.fn
+        self.digest, self.json, self.inputs, self.outputs = state
+        self.fn = _compiled(self)
 
     def __dask_tokenize__(self):
         return ("graphc-kernel", self.digest)
+
+
+_KERNELS: dict[str, Any] = {}  # digest -> compiled function, in each worker process
+_KERNELS_LOCK = threading.Lock()
+
+
+def _compiled(kernel: _Kernel):
+    with _KERNELS_LOCK:
+        fn = _KERNELS.get(kernel.digest)
+    if fn is None:  # two threads may both compile it: harmless
+        graph = from_json(kernel.json)
+        fn = compile_function([graph[n] for n in kernel.inputs],
+                              [graph[n] for n in kernel.outputs])
+        with _KERNELS_LOCK:
+            while len(_KERNELS) >= 64:
+                del _KERNELS[next(iter(_KERNELS))]
+            _KERNELS[kernel.digest] = fn
+    return fn
 
 
 def _run_chunk(kernel: _Kernel, bound: tuple, *blocks) -> tuple:
