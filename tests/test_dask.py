@@ -272,7 +272,7 @@ def test_local_cluster_gives_the_same_results(cluster, data):
 
 
 def _slow(block):
-    time.sleep(0.15)
+    time.sleep(0.1)
     return block
 
 
@@ -287,31 +287,42 @@ def test_a_worker_killed_during_a_gradient_changes_nothing(data):
         f = gdask.function([m["X"], m["y"]], outs, client=client)
 
         def inputs():
-            return chunked(X, 4).map_blocks(_slow), chunked(y, 4)  # 26 tasks of 0.15 s
+            return chunked(X, 6).map_blocks(_slow), chunked(y, 6)  # 18 tasks of 0.1 s
 
         clean = f(*inputs())
+        while client.run_on_scheduler(_task_states):  # the clean run is forgotten
+            time.sleep(0.02)
         pids = client.run(os.getpid)
         killed = []
 
         def kill_one_worker():
-            while client.run_on_scheduler(_finished_chunks) < 4:
+            while True:
+                states = client.run_on_scheduler(_task_states)
+                if sum(n for (name, state), n in states.items()
+                       if name == "_run_chunk" and state == "memory") >= 3:
+                    break
                 time.sleep(0.02)
             victim = sorted(pids)[0]
             os.kill(pids[victim], signal.SIGKILL)
-            killed.append(victim)
+            killed.append(states)
 
         killer = threading.Thread(target=kill_one_worker)
         killer.start()
         faulty = f(*inputs())
         killer.join()
-        assert killed  # during the call: f returned only after the kill
+        (states,) = killed
+        assert sum(n for (name, state), n in states.items()
+                   if name == "_run_chunk" and state != "memory") > 0  # killed mid-call
         for a, b in zip(faulty, clean):
             np.testing.assert_array_equal(a, b)  # same tasks, same tree: the same numbers
         close(clean[1], gc.function([m["X"], m["y"]], m["gw"])(X, y))
 
 
-def _finished_chunks(dask_scheduler):
-    return sum(ts.state == "memory" and ts.key[0].startswith("_run_chunk")
-               for ts in dask_scheduler.tasks.values() if isinstance(ts.key, tuple)) + \
-        sum(ts.state == "memory" and str(ts.key).startswith("_run_chunk")
-            for ts in dask_scheduler.tasks.values() if not isinstance(ts.key, tuple))
+def _task_states(dask_scheduler) -> dict:
+    """{(task name, state): count} on the scheduler."""
+    counts: dict = {}
+    for ts in dask_scheduler.tasks.values():
+        key = ts.key[0] if isinstance(ts.key, tuple) else ts.key
+        name = str(key).rsplit("-", 1)[0]
+        counts[name, ts.state] = counts.get((name, ts.state), 0) + 1
+    return counts
