@@ -75,20 +75,24 @@ def _extract(targets: list, cut) -> tuple[Graph, list, dict]:
 
     Ancestors for which ``cut(node)`` holds become placeholders (``cuts``, in creation order);
     the other ancestors are copied with their name, site and attrs (``made``: id -> copy).
-    Targets are never cut.
+    Targets other than leaves are never cut.
     """
-    wanted = {t.id for t in targets}
+    wanted = {t.id for t in targets if t.inputs}  # a leaf target is a placeholder too
+
+    def is_cut(node):
+        return node.id not in wanted and cut(node)
+
     seen, stack = set(), list(targets)
     while stack:
         node = stack.pop()
         if node.id in seen:
             continue
         seen.add(node.id)
-        if node.id in wanted or not cut(node):
+        if not is_cut(node):
             stack.extend(node.inputs)
     graph, made, cuts = Graph(), {}, []
     for node in (targets[0].graph._nodes[i] for i in sorted(seen)):
-        if node.id not in wanted and cut(node):
+        if is_cut(node):
             made[node.id] = graph._add("placeholder", (), {}, node.shape, node.dtype, node.name,
                                        site=node.site, derivative=node.derivative)
             cuts.append(node)
@@ -110,6 +114,7 @@ class _Kernel:
         self.inputs = tuple(n.name for n in inputs)
         self.outputs = tuple(n.name for n in outputs)
         self.fn = compile_function(inputs, list(outputs))
+        self.graph: Optional[Graph] = graph  # on the client only
         self.json = to_json(graph)
         self.digest = hashlib.sha256(repr((self.json, self.inputs, self.outputs)).encode()
                                      ).hexdigest()[:24]
@@ -119,6 +124,7 @@ class _Kernel:
 
     def __setstate__(self, state) -> None:
         self.digest, self.json, self.inputs, self.outputs = state
+        self.graph = None
         self.fn = _compiled(self)
 
     def __dask_tokenize__(self):
@@ -186,6 +192,7 @@ class _Client:
     targets: list
     cuts: list
     fn: Any
+    graph: Graph
 
 
 @dataclass
@@ -302,16 +309,19 @@ class DaskFunction:
 
     def _reduction_kernel(self, mine: list, rows_cut):
         """One kernel for all reductions of a pass: each chunk's partial results."""
-        graph, cuts, made = _extract(mine, rows_cut)
+        means = {n.id for n in mine if self.kinds[n.id].combine == "mean"}
+        graph, cuts, made = _extract([n.inputs[0] if n.id in means else n for n in mine],
+                                     rows_cut)
         outputs, plan = [], []
         for node in mine:
             kind = self.kinds[node.id]
-            if kind.combine == "mean":  # a sum and a count, in the mean's dtype
+            if node.id in means:  # a sum and a count, in the mean's dtype
                 x = made[node.inputs[0].id]
                 if x.dtype != node.dtype:
                     x = cast(x, node.dtype)
                 axis, keepdims = node.attrs["axis"], node.attrs["keepdims"]
-                parts = [reduce_sum(x, axis, keepdims), reduced_size(x, axis, node.dtype)]
+                parts = [reduce_sum(x, axis, keepdims, name=f"{node.name}.sum"),
+                         reduced_size(x, axis, node.dtype)]
             else:
                 parts = [made[node.id]]
             plan.append(_Reduction(node, kind.combine, len(outputs), len(parts)))
@@ -323,7 +333,7 @@ class DaskFunction:
     def _client(self, targets: list, client_cut) -> _Client:
         graph, cuts, made = _extract(targets, client_cut)
         fn = compile_function([made[n.id] for n in cuts], [made[n.id] for n in targets])
-        return _Client(targets, cuts, fn)
+        return _Client(targets, cuts, fn, graph)
 
     # -- call time ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -473,6 +483,23 @@ class DaskFunction:
             value = dask.delayed(value)
         shape = tuple(np.nan if d is None else d for d in node.shape)
         return da.from_delayed(value, shape, node.dtype)
+
+    @property
+    def graphs(self) -> dict:
+        """The split graphs by role, in the order a call runs them: ``"client k"`` (batch-free
+        values pass ``k`` needs), ``"map k"`` (one chunk's partial results in pass ``k``),
+        ``"rows k: NAME"`` (a row-wise output's kernel), ``"finish"`` (outputs and updates)."""
+        out = {}
+        for k, stage in enumerate(self._passes):
+            if stage.client is not None:
+                out[f"client {k}"] = stage.client.graph
+            if stage.kernel is not None:
+                out[f"map {k}"] = stage.kernel.graph
+            for node, kernel, _, _ in stage.rows:
+                out[f"rows {k}: {node.name}"] = kernel.graph
+        if self._finish is not None:
+            out["finish"] = self._finish.graph
+        return out
 
     def __repr__(self) -> str:
         names = ", ".join(n.name for n in self.inputs)
