@@ -6,9 +6,10 @@
    with 1 and 2 workers; beside it the same gradient with gc.function on the same rows as one
    NumPy array (where it fits), and the time Dask takes only to generate the rows.
 2. Overhead per chunk: the gradient over --overhead-rows rows already in memory, in tasks of
-   10^4, 10^5 and 10^6 rows, against gc.function on the whole array; Dask's synchronous
-   scheduler (pure per-task cost, one thread) and a one-worker LocalCluster (data persisted on
-   the worker). Overhead = time / in-memory time - 1.
+   10^4, 10^5 and 10^6 rows, against the same graphc kernel called on the same chunks in a
+   Python loop (so that cache effects of the chunk size cancel), one BLAS thread everywhere:
+   Dask's synchronous scheduler, and a one-worker LocalCluster with the rows persisted on the
+   worker. Overhead = graphc.dask time / loop time - 1.
 
 Run: python benchmarks/bench_dask.py [--rows 10000000] [--quick]
 """
@@ -132,41 +133,49 @@ def big_gradient(args) -> None:
 
 
 def overhead(args) -> None:
+    """Dask's cost per task: graphc.dask against the same kernel called on the same chunks in
+    a Python loop (one BLAS thread everywhere, as in a Dask worker)."""
+    from threadpoolctl import threadpool_limits
+
     inputs, grads, w = logistic_gradient()
     rows = args.overhead_rows
-    rng = np.random.default_rng(1)
-    Xn = rng.standard_normal((rows, D))
-    yn = (rng.random(rows) < 0.5).astype(np.float64)
+    Xn, yn = dask.compute(*lazy_rows(rows, 10**5, seed=1))
     f_mem = gc.function(inputs, grads)
-    t_mem = best_of(lambda: f_mem(Xn, yn), args.repeat + 2)
-    print(f"\n2. overhead per chunk: gradient over {rows:,} x {D} rows in memory; "
-          f"gc.function on the whole array: {t_mem * 1e3:.1f} ms")
-    f = fresh(graphc.dask.function(inputs, grads), w)
+    repeat = args.repeat + 3
     lines = []
     sizes = [s for s in (10**4, 10**5, 10**6) if s <= rows]
-    for chunk in sizes:
-        X, y = da.from_array(Xn, chunks=(chunk, D)), da.from_array(yn, chunks=chunk)
-        with dask.config.set(scheduler="synchronous"):
-            t = best_of(lambda: f(X, y), args.repeat + 2)
-        lines.append(["synchronous", chunk, rows // chunk, t * 1e3, t / t_mem - 1,
-                      (t - t_mem) / (rows // chunk) * 1e6])
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=50) as cluster, \
-            Client(cluster) as client:
+    with threadpool_limits(1), LocalCluster(n_workers=1, threads_per_worker=1,
+                                            processes=True, dashboard_address=":0",
+                                            silence_logs=50) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        t_whole = best_of(lambda: f_mem(Xn, yn), repeat)
+        fs = fresh(graphc.dask.function(inputs, grads), w)
         fd = fresh(graphc.dask.function(inputs, grads, client=client), w)
         for chunk in sizes:
-            X, y = client.persist([da.from_array(Xn, chunks=(chunk, D)),
-                                   da.from_array(yn, chunks=chunk)])
-            fd(X, y)
-            t = best_of(lambda: fd(X, y), args.repeat + 2)
-            lines.append(["1 worker", chunk, rows // chunk, t * 1e3, t / t_mem - 1,
-                          (t - t_mem) / (rows // chunk) * 1e6])
-            del X, y
-    print(table([[s, f"{c:,}", n, f"{t:.1f}", f"{o:+.0%}", f"{p:.0f}"]
-                 for s, c, n, t, o, p in lines],
-                ["scheduler", "rows/task", "tasks", "ms", "overhead", "us/task"]))
+            def loop():
+                return [f_mem(Xn[i:i + chunk], yn[i:i + chunk]) for i in range(0, rows, chunk)]
+            t_loop = best_of(loop, repeat)
+            X, y = da.from_array(Xn, chunks=(chunk, D)), da.from_array(yn, chunks=chunk)
+            with dask.config.set(scheduler="synchronous"):
+                t_sync = best_of(lambda: fs(X, y), repeat)
+            # the same rows made on the worker (data sent from the client would arrive there
+            # in message buffers, unaligned)
+            Xp, yp = client.persist([a.rechunk({0: chunk}) for a in lazy_rows(rows, 10**5, 1)])
+            fd(Xp, yp)
+            t_dist = best_of(lambda: fd(Xp, yp), repeat)
+            del Xp, yp
+            tasks = -(-rows // chunk)
+            for name, t in (("synchronous", t_sync), ("1 worker", t_dist)):
+                lines.append([name, chunk, tasks, t_loop * 1e3, t * 1e3, t / t_loop - 1,
+                              (t - t_loop) / tasks * 1e6])
+    print(f"\n2. overhead per chunk: gradient over {rows:,} x {D} rows in memory, one BLAS "
+          f"thread; gc.function on the whole array: {t_whole * 1e3:.1f} ms")
+    print(table([[s, f"{c:,}", n, f"{lp:.1f}", f"{t:.1f}", f"{o:+.0%}", f"{p:.0f}"]
+                 for s, c, n, lp, t, o, p in lines],
+                ["scheduler", "rows/task", "tasks", "kernel loop ms", "graphc.dask ms",
+                 "overhead", "us/task"]))
     for scheduler in ("synchronous", "1 worker"):
-        under = [c for s, c, n, t, o, p in lines if s == scheduler and o < 0.10]
+        under = [c for s, c, n, lp, t, o, p in lines if s == scheduler and o < 0.10]
         print(f"{scheduler}: overhead under 10% from {min(under):,} rows per task"
               if under else f"{scheduler}: overhead above 10% at every chunk size tried")
 
@@ -179,12 +188,15 @@ def main(argv=None) -> int:
     parser.add_argument("--overhead-rows", type=int, default=2 * 10**6)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--no-in-memory", dest="in_memory", action="store_false")
+    parser.add_argument("--only", choices=["big", "overhead"])
     parser.add_argument("--quick", action="store_true", help="10^6 rows, for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.chunk, args.overhead_rows, args.repeat = 10**6, 100_000, 10**6, 1
-    big_gradient(args)
-    overhead(args)
+    if args.only != "overhead":
+        big_gradient(args)
+    if args.only != "big":
+        overhead(args)
     return 0
 
 

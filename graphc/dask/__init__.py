@@ -149,13 +149,21 @@ def _compiled(kernel: _Kernel):
     return fn
 
 
+def _aligned(block):
+    """Arrays received by a worker can sit at unaligned addresses in a message buffer, where
+    NumPy takes a slow path (5-20x): a copy costs less."""
+    if isinstance(block, np.ndarray) and not block.flags.aligned:
+        return np.array(block)
+    return block
+
+
 def _run_chunk(kernel: _Kernel, bound: tuple, *blocks) -> tuple:
     """One task: the kernel on one chunk of rows (with the batch-free values bound)."""
-    return tuple(kernel.fn(*blocks, *bound))
+    return tuple(kernel.fn(*map(_aligned, blocks), *map(_aligned, bound)))
 
 
 def _run_rows(kernel: _Kernel, bound: tuple, *blocks) -> np.ndarray:
-    return kernel.fn(*blocks, *bound)[0]
+    return kernel.fn(*map(_aligned, blocks), *map(_aligned, bound))[0]
 
 
 def _combine(combines: tuple, *partials) -> tuple:
