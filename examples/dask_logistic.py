@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
+import dask.array as da
 import numpy as np
+from dask.diagnostics import ProgressBar
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-import dask.array as da  # noqa: E402
-from dask.diagnostics import ProgressBar  # noqa: E402
-
-import graphc as gc  # noqa: E402
-import graphc.dask  # noqa: E402
+import graphc as gc
+import graphc.dask
 
 
 def model(d: int, l2: float):
