@@ -98,10 +98,14 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed
+        and they are few, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     def __bool__(self):
         raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
@@ -200,12 +204,18 @@ class Graph:
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
-        return f"<Graph with {len(self._nodes)} nodes>"
+        """A one-line summary: node count, counts by op, inputs, variables and outputs."""
+        from .io.text import summarize_graph
+        return summarize_graph(self)
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the graph as a picture when Graphviz is installed (else the repr)."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the graph as a picture when Graphviz is installed and the graph is
+        small, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     # -- building -----------------------------------------------------------------------------
     def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
@@ -256,7 +266,7 @@ class Graph:
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
-                    self._derivative_level if derivative is None else derivative)
+                    self._order(inputs) if derivative is None else derivative)
         self._nodes.append(node)
         self._consumers.append([])
         self._by_name[name] = node
@@ -324,6 +334,23 @@ class Graph:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
+    def _order(self, inputs: tuple) -> int:
+        """A new node's derivative order: the order being built, or the highest among its
+        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
+        again builds order 2)."""
+        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
+
+    def _rename(self, node: Node, name: str) -> str:
+        """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
+        given. Only for nodes that still carry the name :meth:`_fresh_name` gave them."""
+        unique, k = name, 1
+        while unique in self._by_name:
+            unique, k = f"{name}_{k}", k + 1
+        del self._by_name[node.name]
+        object.__setattr__(node, "name", unique)
+        self._by_name[unique] = node
+        return unique
+
     def _fresh_name(self, op: str) -> str:
         name = f"{op}_{len(self._nodes)}"
         while name in self._by_name:
@@ -351,6 +378,12 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+def has_fresh_name(node: Node) -> bool:
+    """Whether ``node`` carries the name graphc made up for it (``mul_28``), not a user's."""
+    stem = node.name.rstrip("_")
+    return stem == f"{node.op}_{node.id}"
 
 
 def _structural_key(op: str, inputs: tuple, attrs: dict):
@@ -416,21 +449,34 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
         raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
-    attrs = dict(attrs or {})
+    return build(graph, op_name, nodes, attrs or {}, name)
+
+
+def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[str] = None,
+          site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
+    """The one way an op node enters a graph, from Python and from a file alike: check the
+    inputs and attrs against the op's declaration, run its shape rule, append the node.
+
+    ``site`` and ``derivative`` are the JSON loader's (default: the caller's line and the
+    current derivative order).
+    """
     from .ops.registry import get as get_op  # the ops package imports this module
 
     op = get_op(op_name)
     try:
+        op.check_call(len(nodes), attrs)
         inferred = op.infer(*nodes, **attrs)
+        # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
+        attrs = op.checked_attrs(inferred[2] if len(inferred) == 3 else attrs)
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
             DTypeError if isinstance(exc, TypeError) else ShapeError
         args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)
         label = name or graph._fresh_name(op_name)
-        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
-                   f"{user_site()}") from None
+        where = site if site is not None else user_site()
+        at = f" built at {where}" if where else ""
+        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}'{at}") from None
     shape, dtype = inferred[:2]
-    if len(inferred) == 3:  # the rule put the attrs in canonical form (axis=-1 -> (1,), ...)
-        attrs = inferred[2]
-    return graph._add(op_name, nodes, attrs, shape, dtype, name)
+    shape = tuple(None if d is None else int(d) for d in shape)
+    return graph._add(op_name, nodes, attrs, shape, dtype, name, site, derivative)
