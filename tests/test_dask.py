@@ -269,6 +269,10 @@ def test_local_cluster_gives_the_same_results(cluster, data):
         for g_, w_ in zip(got, want):
             close(g_, w_)
         assert len(client.run(os.getpid)) == 2
+        lazy = gdask.function([m["X"], m["y"]], outs, client=client, compute=False)
+        got = client.compute(lazy(chunked(X, 20), chunked(y, 20)), sync=True)
+        for g_, w_ in zip(got, want):
+            close(g_, w_)
 
 
 def _slow(block):

@@ -166,6 +166,11 @@ def _run_rows(kernel: _Kernel, bound: tuple, *blocks) -> np.ndarray:
     return kernel.fn(*map(_aligned, blocks), *map(_aligned, bound))[0]
 
 
+def _run_batch_free(kernel: _Kernel, *values) -> tuple:
+    """A task of compute=False: a batch-free graph."""
+    return tuple(kernel.fn(*values))
+
+
 def _combine(combines: tuple, *partials) -> tuple:
     """Several chunks' partial results as one (elementwise, per kind of reduction)."""
     out = []
@@ -195,12 +200,12 @@ class _Reduction:
 
 @dataclass
 class _Client:
-    """A batch-free graph run on the client: values of ``targets`` from those of ``cuts``."""
+    """A batch-free graph run on the client (or, with compute=False, as one Dask task):
+    values of ``targets`` from those of ``cuts``."""
 
     targets: list
     cuts: list
-    fn: Any
-    graph: Graph
+    kernel: _Kernel
 
 
 @dataclass
@@ -340,8 +345,8 @@ class DaskFunction:
 
     def _client(self, targets: list, client_cut) -> _Client:
         graph, cuts, made = _extract(targets, client_cut)
-        fn = compile_function([made[n.id] for n in cuts], [made[n.id] for n in targets])
-        return _Client(targets, cuts, fn, graph)
+        kernel = _Kernel(graph, [made[n.id] for n in cuts], [made[n.id] for n in targets])
+        return _Client(targets, cuts, kernel)
 
     # -- call time ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -436,9 +441,10 @@ class DaskFunction:
     def _run_client(self, client: _Client, values: dict) -> None:
         args = [values[n.id] for n in client.cuts]
         if self.compute:
-            outs = client.fn(*args)
+            outs = client.kernel.fn(*args)
         else:
-            outs = dask.delayed(client.fn, pure=True, nout=len(client.targets))(*args)
+            outs = dask.delayed(_run_batch_free, pure=True, nout=len(client.targets))(
+                dask.delayed(client.kernel, pure=True), *args)
         for node, value in zip(client.targets, outs):
             values[node.id] = value
 
@@ -459,10 +465,11 @@ class DaskFunction:
         if self.compute:
             (total,) = self._dask_compute(root)
             for r in stage.reductions:
-                values[r.node.id] = _finish(r, total)
+                values[r.node.id] = _finish(r.combine, r.first, r.count, r.node.dtype, total)
         else:
             for r in stage.reductions:
-                values[r.node.id] = dask.delayed(_finish, pure=True)(r, root)
+                values[r.node.id] = dask.delayed(_finish, pure=True)(
+                    r.combine, r.first, r.count, r.node.dtype, root)
 
     def _dask_compute(self, *objs):
         if self.client is not None:
@@ -500,13 +507,13 @@ class DaskFunction:
         out = {}
         for k, stage in enumerate(self._passes):
             if stage.client is not None:
-                out[f"client {k}"] = stage.client.graph
+                out[f"client {k}"] = stage.client.kernel.graph
             if stage.kernel is not None:
                 out[f"map {k}"] = stage.kernel.graph
             for node, kernel, _, _ in stage.rows:
                 out[f"rows {k}: {node.name}"] = kernel.graph
         if self._finish is not None:
-            out["finish"] = self._finish.graph
+            out["finish"] = self._finish.kernel.graph
         return out
 
     def __repr__(self) -> str:
@@ -515,10 +522,11 @@ class DaskFunction:
                 f"rows, batch inputs {', '.join(n.name for n in self._batch) or 'none'}>")
 
 
-def _finish(r: _Reduction, total: tuple) -> np.ndarray:
-    """A reduction's value from the combined partials."""
-    parts = total[r.first:r.first + r.count]
-    if r.combine == "mean":
+def _finish(combine: str, first: int, count: int, dtype, total: tuple) -> np.ndarray:
+    """A reduction's value from the combined partials (its own at ``first``, ``count`` of
+    them)."""
+    parts = total[first:first + count]
+    if combine == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(parts[0] / parts[1], dtype=r.node.dtype)
-    return np.asarray(parts[0], dtype=r.node.dtype)
+            return np.asarray(parts[0] / parts[1], dtype=dtype)
+    return np.asarray(parts[0], dtype=dtype)
