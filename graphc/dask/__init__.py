@@ -492,8 +492,8 @@ class DaskFunction:
         if self.compute:
             array = np.asarray(value)
             if node.op == "variable" or node.id in {n.id for n in self.inputs}:
-                return array.copy()  # never the variable's storage
-            return value
+                array = array.copy()  # never the variable's storage
+            return array[()] if array.ndim == 0 else array  # scalars as gc.function gives
         if not isinstance(value, Delayed):
             value = dask.delayed(value)
         shape = tuple(np.nan if d is None else d for d in node.shape)

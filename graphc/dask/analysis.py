@@ -279,8 +279,8 @@ def _indexed_axis(shape: tuple, axis: int, index, front) -> int:
                 if dim == axis and tuple(e) != FULL:
                     raise _Refused("its index selects rows of the batch (only ':' keeps them)")
                 dim += 1
-    marked = tuple(_SENTINEL if d == axis else (2 if n is None else n)
-                   for d, n in enumerate(shape))
+    marked = tuple(_SENTINEL if d == axis else (_SENTINEL - 2 if n is None else n)
+                   for d, n in enumerate(shape))  # unknown sizes: large, any index fits
     out, _, _ = canonical(marked, index, front)
     return out.index(_SENTINEL)
 
