@@ -65,7 +65,7 @@ def logistic(rng=np.random.default_rng(3)):
                 gw=gw, gb=gb, H=H)
 
 
-CHUNKINGS = [20, 103, (50, 1, 30, 22), 1000]  # uneven last chunk, one chunk, ragged, bigger
+CHUNKINGS = [20, 103, (50, 1, 30, 22), 1000, 3]  # uneven last, one, ragged, bigger, 35 (2 levels)
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS)
