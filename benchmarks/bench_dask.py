@@ -163,7 +163,6 @@ def overhead(args) -> None:
             Xp, yp = client.persist([a.rechunk({0: chunk}) for a in lazy_rows(rows, 10**5, 1)])
             fd(Xp, yp)
             t_dist = best_of(lambda: fd(Xp, yp), repeat)
-            del Xp, yp
             tasks = -(-rows // chunk)
             for name, t in (("synchronous", t_sync), ("1 worker", t_dist)):
                 lines.append([name, chunk, tasks, t_loop * 1e3, t * 1e3, t / t_loop - 1,

@@ -35,10 +35,9 @@ from ..io import from_json, to_json
 from ..ops.reduce import reduced_size, sum as reduce_sum
 from ..ops.special import cast
 from ..runtime import check_feed_value, flatten, needed_nodes, require_fed
-from ..shapes import fmt
 from .analysis import FREE, REDUCE, ROWS, BatchError, Kind, classify, static_count
 
-__all__ = ["function", "DaskFunction", "BatchError"]
+__all__ = ["function", "DaskFunction", "BatchError", "Kind"]
 
 #: How the per-chunk partials of each kind of reduction combine (mean: a sum and a count).
 _COMBINE = {"sum": np.add, "count": np.add, "mean": np.add, "max": np.maximum,
@@ -277,6 +276,7 @@ class DaskFunction:
             constant[n.id] = n.id not in fed and n.op not in ("placeholder", "variable") and \
                 all(constant[x.id] for x in n.inputs)
         self._static = [n for n in order if kinds[n.id].kind == REDUCE and kinds[n.id].static]
+        self._variables = [n for n in order if n.op == "variable" and n.id not in fed]
 
         def rows_cut(n):  # what a chunk's kernel takes as inputs
             return not constant[n.id] and (n.id in fed or kinds[n.id].kind != ROWS)
@@ -353,11 +353,10 @@ class DaskFunction:
         feed = self._bind(args, kwargs)
         values: dict[int, Any] = {}
         chunks, rows = self._batch_chunks(feed, values)
-        for var in {n.id: n for n in self._needed_variables()}.values():
+        for var in self._variables:  # read at call time, as gc.function does
             values[var.id] = self.graph._values[var.id]
         for node in self._static:
-            batch_axis = self.kinds[node.inputs[0].id].axis
-            values[node.id] = static_count(node, self.kinds[node.id], rows, batch_axis)
+            values[node.id] = static_count(node, rows, self.kinds[node.inputs[0].id].axis)
         row_results = {}
         for stage in self._passes:
             if stage.client is not None:
@@ -375,14 +374,9 @@ class DaskFunction:
                 results.append(row_results[node.id])
             else:
                 results.append(self._result(node, values[node.id]))
-        new_values = [(var, values[value.id]) for var, value in self._updates]
-        for var, value in new_values:
-            var.value = value
+        for var, value in self._updates:  # all computed from the old values, then written
+            var.value = values[value.id]
         return self._rebuild(results)
-
-    def _needed_variables(self) -> list:
-        return [self.graph._nodes[i] for i, k in self.kinds.items()
-                if self.graph._nodes[i].op == "variable"]
 
     def _bind(self, args: tuple, kwargs: dict) -> dict:
         names = [n.name for n in self.inputs]

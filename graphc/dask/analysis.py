@@ -364,7 +364,7 @@ _RULES = {
 }
 
 
-def static_count(node, kind: Kind, rows: int, batch_axis: int) -> np.ndarray:
+def static_count(node, rows: int, batch_axis: int) -> np.ndarray:
     """The value of a ``reduced_size`` node over the batch axis when the batch has ``rows``."""
     x = node.inputs[0]
     count = rows * int(np.prod([x.shape[a] for a in node.attrs["axis"] if a != batch_axis],
