@@ -82,8 +82,9 @@ def main(argv=None) -> int:
     client = None
     if args.workers:
         from distributed import Client, LocalCluster
-        client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                     dashboard_address=":0"))
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                               dashboard_address=":0")
+        client = Client(cluster)
     Xd, yd, truth = lazy_data(args.rows, d, args.chunk, args.seed)
     X, y, theta, loss, grad, hess = model(d, args.l2)
     print(f"{args.rows} rows x {d} features ({Xd.nbytes / 1e9:.2f} GB, generated lazily), "
@@ -103,15 +104,24 @@ def main(argv=None) -> int:
               f"{args.gd_steps} steps ({time.perf_counter() - started:.1f} s)")
 
     # 2. Newton from where gradient descent stopped: loss, gradient and Hessian in one pass
-    fn = graphc.dask.function([X, y], [loss, grad, hess], client=client)
+    fn = graphc.dask.function([X, y], [loss, grad, hess], client=client, compute=client is None)
     print(f"the graph splits into {fn.passes} pass over the rows per call")
     started = time.perf_counter()
 
     def report(k, value, norm):
         print(f"  Newton {k}: loss {float(value):.12f}  |grad| {norm:.2e}", flush=True)
 
-    with ProgressBar(minimum=2.0, out=sys.stderr):  # shows for passes longer than 2 s
-        iterations = newton(lambda: fn(Xd, yd), theta, 1e-10, args.newton_steps, report)
+    def one_pass():
+        if client is None:
+            with ProgressBar(minimum=2.0, out=sys.stderr):  # for passes longer than 2 s
+                return fn(Xd, yd)
+        from distributed import progress  # compute=False: dask arrays, computed here
+        futures = client.compute(fn(Xd, yd))
+        progress(futures, notebook=False)
+        print(file=sys.stderr)
+        return client.gather(futures)
+
+    iterations = newton(one_pass, theta, 1e-10, args.newton_steps, report)
     fitted = theta.value.copy()
     print(f"Newton: |grad| < 1e-10 after {iterations} iterations "
           f"({time.perf_counter() - started:.1f} s)")
@@ -133,6 +143,7 @@ def main(argv=None) -> int:
     print(f"max |theta - theta_true| = {np.max(np.abs(fitted - truth)):.3f}")
     if client is not None:
         client.close()
+        cluster.close()
     return 0
 
 
