@@ -143,6 +143,14 @@ def test_graphc_itself_imports_no_plotting_or_progress_library():
     assert result.stdout.strip() == "[]"
 
 
+def test_sparse_newton(tmp_path):
+    out = run_example("sparse_newton.py", tmp_path, "--n", "12")
+    assert "converged: True" in out
+    colours = number(r"nonzeros, (\d+) colours", out)
+    assert colours <= number(r"a row has up to (\d+) nonzeros", out) + 2
+    assert 1.0 < number(r"area (\S+) \(a flat", out) < 2.0
+
+
 def test_dask_logistic(tmp_path):
     pytest.importorskip("dask.array")
     out = run_example("dask_logistic.py", tmp_path, "--rows", "40000", "--chunk", "7000",

@@ -1,7 +1,7 @@
 """Graph-to-graph passes over a :class:`~graphc.compiler.ir.Program`.
 
 Every pass is a pure function ``Program -> Program``. The rewriting passes (``cse``, ``fold``,
-``simplify``, ``stabilize``) share one engine, :func:`rebuild`: it walks the terms in
+``simplify``, ``fastmath``) share one engine, :func:`rebuild`: it walks the terms in
 topological order, re-creates each one over its (already rewritten) inputs through a
 :class:`Builder`, and the builder applies the pass's hook — hash-consing, folding or the rules
 of :mod:`graphc.compiler.rules` — to every term it makes, including the terms a rule builds.
@@ -186,10 +186,14 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
 #: Every pass by name.
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {
     "prune": prune, "cse": cse, "fold": fold,
-    "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")}
+    "simplify": rule_pass("simplify"), "fastmath": rule_pass("fastmath")}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
-DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
+#: Every default pass keeps values (see :mod:`.rules`); ``fastmath`` is opt-in.
+DEFAULT_PASSES = ("prune", "cse", "fold", "simplify")
+
+#: The order passes run in within a round (any selection keeps this order).
+_ROUND_ORDER = ("cse", "fold", "simplify", "fastmath")
 MAX_ROUNDS = 4
 
 
@@ -213,7 +217,7 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
 
     if "prune" in passes:
         program = step("prune", program, 0)
-    loop = [p for p in DEFAULT_PASSES if p in passes and p != "prune"]
+    loop = [p for p in _ROUND_ORDER if p in passes]
     for round_ in range(1, MAX_ROUNDS + 1 if loop else 1):
         rewrites = sum(fired.values())
         first = len(stats)
