@@ -176,6 +176,24 @@ def test_batch_free_inputs_and_lazy_results(data):
         close(g_, w_)
 
 
+def test_a_fed_variable_and_the_usual_misuse_errors(data):
+    m = logistic()
+    X, y = data
+    w0 = np.array([0.5, -0.5, 1.0, 2.0])
+    want = gc.function([m["X"], m["y"], m["w"]], m["gw"])(X, y, w0)
+    close(gdask.function([m["X"], m["y"], m["w"]], m["gw"])(chunked(X, 30), y, w0), want)
+    with pytest.raises(gc.GraphcError, match="updates need the computed values"):
+        gdask.function([m["X"], m["y"]], m["loss"], updates={m["b"]: m["b"] - m["gb"]},
+                       compute=False)
+    with pytest.raises(gc.MissingFeedError, match="placeholder 'y'"):
+        gdask.function([m["X"]], m["loss"])
+    f = gdask.function([m["X"], m["y"]], m["loss"])
+    with pytest.raises(gc.MissingFeedError, match="'y'"):
+        f(chunked(X, 30))
+    with pytest.raises(gc.FeedError, match="no input named 'z'"):
+        f(X, y, z=1)
+
+
 def test_variables_travel_once_per_call_not_once_per_chunk():
     g = gc.Graph()
     x = g.placeholder("x", (None, 300))
