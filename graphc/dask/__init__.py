@@ -32,6 +32,8 @@ from ..compiler.ir import check_update
 from ..errors import FeedError, GraphcError, MissingFeedError, describe
 from ..graph import Graph, Node
 from ..io import from_json, to_json
+from ..ops.elementwise import exp, sub
+from ..ops.nn import logsumexp
 from ..ops.reduce import reduced_size, sum as reduce_sum
 from ..ops.special import cast
 from ..runtime import check_feed_value, flatten, needed_nodes, require_fed
@@ -62,19 +64,22 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     fan-in of the tree that combines the chunks' partial results.
 
     Raises :class:`BatchError` naming the node when the graph mixes rows in a way that does not
-    split over chunks (a softmax over the batch axis, a reshape merging it, ...).
+    split over chunks (a reshape merging the batch axis, a slice of the rows, ...). A softmax
+    over the batch axis takes two passes (its input's log-sum-exp over the batch first).
     """
     return DaskFunction(inputs, outputs, updates, client=client, compute=compute,
                         split_every=split_every)
 
 
 # -- split graphs: copies of parts of the user's graph, cut at given nodes --------------------
-def _extract(targets: list, cut) -> tuple[Graph, list, dict]:
+def _extract(targets: list, cut, batch_lse: Optional[dict] = None
+             ) -> tuple[Graph, list, dict]:
     """A new graph computing copies of ``targets``: ``(graph, cuts, made)``.
 
     Ancestors for which ``cut(node)`` holds become placeholders (``cuts``, in creation order);
     the other ancestors are copied with their name, site and attrs (``made``: id -> copy).
-    Targets other than leaves are never cut.
+    Targets other than leaves are never cut. A softmax over the batch axis (a key of
+    ``batch_lse``) becomes ``exp(x - lse)``, its :class:`_BatchLogSumExp` a placeholder.
     """
     wanted = {t.id for t in targets if t.inputs}  # a leaf target is a placeholder too
 
@@ -97,6 +102,15 @@ def _extract(targets: list, cut) -> tuple[Graph, list, dict]:
             cuts.append(node)
         elif node.op in ("placeholder", "variable"):
             raise GraphcError(f"graphc.dask: {describe(node)} reached without a value")
+        elif batch_lse and node.id in batch_lse:
+            lse = batch_lse[node.id]
+            cuts.append(lse)
+            x = made[node.inputs[0].id]
+            given = made[lse.id] = graph._add("placeholder", (), {}, lse.shape, lse.dtype,
+                                              lse.name, site=node.site,
+                                              derivative=node.derivative)
+            made[node.id] = exp(sub(x, given), name=node.name) if node.op == "softmax" else \
+                sub(x, given, name=node.name)
         else:
             made[node.id] = graph._add(node.op, tuple(made[x.id] for x in node.inputs),
                                        dict(node.attrs), node.shape, node.dtype, node.name,
@@ -128,6 +142,23 @@ class _Kernel:
 
     def __dask_tokenize__(self):
         return ("graphc-kernel", self.digest)
+
+
+class _BatchLogSumExp:
+    """Stands for ``logsumexp(x, axis, keepdims=True)``, the batch reduction that a softmax over
+    the batch axis needs one pass before it (keyed ``("logsumexp", softmax id)``)."""
+
+    op = "logsumexp"
+
+    def __init__(self, softmax: Node) -> None:
+        x = softmax.inputs[0]
+        axes = tuple(a % x.ndim for a in softmax.attrs["axis"])
+        self.id = ("logsumexp", softmax.id)
+        self.inputs = (x,)
+        self.attrs = {"axis": softmax.attrs["axis"], "keepdims": True}
+        self.shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
+        self.dtype = softmax.dtype
+        self.name = f"{softmax.name}.logsumexp"
 
 
 _KERNELS: dict[str, Any] = {}  # digest -> compiled function, in each worker process
@@ -277,6 +308,11 @@ class DaskFunction:
                 all(constant[x.id] for x in n.inputs)
         self._static = [n for n in order if kinds[n.id].kind == REDUCE and kinds[n.id].static]
         self._variables = [n for n in order if n.op == "variable" and n.id not in fed]
+        self._batch_lse = {n.id: _BatchLogSumExp(n) for n in order
+                           if kinds[n.id].kind == ROWS and kinds[n.id].combine}
+        for lse in self._batch_lse.values():  # a reduction available where its softmax is
+            kinds[lse.id] = Kind(REDUCE, combine="logsumexp")
+            levels[lse.id] = levels[lse.id[1]]
 
         def rows_cut(n):  # what a chunk's kernel takes as inputs
             return not constant[n.id] and (n.id in fed or kinds[n.id].kind != ROWS)
@@ -289,6 +325,7 @@ class DaskFunction:
             return n.id in fed or n.op == "variable" or kinds[n.id].kind == REDUCE
 
         reductions = [n for n in order if kinds[n.id].kind == REDUCE and not kinds[n.id].static]
+        reductions += self._batch_lse.values()
         row_outputs = [n for n in dict.fromkeys(self._flat) if kinds[n.id].kind == ROWS]
         count = max([levels[n.id] for n in reductions] + [levels[n.id] + 1 for n in row_outputs],
                     default=0)
@@ -302,7 +339,7 @@ class DaskFunction:
                     self._reduction_kernel(mine, rows_cut)
                 needs += stage.kernel_bound
             for out in (n for n in row_outputs if levels[n.id] == p):
-                graph, cuts, made = _extract([out], rows_cut)
+                graph, cuts, made = _extract([out], rows_cut, self._batch_lse)
                 batch, bound = self._split_cuts(cuts)
                 kernel = _Kernel(graph, [made[n.id] for n in batch + bound], [made[out.id]])
                 stage.rows.append((out, kernel, batch, bound))
@@ -323,8 +360,9 @@ class DaskFunction:
     def _reduction_kernel(self, mine: list, rows_cut):
         """One kernel for all reductions of a pass: each chunk's partial results."""
         means = {n.id for n in mine if self.kinds[n.id].combine == "mean"}
-        graph, cuts, made = _extract([n.inputs[0] if n.id in means else n for n in mine],
-                                     rows_cut)
+        lses = {n.id for n in mine if isinstance(n, _BatchLogSumExp)}
+        graph, cuts, made = _extract([n.inputs[0] if n.id in means or n.id in lses else n
+                                      for n in mine], rows_cut, self._batch_lse)
         outputs, plan = [], []
         for node in mine:
             kind = self.kinds[node.id]
@@ -335,6 +373,10 @@ class DaskFunction:
                 axis, keepdims = node.attrs["axis"], node.attrs["keepdims"]
                 parts = [reduce_sum(x, axis, keepdims, name=f"{node.name}.sum"),
                          reduced_size(x, axis, node.dtype)]
+            elif node.id in lses:  # a softmax over the batch axis needs it next pass
+                x = made[node.inputs[0].id]
+                parts = [logsumexp(cast(x, node.dtype) if x.dtype != node.dtype else x,
+                                   node.attrs["axis"], keepdims=True, name=node.name)]
             else:
                 parts = [made[node.id]]
             plan.append(_Reduction(node, kind.combine, len(outputs), len(parts)))

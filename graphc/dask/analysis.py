@@ -10,7 +10,9 @@ node a :class:`Kind`:
 ``ROWS``
     has the batch axis at position ``axis`` and its rows are independent: the value for a chunk
     of rows is the chunk of the value (elementwise ops, ``x @ W`` with a batch-free ``W``,
-    reductions over other axes, transposes that move the batch axis, ...).
+    reductions over other axes, transposes that move the batch axis, ...). A softmax (or
+    log-softmax) over the batch axis is row-wise once the log-sum-exp of its input over the
+    batch is known (``combine`` says so): two passes, ``exp(x - logsumexp(x))`` in the second.
 ``REDUCE``
     combines the rows of a row-wise input: ``sum``/``mean``/``max``/``min``/``logsumexp`` over
     the batch axis, a ``matmul`` that contracts it (``X.T @ X``), a ``sum_to`` that sums it away
@@ -18,8 +20,8 @@ node a :class:`Kind`:
     (``combine``) of per-chunk partial values.
 
 Every op that the rules below do not know, applied to a row-wise input, and every known op
-used in a way that mixes rows (a softmax over the batch axis, a reshape that merges it, a
-slice of it), is refused with :class:`BatchError` naming the node: never a wrong result.
+used in a way that mixes rows (a reshape that merges the batch axis, a slice of it), is
+refused with :class:`BatchError` naming the node: never a wrong result.
 
 A node's *level* counts the batch reductions it waits for: row-wise work of level ``p`` runs in
 pass ``p`` over the data, and a reduction of a level-``p`` input is known from level ``p + 1``
@@ -51,7 +53,8 @@ class Kind:
 
     kind: str
     axis: Optional[int] = None  # ROWS: where the batch axis is
-    combine: Optional[str] = None  # REDUCE: sum, mean, max, min, logsumexp, count, same
+    combine: Optional[str] = None  # REDUCE: sum, mean, max, min, logsumexp, count, same;
+    # ROWS: the reduction of its input it needs first (a softmax over the batch axis)
     static: bool = False  # REDUCE count: known from the number of rows alone
 
 
@@ -85,6 +88,8 @@ def classify(order: list, batch_ids: set) -> tuple[dict, dict]:
         level = max((levels[x.id] for x in node.inputs if x.id in levels), default=0)
         if kind.kind == REDUCE:
             level = 0 if kind.static else level + 1
+        elif kind.combine:  # row-wise after a batch reduction of its input (two passes)
+            level += 1
         kinds[node.id], levels[node.id] = kind, level
     return kinds, levels
 
@@ -160,7 +165,8 @@ def _reduced_size(node, ins):
 def _softmax(node, ins):
     x, (k,) = node.inputs[0], ins
     if k.axis in tuple(a % x.ndim for a in node.attrs["axis"]):
-        raise _Refused("a softmax over the batch axis normalizes each value by all rows")
+        # two passes: the logsumexp of x over the batch first, then exp(x - it) row by row
+        return Kind(ROWS, k.axis, combine="logsumexp")
     return Kind(ROWS, k.axis)
 
 
