@@ -117,8 +117,9 @@ def main(argv=None) -> int:
                 return fn(Xd, yd)
         from distributed import progress  # compute=False: dask arrays, computed here
         futures = client.compute(fn(Xd, yd))
-        progress(futures, notebook=False)
-        print(file=sys.stderr)
+        if sys.stdout.isatty():  # a bar drawn with carriage returns: not into a log file
+            progress(futures, notebook=False)
+            print()
         return client.gather(futures)
 
     iterations = newton(one_pass, theta, 1e-10, args.newton_steps, report)
