@@ -39,6 +39,11 @@ from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_s
 from .io import to_text, show
 from . import optimizers
 
+# Your own ops (issue 11): kernel ops with the built-in contract, composites of ops.
+from .custom import define_op
+from .composite import composite, custom_gradient
+from . import testing
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -73,6 +78,8 @@ __all__ = [
     "to_dot", "render", "to_json", "from_json", "save", "load", "to_sympy", "from_sympy",
     # seeing graphs (issue 14); gc.optimizers is a module
     "to_text", "show",
+    # your own ops (issue 11); gc.testing.check_op is in the module gc.testing
+    "define_op", "composite", "custom_gradient",
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",

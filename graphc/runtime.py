@@ -11,8 +11,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import shapes
-from .errors import (FeedError, GraphcError, MissingFeedError, OutOfMemoryError, ShapeError,
-                     describe)
+from .errors import (DTypeError, FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
+                     ShapeError, describe)
 from .ops.registry import REGISTRY
 
 
@@ -261,17 +261,35 @@ def evaluate(node, args: list):
     """Run one node's kernel, turning NumPy failures into graphc errors."""
     if node.op == "variable":
         return node.graph._values[node.id]
-    kernel = REGISTRY[node.op].kernel
+    op = REGISTRY[node.op]
     try:
-        value = kernel(*args, **node.attrs)
+        value = op.kernel(*args, **node.attrs)
     except GraphcError:
         raise
     except Exception as exc:
         raise kernel_error(node, exc, args) from exc
+    if op.checked:
+        return check_output(node, value, args)
     if not shapes.fits(np.shape(value), node.shape):
         raise ShapeError(f"{describe(node)} produced shape {np.shape(value)} at run time, but "
                          f"its static shape is {shapes.fmt(node.shape)}; inputs: "
                          f"{', '.join(str(np.shape(a)) for a in args)}")
+    return value
+
+
+def check_output(node, value, args):
+    """A user-defined op's kernel output against its rule's shape and dtype (g.run and
+    compiled functions alike; ``node`` is a node or anything :func:`describe` prints)."""
+    shape, dtype = np.shape(value), getattr(value, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(value).dtype
+    if not shapes.fits(shape, node.shape):
+        raise ShapeError(f"{describe(node)}: the kernel of op {node.op!r} returned shape "
+                         f"{shape}, but its infer rule says {shapes.fmt(node.shape)}; inputs: "
+                         f"{', '.join(str(np.shape(a)) for a in args)}")
+    if dtype != node.dtype:
+        raise DTypeError(f"{describe(node)}: the kernel of op {node.op!r} returned dtype "
+                         f"{dtype}, but its infer rule says {node.dtype}")
     return value
 
 

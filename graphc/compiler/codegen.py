@@ -183,6 +183,10 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
         label = f"{op} {_quoted(term.origin.name)}"
         lines.append(f"        {name} = {call}  # {label}")
+        if REGISTRY[term.op].checked:  # a user's kernel: its output must fit its rule
+            check = emit.bind("_check", functools.partial(_output_checker, term))
+            lines.append(f"        {name} = {check}({name}, {', '.join(args)})")
+            where[len(lines) + 1] = term
         if check_numerics and np.issubdtype(term.dtype, np.inexact):
             bad = emit.bind("_numerics", _numerics_checker(term))
             lines.append(f"        if not _np.isfinite({name}).all(): {bad}({name})")
@@ -328,6 +332,11 @@ def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
     if repeated or not is_fresh(term):
         return f"_np.array({name})"
     return name
+
+
+def _output_checker(term: Term, value, *args):
+    from ..runtime import check_output
+    return check_output(term, value, args)  # a term has op, name, site, shape and dtype
 
 
 def _numerics_checker(term: Term):

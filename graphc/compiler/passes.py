@@ -183,14 +183,17 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     return run
 
 
+from .inline import inline  # noqa: E402  (composites: a pass of its own module)
+
 #: Every pass by name.
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {
-    "prune": prune, "cse": cse, "fold": fold,
+    "inline": inline, "prune": prune, "cse": cse, "fold": fold,
     "simplify": rule_pass("simplify"), "fastmath": rule_pass("fastmath")}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
-#: Every default pass keeps values (see :mod:`.rules`); ``fastmath`` is opt-in.
-DEFAULT_PASSES = ("prune", "cse", "fold", "simplify")
+#: Every default pass keeps values (see :mod:`.rules`); ``fastmath`` is opt-in. ``inline``
+#: (composites replaced by their bodies) runs once, before all the others.
+DEFAULT_PASSES = ("inline", "prune", "cse", "fold", "simplify")
 
 #: The order passes run in within a round (any selection keeps this order).
 _ROUND_ORDER = ("cse", "fold", "simplify", "fastmath")
@@ -215,6 +218,8 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
                       "after": len(program.terms), "seconds": time.perf_counter() - start})
         return program
 
+    if "inline" in passes:
+        program = step("inline", program, 0)
     if "prune" in passes:
         program = step("prune", program, 0)
     loop = [p for p in _ROUND_ORDER if p in passes]
