@@ -322,9 +322,14 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             return []
         args = [local[id(x)] for x in term.inputs]
         if sigmoid:
-            emit.globals["_float_exp"] = math.exp if fastmath else _numpy_exp
-            call = (f"1 / (1 + _float_exp(-_s)) if (_s := {args[0]}) >= 0 else "
-                    f"(_t := _float_exp(_s)) * (1 / (1 + _t))")
+            if fastmath:
+                emit.globals["_math_exp"] = math.exp
+                exp = "_math_exp({})"
+            else:  # NumPy's exp of the float, as a float
+                emit.globals["_exp"] = np.exp
+                exp = "_exp({}).item()"
+            call = (f"1 / (1 + {exp.format('-_s')}) if (_s := {args[0]}) >= 0 else "
+                    f"(_t := {exp.format('_s')}) * (1 / (1 + _t))")
         else:
             call = FLOAT_TEMPLATES[term.op].format(*args)
         local[id(term)] = f"_f{pos}"
@@ -344,11 +349,6 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
              "            pass",
              "        else:",
              f"            return {_assemble(structure if structure is not None else 0, results, emit)}"])
-
-
-def _numpy_exp(x: float) -> float:
-    """NumPy's ``exp`` of a float, as a float (NumPy's kernel: the values of the array path)."""
-    return np.exp(x).item()
 
 
 def _call(term: Term, args: list, emit: _Emitter, operators: bool,
