@@ -29,7 +29,7 @@ def same_bits(a, b) -> bool:
 def test_float_path_gives_the_numpy_paths_values_bit_for_bit():
     g, x, y, outs = cs231n()
     f = gc.function([x, y], outs)
-    assert "__class__ is float and" in f.source  # the float path is there
+    assert "over Python floats" in f.source  # the float path is there
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither path may warn (inf and NaN are values)
         for a in SPECIAL:
@@ -73,13 +73,13 @@ def test_float_path_only_for_scalar_float64_programs():
     g = gc.Graph()
     x = g.placeholder("x", ())
     v = g.placeholder("v", (3,))
-    assert "__class__ is float and" not in gc.function([x, v], gc.sum(x * v)).source
-    assert "__class__ is float and" not in gc.function([x], gc.exp(x)).source  # no exp op
+    assert "over Python floats" not in gc.function([x, v], gc.sum(x * v)).source
+    assert "over Python floats" not in gc.function([x], gc.exp(x)).source  # no exp op
     x32 = g.placeholder("x32", (), "float32")
     f32 = gc.function([x32], x32 * 3.0)
-    assert "__class__ is float and" not in f32.source
+    assert "over Python floats" not in f32.source
     checked = gc.function([x], x / 0.5, check_numerics=True)
-    assert "__class__ is float and" not in checked.source
+    assert "over Python floats" not in checked.source
     with pytest.raises(gc.NumericsError):
         checked(float("inf"))
     out = f32(0.1)

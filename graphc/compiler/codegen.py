@@ -292,7 +292,7 @@ FLOAT_TEMPLATES = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": 
 def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, structure,
                 fastmath: bool) -> list:
     """Lines computing the whole program over Python floats, taken when every argument is a
-    Python float: for programs whose values are all 0-d float64 (a scalar function and its
+    Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all 0-d float64 (a scalar function and its
     gradients), made of ``+ - * /``, ``neg``, ``square`` and ``sigmoid`` (the kernel's own
     steps), with no variables, updates or checks. NumPy's 0-d machinery costs 0.1-0.4 us per
     op; a float operation 0.02 us. The values are the NumPy path's bit for bit: ``exp`` is
@@ -305,7 +305,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
             or any(t.op == "constant" for t in program.outputs)):
         return []
-    local = dict(params)  # id(term) -> the float's name
+    local = {id(t): f"_a{i}" for i, t in enumerate(program.inputs)}  # id(term) -> a float
     for term in plan.leaves:
         if term.op == "placeholder":
             continue
@@ -342,9 +342,16 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
         results.append(f"_float64({name})" if result == name else result)
-    test = " and ".join(f"{local[id(t)]}.__class__ is float" for t in program.inputs)
-    return ([f"    if {test}:  # all Python floats: the same values over floats",
-             "        try:"] + body +
+    emit.globals["_dt_float64"] = f64
+    tests, floats = [], []
+    for i, term in enumerate(program.inputs):
+        p = params[id(term)]
+        tests.append(f"({p}.__class__ is float or {p}.__class__ is _float64 or "
+                     f"{p}.__class__ is _ndarray and {p}.dtype is _dt_float64 and {p}.shape == ())")
+        floats.append(f"            _a{i} = float({p})")
+    return (["    if (" + " and\n            ".join(tests) + "):",
+             "        # floats, float64 scalars or 0-d arrays: the same values over Python floats",
+             "        try:"] + floats + body +
             ["        except ZeroDivisionError:  # inf or NaN: the NumPy path below",
              "            pass",
              "        else:",
