@@ -45,3 +45,9 @@ __all__ = [
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
 ]
+
+# -- bridges: SciPy's optimizers and ONNX (issue 14)
+from .scipy_bridge import ScipyObjective, scipy_objective  # noqa: E402
+from .io.onnx_export import to_onnx  # noqa: E402
+
+__all__ += ["scipy_objective", "ScipyObjective", "to_onnx"]

@@ -1,0 +1,2 @@
+def to_onnx(inputs, outputs, path=None):
+    raise NotImplementedError
