@@ -1,0 +1,200 @@
+"""gc.to_onnx: models that onnx.checker accepts and onnxruntime runs to gc.function's values.
+
+Every op of the registry is exported through its own test cases (known and unknown sizes),
+forward and through its gradient graph (which brings in sum_to, broadcast_like, getitem_grad,
+concat_take, ...), then the examples' models in float32 and float64.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.graph import apply
+from graphc.ops.registry import REGISTRY
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from graphc.io import onnx_export  # noqa: E402
+
+LEAVES = {"placeholder", "variable", "constant"}
+CASES = [(name, k) for name, op in sorted(REGISTRY.items()) if name not in LEAVES
+         for k in range(len(op.cases))]
+
+
+def run_onnx(model, feed: dict) -> list:
+    """Check the model strictly, then run it with onnxruntime (inputs by name)."""
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {k: np.asarray(v) for k, v in feed.items()})
+
+
+def assert_same(got: list, want: list, rtol: float) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        b = np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, a.shape, b.dtype, b.shape)
+        scale = np.max(np.abs(b), initial=0.0) if b.dtype.kind in "fc" else 0
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+def case_arrays(name, k):
+    case = REGISTRY[name].cases[k]
+    rng = np.random.default_rng(zlib.crc32(repr((name, k)).encode()))
+    return case, [rng.uniform(case.low, case.high, size=item) if isinstance(item, tuple)
+                  else np.asarray(item) for item in case.inputs]
+
+
+@pytest.mark.parametrize("unknown", [False, True], ids=["known", "none_sizes"])
+@pytest.mark.parametrize("name,k", CASES)
+def test_every_op_exports_forward_and_gradient(name, k, unknown):
+    case, arrays = case_arrays(name, k)
+    g = gc.Graph()
+    inputs = [g.placeholder(f"in{i}", (None,) * a.ndim if unknown else a.shape, a.dtype)
+              for i, a in enumerate(arrays)]
+    node = apply(name, inputs, case.attrs)
+    feed = {f"in{i}": a for i, a in enumerate(arrays)}
+    outputs = [node]
+    wrt = list(case.wrt) if case.wrt is not None else \
+        [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    if REGISTRY[name].differentiable and wrt and node.dtype.kind == "f":
+        want_value = gc.function(inputs, node)(*arrays)
+        u = g.placeholder("u", (None,) * node.ndim if unknown else node.shape, node.dtype)
+        feed["u"] = np.random.default_rng(7).uniform(-1, 1, np.shape(want_value))
+        outputs += gc.gradients(gc.sum(node * u), [inputs[i] for i in wrt])
+        inputs.append(u)
+    model = gc.to_onnx(inputs, outputs)
+    want = gc.function(inputs, outputs)(*feed.values())
+    assert_same(run_onnx(model, feed), want, rtol=1e-12)
+
+
+def test_every_translation_is_of_a_registered_op():
+    assert set(onnx_export.RULES) <= set(REGISTRY)
+    missing = sorted(set(REGISTRY) - set(onnx_export.RULES) - LEAVES)
+    assert not missing, f"ops without an ONNX translation: {missing}"
+
+
+# -- the examples' models ---------------------------------------------------------------------
+def quickstart(dtype):
+    rng = np.random.default_rng(0)
+    g = gc.Graph()
+    x = g.placeholder("x", shape=(None, 3), dtype=dtype)
+    t = g.placeholder("t", shape=(None,), dtype=dtype)
+    W = g.variable("W", rng.standard_normal(3), dtype=dtype)
+    b = g.variable("b", 0.0, dtype=dtype)
+    loss = gc.mean((gc.tanh(x @ W + b) - t) ** 2) + 1e-4 * gc.sum(W * W)
+    gW, gb = gc.gradients(loss, [W, b])
+    H = gc.hessian(loss, W)
+    X = rng.standard_normal((8, 3)).astype(dtype)
+    return [x, t], [loss, gW, gb, H], [X, np.sin(X.sum(axis=1))]
+
+
+def mlp(dtype):
+    rng = np.random.default_rng(1)
+    g = gc.Graph()
+    X = g.placeholder("X", shape=(None, 64), dtype=dtype)
+    y = g.placeholder("y", shape=(None,), dtype="int64")
+    W1 = g.variable("W1", rng.normal(0.0, np.sqrt(2 / 64), (64, 32)), dtype=dtype)
+    b1 = g.variable("b1", np.zeros(32), dtype=dtype)
+    W2 = g.variable("W2", rng.normal(0.0, np.sqrt(2 / 32), (32, 10)), dtype=dtype)
+    U2 = gc.relu(X @ W1 + b1) @ W2
+    J = gc.mean(gc.softmax_cross_entropy(U2, y)) + 1e-4 * (gc.sum(gc.square(W1))
+                                                           + gc.sum(gc.square(W2)))
+    probabilities = gc.softmax(U2)
+    return [X, y], [J, probabilities, gc.argmax(U2, axis=1), *gc.gradients(J, [W1, b1, W2])], \
+        [rng.uniform(0, 16, (50, 64)).astype(dtype), rng.integers(0, 10, 50)]
+
+
+def logistic(dtype):
+    rng = np.random.default_rng(2)
+    g = gc.Graph()
+    X = g.placeholder("X", shape=(None, 5), dtype=dtype)
+    y = g.placeholder("y", shape=(None,), dtype=dtype)
+    w = g.variable("w", rng.standard_normal(5), dtype=dtype)
+    b = g.variable("b", 0.1, dtype=dtype)
+    loss = gc.mean(gc.sigmoid_cross_entropy(X @ w + b, y)) + 1e-3 / 2 * gc.sum(w * w)
+    return [X, y], [loss, *gc.gradients(loss, [w, b]), gc.hessian(loss, w)], \
+        [rng.standard_normal((40, 5)).astype(dtype), (rng.random(40) < 0.5).astype(dtype)]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model", [quickstart, mlp, logistic])
+def test_the_examples_models_run_alike_in_onnxruntime(model, dtype, tmp_path):
+    inputs, outputs, values = model(dtype)
+    path = tmp_path / f"{model.__name__}.onnx"
+    proto = gc.to_onnx(inputs, outputs, path)
+    assert proto.opset_import[0].version >= 17
+    assert onnx.load(path) == proto
+    got = run_onnx(proto, {n.name: v for n, v in zip(inputs, values)})
+    assert_same(got, gc.function(inputs, outputs)(*values), rtol=1e-6)
+    assert [o.name for o in proto.graph.output[:1]] == [outputs[0].name]
+
+
+def test_inputs_have_symbolic_sizes_and_variables_are_initializers():
+    inputs, outputs, values = logistic("float64")
+    X, y = inputs
+    w = X.graph["w"]
+    model = gc.to_onnx(inputs, outputs[:2])
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "X_0" and dims[1].dim_value == 5
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    np.testing.assert_array_equal(stored["w"], w.value)
+    assert [i.name for i in model.graph.input] == ["X", "y"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    f = gc.function(inputs, outputs[:2])
+    for n in (1, 7, 40):  # one model for every batch size
+        got = session.run(None, {"X": values[0][:n], "y": values[1][:n]})
+        assert_same(got, f(values[0][:n], values[1][:n]), rtol=1e-12)
+
+
+def test_weak_scalars_keep_float32_and_int_ops_promote_like_numpy():
+    g = gc.Graph()
+    x = g.placeholder("x", (4,), "float32")
+    i = g.placeholder("i", (4,), "int32")
+    outputs = [x * 2.5 + 1, i / 2, i + x, gc.sum(i), gc.mean(i), i < 1.5, gc.equal(i, 2),
+               gc.exp(i), gc.where(i > 0, x, 7), gc.cast(x, "int64"), gc.one_hot(i, 3)]
+    values = [np.array([0.5, -1.25, 3.0, 1e-8], np.float32), np.array([-1, 0, 2, 5], np.int32)]
+    got = run_onnx(gc.to_onnx([x, i], outputs), {"x": values[0], "i": values[1]})
+    assert_same(got, gc.function([x, i], outputs)(*values), rtol=1e-6)
+    assert got[0].dtype == np.float32
+
+
+def test_accurate_log1p_and_stable_softmax_family_at_the_extremes():
+    g = gc.Graph()
+    x = g.placeholder("x", (5,))
+    outputs = [gc.log1p(x * 1e-12), gc.softplus(x * 1e4), gc.sigmoid_cross_entropy(x * 1e4, 1.0),
+               gc.logsumexp(x * 1e4), gc.log_softmax(x * 1e4), gc.softmax(x * 1e4)]
+    value = np.array([-1.5, -0.2, 0.0, 0.7, 2.0])
+    got = run_onnx(gc.to_onnx([x], outputs), {"x": value})
+    assert_same(got, gc.function([x], outputs)(value), rtol=1e-12)
+    assert all(np.isfinite(v).all() for v in got)
+
+
+def test_an_op_without_translation_names_the_op_and_the_node(monkeypatch):
+    monkeypatch.delitem(onnx_export.RULES, "sin")
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    y = gc.sin(x, name="wave")
+    with pytest.raises(gc.GraphcError, match=r"op 'sin' of sin node 'wave' \(built at .*\.py:\d+"):
+        gc.to_onnx([x], [gc.exp(y)])
+
+
+def test_bad_arguments():
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    t = g.placeholder("t", (3,))
+    with pytest.raises(gc.MissingFeedError, match="'t'"):
+        gc.to_onnx([x], [x * t])
+    with pytest.raises(gc.GraphcError, match="another graph"):
+        gc.to_onnx([x], [gc.Graph().placeholder("z", ())])
+
+
+def test_outputs_by_name_and_an_input_as_an_output():
+    g = gc.Graph()
+    x = g.placeholder("x", (2,))
+    model = gc.to_onnx(x, {"same": x, "twice": 2 * x, "again": x})
+    assert [o.name for o in model.graph.output] == ["same", "twice", "again"]
+    got = run_onnx(model, {"x": np.array([1.0, -2.0])})
+    assert_same(got, [np.array([1.0, -2.0]), np.array([2.0, -4.0]), np.array([1.0, -2.0])], 0)
