@@ -416,21 +416,34 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
         raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
-    attrs = dict(attrs or {})
+    return build(graph, op_name, nodes, attrs or {}, name)
+
+
+def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[str] = None,
+          site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
+    """The one way an op node enters a graph, from Python and from a file alike: check the
+    inputs and attrs against the op's declaration, run its shape rule, append the node.
+
+    ``site`` and ``derivative`` are the JSON loader's (default: the caller's line and the
+    current derivative order).
+    """
     from .ops.registry import get as get_op  # the ops package imports this module
 
     op = get_op(op_name)
     try:
+        op.check_call(len(nodes), attrs)
         inferred = op.infer(*nodes, **attrs)
+        # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
+        attrs = op.checked_attrs(inferred[2] if len(inferred) == 3 else attrs)
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
             DTypeError if isinstance(exc, TypeError) else ShapeError
         args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)
         label = name or graph._fresh_name(op_name)
-        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
-                   f"{user_site()}") from None
+        where = site if site is not None else user_site()
+        at = f" built at {where}" if where else ""
+        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}'{at}") from None
     shape, dtype = inferred[:2]
-    if len(inferred) == 3:  # the rule put the attrs in canonical form (axis=-1 -> (1,), ...)
-        attrs = inferred[2]
-    return graph._add(op_name, nodes, attrs, shape, dtype, name)
+    shape = tuple(None if d is None else int(d) for d in shape)
+    return graph._add(op_name, nodes, attrs, shape, dtype, name, site, derivative)

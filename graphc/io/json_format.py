@@ -17,8 +17,6 @@ reason. Nothing from the file is ever executed (no pickle, no eval).
 from __future__ import annotations
 
 import base64
-import functools
-import inspect
 import json
 import math
 import os
@@ -28,7 +26,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..errors import GraphcError, GraphFormatError
-from ..graph import Graph, Node
+from ..graph import Graph, Node, build
 from ..ops.registry import REGISTRY
 from .atomic import write_atomic
 
@@ -38,10 +36,15 @@ VERSION = 1
 #: The dtypes a file may use (no object, string, void or platform-dependent dtypes).
 DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                     "uint64", "float16", "float32", "float64", "complex64", "complex128"})
-#: Bounds on what a file may declare: dimensions, elements of one node, nesting of attrs.
+#: Bounds on what a file may declare: dimensions, sizes, nesting of attrs.
 MAX_NDIM = 32
 MAX_ELEMENTS = 2 ** 40
 MAX_ATTR_DEPTH = 32
+#: Default limits on the work a loaded graph may ask for: the elements of one node and of all
+#: nodes together, counting the sizes the file declares (sizes left to run time are the
+#: feeder's). A 349-byte file must not be able to ask for terabytes; raise them for big models.
+NODE_ELEMENTS = 2 ** 28
+TOTAL_ELEMENTS = 2 ** 31
 
 _DTYPE_OF = {name: np.dtype(name) for name in DTYPES}
 
@@ -227,29 +230,40 @@ def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
 
 
 # -- import ----------------------------------------------------------------------------------------
-def load(path: Union[str, os.PathLike]) -> Graph:
-    """Read a graph that :func:`save` wrote (or any valid graphc JSON file)."""
+def load(path: Union[str, os.PathLike], *, max_elements: int = NODE_ELEMENTS,
+         max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
+    """Read a graph that :func:`save` wrote (or any valid graphc JSON file).
+
+    The limits are :func:`from_json`'s.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise GraphFormatError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") \
             from None
-    return from_json(data)
+    return from_json(data, max_elements=max_elements, max_total_elements=max_total_elements)
 
 
-def from_json(text: Union[str, bytes]) -> Graph:
+def from_json(text: Union[str, bytes], *, max_elements: int = NODE_ELEMENTS,
+              max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Rebuild a graph from graphc JSON, checking everything.
 
+    Every node is rebuilt through the same builder and shape rules as the Python API, so
+    nothing loads that Python could not build. ``max_elements`` bounds the elements of one
+    node and ``max_total_elements`` those of all nodes together (known sizes only).
+
     Raises :class:`GraphFormatError` (naming the node and the reason) for anything malformed,
-    inconsistent or unsafe; never another exception, and never runs code from the text.
+    inconsistent, unsafe or over the limits; never another exception, and never runs code
+    from the text.
     """
     try:
         doc = _parse(text)
         graph = Graph()
         ids: dict[int, Node] = {}
+        budget = [max_elements, max_total_elements]
         for k, entry in enumerate(doc["nodes"]):
-            _load_node(graph, entry, k, ids)
+            _load_node(graph, entry, k, ids, budget)
         return graph
     except GraphFormatError:
         raise
@@ -285,8 +299,11 @@ def _parse(text: Union[str, bytes]) -> dict:
     return doc
 
 
-def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
-    """Check one entry and append its node, or raise GraphFormatError naming it."""
+def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list) -> None:
+    """Check one entry and append its node, or raise GraphFormatError naming it.
+
+    ``budget`` is ``[elements of one node, elements left in all]``.
+    """
     where = f"node entry {k}"
     try:
         _require(isinstance(entry, dict), "must be a JSON object")
@@ -318,25 +335,37 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
         _require(("value" in entry) == (op in ("variable", "constant")),
                  '"value" is required for variables and constants, and only for them')
 
+        site = "" if site is None else site
         if op in LEAVES:
             attrs, shape, dtype, value = _leaf(op, entry, inputs, attrs)
-        else:
-            attrs, shape, dtype = _infer(op, inputs, attrs)
-            value = None
+            node = graph._add(op, inputs, attrs, shape, dtype, name, site, derivative)
+            if op == "variable":
+                graph._values[node.id] = value
+        else:  # the Python API's own builder: declared attrs, arity and shape rule
+            try:
+                node = build(graph, op, inputs, attrs, name, site, derivative)
+            except GraphcError as exc:
+                raise GraphFormatError(f"the op rejects its inputs or attrs: {exc}") from None
+            _require(node.dtype.name in DTYPES, f"the op gives the unsupported dtype "
+                                                f"{node.dtype}")
         if "shape" in entry:
             stored = _shape(entry["shape"], allow_none=True)
-            if stored != shape:
+            if stored != node.shape:
                 raise GraphFormatError(f"stored shape {_fmt(stored)} but the op gives "
-                                       f"{_fmt(shape)}")
+                                       f"{_fmt(node.shape)}")
         if "dtype" in entry:
             stored_dtype = _dtype(entry["dtype"])
-            if stored_dtype != dtype:
+            if stored_dtype != node.dtype:
                 raise GraphFormatError(f"stored dtype {stored_dtype} but the op gives "
-                                       f"{dtype}")
-        node = graph._add(op, inputs, attrs, shape, dtype, name,
-                          site="" if site is None else site, derivative=derivative)
-        if op == "variable":
-            graph._values[node.id] = value
+                                       f"{node.dtype}")
+        elements = _count(node.shape)
+        if elements > budget[0]:
+            raise GraphFormatError(f"shape {_fmt(node.shape)} declares {elements} elements, "
+                                   f"over the limit of {budget[0]} per node (max_elements)")
+        budget[1] -= elements
+        if budget[1] < 0:
+            raise GraphFormatError("the nodes declare more elements in all than the limit "
+                                   "(max_total_elements)")
         ids[entry["id"]] = node
     except Exception as exc:
         reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
@@ -375,44 +404,6 @@ def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
     return {"value": value, "weak": weak}, value.shape, value.dtype, None
 
 
-def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
-    """Run the op's shape rule again on the rebuilt inputs: (canonical attrs, shape, dtype)."""
-    op = REGISTRY[op_name]
-    _check_arity(op, inputs, attrs)
-    try:
-        inferred = op.infer(*inputs, **attrs)
-    except Exception as exc:
-        reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
-        raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
-    shape = tuple(None if d is None else int(d) for d in inferred[0])
-    dtype = np.dtype(inferred[1])
-    if dtype not in _DTYPE_OF.values():
-        raise GraphFormatError(f"the op gives the unsupported dtype {dtype}")
-    if len(inferred) == 3:
-        attrs = inferred[2]
-    _count(shape)
-    return attrs, shape, dtype
-
-
-def _check_arity(op, inputs: tuple, attrs: dict) -> None:
-    """Input count and attr names against the shape rule's signature (and the op's cases)."""
-    signature = _signature(op.name)
-    # bind() would also let an attr fill an input parameter ({"op": "relu", "attrs": {"x": ...}})
-    positional = {p.name for p in signature.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    misplaced = sorted(positional & set(attrs))
-    if misplaced:
-        raise GraphFormatError(f"{misplaced} are inputs, not attrs")
-    try:
-        signature.bind(*inputs, **attrs)
-    except TypeError as exc:
-        raise GraphFormatError(f"bad inputs or attrs: {exc}") from None
-    variadic = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    counts = {len(case.inputs) for case in op.cases}
-    if variadic and len(counts) == 1 and len(inputs) not in counts:
-        raise GraphFormatError(f"takes {counts.pop()} inputs, got {len(inputs)}")
-
-
 # -- small checks ----------------------------------------------------------------------------------
 def _require(condition: bool, reason: str) -> None:
     if not condition:
@@ -421,11 +412,6 @@ def _require(condition: bool, reason: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-@functools.lru_cache(maxsize=None)
-def _signature(op_name: str) -> inspect.Signature:
-    return inspect.signature(REGISTRY[op_name].infer)
 
 
 def _dtype(name: Any) -> np.dtype:

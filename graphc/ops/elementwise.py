@@ -16,7 +16,7 @@ from .registry import Case, define
 
 
 def _binary(name, ufunc, bprop, *, cases, reference=None, doc=""):
-    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop,
+    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=2,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
@@ -24,7 +24,7 @@ def _unary(name, ufunc, bprop, *, cases=None, reference=None, low=-2.0, high=2.0
            doc=""):
     cases = cases or [Case(((3, 4),), low=low, high=high, order=order),
                       Case(((),), low=low, high=high)]
-    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop,
+    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=1,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
@@ -178,7 +178,7 @@ _unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])),
        reference=lambda x: np.where(x < 0, -x, x),
        doc="|x|; the derivative at 0 is taken as 0.")
 define("sign", infer=elementwise_infer(np.sign), kernel=np.sign, bprop=None,
-       reference=lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype),
+       arity=1, reference=lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype),
        cases=[Case((np.array([-2.0, 0.0, 3.5, -0.0]),)), Case(((3, 4),)),
               Case((np.array([-3, 0, 2]),))],
        elementwise=True, inplace=True, doc="-1, 0 or 1 by the sign of x; no derivative.")
@@ -203,7 +203,7 @@ def _clip_bprop(node, g, i):
     return _split(gm, less(x, lo), equal(x, lo))
 
 
-define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop,
+define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop, arity=3,
        reference=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
        cases=[Case(((3, 4), np.array(-0.5), np.array(0.7)), order=3),
               Case(((3, 4), (4,), (3, 1))),

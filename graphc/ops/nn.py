@@ -34,6 +34,7 @@ from .common import dtype_argument, elementwise_infer
 from .compare import greater, where
 from .elementwise import mul, neg, sub
 from .reduce import sum as reduce_sum
+from .attrs import axes, dtype_name, flag, integer
 from .registry import Case, define
 from .shape import expand_dims
 
@@ -158,10 +159,11 @@ _SOFTMAX_CASES = [
     Case(((5,),), attrs={"axis": -1}, low=-20.0, high=20.0),
 ]
 
-define("softmax", infer=_softmax_infer, kernel=_softmax, bprop=_softmax_bprop,
+define("softmax", infer=_softmax_infer, attrs={"axis": axes}, kernel=_softmax, bprop=_softmax_bprop,
        reference=_softmax_reference, cases=_SOFTMAX_CASES,
        doc="exp(x) / sum(exp(x)) along axis, shifted by the max (stable).")
 define("log_softmax", infer=_softmax_infer, kernel=_log_softmax, bprop=_log_softmax_bprop,
+       attrs={"axis": axes},
        reference=lambda x, *, axis: np.log(_softmax_reference(x, axis=axis)),
        cases=_SOFTMAX_CASES,
        doc="x - logsumexp(x) along axis (stable); its rule uses softmax.")
@@ -190,6 +192,7 @@ def _logsumexp_bprop(node, g, i):
 
 
 define("logsumexp", infer=_logsumexp_infer, kernel=_logsumexp, bprop=_logsumexp_bprop,
+       attrs={"axis": axes, "keepdims": flag},
        reference=lambda x, *, axis, keepdims: np.log(
            np.add.reduce(np.exp(x), axis=axis, keepdims=keepdims)),
        cases=[Case(((3, 4),), attrs={"axis": -1, "keepdims": False}, order=3),
@@ -331,7 +334,7 @@ def _one_hot_reference(indices, *, depth, dtype):
 
 _INDICES = np.array([[0, 2], [1, 5], [-1, 2]])  # 5 and -1 are out of range: zero rows
 
-define("one_hot", infer=_one_hot_infer,
+define("one_hot", infer=_one_hot_infer, attrs={"depth": integer(0), "dtype": dtype_name},
        kernel=lambda indices, *, depth, dtype: _one_hot_array(indices, depth, dtype),
        bprop=None, reference=_one_hot_reference,
        cases=[Case((_INDICES,), attrs={"depth": 3, "dtype": "float64"}),
