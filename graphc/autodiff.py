@@ -19,7 +19,7 @@ is how :func:`jacobian` and :func:`hessian` seed many directions in one pass.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -40,8 +40,8 @@ def _is_float(node: Node) -> bool:
     return np.issubdtype(node.dtype, np.floating)
 
 
-def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
-              unconnected: str = "zero") -> list:
+def gradients(y: Node, xs: Union[Node, Sequence[Node]], grad_y: Any = None, *,
+              stop_at: Sequence[Node] = (), unconnected: str = "zero") -> list:
     """Symbolic gradients of ``y`` with respect to each of ``xs``, as nodes of y's graph.
 
     ``y`` must be a scalar unless ``grad_y`` (the cotangent, y's shape) is given. ``xs`` may be
@@ -87,7 +87,7 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
         return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
 
 
-def grad(y: Node, x: Node, **options) -> Optional[Node]:
+def grad(y: Node, x: Node, **options: Any) -> Optional[Node]:
     """The gradient of scalar ``y`` with respect to one node ``x``."""
     return gradients(y, [x], **options)[0]
 
@@ -284,7 +284,7 @@ def hessian(z: Node, x: Node) -> Node:
         return jacobian(grad(z, x), x)
 
 
-def hvp(z: Node, x: Node, v) -> Node:
+def hvp(z: Node, x: Node, v: Any) -> Node:
     """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
     if z.shape != ():
         raise ShapeError(f"hvp: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")

@@ -10,9 +10,10 @@ import sys
 from contextlib import contextmanager
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import shapes
 from .shapes import size
@@ -47,9 +48,21 @@ class Node:
 
     __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
                  "derivative", "__weakref__")
+    graph: "Graph"
+    id: int
+    op: str
+    inputs: "tuple[Node, ...]"
+    attrs: Mapping[str, Any]
+    shape: "tuple[Optional[int], ...]"
+    dtype: np.dtype
+    name: str
+    site: Optional[str]
+    derivative: int
     __array_ufunc__ = None  # make ``ndarray * node`` call Node.__rmul__
 
-    def __init__(self, graph, id, op, inputs, attrs, shape, dtype, name, site, derivative=0):
+    def __init__(self, graph: "Graph", id: int, op: str, inputs: "tuple[Node, ...]",
+                 attrs: Mapping[str, Any], shape: "tuple[Optional[int], ...]", dtype: np.dtype,
+                 name: str, site: Optional[str], derivative: int = 0) -> None:
         setter = object.__setattr__
         setter(self, "graph", graph)
         setter(self, "id", id)
@@ -72,7 +85,7 @@ class Node:
         return len(self.shape)
 
     @property
-    def consumers(self) -> tuple:
+    def consumers(self) -> "tuple[Node, ...]":
         """The nodes that use this one as an input, in creation order."""
         return tuple(self.graph._consumers[self.id])
 
@@ -86,12 +99,12 @@ class Node:
         raise GraphcError(f"{describe(self)} holds no value; use .eval() or graph.run()")
 
     @value.setter
-    def value(self, new) -> None:
+    def value(self, new: ArrayLike) -> None:
         if self.op != "variable":
             raise GraphcError(f"{describe(self)} is not a variable; only variables can be assigned")
         self.graph._values[self.id] = _checked_value(self, new)
 
-    def eval(self, feed: Optional[dict] = None):
+    def eval(self, feed: Optional[dict] = None) -> Any:
         """Compute this node: ``graph.run(node, feed)``."""
         return self.graph.run(self, feed)
 
@@ -103,45 +116,52 @@ class Node:
         from .io.dot import svg_or_none
         return svg_or_none(self)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
                           "use gc.where for a symbolic choice")
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         raise TypeError(f"{describe(self)} is symbolic and cannot be iterated")
 
     # Operators: thin wrappers over the op functions (imported lazily: ops import this module).
-    def __add__(self, other): return _ops().add(self, other)
-    def __radd__(self, other): return _ops().add(other, self)
-    def __sub__(self, other): return _ops().sub(self, other)
-    def __rsub__(self, other): return _ops().sub(other, self)
-    def __mul__(self, other): return _ops().mul(self, other)
-    def __rmul__(self, other): return _ops().mul(other, self)
-    def __truediv__(self, other): return _ops().div(self, other)
-    def __rtruediv__(self, other): return _ops().div(other, self)
-    def __pow__(self, other): return _ops().pow(self, other)
-    def __rpow__(self, other): return _ops().pow(other, self)
-    def __matmul__(self, other): return _ops().matmul(self, other)
-    def __rmatmul__(self, other): return _ops().matmul(other, self)
-    def __neg__(self): return _ops().neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return _ops().abs(self)
-    def __lt__(self, other): return _ops().less(self, other)
-    def __le__(self, other): return _ops().less_equal(self, other)
-    def __gt__(self, other): return _ops().greater(self, other)
-    def __ge__(self, other): return _ops().greater_equal(self, other)
-    def __getitem__(self, index): return _ops().getitem(self, index)
+    def __add__(self, other: Operand) -> Node: return _ops().add(self, other)
+    def __radd__(self, other: Operand) -> Node: return _ops().add(other, self)
+    def __sub__(self, other: Operand) -> Node: return _ops().sub(self, other)
+    def __rsub__(self, other: Operand) -> Node: return _ops().sub(other, self)
+    def __mul__(self, other: Operand) -> Node: return _ops().mul(self, other)
+    def __rmul__(self, other: Operand) -> Node: return _ops().mul(other, self)
+    def __truediv__(self, other: Operand) -> Node: return _ops().div(self, other)
+    def __rtruediv__(self, other: Operand) -> Node: return _ops().div(other, self)
+    def __pow__(self, other: Operand) -> Node: return _ops().pow(self, other)
+    def __rpow__(self, other: Operand) -> Node: return _ops().pow(other, self)
+    def __matmul__(self, other: Operand) -> Node: return _ops().matmul(self, other)
+    def __rmatmul__(self, other: Operand) -> Node: return _ops().matmul(other, self)
+    def __neg__(self) -> Node: return _ops().neg(self)
+    def __pos__(self) -> Node: return self
+    def __abs__(self) -> Node: return _ops().abs(self)
+    def __lt__(self, other: Operand) -> Node: return _ops().less(self, other)
+    def __le__(self, other: Operand) -> Node: return _ops().less_equal(self, other)
+    def __gt__(self, other: Operand) -> Node: return _ops().greater(self, other)
+    def __ge__(self, other: Operand) -> Node: return _ops().greater_equal(self, other)
+    def __getitem__(self, index: Any) -> Node: return _ops().getitem(self, index)
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
     @property
-    def T(self):
+    def T(self) -> "Node":
         return _ops().transpose(self)
 
 
-def _ops():
+def _ops() -> Any:
     from . import ops
     return ops
+
+
+#: What an op takes as an input: a node, or a value that becomes a constant node (a Python
+#: number, a NumPy array, nested lists: anything ``numpy.asarray`` takes).
+Operand = Union[Node, ArrayLike]
+#: An ``axis`` argument: None (all axes), one axis, or several; negative axes count from the end.
+Axis = Union[None, int, Sequence[int]]
 
 
 def _checked_value(node: Node, new) -> np.ndarray:
@@ -158,7 +178,7 @@ def _checked_value(node: Node, new) -> np.ndarray:
 class Graph:
     """A DAG of nodes, append-only: ``graph.nodes`` is in creation (topological) order."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}
         self._consumers: list[list[Node]] = []
@@ -171,13 +191,13 @@ class Graph:
 
     # -- reading ------------------------------------------------------------------------------
     @property
-    def nodes(self) -> tuple:
+    def nodes(self) -> "tuple[Node, ...]":
         return tuple(self._nodes)
 
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return iter(tuple(self._nodes))
 
     def __getitem__(self, name: str) -> Node:
@@ -186,17 +206,17 @@ class Graph:
         except KeyError:
             raise KeyError(f"no node named {name!r} in this graph") from None
 
-    def __contains__(self, item) -> bool:
+    def __contains__(self, item: object) -> bool:
         if isinstance(item, Node):
             return item.graph is self
         return item in self._by_name
 
     @property
-    def variables(self) -> tuple:
+    def variables(self) -> "tuple[Node, ...]":
         return tuple(n for n in self._nodes if n.op == "variable")
 
     @property
-    def placeholders(self) -> tuple:
+    def placeholders(self) -> "tuple[Node, ...]":
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
@@ -208,7 +228,8 @@ class Graph:
         return svg_or_none(self)
 
     # -- building -----------------------------------------------------------------------------
-    def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
+    def placeholder(self, name: str, shape: Union[None, int, Sequence[Optional[int]]] = (),
+                    dtype: DTypeLike = "float64") -> Node:
         """An input fed at run time; ``None`` in ``shape`` is a size known only then."""
         shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
         for d in shape:
@@ -217,14 +238,15 @@ class Graph:
         shape = tuple(None if d is None else int(d) for d in shape)
         return self._add("placeholder", (), {}, shape, _dtype(dtype, name), name)
 
-    def variable(self, name: str, value, dtype=None) -> Node:
+    def variable(self, name: str, value: ArrayLike, dtype: Optional[DTypeLike] = None) -> Node:
         """A node that holds an array between runs (``node.value`` reads and writes it)."""
         array = _numeric_array(value, dtype, name)
         node = self._add("variable", (), {}, array.shape, array.dtype, name)
         self._values[node.id] = array
         return node
 
-    def constant(self, value, name: Optional[str] = None, dtype=None) -> Node:
+    def constant(self, value: ArrayLike, name: Optional[str] = None,
+                 dtype: Optional[DTypeLike] = None) -> Node:
         """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
         array = _numeric_array(value, dtype, name)
         array.flags.writeable = False
@@ -331,7 +353,7 @@ class Graph:
         return name
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, fetches, feed: Optional[dict] = None):
+    def run(self, fetches: Any, feed: Optional[dict] = None) -> Any:
         """Compute ``fetches`` (a node, or a list/tuple/dict of nodes; same structure back).
 
         ``feed`` maps nodes or names to values. Only ancestors of the fetches are computed,
@@ -340,7 +362,7 @@ class Graph:
         from .runtime import run
         return run(self, fetches, feed)
 
-    def to_networkx(self):
+    def to_networkx(self) -> Any:
         """A ``networkx.MultiDiGraph``: node ids as keys, one edge per input (``x * x`` has two)."""
         import networkx as nx
 

@@ -68,7 +68,7 @@ class ScipyObjective:
         self.loss = loss
         self.params = params
         self.graph: Graph = loss.graph
-        sizes = [int(np.prod(p.shape, dtype=np.int64)) for p in params]
+        sizes = [p.value.size for p in params]  # variables' shapes are known
         ends = np.cumsum(sizes).tolist()
         self.slices = [slice(end - n, end) for n, end in zip(sizes, ends)]
         self.size = int(ends[-1])
@@ -158,7 +158,8 @@ class ScipyObjective:
         if self._hessp is None:
             v = self.graph.placeholder(self._fresh("hessp_vector"), (self.size,),
                                        np.result_type(*(q.dtype for q in self.params)))
-            parts = [reshape(getitem(v, s), q.shape) for s, q in zip(self.slices, self.params)]
+            parts = [reshape(getitem(v, s), q.value.shape)
+                     for s, q in zip(self.slices, self.params)]
             if len(self.params) == 1:
                 products = [hvp(self.loss, self.params[0], parts[0])]
             else:

@@ -1,7 +1,7 @@
 """Gradient checking against central finite differences, for users and for our own tests."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def numeric_gradient(y: Node, x: Node, feed: dict, eps: float) -> np.ndarray:
     return out
 
 
-def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[float] = None,
+def check_gradients(y: Node, xs: Any, feed: Optional[dict] = None, *, eps: Optional[float] = None,
                     rtol: Optional[float] = None, atol: Optional[float] = None) -> float:
     """Compare ``gradients(y, xs)`` with central finite differences at ``feed``.
 

@@ -7,7 +7,7 @@ import gc
 import inspect
 import time
 from contextlib import contextmanager
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from ..errors import FeedError, GraphcError, MissingFeedError, describe
 from ..graph import Node
@@ -115,7 +115,7 @@ class _KeywordFunction(Function):
         return Function.__call__(self, *args, **kwargs)
 
 
-def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dict] = None, *,
+def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
              passes: Optional[Sequence[str]] = None) -> Function:
     """Compile ``outputs`` (a node, or a list/tuple/dict of nodes) as a function of ``inputs``.

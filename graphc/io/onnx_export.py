@@ -16,14 +16,14 @@ does, so a model with ``None`` sizes works for every size.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import GraphcError, describe
 from ..graph import Node
 from ..runtime import needed_nodes, require_fed
-from ..shapes import float_dtype
+from ..shapes import float_dtype, size
 
 OPSET = 18  # every Reduce* takes its axes as an input; Pad takes axes; ScatterElements adds
 _INT64_MAX = np.iinfo(np.int64).max
@@ -48,6 +48,7 @@ def to_onnx(inputs: Union[Node, Sequence[Node]], outputs: Outputs,
     except ImportError:
         raise GraphcError("to_onnx needs the onnx package: pip install 'graphc[onnx]'") from None
     inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
+    named: list[tuple[Optional[str], Node]]
     if isinstance(outputs, Mapping):
         named = [(str(k), v) for k, v in outputs.items()]
     else:
@@ -64,7 +65,7 @@ def to_onnx(inputs: Union[Node, Sequence[Node]], outputs: Outputs,
         raise GraphcError("to_onnx: the same node is given twice among the inputs")
 
     graph = nodes[0].graph
-    fed = {n.id for n in inputs}
+    fed = {n.id: n for n in inputs}
     order = needed_nodes(graph, [v for _, v in named], fed)
     require_fed(order, fed, "(as inputs of the ONNX model) to compute its outputs")
     builder = _Builder(onnx)
@@ -159,7 +160,7 @@ class _Builder:
             self.consts[key] = self.initializer(array, "const")
         return self.consts[key]
 
-    def ints(self, values: Sequence[int]) -> str:
+    def ints(self, values: Iterable[Any]) -> str:
         return self.const(np.array(list(values), dtype=np.int64).reshape(-1))
 
     def value(self, node: Node, dtype: Any = None) -> str:
@@ -341,7 +342,7 @@ def _where(b: _Builder, node: Node) -> str:
                 b.arg(node, 2, node.dtype))
 
 
-# -- reductions -------------------------------------------------------------------------------------
+# -- reductions -----------------------------------------------------------------------------------
 def _reduce(onnx_op: str, in_result_dtype: bool) -> Rule:
     def rule(b: _Builder, node: Node) -> str:
         # sum and mean compute in the result's dtype (NumPy: int sums in int64, means in float)
@@ -383,7 +384,7 @@ def _reduced_size(b: _Builder, node: Node) -> str:
     return b.op("ReduceProd", sizes, keepdims=0)
 
 
-# -- the softmax family and cross-entropies -----------------------------------------------------------
+# -- the softmax family and cross-entropies -------------------------------------------------------
 def _safe_max(b: _Builder, x: str, axes: str) -> str:
     """The max along ``axes`` (kept), non-finite maxima replaced by 0 (graphc's shift)."""
     m = b.op("ReduceMax", x, axes, keepdims=1)
@@ -463,7 +464,7 @@ def _one_hot_like(b: _Builder, node: Node) -> str:
     return _one_hot(b, b.arg(node, 0, np.int64), classes, node.dtype)
 
 
-# -- shapes --------------------------------------------------------------------------------------------
+# -- shapes ---------------------------------------------------------------------------------------
 @_rule("reshape")
 def _reshape(b: _Builder, node: Node) -> str:
     shape = node.attrs["shape"]
@@ -539,9 +540,9 @@ def _sum_to(b: _Builder, node: Node) -> str:
         return b.reduce_sum(out, b.ints(axes), keepdims=1) if axes else out
     # Sum where like has size 1 at run time (summing a size-1 axis changes nothing).
     ones = b.op("Equal", b.shape(b.value(like)), b.ints([1] * like.ndim), dtype=bool)
-    axes = b.op("Add", b.op("Squeeze", b.op("NonZero", ones, dtype=np.int64), b.ints([0])),
-                b.ints([batch]))
-    return b.reduce_sum(out, axes, keepdims=1, noop_with_empty_axes=1)
+    where = b.op("Squeeze", b.op("NonZero", ones, dtype=np.int64), b.ints([0]))
+    return b.reduce_sum(out, b.op("Add", where, b.ints([batch])), keepdims=1,
+                        noop_with_empty_axes=1)
 
 
 @_rule("zeros_like", "ones_like")
@@ -553,17 +554,17 @@ def _filled_like(b: _Builder, node: Node) -> str:
 @_rule("eye_like")
 def _eye_like(b: _Builder, node: Node) -> str:
     y = node.inputs[0]
-    if None not in y.shape:
-        n = int(np.prod(y.shape, dtype=np.int64))
+    n = size(y.shape)
+    if n is not None:
         return b.const(np.eye(n, dtype=node.dtype).reshape(node.shape))
     shape = b.shape(b.value(y))
-    n = b.op("ReduceProd", shape, keepdims=1)
-    zeros = b.op("ConstantOfShape", b.op("Concat", n, n, axis=0), dtype=node.dtype,
+    count = b.op("ReduceProd", shape, keepdims=1)
+    zeros = b.op("ConstantOfShape", b.op("Concat", count, count, axis=0), dtype=node.dtype,
                  value=b.onnx.numpy_helper.from_array(np.zeros(1, node.dtype)))
     return b.op("Reshape", b.op("EyeLike", zeros), b.op("Concat", shape, shape, axis=0))
 
 
-# -- indexing -------------------------------------------------------------------------------------------
+# -- indexing -------------------------------------------------------------------------------------
 def _slice_bounds(start: Optional[int], stop: Optional[int], step: int) -> tuple:
     if step > 0:
         return (0 if start is None else start), (_INT64_MAX if stop is None else stop)
@@ -637,16 +638,16 @@ def _concat_offsets(b: _Builder, node: Node) -> tuple:
     xs = node.inputs[1:]
     sizes = [x.shape[axis] for x in xs]
     if None not in sizes:
-        start = int(np.sum(sizes[:part], dtype=np.int64))
-        return b.ints([start]), b.ints([start + sizes[part]]), b.ints([int(np.sum(sizes))])
+        offset = int(np.sum(sizes[:part], dtype=np.int64))
+        return b.ints([offset]), b.ints([offset + sizes[part]]), b.ints([int(np.sum(sizes))])
     runtime = [b.size_along(x, axis) for x in xs]
     start = b.ints([0])
-    for n in runtime[:part]:  # ONNX's Sum takes no integers
-        start = b.op("Add", start, n)
+    for length in runtime[:part]:  # ONNX's Sum takes no integers
+        start = b.op("Add", start, length)
     stop = b.op("Add", start, runtime[part])
     total = stop
-    for n in runtime[part + 1:]:
-        total = b.op("Add", total, n)
+    for length in runtime[part + 1:]:
+        total = b.op("Add", total, length)
     return start, stop, total
 
 

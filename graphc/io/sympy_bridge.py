@@ -22,7 +22,7 @@ from ..shapes import fmt
 
 
 # -- to SymPy --------------------------------------------------------------------------------------
-def to_sympy(node: Node):
+def to_sympy(node: Node) -> Any:
     """The SymPy expression of a scalar node, in symbols named after placeholders/variables.
 
     Every ancestor must hold one element (shape ``()``, ``(1,)``, ...). Raises
@@ -146,7 +146,7 @@ def _number(value: np.ndarray):
 
 
 # -- from SymPy ----------------------------------------------------------------------------------
-def from_sympy(expr, mapping: dict, graph: Optional[Graph] = None) -> Node:
+def from_sympy(expr: Any, mapping: dict, graph: Optional[Graph] = None) -> Node:
     """Nodes computing ``expr``, in the graph of the mapping's nodes.
 
     ``mapping`` sends each free symbol (a ``sympy.Symbol`` or its name) to a node. Handles

@@ -5,10 +5,12 @@ the gradient pass handle sizes that are ``None`` at build time.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import broadcast_shapes, fmt, shape_argument
 from .attrs import integer, ints
 from .registry import Case, define
@@ -104,16 +106,16 @@ define("sum_to", infer=_sum_to_infer, attrs={"batch": integer(0)},
        doc="Sum x to the run-time shape of like (keeping x's first `batch` dimensions).")
 
 
-def broadcast_to(x, shape, name=None):
+def broadcast_to(x: Operand, shape: Sequence[int], name: Optional[str] = None) -> Node:
     """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient sums back."""
     return apply("broadcast_to", [x], {"shape": shape}, name=name)
 
 
-def broadcast_like(x, like, name=None):
+def broadcast_like(x: Operand, like: Node, name: Optional[str] = None) -> Node:
     """Broadcast ``x`` against the run-time shape of ``like``."""
     return apply("broadcast_like", [x, like], name=name)
 
 
-def sum_to(x, like, batch: int = 0, name=None):
+def sum_to(x: Operand, like: Node, batch: int = 0, name: Optional[str] = None) -> Node:
     """Sum ``x`` down to the run-time shape of ``like`` (keeping ``batch`` leading dims)."""
     return apply("sum_to", [x, like], {"batch": batch}, name=name)

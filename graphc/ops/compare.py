@@ -7,9 +7,11 @@ dimensions.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import broadcast_shapes
 from .common import elementwise_infer, probe
 from .registry import Case, define
@@ -87,27 +89,27 @@ define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop,
 
 
 # -- builders -----------------------------------------------------------------------------------
-def less(a, b, name=None):
+def less(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a < b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("less", [a, b], name=name)
 
 
-def less_equal(a, b, name=None):
+def less_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a <= b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("less_equal", [a, b], name=name)
 
 
-def greater(a, b, name=None):
+def greater(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a > b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("greater", [a, b], name=name)
 
 
-def greater_equal(a, b, name=None):
+def greater_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a >= b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("greater_equal", [a, b], name=name)
 
 
-def equal(a, b, name=None):
+def equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a == b`` elementwise, with broadcasting; a bool node without gradient.
 
     (``node == other`` stays Python identity, so that nodes can be dict keys.)
@@ -115,27 +117,27 @@ def equal(a, b, name=None):
     return apply("equal", [a, b], name=name)
 
 
-def not_equal(a, b, name=None):
+def not_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a != b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("not_equal", [a, b], name=name)
 
 
-def logical_not(x, name=None):
+def logical_not(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical NOT (nonzero counts as true); a bool node."""
     return apply("logical_not", [x], name=name)
 
 
-def logical_and(a, b, name=None):
+def logical_and(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical AND (nonzero counts as true), with broadcasting; a bool node."""
     return apply("logical_and", [a, b], name=name)
 
 
-def logical_or(a, b, name=None):
+def logical_or(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical OR (nonzero counts as true), with broadcasting; a bool node."""
     return apply("logical_or", [a, b], name=name)
 
 
-def where(cond, a, b, name=None):
+def where(cond: Operand, a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a`` where ``cond`` is true, else ``b``, like ``numpy.where`` (all three broadcast).
 
     The gradient flows to the chosen branch only; ``cond`` gets none.
