@@ -25,7 +25,7 @@ from .compiler import Function, function
 from .errors import DTypeError, GraphcError, ShapeError, describe
 from .graph import Graph, Node
 from .ops import concatenate, getitem, mul, reshape, sum as reduce_sum
-from .runtime import check_feed_value
+from .runtime import resolve_feed
 from .shapes import fmt
 
 # Methods of scipy.optimize.minimize by what they take besides ``jac``.
@@ -80,17 +80,12 @@ class ScipyObjective:
         self._last: Optional[tuple] = None  # (x, loss, gradient) of the last evaluation
 
     def _resolve(self, feed: Mapping[Any, Any]) -> tuple:
-        nodes, values = [], []
-        for key, value in feed.items():
-            node = key if isinstance(key, Node) else self.graph[key]
-            if node.graph is not self.graph:
-                raise GraphcError(f"scipy_objective: {describe(node)} is fed but belongs to "
-                                  "another graph")
+        checked = resolve_feed(self.graph, dict(feed))  # as g.run checks a feed, once
+        nodes = [self.graph.nodes[i] for i in checked]
+        for node in nodes:
             if node in self.params:
                 raise GraphcError(f"scipy_objective: {describe(node)} is both optimised and fed")
-            nodes.append(node)
-            values.append(check_feed_value(node, value))  # checked once, not at every call
-        return nodes, values
+        return nodes, list(checked.values())
 
     def _compile(self, outputs: list, extra: Sequence[Node] = ()) -> Function:
         return function([*self.params, *self._feed_nodes, *extra], outputs)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize
 
 import graphc as gc
+
+minimize = pytest.importorskip("scipy.optimize").minimize
 
 METHODS = ["trust-ncg", "trust-krylov", "Newton-CG", "L-BFGS-B", "BFGS", "trust-exact"]
 # |gradient| < 1e-8 puts the iterate within 1e-8 of the optimum here (the Hessian's smallest
@@ -146,6 +147,10 @@ def test_bad_arguments_are_graphc_errors():
         gc.scipy_objective(loss, [X])
     with pytest.raises(gc.GraphcError, match="given twice"):
         gc.scipy_objective(loss, [w, w], feed={X: X_data, y: y_data})
+    with pytest.raises(gc.FeedError, match="no node of that name"):
+        gc.scipy_objective(loss, [w, b], feed={"X": X_data, "Y": y_data})
+    with pytest.raises(gc.GraphcError, match="both optimised and fed"):
+        gc.scipy_objective(loss, [w, b], feed={X: X_data, y: y_data, w: np.ones(4)})
     with pytest.raises(gc.MissingFeedError, match="'y'"):
         gc.scipy_objective(loss, [w, b], feed={X: X_data})
     obj = gc.scipy_objective(loss, [w, b], feed={X: X_data, y: y_data})
