@@ -247,7 +247,7 @@ for _name, _onnx in [("add", "Add"), ("sub", "Sub"), ("mul", "Mul"), ("div", "Di
                      ("pow", "Pow"), ("neg", "Neg"), ("exp", "Exp"), ("log", "Log"),
                      ("sqrt", "Sqrt"), ("sin", "Sin"), ("cos", "Cos"), ("tanh", "Tanh"),
                      ("abs", "Abs"), ("sign", "Sign"), ("maximum", "Max"), ("minimum", "Min"),
-                     ("sigmoid", "Sigmoid"), ("matmul", "MatMul"), ("stop_gradient", "Identity")]:
+                     ("matmul", "MatMul"), ("stop_gradient", "Identity")]:
     RULES[_name] = _same(_onnx)
 
 
@@ -278,6 +278,17 @@ def _softplus(b: _Builder, x: str) -> str:
 @_rule("softplus")
 def _softplus_rule(b: _Builder, node: Node) -> str:
     return _softplus(b, b.arg(node, 0, node.dtype))
+
+
+@_rule("sigmoid")
+def _sigmoid(b: _Builder, node: Node) -> str:
+    """graphc's kernel: with e = exp(-|x|) in (0, 1], 1/(1+e) for x >= 0, else e/(1+e). (The
+    same steps as NumPy, so s(1-s) in a derivative does not amplify a last-bit difference.)"""
+    x = b.arg(node, 0, node.dtype)
+    e = b.op("Exp", b.op("Neg", b.op("Abs", x)))
+    r = b.op("Div", b.scalar(1, node.dtype), b.op("Add", b.scalar(1, node.dtype), e))
+    positive = b.op("GreaterOrEqual", x, b.scalar(0, node.dtype), dtype=bool)
+    return b.op("Where", positive, r, b.op("Mul", e, r))
 
 
 @_rule("relu")
