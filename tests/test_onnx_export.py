@@ -1,8 +1,8 @@
 """gc.to_onnx: models that onnx.checker accepts and onnxruntime runs to gc.function's values.
 
-Every op of the registry is exported through its own test cases (known and unknown sizes),
-forward and through its gradient graph (which brings in sum_to, broadcast_like, getitem_grad,
-concat_take, ...), then the examples' models in float32 and float64.
+Every op of the registry is exported through its own test cases (known and unknown sizes,
+float32 too), forward, through its gradient graph (which brings in sum_to, broadcast_like,
+getitem_grad, concat_take, ...) and its Hessian graph; then the examples' models.
 """
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def case_arrays(name, k):
                   else np.asarray(item) for item in case.inputs]
 
 
+def float_wrt(name, k) -> list:
+    case, arrays = case_arrays(name, k)
+    return list(case.wrt) if case.wrt is not None else \
+        [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+
+
 @pytest.mark.parametrize("unknown,dtype", [(False, "float64"), (True, "float64"),
                                            (False, "float32")],
                          ids=["known", "none_sizes", "float32"])
@@ -60,8 +66,7 @@ def test_every_op_exports_forward_and_gradient(name, k, unknown, dtype):
     node = apply(name, inputs, case.attrs)
     feed = {f"in{i}": a for i, a in enumerate(arrays)}
     outputs = [node]
-    wrt = list(case.wrt) if case.wrt is not None else \
-        [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    wrt = float_wrt(name, k)
     if REGISTRY[name].differentiable and wrt and node.dtype.kind == "f":
         want_value = gc.function(inputs, node)(*arrays)
         u = g.placeholder("u", (None,) * node.ndim if unknown else node.shape, node.dtype)
@@ -72,6 +77,26 @@ def test_every_op_exports_forward_and_gradient(name, k, unknown, dtype):
     model = gc.to_onnx(inputs, outputs)
     want = gc.function(inputs, outputs)(*feed.values())
     assert_same(run_onnx(model, feed), want, rtol=1e-12 if dtype == "float64" else 1e-6)
+
+
+SECOND_ORDER = [(name, k) for name, k in CASES
+                if REGISTRY[name].differentiable and float_wrt(name, k)]
+
+
+@pytest.mark.parametrize("unknown", [False, True], ids=["known", "none_sizes"])
+@pytest.mark.parametrize("name,k", SECOND_ORDER)
+def test_every_op_exports_its_hessian_graph(name, k, unknown):
+    """The Jacobian of a gradient: a batch of cotangents through every rule, twice."""
+    case, arrays = case_arrays(name, k)
+    g = gc.Graph()
+    inputs = [g.placeholder(f"in{i}", (None,) * a.ndim if unknown else a.shape, a.dtype)
+              for i, a in enumerate(arrays)]
+    node = apply(name, inputs, case.attrs)
+    x = inputs[float_wrt(name, k)[0]]
+    outputs = [gc.jacobian(gc.grad(gc.sum(gc.tanh(node)), x), x)]
+    model = gc.to_onnx(inputs, outputs)
+    feed = {f"in{i}": a for i, a in enumerate(arrays)}
+    assert_same(run_onnx(model, feed), gc.function(inputs, outputs)(*arrays), rtol=1e-10)
 
 
 def test_every_translation_is_of_a_registered_op():
