@@ -16,7 +16,7 @@ The variables keep their values while SciPy works (the vector is fed in their pl
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class ScipyObjective:
     ``scipy.optimize.minimize``, or call :meth:`minimize`, which picks what the method needs.
     """
 
-    def __init__(self, loss: Node, params: Sequence[Node],
+    def __init__(self, loss: Node, params: Union[Node, Sequence[Node]],
                  feed: Optional[Mapping[Any, Any]] = None) -> None:
         if not isinstance(loss, Node):
             raise GraphcError(f"scipy_objective: the loss must be a graphc node, not "
@@ -52,7 +52,7 @@ class ScipyObjective:
         if loss.dtype.kind != "f":
             raise DTypeError(f"scipy_objective: {describe(loss)} has dtype {loss.dtype}; the "
                              "loss must be a float")
-        params = [params] if isinstance(params, Node) else list(params)
+        params = [params] if isinstance(params, Node) else list(params)  # one variable, or several
         if not params:
             raise GraphcError("scipy_objective: give at least one variable in params")
         for p in params:
@@ -81,7 +81,8 @@ class ScipyObjective:
 
     def _resolve(self, feed: Mapping[Any, Any]) -> tuple:
         checked = resolve_feed(self.graph, dict(feed))  # as g.run checks a feed, once
-        nodes = [self.graph.nodes[i] for i in checked]
+        every = self.graph.nodes
+        nodes = [every[i] for i in checked]
         for node in nodes:
             if node in self.params:
                 raise GraphcError(f"scipy_objective: {describe(node)} is both optimised and fed")
@@ -202,10 +203,10 @@ class ScipyObjective:
         return f"<ScipyObjective of {describe(self.loss)} over {self.size} entries: {names}>"
 
 
-def scipy_objective(loss: Node, params: Sequence[Node],
+def scipy_objective(loss: Node, params: Union[Node, Sequence[Node]],
                     feed: Optional[Mapping[Any, Any]] = None) -> ScipyObjective:
     """A :class:`ScipyObjective`: ``loss`` (a scalar node) as a function of one flat vector of
-    the variables ``params``, with ``feed`` (placeholders or names to values) held fixed.
+    the variables ``params`` (one variable or a list of them), with ``feed`` (placeholders or names to values) held fixed.
 
     >>> obj = gc.scipy_objective(loss, [W, b], feed={X: X_train, y: y_train})
     >>> res = scipy.optimize.minimize(obj.fun, obj.x0, jac=obj.jac, hessp=obj.hessp,

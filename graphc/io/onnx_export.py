@@ -89,10 +89,16 @@ def to_onnx(inputs: Union[Node, Sequence[Node]], outputs: Outputs,
         helper.make_graph(builder.nodes, name, graph_inputs, graph_outputs,
                           initializer=builder.initializers),
         opset_imports=[helper.make_opsetid("", OPSET)], producer_name="graphc",
+        producer_version=_version(),
         ir_version=8)  # the IR version of opset 18: runtimes back to onnxruntime 1.14 load it
     if path is not None:
         onnx.save(model, os.fspath(path))
     return model
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
 
 
 class _Builder:
