@@ -63,14 +63,14 @@ def test_mypy_passes_on_the_public_api(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"),
          "--config-file", str(ROOT / "pyproject.toml"),
-         "graphc/__init__.py", "tests/typing/public_api.py"],
+         "graphc/__init__.py", "tests/typecheck/public_api.py"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"mypy found errors:\n{result.stdout}\n{result.stderr}"
 
 
 def test_the_typed_program_runs():
     """The program mypy checks is a real one: it runs and its gradient check passes."""
-    result = subprocess.run([sys.executable, "tests/typing/public_api.py"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "tests/typecheck/public_api.py"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 1e-6
