@@ -16,7 +16,9 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
                   sum, mean, max, min, argmax, argmin,
                   reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack,
                   getitem, matmul, cast, stop_gradient, zeros_like, ones_like)
-from .autodiff import gradients, grad, jacobian, hessian, hvp
+from .autodiff import gradients, grad
+from .forward import jvp
+from .jacobians import jacobian, jacfwd, hessian, hvp
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
@@ -37,6 +39,7 @@ __all__ = [
     "getitem", "matmul", "cast", "stop_gradient", "zeros_like", "ones_like",
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
+    "jvp", "jacfwd",
     # running and compiling
     "function",
     # interchange

@@ -161,10 +161,29 @@ _SOFTMAX_CASES = [
     Case(((5,),), attrs={"axis": -1}, low=-20.0, high=20.0),
 ]
 
-define("softmax", infer=_softmax_infer, attrs={"axis": axes}, kernel=_softmax, bprop=_softmax_bprop,
+def _softmax_jvp(node, tangents):
+    st = mul(node, tangents[0])  # J t = s * (t - sum(s * t)), the same form as the bprop
+    return sub(st, mul(node, reduce_sum(st, axis=node.attrs["axis"], keepdims=True)))
+
+
+def _log_softmax_jvp(node, tangents):
+    (t,) = tangents
+    s = softmax(node.inputs[0], axis=node.attrs["axis"])
+    return sub(t, reduce_sum(mul(s, t), axis=node.attrs["axis"], keepdims=True))
+
+
+def _logsumexp_jvp(node, tangents):
+    axis = node.attrs["axis"]
+    s = softmax(node.inputs[0], axis=axis)
+    return reduce_sum(mul(s, tangents[0]), axis=axis, keepdims=node.attrs["keepdims"])
+
+
+define("softmax", infer=_softmax_infer, attrs={"axis": axes}, kernel=_softmax,
+       bprop=_softmax_bprop, jvp=_softmax_jvp,
        reference=_softmax_reference, cases=_SOFTMAX_CASES,
        doc="exp(x) / sum(exp(x)) along axis, shifted by the max (stable).")
 define("log_softmax", infer=_softmax_infer, kernel=_log_softmax, bprop=_log_softmax_bprop,
+       jvp=_log_softmax_jvp,
        attrs={"axis": axes},
        reference=lambda x, *, axis: np.log(_softmax_reference(x, axis=axis)),
        cases=_SOFTMAX_CASES,
@@ -194,6 +213,7 @@ def _logsumexp_bprop(node, g, i):
 
 
 define("logsumexp", infer=_logsumexp_infer, kernel=_logsumexp, bprop=_logsumexp_bprop,
+       jvp=_logsumexp_jvp,
        attrs={"axis": axes, "keepdims": flag},
        reference=lambda x, *, axis, keepdims: np.log(
            np.add.reduce(np.exp(x), axis=axis, keepdims=keepdims)),

@@ -54,13 +54,25 @@ _REDUCE_CASES = [
     Case(((),), attrs={"axis": (), "keepdims": False}),
 ]
 
+def _linear_reduction_jvp(reduce):
+    """A sum or mean is linear: its tangent is the same reduction of the input's tangent, over
+    negative axes (right whatever the tangent's batch)."""
+    def jvp(node, tangents):
+        x, (t,) = node.inputs[0], tangents
+        return reduce(t, axis=tuple(a - x.ndim for a in node.attrs["axis"]),
+                      keepdims=node.attrs["keepdims"])
+    return jvp
+
+
 define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
+       jvp=_linear_reduction_jvp(lambda t, **kw: sum(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
        bprop=lambda node, g, i: _spread(node, g),
        reference=lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
        cases=_REDUCE_CASES)
 
 define("mean", infer=_reduce_infer(np.mean), attrs=_REDUCE_ATTRS,
+       jvp=_linear_reduction_jvp(lambda t, **kw: mean(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
        bprop=_mean_bprop,
        reference=lambda x, *, axis, keepdims: (np.add.reduce(x, axis=axis, keepdims=keepdims)

@@ -30,6 +30,12 @@ The op contract
     several consumers).
     ``bprop=None`` means the op has no derivative (comparisons, sign, casts to int): it passes
     zero gradient. Ops whose rule was never written raise at gradient-build time.
+``jvp(node, tangents) -> Node | None``
+    Forward rule (optional; JAX's ``defjvp``): ``tangents[i]`` is None for an input that
+    carries no tangent, else a node of shape ``batch + inputs[i].shape``; return the output's
+    tangent (any shape that broadcasts to ``batch + node.shape``; the pass broadcasts, casts
+    and adds). Without one, elementwise ops use their bprop (a diagonal Jacobian is its own
+    transpose) and other ops the transpose of their bprop (see :mod:`graphc.forward`).
 ``arity`` and ``attrs``
     How many inputs the op takes (an int, or ``(least, most)`` with ``most=None`` for any
     number) and its declared attrs: ``{name: check}`` with the checks of
@@ -86,6 +92,7 @@ class Op:
     arity: tuple = (0, None)  # (least, most) inputs; most None: any number
     attrs: Mapping[str, Callable] = field(default_factory=dict)  # name -> check (ops/attrs.py)
     required: frozenset = frozenset()  # attrs without a default in the rule
+    jvp: Optional[Callable] = None  # forward rule; None: derived from the bprop
 
     @property
     def differentiable(self) -> bool:
@@ -128,7 +135,7 @@ REGISTRY: dict[str, Op] = {}
 
 
 def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, cases=(),
-           elementwise=False, inplace=False, doc="", arity=None, attrs=None) -> Op:
+           elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None) -> Op:
     """Register an op; each name is defined exactly once."""
     if name in REGISTRY:
         raise ValueError(f"op {name!r} is defined twice")
@@ -139,7 +146,7 @@ def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, c
     attrs = dict(attrs or {})
     required = _check_declaration(name, infer, attrs)
     op = Op(name, infer, kernel, bprop, reference, tuple(cases), elementwise, inplace, doc,
-            tuple(arity), MappingProxyType(attrs), required)
+            tuple(arity), MappingProxyType(attrs), required, jvp)
     REGISTRY[name] = op
     return op
 

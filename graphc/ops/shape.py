@@ -48,8 +48,16 @@ def _reshape_bprop(node, g, i):
     return reshape(g, batch + x.shape)
 
 
+def _reshape_jvp(node, tangents):
+    (t,) = tangents
+    batch = t.shape[:t.ndim - node.inputs[0].ndim]
+    if None in node.shape or None in batch:
+        return reshape_like(t, node, len(batch))
+    return reshape(t, batch + node.shape)
+
+
 define("reshape", infer=_reshape_infer, kernel=lambda x, *, shape: np.reshape(x, shape),
-       attrs={"shape": ints(-1)},
+       attrs={"shape": ints(-1)}, jvp=_reshape_jvp,
        bprop=_reshape_bprop, reference=lambda x, *, shape: x.reshape(shape),
        cases=[Case(((3, 4),), attrs={"shape": (2, 6)}, order=3),
               Case(((3, 4),), attrs={"shape": (-1,)}), Case(((1,),), attrs={"shape": ()})])
@@ -91,8 +99,14 @@ def _transpose_bprop(node, g, i):
     return transpose(g, tuple(range(batch)) + tuple(batch + int(a) for a in inverse))
 
 
+def _transpose_jvp(node, tangents):
+    (t,) = tangents
+    batch = t.ndim - node.ndim
+    return transpose(t, tuple(range(batch)) + tuple(batch + a for a in node.attrs["axes"]))
+
+
 define("transpose", infer=_transpose_infer, kernel=lambda x, *, axes: np.transpose(x, axes),
-       attrs={"axes": axes},
+       attrs={"axes": axes}, jvp=_transpose_jvp,
        bprop=_transpose_bprop, reference=lambda x, *, axes: np.transpose(x, axes),
        cases=[Case(((3, 4),), attrs={"axes": (1, 0)}, order=3),
               Case(((2, 3, 4),), attrs={"axes": (2, 0, 1)})])
@@ -127,10 +141,14 @@ def _squeeze_infer(x, *, axis):
 define("expand_dims", infer=_expand_dims_infer, attrs={"axis": axes},
        kernel=lambda x, *, axis: np.expand_dims(x, axis),
        bprop=lambda node, g, i: squeeze(g, tuple(a - node.ndim for a in node.attrs["axis"])),
+       jvp=lambda node, ts: expand_dims(ts[0], tuple(a - node.ndim
+                                                     for a in node.attrs["axis"])),
        reference=lambda x, *, axis: np.expand_dims(x, axis),
        cases=[Case(((3, 4),), attrs={"axis": (0, 2)}, order=3), Case(((),), attrs={"axis": (0,)})])
 
 define("squeeze", infer=_squeeze_infer, attrs={"axis": axes},
+       jvp=lambda node, ts: squeeze(ts[0], tuple(a - node.inputs[0].ndim
+                                                 for a in node.attrs["axis"])),
        kernel=lambda x, *, axis: np.squeeze(x, axis),
        bprop=lambda node, g, i: expand_dims(
            g, tuple(a - node.inputs[0].ndim for a in node.attrs["axis"])),
