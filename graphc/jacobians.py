@@ -10,7 +10,7 @@ Every function accepts lists: ``jacobian([y1, y2], [x1, x2])[i][j]`` is dy_i/dx_
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def _pick(mode: str, inputs: int | None, outputs: int | None) -> str:
     return "rev"
 
 
-def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto"):
+def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto") -> Any:
     """The Jacobian ``dy/dx`` as a node of shape ``y.shape + x.shape``.
 
     ``mode`` is ``"rev"`` (one reverse sweep seeded with the identity over y), ``"fwd"`` (one
@@ -89,7 +89,7 @@ def jacfwd(y: Node, x: Node) -> Node:
         return transpose(t, order)
 
 
-def hessian(z: Node, xs: Nodes, mode: str = "auto"):
+def hessian(z: Node, xs: Nodes, mode: str = "auto") -> Any:
     """The Hessian of scalar ``z``: shape ``x.shape + x.shape``, by differentiating the
     gradient again (``"fwd"``: forward over reverse; ``"rev"``: reverse over reverse).
 
@@ -113,7 +113,7 @@ def hessian(z: Node, xs: Nodes, mode: str = "auto"):
     return blocks[0][0] if isinstance(xs, Node) else blocks
 
 
-def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
+def hvp(z: Node, xs: Nodes, vs: Any, mode: str = "auto") -> Any:
     """The Hessian-vector product ``H v`` without forming H (shape of x; lists of xs and vs
     give the list of ``sum_j H_ij v_j``).
 

@@ -20,11 +20,12 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .autodiff import gradients, hvp, jacobian
+from .autodiff import gradients
+from .jacobians import hvp, jacobian
 from .compiler import Function, function
 from .errors import DTypeError, GraphcError, ShapeError, describe
 from .graph import Graph, Node
-from .ops import concatenate, getitem, mul, reshape, sum as reduce_sum
+from .ops import concatenate, getitem, reshape
 from .runtime import resolve_feed
 from .shapes import fmt
 
@@ -156,13 +157,7 @@ class ScipyObjective:
                                        np.result_type(*(q.dtype for q in self.params)))
             parts = [reshape(getitem(v, s), q.value.shape)
                      for s, q in zip(self.slices, self.params)]
-            if len(self.params) == 1:
-                products = [hvp(self.loss, self.params[0], parts[0])]
-            else:
-                # H v block by block is the gradient of <grad, v>: the cross terms included.
-                inner = reduce_sum(concatenate(
-                    [reshape(mul(gq, vq), (-1,)) for gq, vq in zip(self.grads, parts)]))
-                products = gradients(inner, self.params)
+            products = hvp(self.loss, self.params, parts)  # sum_j H_ij v_j, for each i
             self._hessp = self._compile([self._flat(products)], extra=[v])
         p = np.asarray(p, dtype=np.float64)
         if p.shape != (self.size,):
