@@ -19,9 +19,14 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
 from .autodiff import gradients, grad
 from .forward import jvp
 from .jacobians import jacobian, jacfwd, hessian, hvp
+from .sparse import jacobian_sparsity, hessian_sparsity, sparse_jacobian, sparse_hessian
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
+
+# Seeing graphs and training with them (issue 14): text listings, optimizers as update graphs.
+from .io import to_text, show
+from . import optimizers
 
 __version__ = "0.1.0"
 
@@ -40,10 +45,13 @@ __all__ = [
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     "jvp", "jacfwd",
+    "jacobian_sparsity", "hessian_sparsity", "sparse_jacobian", "sparse_hessian",
     # running and compiling
     "function",
     # interchange
     "to_dot", "render", "to_json", "from_json", "save", "load", "to_sympy", "from_sympy",
+    # seeing graphs (issue 14); gc.optimizers is a module
+    "to_text", "show",
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",

@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
-from .graph import Node, as_node
+from .graph import Node, as_node, has_fresh_name
 from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
 from .ops.elementwise import add
@@ -84,7 +84,19 @@ def gradients(y: Node, xs: Union[Node, Sequence[Node]], grad_y: Any = None, *,
                                           for a, b in zip(seed.shape, y.shape)):
                 raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but "
                                  f"{describe(y)} has shape {fmt(y.shape)}")
-        return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+        first = len(y.graph)
+        out = build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+    if grad_y is None:  # with grad_y the results are vector-Jacobian products, not dy/dx
+        _name_results(y, xs, out, first)
+    return out
+
+
+def _name_results(y: Node, xs: list, results: list, first: int) -> None:
+    """Name each result this call built ``d(y)/d(x)`` (PyTensor's ``(dcost/dW)``), so that
+    pictures, listings, errors and JSON say which node is which derivative."""
+    for x, g in zip(xs, results):
+        if g is not None and g.id >= first and g.op != "constant" and has_fresh_name(g):
+            y.graph._rename(g, f"d({y.name})/d({x.name})")
 
 
 def grad(y: Node, x: Node, **options: Any) -> Optional[Node]:
@@ -269,8 +281,11 @@ def jacobian(y: Node, x: Node) -> Node:
                          f"dtype {x.dtype}")
     if y.shape == ():
         return gradients(y, [x])[0]
+    first = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
-        return build_grad(y, [x], _identity_seed(y))[0]
+        out = build_grad(y, [x], _identity_seed(y))
+    _name_results(y, [x], out, first)
+    return out[0]
 
 
 def hessian(z: Node, x: Node) -> Node:

@@ -111,10 +111,14 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed
+        and they are few, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     def __bool__(self) -> bool:
         raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
@@ -220,12 +224,18 @@ class Graph:
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
-        return f"<Graph with {len(self._nodes)} nodes>"
+        """A one-line summary: node count, counts by op, inputs, variables and outputs."""
+        from .io.text import summarize_graph
+        return summarize_graph(self)
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the graph as a picture when Graphviz is installed (else the repr)."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the graph as a picture when Graphviz is installed and the graph is
+        small, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     # -- building -----------------------------------------------------------------------------
     def placeholder(self, name: str, shape: Union[None, int, Sequence[Optional[int]]] = (),
@@ -278,7 +288,7 @@ class Graph:
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
-                    self._derivative_level if derivative is None else derivative)
+                    self._order(inputs) if derivative is None else derivative)
         self._nodes.append(node)
         self._consumers.append([])
         self._by_name[name] = node
@@ -346,6 +356,23 @@ class Graph:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
+    def _order(self, inputs: tuple) -> int:
+        """A new node's derivative order: the order being built, or the highest among its
+        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
+        again builds order 2)."""
+        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
+
+    def _rename(self, node: Node, name: str) -> str:
+        """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
+        given. Only for nodes that still carry the name :meth:`_fresh_name` gave them."""
+        unique, k = name, 1
+        while unique in self._by_name:
+            unique, k = f"{name}_{k}", k + 1
+        del self._by_name[node.name]
+        object.__setattr__(node, "name", unique)
+        self._by_name[unique] = node
+        return unique
+
     def _fresh_name(self, op: str) -> str:
         name = f"{op}_{len(self._nodes)}"
         while name in self._by_name:
@@ -373,6 +400,12 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+def has_fresh_name(node: Node) -> bool:
+    """Whether ``node`` carries the name graphc made up for it (``mul_28``), not a user's."""
+    stem = node.name.rstrip("_")
+    return stem == f"{node.op}_{node.id}"
 
 
 def _structural_key(op: str, inputs: tuple, attrs: dict):

@@ -19,6 +19,8 @@ def flatten(fetches) -> tuple[list, Any]:
 
     if isinstance(fetches, Node):
         return [fetches], lambda values: values[0]
+    if hasattr(fetches, "_fetch"):  # a value made of nodes, e.g. a sparse derivative
+        return fetches._fetch()
     if isinstance(fetches, dict):
         keys = list(fetches)
         return [fetches[k] for k in keys], lambda values: dict(zip(keys, values))

@@ -6,6 +6,7 @@ import ast
 import gc
 import inspect
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Optional, Sequence, Union
 
@@ -32,6 +33,8 @@ class Function:
         self._inputs = inputs
         self.source: str = generated.source
         self.stats: dict = stats
+        self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
+        self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
@@ -45,9 +48,19 @@ class Function:
             raise self._explain(exc, args, kwargs) from exc
 
     def __repr__(self) -> str:
+        """A one-line summary: inputs, outputs, updated variables, terms by op, peak memory."""
+        from ..io.text import op_counts
+
         names = ", ".join(n.name for n in self._inputs)
-        return (f"<graphc.Function({names}): {self.stats['nodes']['final']} terms, "
-                f"planned peak {self.stats['planned_peak_bytes']} bytes>")
+        outputs = ", ".join(n.name for n in self.outputs)
+        updates = f"; updates {', '.join(v.name for v in self.updated)}" if self.updated else ""
+        computed = {op: k for op, k in self.stats["ops"].items()  # the inputs are listed
+                    if op not in ("placeholder", "variable", "constant")}
+        peak = self.stats["planned_peak_bytes"]
+        memory = "peak memory known at run time" if peak is None else f"planned peak {peak} bytes"
+        return (f"<graphc.Function({names}) -> ({outputs}){updates}: "
+                f"{self.stats['nodes']['final']} terms ({op_counts(computed)}), "
+                f"{memory}>")
 
     # -- errors -----------------------------------------------------------------------------
     def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
@@ -164,6 +177,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         t2 = time.perf_counter()
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
+        "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
         "schedule": plan.strategy,
@@ -173,7 +187,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
                     "codegen": t2 - t1, "total": t2 - started},
     }
     kind = Function if generated.params == [n.name for n in inputs] else _KeywordFunction
-    return kind(fn, generated, inputs, stats)
+    compiled = kind(fn, generated, inputs, stats)
+    compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
+    return compiled
 
 
 @contextmanager

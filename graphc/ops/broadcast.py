@@ -27,6 +27,7 @@ def _broadcast_to_infer(x, *, shape):
 
 
 define("broadcast_to", infer=_broadcast_to_infer, attrs={"shape": ints()},
+       curvature="linear",
        kernel=lambda x, *, shape: np.broadcast_to(x, shape),
        bprop=lambda node, g, i: g,
        reference=lambda x, *, shape: np.broadcast_to(x, shape),
@@ -39,6 +40,7 @@ def _broadcast_like_kernel(x, like):
 
 
 define("broadcast_like",
+       curvature="linear",
        infer=lambda x, like: (broadcast_shapes(x.shape, like.shape), x.dtype),
        kernel=_broadcast_like_kernel,
        bprop=lambda node, g, i: g if i == 0 else None,
@@ -95,6 +97,7 @@ def _sum_to_reference(x, like, *, batch):
 
 
 define("sum_to", infer=_sum_to_infer, attrs={"batch": integer(0)},
+       structure="reduce_to", curvature="linear",
        kernel=lambda x, like, *, batch: reduce_to(x, np.shape(x)[:batch] + np.shape(like), batch),
        bprop=_sum_to_bprop,
        reference=_sum_to_reference,

@@ -79,7 +79,7 @@ def _where_reference(cond, a, b):
     return out
 
 
-define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop,
+define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop, curvature="linear",
        reference=_where_reference,
        cases=[Case((_P, (2, 3), (2, 3)), order=3),
               Case((np.array([True, False, True]), (2, 3), ())),  # cond and b broadcast

@@ -17,16 +17,18 @@ from .compare import equal, greater, less, where
 from .registry import Case, define
 
 
-def _binary(name, ufunc, bprop, *, cases, reference=None, doc=""):
+def _binary(name, ufunc, bprop, *, cases, reference=None, doc="", curvature="nonlinear"):
     define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=2,
+           curvature=curvature,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
 def _unary(name, ufunc, bprop, *, cases=None, reference=None, low=-2.0, high=2.0, order=3,
-           doc=""):
+           doc="", curvature="nonlinear"):
     cases = cases or [Case(((3, 4),), low=low, high=high, order=order),
                       Case(((),), low=low, high=high)]
     define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=1,
+           curvature=curvature,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
@@ -37,10 +39,11 @@ _BROADCAST_CASES = [
 ]
 
 # -- arithmetic -------------------------------------------------------------------------------
-_binary("add", np.add, lambda node, g, i: g, cases=_BROADCAST_CASES)
-_binary("sub", np.subtract, lambda node, g, i: g if i == 0 else neg(g), cases=_BROADCAST_CASES)
+_binary("add", np.add, lambda node, g, i: g, cases=_BROADCAST_CASES, curvature="linear")
+_binary("sub", np.subtract, lambda node, g, i: g if i == 0 else neg(g), cases=_BROADCAST_CASES,
+        curvature="linear")
 _binary("mul", np.multiply, lambda node, g, i: mul(g, node.inputs[1 - i]),
-        cases=_BROADCAST_CASES)
+        cases=_BROADCAST_CASES, curvature="bilinear")
 
 
 def _div_bprop(node, g, i):
@@ -71,7 +74,7 @@ _binary("pow", np.power, _pow_bprop,
         cases=[Case(((3, 4), (3, 4)), low=0.5, high=2.0, order=3),
                Case(((3, 4), ()), low=0.5, high=2.0)])
 
-_unary("neg", np.negative, lambda node, g, i: neg(g))
+_unary("neg", np.negative, lambda node, g, i: neg(g), curvature="linear")
 
 # -- transcendental functions: rules reuse the forward output where they can ------------------
 _unary("exp", np.exp, lambda node, g, i: mul(g, node))
@@ -175,7 +178,7 @@ def _minimum_bprop(node, g, i):
 
 _INT_PAIR = (np.array([[3, -1, 2]]), np.array([[3, 0, -5], [1, 1, 1]]))
 
-_unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])),
+_unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])), curvature="linear",
        cases=[Case(((3, 4),), order=3), Case(((),)), Case((np.array([-3, 0, 2]),))],
        reference=lambda x: np.where(x < 0, -x, x),
        doc="|x|; the derivative at 0 is taken as 0.")
@@ -184,11 +187,11 @@ define("sign", infer=elementwise_infer(np.sign), kernel=np.sign, bprop=None,
        cases=[Case((np.array([-2.0, 0.0, 3.5, -0.0]),)), Case(((3, 4),)),
               Case((np.array([-3, 0, 2]),))],
        elementwise=True, inplace=True, doc="-1, 0 or 1 by the sign of x; no derivative.")
-_binary("maximum", np.maximum, _maximum_bprop,
+_binary("maximum", np.maximum, _maximum_bprop, curvature="linear",
         cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
         reference=lambda a, b: np.where(a >= b, a, b) + 0 * b,
         doc="Elementwise larger value; ties split the gradient equally.")
-_binary("minimum", np.minimum, _minimum_bprop,
+_binary("minimum", np.minimum, _minimum_bprop, curvature="linear",
         cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
         reference=lambda a, b: np.where(a <= b, a, b) + 0 * b,
         doc="Elementwise smaller value; ties split the gradient equally.")
@@ -206,6 +209,7 @@ def _clip_bprop(node, g, i):
 
 
 define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop, arity=3,
+       curvature="linear",
        reference=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
        cases=[Case(((3, 4), np.array(-0.5), np.array(0.7)), order=3),
               Case(((3, 4), (4,), (3, 1))),

@@ -110,6 +110,7 @@ def _matmul_jvp(node, tangents):
 
 
 define("matmul", infer=_matmul_infer, kernel=np.matmul, bprop=_matmul_bprop, jvp=_matmul_jvp,
+       structure="matmul", curvature="bilinear",
        reference=_matmul_reference,
        cases=[Case(((3, 4), (4, 2)), order=3),
               Case(((4,), (4, 3))),  # vector @ matrix

@@ -100,7 +100,7 @@ def _softplus(x):
 _ACTIVATION_CASES = [Case(((3, 4),), low=-3.0, high=3.0, order=3), Case(((),)),
                      Case(((6,),), low=-12.0, high=12.0)]
 
-define("relu", infer=_relu_infer, kernel=_relu,
+define("relu", infer=_relu_infer, kernel=_relu, curvature="linear",
        bprop=lambda node, g, i: where(greater(node, 0), g, 0),  # relu'(0) = 0
        reference=lambda x: np.where(x > 0, x, np.zeros_like(x)),
        cases=[Case(((3, 4),)), Case(((),)), Case((np.array([-2, 0, 3]),))],
@@ -179,11 +179,11 @@ def _logsumexp_jvp(node, tangents):
 
 
 define("softmax", infer=_softmax_infer, attrs={"axis": axes}, kernel=_softmax,
-       bprop=_softmax_bprop, jvp=_softmax_jvp,
+       bprop=_softmax_bprop, jvp=_softmax_jvp, structure="group",
        reference=_softmax_reference, cases=_SOFTMAX_CASES,
        doc="exp(x) / sum(exp(x)) along axis, shifted by the max (stable).")
 define("log_softmax", infer=_softmax_infer, kernel=_log_softmax, bprop=_log_softmax_bprop,
-       jvp=_log_softmax_jvp,
+       jvp=_log_softmax_jvp, structure="group",
        attrs={"axis": axes},
        reference=lambda x, *, axis: np.log(_softmax_reference(x, axis=axis)),
        cases=_SOFTMAX_CASES,
@@ -213,7 +213,7 @@ def _logsumexp_bprop(node, g, i):
 
 
 define("logsumexp", infer=_logsumexp_infer, kernel=_logsumexp, bprop=_logsumexp_bprop,
-       jvp=_logsumexp_jvp,
+       jvp=_logsumexp_jvp, structure="reduce",
        attrs={"axis": axes, "keepdims": flag},
        reference=lambda x, *, axis, keepdims: np.log(
            np.add.reduce(np.exp(x), axis=axis, keepdims=keepdims)),

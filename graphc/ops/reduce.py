@@ -65,6 +65,7 @@ def _linear_reduction_jvp(reduce):
 
 
 define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        jvp=_linear_reduction_jvp(lambda t, **kw: sum(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
        bprop=lambda node, g, i: _spread(node, g),
@@ -72,6 +73,7 @@ define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
        cases=_REDUCE_CASES)
 
 define("mean", infer=_reduce_infer(np.mean), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        jvp=_linear_reduction_jvp(lambda t, **kw: mean(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
        bprop=_mean_bprop,
@@ -159,11 +161,13 @@ def _extremum_reference(ufunc):
 _EXTREMUM_CASES = _REDUCE_CASES + [Case(((2, 3, 4),), attrs={"axis": (-1,), "keepdims": True})]
 
 define("max", infer=_extremum_infer(np.max), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.maximum), cases=_EXTREMUM_CASES,
        doc="Largest element over `axis`; tied elements share the gradient equally.")
 
 define("min", infer=_extremum_infer(np.min), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.minimum), cases=_EXTREMUM_CASES,
        doc="Smallest element over `axis`; tied elements share the gradient equally.")

@@ -36,6 +36,13 @@ The op contract
     tangent (any shape that broadcasts to ``batch + node.shape``; the pass broadcasts, casts
     and adds). Without one, elementwise ops use their bprop (a diagonal Jacobian is its own
     transpose) and other ops the transpose of their bprop (see :mod:`graphc.forward`).
+``structure`` and ``curvature``
+    What :mod:`graphc.sparse` needs to know the sparsity of derivatives exactly: how output
+    elements depend on input elements (``"elementwise"``, ``"select"``: each output element is
+    a copy of one input element, ``"reduce"``/``"group"``: along ``axis``, ``"matmul"``,
+    ``"reduce_to"``, or ``"dense"``: on everything, which is always safe) and whether the
+    second derivative vanishes (``"linear"``, also for piecewise-linear ops), has only cross
+    terms (``"bilinear"``) or not (``"nonlinear"``, the safe default).
 ``arity`` and ``attrs``
     How many inputs the op takes (an int, or ``(least, most)`` with ``most=None`` for any
     number) and its declared attrs: ``{name: check}`` with the checks of
@@ -93,6 +100,8 @@ class Op:
     attrs: Mapping[str, Callable] = field(default_factory=dict)  # name -> check (ops/attrs.py)
     required: frozenset = frozenset()  # attrs without a default in the rule
     jvp: Optional[Callable] = None  # forward rule; None: derived from the bprop
+    structure: str = "dense"  # how output elements depend on input elements (graphc.sparse)
+    curvature: str = "nonlinear"  # "linear", "bilinear" or "nonlinear" (graphc.sparse)
 
     @property
     def differentiable(self) -> bool:
@@ -135,7 +144,8 @@ REGISTRY: dict[str, Op] = {}
 
 
 def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, cases=(),
-           elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None) -> Op:
+           elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None,
+           structure=None, curvature="nonlinear") -> Op:
     """Register an op; each name is defined exactly once."""
     if name in REGISTRY:
         raise ValueError(f"op {name!r} is defined twice")
@@ -146,7 +156,8 @@ def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, c
     attrs = dict(attrs or {})
     required = _check_declaration(name, infer, attrs)
     op = Op(name, infer, kernel, bprop, reference, tuple(cases), elementwise, inplace, doc,
-            tuple(arity), MappingProxyType(attrs), required, jvp)
+            tuple(arity), MappingProxyType(attrs), required, jvp,
+            structure or ("elementwise" if elementwise else "dense"), curvature)
     REGISTRY[name] = op
     return op
 

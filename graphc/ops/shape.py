@@ -57,6 +57,7 @@ def _reshape_jvp(node, tangents):
 
 
 define("reshape", infer=_reshape_infer, kernel=lambda x, *, shape: np.reshape(x, shape),
+       structure="select", curvature="linear",
        attrs={"shape": ints(-1)}, jvp=_reshape_jvp,
        bprop=_reshape_bprop, reference=lambda x, *, shape: x.reshape(shape),
        cases=[Case(((3, 4),), attrs={"shape": (2, 6)}, order=3),
@@ -73,6 +74,7 @@ def _reshape_like_infer(x, like, *, lead):
 
 
 define("reshape_like", infer=_reshape_like_infer, attrs={"lead": integer(0)},
+       structure="select", curvature="linear",
        kernel=lambda x, like, *, lead: np.reshape(x, np.shape(x)[:lead] + np.shape(like)),
        bprop=lambda node, g, i: reshape_like(g, node.inputs[0], g.ndim - node.ndim) if i == 0
        else None,
@@ -106,6 +108,7 @@ def _transpose_jvp(node, tangents):
 
 
 define("transpose", infer=_transpose_infer, kernel=lambda x, *, axes: np.transpose(x, axes),
+       structure="select", curvature="linear",
        attrs={"axes": axes}, jvp=_transpose_jvp,
        bprop=_transpose_bprop, reference=lambda x, *, axes: np.transpose(x, axes),
        cases=[Case(((3, 4),), attrs={"axes": (1, 0)}, order=3),
@@ -139,6 +142,7 @@ def _squeeze_infer(x, *, axis):
 
 
 define("expand_dims", infer=_expand_dims_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
        kernel=lambda x, *, axis: np.expand_dims(x, axis),
        bprop=lambda node, g, i: squeeze(g, tuple(a - node.ndim for a in node.attrs["axis"])),
        jvp=lambda node, ts: expand_dims(ts[0], tuple(a - node.ndim
@@ -147,6 +151,7 @@ define("expand_dims", infer=_expand_dims_infer, attrs={"axis": axes},
        cases=[Case(((3, 4),), attrs={"axis": (0, 2)}, order=3), Case(((),), attrs={"axis": (0,)})])
 
 define("squeeze", infer=_squeeze_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
        jvp=lambda node, ts: squeeze(ts[0], tuple(a - node.inputs[0].ndim
                                                  for a in node.attrs["axis"])),
        kernel=lambda x, *, axis: np.squeeze(x, axis),
@@ -255,6 +260,7 @@ def _concatenate_reference(*xs, axis):
 
 
 define("concatenate", infer=_concatenate_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
        kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
        bprop=_concatenate_bprop, reference=_concatenate_reference,
        cases=[Case(((2, 3), (4, 3)), attrs={"axis": 0}, order=3),
@@ -292,6 +298,7 @@ def _stack_reference(*xs, axis):
 
 
 define("stack", infer=_stack_infer, kernel=lambda *xs, axis: np.stack(xs, axis=axis),
+       structure="select", curvature="linear",
        attrs={"axis": axes},
        bprop=_stack_bprop, reference=_stack_reference,
        cases=[Case(((2, 3), (2, 3)), attrs={"axis": 0}, order=3),
@@ -363,6 +370,7 @@ def _concat_put_reference(h, *xs, axis, part):
 
 
 define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kernel,
+       structure="select", curvature="linear",
        attrs=_PART_ATTRS,
        bprop=lambda node, g, i: None if i else concat_put(g, node.inputs[1:], **node.attrs),
        reference=_concat_take_reference,
@@ -372,6 +380,7 @@ define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kern
            "read from the inputs at run time).")
 
 define("concat_put", infer=_concat_part_infer("put"), attrs=_PART_ATTRS, kernel=_concat_put_kernel,
+       curvature="linear",
        bprop=lambda node, g, i: None if i else concat_take(g, node.inputs[1:], **node.attrs),
        reference=_concat_put_reference,
        cases=[Case(((3, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),

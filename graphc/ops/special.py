@@ -19,6 +19,7 @@ def _cast_infer(x, *, dtype):
 # A cast between float types passes the gradient on (the pass casts it back to the input's
 # dtype); a cast to int or bool ends every path (the pass sees an integer node).
 define("cast", infer=_cast_infer, kernel=lambda x, *, dtype: np.asarray(x).astype(dtype),
+       curvature="linear",
        attrs={"dtype": dtype_name},
        bprop=lambda node, g, i: g,
        reference=lambda x, *, dtype: x.astype(dtype),
