@@ -260,34 +260,53 @@ def column_colouring(pattern: sp.csr_matrix) -> np.ndarray:
 
 
 def star_colouring(pattern: sp.csr_matrix) -> np.ndarray:
-    """A star colouring of a symmetric pattern (every path on four vertices takes at least
-    three colours): greedy, in largest-first order (Gebremedhin, Manne, Pothen 2005, §4)."""
+    """A star colouring of a symmetric pattern (a distance-1 colouring in which every path on
+    four vertices takes at least three colours), greedy in largest-first order (Gebremedhin,
+    Manne and Pothen 2005, section 4).
+
+    Vertex v may not take: the colour of a neighbour w; if w is uncoloured, the colour of any
+    coloured neighbour of w (v-w-u would need w to differ from both, later); if w is coloured,
+    the colour of any neighbour u of w that has a second neighbour coloured like w (v-w-u-t
+    would alternate two colours). Both sets are kept per vertex as colours are assigned, so the
+    work is about the number of edges times the colours, even with a hub joined to everything.
+    """
     A = pattern.astype(bool).tocsr()
     A.setdiag(False)
     A.eliminate_zeros()
     indptr, indices = A.indptr, A.indices
     n = A.shape[0]
-    colour = np.full(n, -1, np.int64)
-    nbrs = [indices[indptr[v]:indptr[v + 1]] for v in range(n)]
-    for v in _largest_first(A):
+    nbrs = [indices[indptr[v]:indptr[v + 1]].tolist() for v in range(n)]
+    colour = [-1] * n
+    seen = [dict() for _ in range(n)]  # v -> {colour: coloured neighbours of v with it}
+    blocked = [set() for _ in range(n)]  # coloured w -> colours forbidden through w
+
+    def note_pair(u: int, c: int) -> None:  # u has two neighbours coloured c
+        if colour[u] >= 0:
+            for w in nbrs[u]:
+                if colour[w] == c:
+                    blocked[w].add(colour[u])
+
+    for v in _largest_first(A).tolist():
         forbidden = set()
         for w in nbrs[v]:
             cw = colour[w]
             if cw >= 0:
                 forbidden.add(cw)
-            for u in nbrs[w]:
-                cu = colour[u]
-                if u == v or cu < 0:
-                    continue
-                if cw < 0:
-                    forbidden.add(cu)  # v and u would have to differ through w
-                elif any(colour[t] == cw for t in nbrs[u] if t != w):
-                    forbidden.add(cu)  # v-w-u-t would be a two-coloured path
+                forbidden |= blocked[w]
+            else:
+                forbidden.update(seen[w])
         c = 0
         while c in forbidden:
             c += 1
         colour[v] = c
-    return colour
+        for w in nbrs[v]:  # v has its colour: w sees it; blocked sets through v
+            k = seen[w].get(c, 0) + 1
+            seen[w][c] = k
+            if k == 2:
+                note_pair(w, c)
+            if colour[w] >= 0 and seen[v].get(colour[w], 0) >= 2:
+                blocked[w].add(c)
+    return np.asarray(colour, np.int64)
 
 
 # -- 3. compressed evaluation ---------------------------------------------------------------------
@@ -394,28 +413,25 @@ def _csr_order(pattern: sp.csr_matrix) -> tuple:
 
 def _recovery(pattern: sp.csr_matrix, colours: np.ndarray, i: np.ndarray, j: np.ndarray):
     """For each pair (i <= j): the row and colour of the compressed product holding H_ij."""
-    indptr, indices = pattern.indptr, pattern.indices
-    # how many neighbours of each vertex carry each colour
-    count: dict = {}
-    for v in range(pattern.shape[0]):
-        for w in indices[indptr[v]:indptr[v + 1]]:
-            if w != v:
-                key = (v, colours[w])
-                count[key] = count.get(key, 0) + 1
-    pick_i, pick_c = np.empty_like(i), np.empty_like(i)
-    for t, (a, b) in enumerate(zip(i, j)):
-        if a == b or count.get((a, colours[b]), 0) == 1:
-            pick_i[t], pick_c[t] = a, colours[b]
-        elif count.get((b, colours[a]), 0) == 1:
-            pick_i[t], pick_c[t] = b, colours[a]
-        else:  # cannot happen for a star colouring
-            raise GraphcError("sparse_hessian: the colouring does not determine entry "
-                              f"({a}, {b})")
-    return pick_i, pick_c
+    n = pattern.shape[0]
+    k = int(colours.max()) + 1 if n else 0
+    off = pattern.astype(bool).tocsr()
+    off.setdiag(False)
+    off.eliminate_zeros()
+    one_hot = sp.csr_matrix((np.ones(n), (np.arange(n), colours)), shape=(n, k))
+    count = np.asarray((off.astype(np.float64) @ one_hot).todense())  # neighbours per colour
+    direct = (i == j) | (count[i, colours[j]] == 1)
+    swapped = ~direct & (count[j, colours[i]] == 1)
+    if not (direct | swapped).all():  # cannot happen for a star colouring
+        bad = np.flatnonzero(~(direct | swapped))[0]
+        raise GraphcError(f"sparse_hessian: the colouring does not determine entry "
+                          f"({i[bad]}, {j[bad]})")
+    return np.where(direct, i, j), np.where(direct, colours[j], colours[i])
 
 
 def lower_bound(pattern: sp.csr_matrix) -> int:
-    """No colouring needs fewer colours than the most nonzeros in one row."""
+    """No column colouring of a Jacobian needs fewer colours than the most nonzeros in one row
+    (a symmetric Hessian's star colouring can: an arrowhead takes two)."""
     return int(np.diff(pattern.tocsr().indptr).max(initial=0))
 
 

@@ -158,3 +158,11 @@ def test_graphc_itself_imports_no_plotting_or_progress_library():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_sparse_newton(tmp_path):
+    out = run_example("sparse_newton.py", tmp_path, "--n", "12")
+    assert "converged: True" in out
+    colours = number(r"nonzeros, (\d+) colours", out)
+    assert colours <= number(r"a row has up to (\d+) nonzeros", out) + 2
+    assert 1.0 < number(r"area (\S+) \(a flat", out) < 2.0

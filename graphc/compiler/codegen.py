@@ -54,6 +54,8 @@ def _literal(value):
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else None
     if isinstance(value, tuple):
+        if len(value) > 16:  # a long index list: a global, not a line Python must compile
+            return None
         parts = [_literal(v) for v in value]
         if any(p is None for p in parts):
             return None

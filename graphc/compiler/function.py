@@ -118,6 +118,17 @@ def _local_value(frame, name: Optional[str]):
         return None
 
 
+class _Rebuilding(Function):
+    """A compiled function whose output is built from its nodes' values (a sparse matrix)."""
+
+    def __init__(self, inner: Function, rebuild) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._inner, self._rebuild = inner, rebuild
+
+    def __call__(self, *args, **kwargs):
+        return self._rebuild(self._inner(*args, **kwargs))
+
+
 class _KeywordFunction(Function):
     """A compiled function whose input names are not Python identifiers: maps keywords."""
 
@@ -141,6 +152,11 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     (see :data:`graphc.compiler.passes.DEFAULT_PASSES`). ``check_numerics=True`` raises
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
     """
+    if hasattr(outputs, "_fetch"):  # a value made of nodes (a sparse derivative)
+        nodes, rebuild = outputs._fetch()
+        inner = function(inputs, nodes, updates, optimize=optimize, passes=passes,
+                         check_numerics=check_numerics)
+        return _Rebuilding(inner, rebuild)
     started = time.perf_counter()
     if isinstance(inputs, Node):
         inputs = [inputs]
