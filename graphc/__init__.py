@@ -16,6 +16,16 @@ from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, s
                   sum, mean, max, min, argmax, argmin,
                   reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack,
                   getitem, matmul, cast, stop_gradient, zeros_like, ones_like)
+# -- issue 10: NumPy/SciPy math, reductions, scans, sorting and shape ops ----------------------
+from .ops import (tan, arcsin, arccos, arctan, arctan2, sinh, cosh, arcsinh, arccosh, arctanh,
+                  expm1, log2, log10, exp2, logaddexp, hypot, reciprocal, cbrt,
+                  floor, ceil, trunc, round, mod, remainder, floor_divide, isnan, isinf, isfinite,
+                  erf, erfc, erfinv, gammaln, digamma, polygamma,
+                  gelu, leaky_relu, elu, selu, silu, log_sigmoid, softsign,
+                  prod, var, std, any, all, cumsum, cumprod, logcumsumexp,
+                  sort, argsort, top_k, quantile, median,
+                  flip, roll, split, pad, tile, repeat, moveaxis, swapaxes, broadcast_arrays,
+                  meshgrid, tril, triu)
 from .autodiff import gradients, grad
 from .forward import jvp
 from .jacobians import jacobian, jacfwd, hessian, hvp
@@ -42,6 +52,16 @@ __all__ = [
     "sum", "mean", "max", "min", "argmax", "argmin",
     "reshape", "transpose", "expand_dims", "squeeze", "broadcast_to", "concatenate", "stack",
     "getitem", "matmul", "cast", "stop_gradient", "zeros_like", "ones_like",
+    # issue 10: NumPy/SciPy math, reductions, scans, sorting and shape ops
+    "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
+    "arctanh", "expm1", "log2", "log10", "exp2", "logaddexp", "hypot", "reciprocal", "cbrt",
+    "floor", "ceil", "trunc", "round", "mod", "remainder", "floor_divide", "isnan", "isinf",
+    "isfinite", "erf", "erfc", "erfinv", "gammaln", "digamma", "polygamma",
+    "gelu", "leaky_relu", "elu", "selu", "silu", "log_sigmoid", "softsign",
+    "prod", "var", "std", "any", "all", "cumsum", "cumprod", "logcumsumexp",
+    "sort", "argsort", "top_k", "quantile", "median",
+    "flip", "roll", "split", "pad", "tile", "repeat", "moveaxis", "swapaxes", "broadcast_arrays",
+    "meshgrid", "tril", "triu",
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     "jvp", "jacfwd",

@@ -58,7 +58,6 @@ class Node:
     name: str
     site: Optional[str]
     derivative: int
-    __array_ufunc__ = None  # make ``ndarray * node`` call Node.__rmul__
 
     def __init__(self, graph: "Graph", id: int, op: str, inputs: "tuple[Node, ...]",
                  attrs: Mapping[str, Any], shape: "tuple[Optional[int], ...]", dtype: np.dtype,
@@ -155,6 +154,119 @@ class Node:
     def T(self) -> "Node":
         return _ops().transpose(self)
 
+    # -- NumPy habits (issue 10): ndarray's methods and operators, NumPy's dispatch protocols.
+    # The adapters live in graphc/numpy_api.py (shared with np.sum(node), ...).
+    def __floordiv__(self, other): return _ops().floor_divide(self, other)
+    def __rfloordiv__(self, other): return _ops().floor_divide(other, self)
+    def __mod__(self, other): return _ops().mod(self, other)
+    def __rmod__(self, other): return _ops().mod(other, self)
+    def __divmod__(self, other): return (self // other, self % other)
+    def __rdivmod__(self, other): return (other // self, other % self)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on nodes build nodes: ``np.exp(x)``, ``array * x``, ``np.add.reduce``."""
+        return _numpy_api().array_ufunc(self, ufunc, method, *inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions on nodes build nodes: ``np.sum(x, axis=0)``, ``np.where(c, a, b)``."""
+        return _numpy_api().array_function(self, func, types, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise GraphcError(f"{describe(self)} is symbolic: it has no array value until it runs "
+                          "(use node.eval(feed) or graph.run)")
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.sum`` with ndarray.sum's signature."""
+        return _numpy_api().sum(self, axis, dtype, out, keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.mean`` with ndarray.mean's signature."""
+        return _numpy_api().mean(self, axis, dtype, out, keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.prod`` with ndarray.prod's signature."""
+        return _numpy_api().prod(self, axis, dtype, out, keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        """``gc.max`` with ndarray.max's signature."""
+        return _numpy_api().max(self, axis, out, keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        """``gc.min`` with ndarray.min's signature."""
+        return _numpy_api().min(self, axis, out, keepdims)
+
+    def reshape(self, *shape, order="C"):
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, like ndarray.reshape."""
+        return _numpy_api().reshape(self, *shape, order=order)
+
+    def transpose(self, *axes):
+        """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
+        return _numpy_api().transpose(self, *axes)
+
+    def astype(self, dtype):
+        """``gc.cast(x, dtype)``."""
+        return _ops().cast(self, dtype)
+
+    def flatten(self, order="C"):
+        """``x`` as one dimension (a reshape; graph values are never copied or changed)."""
+        return _numpy_api().ravel(self, order)
+
+    def ravel(self, order="C"):
+        """``x`` as one dimension, like ndarray.ravel."""
+        return _numpy_api().ravel(self, order)
+
+    def squeeze(self, axis=None):
+        """``gc.squeeze(x, axis)``."""
+        return _ops().squeeze(self, axis)
+
+    def dot(self, other):
+        """``numpy.dot(x, other)`` (matrix and vector products)."""
+        return _numpy_api().dot(self, other)
+
+    def clip(self, min=None, max=None):
+        """``gc.clip(x, min, max)`` (one side may be None)."""
+        return _ops().clip(self, min, max)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.var`` with ndarray.var's signature."""
+        return _numpy_api().var(self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.std`` with ndarray.std's signature."""
+        return _numpy_api().std(self, axis, dtype, out, ddof, keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        """``gc.any`` with ndarray.any's signature."""
+        return _numpy_api().any(self, axis, out, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        """``gc.all`` with ndarray.all's signature."""
+        return _numpy_api().all(self, axis, out, keepdims)
+
+    def argmax(self, axis=None, out=None, keepdims=False):
+        """``gc.argmax`` with ndarray.argmax's signature."""
+        return _numpy_api().argmax(self, axis, out, keepdims)
+
+    def argmin(self, axis=None, out=None, keepdims=False):
+        """``gc.argmin`` with ndarray.argmin's signature."""
+        return _numpy_api().argmin(self, axis, out, keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        """``gc.cumsum`` with ndarray.cumsum's signature."""
+        return _numpy_api().cumsum(self, axis, dtype, out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        """``gc.cumprod`` with ndarray.cumprod's signature."""
+        return _numpy_api().cumprod(self, axis, dtype, out)
+
+    def round(self, decimals=0, out=None):
+        """``gc.round`` (halves to even); also ``round(x, decimals)``."""
+        return _numpy_api().round(self, decimals, out)
+
+    def __round__(self, ndigits=None):
+        return _ops().round(self, 0 if ndigits is None else ndigits)
+
+
 
 def _ops() -> Any:
     from . import ops
@@ -166,6 +278,11 @@ def _ops() -> Any:
 Operand = Union[Node, ArrayLike]
 #: An ``axis`` argument: None (all axes), one axis, or several; negative axes count from the end.
 Axis = Union[None, int, Sequence[int]]
+
+
+def _numpy_api():
+    from . import numpy_api
+    return numpy_api
 
 
 def _checked_value(node: Node, new) -> np.ndarray:

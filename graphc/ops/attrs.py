@@ -103,6 +103,23 @@ def anything_of(*types: type) -> Check:
     return check
 
 
+# -- real numbers (issue 10: slopes, quantiles, ddof, fill values) -----------------------------
+def real(low: float | None = None, high: float | None = None) -> Check:
+    """A finite real number in ``[low, high]`` (ints are accepted and stored as floats)."""
+    def check(value) -> float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                         np.floating)):
+            raise TypeError(f"expected a real number, not {_short(value)}")
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"expected a finite number, not {value}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{value} is out of range [{low}, {high}]")
+        return value
+    check.__doc__ = f"a real number in [{low}, {high}]"
+    return check
+
+
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
