@@ -175,91 +175,98 @@ class Node:
         raise GraphcError(f"{describe(self)} is symbolic: it has no array value until it runs "
                           "(use node.eval(feed) or graph.run)")
 
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    def sum(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            keepdims: bool = False) -> Node:
         """``gc.sum`` with ndarray.sum's signature."""
         return _numpy_api().sum(self, axis, dtype, out, keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+             keepdims: bool = False) -> Node:
         """``gc.mean`` with ndarray.mean's signature."""
         return _numpy_api().mean(self, axis, dtype, out, keepdims)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+    def prod(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+             keepdims: bool = False) -> Node:
         """``gc.prod`` with ndarray.prod's signature."""
         return _numpy_api().prod(self, axis, dtype, out, keepdims)
 
-    def max(self, axis=None, out=None, keepdims=False):
+    def max(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.max`` with ndarray.max's signature."""
         return _numpy_api().max(self, axis, out, keepdims)
 
-    def min(self, axis=None, out=None, keepdims=False):
+    def min(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.min`` with ndarray.min's signature."""
         return _numpy_api().min(self, axis, out, keepdims)
 
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape: Any, order: str = "C") -> Node:
         """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, like ndarray.reshape."""
         return _numpy_api().reshape(self, *shape, order=order)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: Any) -> Node:
         """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
         return _numpy_api().transpose(self, *axes)
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Node:
         """``gc.cast(x, dtype)``."""
         return _ops().cast(self, dtype)
 
-    def flatten(self, order="C"):
+    def flatten(self, order: str = "C") -> Node:
         """``x`` as one dimension (a reshape; graph values are never copied or changed)."""
         return _numpy_api().ravel(self, order)
 
-    def ravel(self, order="C"):
+    def ravel(self, order: str = "C") -> Node:
         """``x`` as one dimension, like ndarray.ravel."""
         return _numpy_api().ravel(self, order)
 
-    def squeeze(self, axis=None):
+    def squeeze(self, axis: Axis = None) -> Node:
         """``gc.squeeze(x, axis)``."""
         return _ops().squeeze(self, axis)
 
-    def dot(self, other):
+    def dot(self, other: Operand) -> Node:
         """``numpy.dot(x, other)`` (matrix and vector products)."""
         return _numpy_api().dot(self, other)
 
-    def clip(self, min=None, max=None):
+    def clip(self, min: Optional[Operand] = None, max: Optional[Operand] = None) -> Node:
         """``gc.clip(x, min, max)`` (one side may be None)."""
         return _ops().clip(self, min, max)
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def var(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            ddof: int = 0, keepdims: bool = False) -> Node:
         """``gc.var`` with ndarray.var's signature."""
         return _numpy_api().var(self, axis, dtype, out, ddof, keepdims)
 
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def std(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            ddof: int = 0, keepdims: bool = False) -> Node:
         """``gc.std`` with ndarray.std's signature."""
         return _numpy_api().std(self, axis, dtype, out, ddof, keepdims)
 
-    def any(self, axis=None, out=None, keepdims=False):
+    def any(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.any`` with ndarray.any's signature."""
         return _numpy_api().any(self, axis, out, keepdims)
 
-    def all(self, axis=None, out=None, keepdims=False):
+    def all(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.all`` with ndarray.all's signature."""
         return _numpy_api().all(self, axis, out, keepdims)
 
-    def argmax(self, axis=None, out=None, keepdims=False):
+    def argmax(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.argmax`` with ndarray.argmax's signature."""
         return _numpy_api().argmax(self, axis, out, keepdims)
 
-    def argmin(self, axis=None, out=None, keepdims=False):
+    def argmin(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.argmin`` with ndarray.argmin's signature."""
         return _numpy_api().argmin(self, axis, out, keepdims)
 
-    def cumsum(self, axis=None, dtype=None, out=None):
+    def cumsum(self, axis: Axis = None, dtype: Optional[DTypeLike] = None,
+               out: Any = None) -> Node:
         """``gc.cumsum`` with ndarray.cumsum's signature."""
         return _numpy_api().cumsum(self, axis, dtype, out)
 
-    def cumprod(self, axis=None, dtype=None, out=None):
+    def cumprod(self, axis: Axis = None, dtype: Optional[DTypeLike] = None,
+                out: Any = None) -> Node:
         """``gc.cumprod`` with ndarray.cumprod's signature."""
         return _numpy_api().cumprod(self, axis, dtype, out)
 
-    def round(self, decimals=0, out=None):
+    def round(self, decimals: int = 0, out: Any = None) -> Node:
         """``gc.round`` (halves to even); also ``round(x, decimals)``."""
         return _numpy_api().round(self, decimals, out)
 
