@@ -680,3 +680,214 @@ def _concat_put(b: _Builder, node: Node) -> str:
     pads = b.op("Concat", start, b.op("Sub", total, stop), axis=0)
     return b.op("Pad", b.arg(node, 0), pads, b.scalar(0, node.dtype),
                 b.ints([node.attrs["axis"]]))
+
+
+# -- ops of the NumPy-coverage round (issue 10) ------------------------------------------------
+# onnxruntime has no float64 kernels for Tan, Sinh, Asinh, ... (nor Atan, so arcsin, arccos and
+# arctan are not exported): they are written with Exp, Log, Sqrt, Sin and Cos, in forms that
+# stay accurate near 0.
+RULES["reciprocal"] = _same("Reciprocal")
+
+
+def _rounding(onnx_op: str) -> Rule:
+    def rule(b: _Builder, node: Node) -> str:
+        x = b.arg(node, 0, node.dtype)
+        return x if node.dtype.kind in "biu" else b.op(onnx_op, x)  # integers are whole
+    return rule
+
+
+RULES["floor"] = _rounding("Floor")
+RULES["ceil"] = _rounding("Ceil")
+
+
+def _expm1(b: _Builder, x: str) -> str:
+    """exp(x) - 1, accurate near 0: (u - 1) x / log(u) with u = exp(x) (Kahan's trick) for
+    |x| < 1/2, where u - 1 would cancel; u - 1 elsewhere (the trick fails at +-inf)."""
+    dtype = b.dtypes[x]
+    u, one = b.op("Exp", x), b.scalar(1, dtype)
+    small = b.op("Less", b.op("Abs", x), b.scalar(0.5, dtype), dtype=bool)
+    safe_u = b.op("Where", small, u, b.scalar(2, dtype))  # keeps the unused branch finite
+    kahan = b.op("Div", b.op("Mul", b.op("Sub", safe_u, one), x), b.op("Log", safe_u))
+    near = b.op("Where", b.op("Equal", safe_u, one, dtype=bool), x, kahan)
+    return b.op("Where", small, near, b.op("Sub", u, one))
+
+
+@_rule("expm1")
+def _expm1_rule(b: _Builder, node: Node) -> str:
+    return _expm1(b, b.arg(node, 0, node.dtype))
+
+
+@_rule("tan")
+def _tan(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0, node.dtype)
+    return b.op("Div", b.op("Sin", x), b.op("Cos", x))
+
+
+@_rule("sinh")
+def _sinh(b: _Builder, node: Node) -> str:
+    """sinh x = m (m + 2) / (2 (m + 1)) with m = expm1(x): no cancellation near 0."""
+    x = b.arg(node, 0, node.dtype)
+    m = _expm1(b, x)
+    one, two = b.scalar(1, node.dtype), b.scalar(2, node.dtype)
+    return b.op("Div", b.op("Mul", m, b.op("Add", m, two)),
+                b.op("Mul", two, b.op("Add", m, one)))
+
+
+@_rule("cosh")
+def _cosh(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0, node.dtype)
+    half = b.scalar(0.5, node.dtype)
+    return b.op("Mul", half, b.op("Add", b.op("Exp", x), b.op("Exp", b.op("Neg", x))))
+
+
+@_rule("arcsinh")
+def _arcsinh(b: _Builder, node: Node) -> str:
+    """sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))."""
+    x = b.arg(node, 0, node.dtype)
+    a, one = b.op("Abs", x), b.scalar(1, node.dtype)
+    square = b.op("Mul", x, x)
+    inner = b.op("Add", a, b.op("Div", square,
+                                b.op("Add", one, b.op("Sqrt", b.op("Add", one, square)))))
+    return b.op("Mul", b.op("Sign", x), _log1p(b, inner))
+
+
+@_rule("arccosh")
+def _arccosh(b: _Builder, node: Node) -> str:
+    """log1p(t + sqrt(t (t + 2))) with t = x - 1, accurate near 1."""
+    x = b.arg(node, 0, node.dtype)
+    t = b.op("Sub", x, b.scalar(1, node.dtype))
+    root = b.op("Sqrt", b.op("Mul", t, b.op("Add", t, b.scalar(2, node.dtype))))
+    return _log1p(b, b.op("Add", t, root))
+
+
+@_rule("arctanh")
+def _arctanh(b: _Builder, node: Node) -> str:
+    """log1p(2x / (1 - x)) / 2."""
+    x = b.arg(node, 0, node.dtype)
+    ratio = b.op("Div", b.op("Add", x, x), b.op("Sub", b.scalar(1, node.dtype), x))
+    return b.op("Mul", b.scalar(0.5, node.dtype), _log1p(b, ratio))
+
+
+@_rule("trunc")
+def _trunc(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0, node.dtype)
+    if node.dtype.kind in "biu":
+        return x
+    negative = b.op("Less", x, b.scalar(0, node.dtype), dtype=bool)
+    return b.op("Where", negative, b.op("Ceil", x), b.op("Floor", x))
+
+
+@_rule("isnan", "isinf", "isfinite")
+def _classify(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0)
+    if b.dtypes[x].kind != "f":  # integers are never NaN or infinite
+        return b.op("Expand", b.scalar(node.op == "isfinite", bool), b.shape(x))
+    if node.op == "isnan":
+        return b.op("IsNaN", x, dtype=bool)
+    if node.op == "isinf":
+        return b.op("IsInf", x, dtype=bool)
+    return b.op("Not", b.op("Or", b.op("IsNaN", x, dtype=bool), b.op("IsInf", x, dtype=bool)))
+
+
+def _scaled_log(base: float) -> Rule:
+    def rule(b: _Builder, node: Node) -> str:
+        x = b.arg(node, 0, node.dtype)
+        return b.op("Div", b.op("Log", x), b.scalar(np.log(base), node.dtype))
+    return rule
+
+
+RULES["log2"] = _scaled_log(2.0)
+RULES["log10"] = _scaled_log(10.0)
+
+
+@_rule("exp2")
+def _exp2(b: _Builder, node: Node) -> str:
+    return b.op("Pow", b.scalar(2, node.dtype), b.arg(node, 0, node.dtype))
+
+
+@_rule("softsign")
+def _softsign(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0, node.dtype)
+    return b.op("Div", x, b.op("Add", b.scalar(1, node.dtype), b.op("Abs", x)))
+
+
+@_rule("silu")
+def _silu(b: _Builder, node: Node) -> str:
+    return b.op("Mul", b.arg(node, 0, node.dtype), _sigmoid(b, node))
+
+
+@_rule("log_sigmoid")
+def _log_sigmoid(b: _Builder, node: Node) -> str:
+    return b.op("Neg", _softplus(b, b.op("Neg", b.arg(node, 0, node.dtype))))
+
+
+def _elu(b: _Builder, x: str, alpha: float, dtype: np.dtype) -> str:
+    """x above 0, alpha (exp(x) - 1) below, with exp(x) - 1 accurate near 0."""
+    expm1 = _expm1(b, x)
+    positive = b.op("Greater", x, b.scalar(0, dtype), dtype=bool)
+    return b.op("Where", positive, x, b.op("Mul", b.scalar(alpha, dtype), expm1))
+
+
+@_rule("elu")
+def _elu_rule(b: _Builder, node: Node) -> str:
+    return _elu(b, b.arg(node, 0, node.dtype), node.attrs["alpha"], node.dtype)
+
+
+@_rule("selu")
+def _selu(b: _Builder, node: Node) -> str:
+    from ..ops.activations import _SELU_ALPHA, _SELU_SCALE
+
+    inner = _elu(b, b.arg(node, 0, node.dtype), _SELU_ALPHA, node.dtype)
+    return b.op("Mul", b.scalar(_SELU_SCALE, node.dtype), inner)
+
+
+@_rule("leaky_relu")
+def _leaky_relu(b: _Builder, node: Node) -> str:
+    x = b.arg(node, 0, node.dtype)
+    positive = b.op("Greater", x, b.scalar(0, node.dtype), dtype=bool)
+    return b.op("Where", positive, x,
+                b.op("Mul", x, b.scalar(node.attrs["negative_slope"], node.dtype)))
+
+
+@_rule("prod")
+def _prod(b: _Builder, node: Node) -> str:
+    x, axes = b.arg(node, 0, node.dtype), node.attrs["axis"]
+    if not axes:
+        return x
+    return b.op("ReduceProd", x, b.ints(axes), keepdims=int(node.attrs["keepdims"]))
+
+
+@_rule("any", "all")
+def _any_all(b: _Builder, node: Node) -> str:
+    x, axes = b.cast(b.arg(node, 0, bool), np.uint8), node.attrs["axis"]
+    if not axes:
+        return b.cast(x, bool)
+    reduce = "ReduceMax" if node.op == "any" else "ReduceMin"
+    return b.cast(b.op(reduce, x, b.ints(axes), keepdims=int(node.attrs["keepdims"])), bool)
+
+
+@_rule("var", "std")
+def _moment(b: _Builder, node: Node) -> str:
+    """NumPy's two passes: the squared deviations from the mean, summed, over n - ddof."""
+    x, axes = b.arg(node, 0, node.dtype), node.attrs["axis"]
+    if not axes:
+        axes_value, count = None, b.scalar(1, node.dtype)
+    else:
+        axes_value = b.ints(axes)
+        sizes = b.op("Gather", b.shape(x), axes_value, axis=0)
+        count = b.cast(b.op("ReduceProd", sizes, keepdims=0), node.dtype)
+    deviation = x if axes_value is None else \
+        b.op("Sub", x, b.op("ReduceMean", x, axes_value, keepdims=1))
+    squares = b.op("Mul", deviation, deviation)
+    total = squares if axes_value is None else \
+        b.op("ReduceSum", squares, axes_value, keepdims=int(node.attrs["keepdims"]))
+    dof = b.op("Max", b.op("Sub", count, b.scalar(node.attrs["ddof"], node.dtype)),
+               b.scalar(0, node.dtype))
+    variance = b.op("Div", total, dof)
+    return variance if node.op == "var" else b.op("Sqrt", variance)
+
+
+@_rule("tril", "triu")
+def _triangle(b: _Builder, node: Node) -> str:
+    return b.op("Trilu", b.arg(node, 0), b.scalar(node.attrs["k"], np.int64),
+                upper=int(node.op == "triu"))
