@@ -6,6 +6,7 @@ it to a fast NumPy callable, and export it to DOT or JSON.
 from .errors import (GraphcError, ShapeError, DTypeError, MissingFeedError, FeedError,
                      DisconnectedGradientError, GradientCheckError, GraphFormatError,
                      NumericsError)
+from .errors import OutOfMemoryError
 from .graph import Graph, Node
 from .ops import (add, sub, mul, div, pow, neg, exp, log, log1p, sqrt, square, sin, cos, tanh,
                   abs, sign, maximum, minimum, clip,
@@ -37,6 +38,11 @@ from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_s
 # Seeing graphs and training with them (issue 14): text listings, optimizers as update graphs.
 from .io import to_text, show
 from . import optimizers
+
+# Your own ops (issue 11): kernel ops with the built-in contract, composites of ops.
+from .custom import define_op
+from .composite import composite, custom_gradient
+from . import testing
 
 __version__ = "0.1.0"
 
@@ -72,9 +78,12 @@ __all__ = [
     "to_dot", "render", "to_json", "from_json", "save", "load", "to_sympy", "from_sympy",
     # seeing graphs (issue 14); gc.optimizers is a module
     "to_text", "show",
+    # your own ops (issue 11); gc.testing.check_op is in the module gc.testing
+    "define_op", "composite", "custom_gradient",
     # errors
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
+    "OutOfMemoryError",
 ]
 
 # -- bridges: SciPy's optimizers and ONNX (issue 14)

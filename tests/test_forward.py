@@ -7,71 +7,23 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import testing
 from graphc.forward import fallback_ops
 from graphc.ops.registry import REGISTRY
 
-from test_ops_registry import CASES, _arrays, _build, _directional, _numeric_jacobian, _rng, _wrt
-
-DIFFERENTIABLE = [c for c in CASES if REGISTRY[c[0]].differentiable]
-
-
-def _float_result(node) -> bool:
-    return np.issubdtype(node.dtype, np.floating)
+from test_ops_registry import DIFFERENTIABLE
 
 
 @pytest.mark.parametrize("name,k", DIFFERENTIABLE)
 def test_tangents_match_differences_and_the_transposed_bprop(name, k):
-    arrays = _arrays(name, k)
-    wrt = _wrt(name, k, arrays)
-    g, inputs, node = _build(name, k, arrays)
-    if not wrt or not _float_result(node):
+    if not testing.check_forward(name, k):
         pytest.skip("nothing to differentiate")
-    rng = _rng(name, k, "fwd")
-    feed = dict(zip(inputs, arrays))
-    out_shape = np.shape(g.run(node, feed))
-    for i in wrt:
-        v = rng.standard_normal(arrays[i].shape)
-        t = gc.jvp(node, inputs[i], g.constant(v))
-        assert t.shape == node.shape and t.dtype == node.dtype
-        Jv = np.asarray(g.run(t, feed))
-        np.testing.assert_allclose(Jv, _directional(g, inputs, arrays, node, i, v),
-                                   rtol=1e-5, atol=1e-6, err_msg=f"{name}: J v")
-        u = rng.standard_normal(out_shape)
-        JTu = g.run(gc.gradients(node, [inputs[i]], grad_y=g.constant(u))[0], feed)
-        assert np.sum(u * Jv) == pytest.approx(np.sum(JTu * v), rel=1e-9, abs=1e-9)
-        if REGISTRY[name].cases[k].order < 2:
-            continue
-        # order 2, forward over forward: d/dx_j <J v> along w, against differences of J v
-        for j in wrt:
-            w = rng.standard_normal(arrays[j].shape)
-            second = np.asarray(g.run(gc.jvp(t, inputs[j], g.constant(w)), feed))
-            np.testing.assert_allclose(second, _directional(g, inputs, arrays, t, j, w),
-                                       rtol=1e-5, atol=1e-6, err_msg=f"{name}: order 2")
-            # and reverse over forward: the gradient of <u, J v>
-            back = gc.gradients(gc.sum(t * g.constant(u)), [inputs[j]])[0]
-            numeric = np.sum(_directional(g, inputs, arrays, t, j, w) * u)
-            assert float(np.sum(g.run(back, feed) * w)) == pytest.approx(numeric, rel=1e-5,
-                                                                        abs=1e-6)
 
 
 @pytest.mark.parametrize("name,k", DIFFERENTIABLE)
 def test_jacfwd_from_a_batch_of_tangents(name, k):
-    arrays = _arrays(name, k)
-    wrt = _wrt(name, k, arrays)
-    g, inputs, node = _build(name, k, arrays)
-    if not wrt or not _float_result(node):
+    if not testing.check_jacfwd(name, k):
         pytest.skip("nothing to differentiate")
-    feed = dict(zip(inputs, arrays))
-    expected = {i: _numeric_jacobian(g, inputs, arrays, node, i) for i in wrt}
-    for i in wrt:
-        J = gc.jacfwd(node, inputs[i])
-        assert J.shape == node.shape + inputs[i].shape
-        np.testing.assert_allclose(g.run(J, feed), expected[i], rtol=1e-5, atol=1e-6)
-    # sizes known only at run time: the same rules with None in every shape
-    h, unknown, loose = _build(name, k, arrays, unknown_sizes=True)
-    for i in wrt:
-        J = h.run(gc.jacfwd(loose, unknown[i]), dict(zip(unknown, arrays)))
-        np.testing.assert_allclose(J, expected[i], rtol=1e-5, atol=1e-6)
 
 
 # -- the user-level functions ------------------------------------------------------------------------

@@ -46,7 +46,7 @@ Target = Union[Graph, Node, Sequence[Node]]  # a list or tuple of nodes
 
 
 def to_dot(target: Target, feed: Optional[dict] = None, grad_of: Optional[Node] = None, *,
-           digits: int = 4) -> str:
+           digits: int = 4, expand: bool = False) -> str:
     """Graphviz DOT text for a graph, a node or a list of nodes (then with their ancestors).
 
     With a ``feed`` (or a ``grad_of``), each node is annotated in the style of the CS231n
@@ -55,6 +55,9 @@ def to_dot(target: Target, feed: Optional[dict] = None, grad_of: Optional[Node] 
     Arrays are summarised by their shape and first entries; numbers get ``digits`` significant
     digits. Nodes that the feed does not determine stay unannotated. Drawing never changes the
     graph (the gradients are built in a copy).
+
+    A composite (``gc.composite``) is one box; ``expand=True`` also draws its body, in a
+    cluster beside it, wired to the composite's inputs and output by dotted edges.
     """
     nodes, targets = select(target)
     values, grads = ({}, {}) if feed is None and grad_of is None else \
@@ -85,6 +88,10 @@ def to_dot(target: Target, feed: Optional[dict] = None, grad_of: Optional[Node] 
         for i, x in enumerate(n.inputs):
             label = f' [label="{i}"]' if several else ""
             lines.append(f"  n{x.id} -> n{n.id}{label};")
+    if expand:
+        for n in nodes:
+            if n.op == "composite":
+                lines += _body_lines(n, f"n{n.id}", [f"n{x.id}" for x in n.inputs])
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -258,6 +265,8 @@ def select(target: Target, who: str = "to_dot") -> tuple[list, set]:
 
 def _node_line(node: Node, highlight: bool, value=None, grad=None, digits: int = 4) -> str:
     style = dict(_LEAF_STYLE.get(node.op, _OP_STYLE))
+    if node.op == "composite":
+        style.update(shape="box3d", color="#6f42c1")
     if node.derivative:
         style["style"] += ",dashed"
         style["fillcolor"] = _DERIVATIVE_FILL[min(node.derivative, len(_DERIVATIVE_FILL)) - 1]
@@ -276,12 +285,38 @@ def _node_line(node: Node, highlight: bool, value=None, grad=None, digits: int =
     return f"n{node.id} [label=<{'<br/>'.join(rows)}>, {body}];"
 
 
+def _body_lines(node: Node, outer: str, args: list) -> list:
+    """A composite's body as a cluster (nested composites expanded too): ids prefixed by the
+    composite's, dotted edges from its inputs to the body's arguments and from the body's
+    output to the composite."""
+    body = node.attrs["body"]
+    prefix = f"{outer}_"
+    lines = [f"  subgraph cluster_{outer} {{",
+             f'    label="{_escape("body of " + node.attrs["label"])}"; style="dotted,rounded"; '
+             'color="#6f42c1"; fontcolor="#6f42c1";']
+    for b in body.graph.nodes:
+        lines.append("    " + _node_line(b, False).replace(f"n{b.id} [", f"{prefix}{b.id} [", 1))
+    lines.append("  }")
+    for b in body.graph.nodes:
+        for i, x in enumerate(b.inputs):
+            label = f' [label="{i}"]' if len(b.inputs) > 1 else ""
+            lines.append(f"  {prefix}{x.id} -> {prefix}{b.id}{label};")
+        if b.op == "composite":
+            lines += _body_lines(b, f"{prefix}{b.id}", [f"{prefix}{x.id}" for x in b.inputs])
+    for arg, p in zip(args, body.inputs):
+        lines.append(f'  {arg} -> {prefix}{p.id} [style=dotted, color="#6f42c1"];')
+    lines.append(f'  {prefix}{body.outputs[0].id} -> {outer} [style=dotted, color="#6f42c1"];')
+    return lines
+
+
 def _label(node: Node) -> str:
     return "\\n".join(_escape(line) for line in _label_lines(node))
 
 
 def _label_lines(node: Node) -> list:
     head = node.op
+    if node.op == "composite":  # one box for the whole body
+        head = f"composite {node.attrs['label']}"
     if node.op == "constant" and node.attrs["value"].size <= 4:
         head = f"constant {_short_value(node.attrs['value'])}"
     lines = [head, node.name, f"{shapes.fmt(node.shape)} {node.dtype}"]

@@ -17,6 +17,7 @@ reason. Nothing from the file is ever executed (no pickle, no eval).
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import math
 import os
@@ -51,7 +52,7 @@ _DTYPE_OF = {name: np.dtype(name) for name in DTYPES}
 LEAVES = ("placeholder", "variable", "constant")
 _NODE_KEYS = ("id", "op", "name", "inputs", "shape", "dtype", "attrs", "derivative", "site",
               "value")
-_TOP_KEYS = ("format", "version", "nodes")
+_TOP_KEYS = ("format", "version", "ops", "nodes")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates (see _escape_surrogates)
 
@@ -118,6 +119,9 @@ def encode_attr(value: Any) -> Any:
                            encode_attr(value.step)]}
     if value is Ellipsis:
         return {"$ellipsis": None}
+    body = _encode_body(value)
+    if body is not None:
+        return {"$graph": body}
     raise GraphcError(f"cannot export an attr of type {type(value).__name__}: {value!r}")
 
 
@@ -159,6 +163,8 @@ def decode_attr(obj: Any, depth: int = 0) -> Any:
     if tag == "$ellipsis":
         _require(body is None, '"$ellipsis" must be null')
         return Ellipsis
+    if tag == "$graph":
+        return _decode_body(body, depth + 1)
     raise GraphFormatError(f"unknown attr tag {tag!r}")
 
 
@@ -221,7 +227,10 @@ def to_json(graph: Graph) -> str:
                                            separators=(", ", ": "))) for n in graph.nodes]
     body = ",\n    ".join(lines)
     nodes = f"[\n    {body}\n  ]" if lines else "[]"
-    return f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n  "nodes": {nodes}\n}}'
+    used = user_ops(graph)
+    ops = f'  "ops": {json.dumps(used, sort_keys=True)},\n' if used else ""
+    return (f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n{ops}'
+            f'  "nodes": {nodes}\n}}')
 
 
 def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
@@ -230,11 +239,11 @@ def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
 
 
 # -- import ----------------------------------------------------------------------------------------
-def load(path: Union[str, os.PathLike], *, max_elements: int = NODE_ELEMENTS,
+def load(path: Union[str, os.PathLike], *, ops: Any = None, max_elements: int = NODE_ELEMENTS,
          max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Read a graph that :func:`save` wrote (or any valid graphc JSON file).
 
-    The limits are :func:`from_json`'s.
+    ``ops`` and the limits are :func:`from_json`'s.
     """
     try:
         with open(path, "rb") as f:
@@ -242,16 +251,24 @@ def load(path: Union[str, os.PathLike], *, max_elements: int = NODE_ELEMENTS,
     except OSError as exc:
         raise GraphFormatError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") \
             from None
-    return from_json(data, max_elements=max_elements, max_total_elements=max_total_elements)
+    return from_json(data, ops=ops, max_elements=max_elements,
+                     max_total_elements=max_total_elements)
 
 
-def from_json(text: Union[str, bytes], *, max_elements: int = NODE_ELEMENTS,
+def from_json(text: Union[str, bytes], *, ops: Any = None,
+              max_elements: int = NODE_ELEMENTS,
               max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Rebuild a graph from graphc JSON, checking everything.
 
     Every node is rebuilt through the same builder and shape rules as the Python API, so
     nothing loads that Python could not build. ``max_elements`` bounds the elements of one
-    node and ``max_total_elements`` those of all nodes together (known sizes only).
+    node and ``max_total_elements`` those of all nodes together (known sizes only; the nodes
+    of composite bodies count too).
+
+    ``ops`` lists the ops made with ``gc.define_op`` that the file may use (their builders or
+    names): each must be registered, in the version the file names. A file's ops are found
+    by name only, so an op the file uses must be defined in Python before loading (listing it
+    in ``ops`` is a check, not a requirement); its code never comes from the file.
 
     Raises :class:`GraphFormatError` (naming the node and the reason) for anything malformed,
     inconsistent, unsafe or over the limits; never another exception, and never runs code
@@ -259,11 +276,16 @@ def from_json(text: Union[str, bytes], *, max_elements: int = NODE_ELEMENTS,
     """
     try:
         doc = _parse(text)
+        _check_ops(doc.get("ops", {}), ops)
         graph = Graph()
         ids: dict[int, Node] = {}
         budget = [max_elements, max_total_elements]
-        for k, entry in enumerate(doc["nodes"]):
-            _load_node(graph, entry, k, ids, budget)
+        token = _BUDGET.set(budget)  # composite bodies, nested in attrs, share the limits
+        try:
+            for k, entry in enumerate(doc["nodes"]):
+                _load_node(graph, entry, k, ids, budget)
+        finally:
+            _BUDGET.reset(token)
         return graph
     except GraphFormatError:
         raise
@@ -299,10 +321,12 @@ def _parse(text: Union[str, bytes]) -> dict:
     return doc
 
 
-def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list) -> None:
+def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list,
+               depth: int = 0) -> None:
     """Check one entry and append its node, or raise GraphFormatError naming it.
 
-    ``budget`` is ``[elements of one node, elements left in all]``.
+    ``budget`` is ``[elements of one node, elements left in all]``; ``depth`` is how deep in
+    composite bodies the entry is (their attrs count towards the nesting limit).
     """
     where = f"node entry {k}"
     try:
@@ -315,7 +339,8 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list) -> Non
             raise GraphFormatError(f"unknown keys {extra}")
         op = entry.get("op")
         if not isinstance(op, str) or op not in REGISTRY:
-            raise GraphFormatError(f"unknown op {_short(op)}")
+            raise GraphFormatError(f"unknown op {_short(op)}" + (_HOW_TO_REGISTER
+                                   if isinstance(op, str) else ""))
         where = f"node {entry['id']} ({op})"
         name = entry.get("name")
         _require(name is None or (isinstance(name, str) and name),
@@ -326,7 +351,7 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list) -> Non
         inputs = _inputs(entry.get("inputs"), ids)
         attrs = entry.get("attrs", {})
         _require(isinstance(attrs, dict), '"attrs" must be an object')
-        attrs = {key: decode_attr(v) for key, v in attrs.items()}
+        attrs = {key: decode_attr(v, depth) for key, v in attrs.items()}
         derivative = entry.get("derivative", 0)
         _require(_is_int(derivative) and 0 <= derivative <= 10 ** 6,
                  '"derivative" must be a non-negative integer')
@@ -402,6 +427,103 @@ def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
     _require(not weak or value.shape == (), "a weak constant must be a scalar")
     value.flags.writeable = False
     return {"value": value, "weak": weak}, value.shape, value.dtype, None
+
+
+# -- composites and your own ops ------------------------------------------------------------------
+#: The element limits of the file being loaded, for the composite bodies nested in its attrs.
+_BUDGET: contextvars.ContextVar = contextvars.ContextVar("graphc_json_budget")
+
+_HOW_TO_REGISTER = ("; if it is an op of your own, run its gc.define_op(...) definition before "
+                    "loading (and pass ops=[its builder] to gc.load / gc.from_json to check "
+                    "its version); nothing from the file is executed")
+
+
+def _encode_body(value: Any):
+    """A composite body as ``{"inputs": [ids], "outputs": [ids], "nodes": [entries]}``:
+    a graph of its own, whose entries carry neither names nor sites (a body is structure)."""
+    from ..composite import Body
+    if not isinstance(value, Body):
+        return None
+    entries = []
+    for node in value.graph.nodes:
+        entry = node_entry(node)
+        for key in ("name", "site", "derivative"):
+            del entry[key]
+        entries.append(entry)
+    return {"inputs": [n.id for n in value.inputs], "outputs": [n.id for n in value.outputs],
+            "nodes": entries}
+
+
+def _decode_body(obj: Any, depth: int):
+    """The body a ``"$graph"`` attr describes, loaded with the same checks as a file."""
+    from ..composite import Body
+    _require(isinstance(obj, dict) and sorted(obj) == ["inputs", "nodes", "outputs"],
+             'a "$graph" must be an object with exactly "inputs", "outputs" and "nodes"')
+    _require(isinstance(obj["nodes"], list), 'a "$graph" needs a list of "nodes"')
+    graph, ids = Graph(), {}
+    budget = _BUDGET.get(None) or [NODE_ELEMENTS, TOTAL_ELEMENTS]
+    try:
+        for k, entry in enumerate(obj["nodes"]):
+            _load_node(graph, entry, k, ids, budget, depth)
+        inputs, outputs = _inputs(obj["inputs"], ids), _inputs(obj["outputs"], ids)
+        _require(bool(outputs), "a body needs at least one output")
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        _require(list(inputs) == placeholders,
+                 '"inputs" must list every placeholder of the body, once, in order')
+        try:
+            return Body(inputs, outputs)
+        except GraphcError as exc:
+            raise GraphFormatError(str(exc)) from None
+    except GraphFormatError as exc:
+        raise GraphFormatError(f"in a composite body: {exc}") from None
+
+
+def user_ops(graph: Graph) -> dict:
+    """``{name: {"version": N}}`` for every op made with gc.define_op that ``graph`` uses,
+    in its nodes or in composite bodies (what a file records in ``"ops"``)."""
+    from ..composite import Body
+    from ..custom import USER_OPS
+
+    used: dict = {}
+    pending = [graph]
+    while pending:
+        for node in pending.pop().nodes:
+            if node.op in USER_OPS:
+                used[node.op] = {"version": USER_OPS[node.op]}
+            pending.extend(v.graph for v in node.attrs.values() if isinstance(v, Body))
+    return dict(sorted(used.items()))
+
+
+def _check_ops(declared: Any, ops) -> None:
+    """The file's ``"ops"`` (and the caller's ``ops=``) against the registered ops."""
+    from ..custom import USER_OPS, op_name_of
+
+    _require(isinstance(declared, dict), '"ops" must be an object {name: {"version": N}}')
+    for name, spec in declared.items():
+        _require(isinstance(spec, dict) and list(spec) == ["version"]
+                 and _is_int(spec["version"]) and spec["version"] >= 1,
+                 f'"ops" entry {_short(name)} must be {{"version": N}} with N >= 1')
+        version = spec["version"]
+        if name not in REGISTRY:
+            raise GraphFormatError(f"the file uses the op {name!r} (version {version}), which "
+                                   f"is not registered" + _HOW_TO_REGISTER)
+        if name not in USER_OPS:
+            raise GraphFormatError(f'"ops" lists {name!r}, but that is a built-in op')
+        if USER_OPS[name] != version:
+            raise GraphFormatError(f"the file uses version {version} of the op {name!r}, but "
+                                   f"version {USER_OPS[name]} is registered")
+    for op in ops or ():
+        try:
+            name = op_name_of(op)
+        except GraphcError as exc:
+            raise GraphFormatError(f"ops=: {exc}") from None
+        if name not in REGISTRY:
+            raise GraphFormatError(f"ops=: {name!r} is not registered; define it with "
+                                   "gc.define_op before loading")
+        stale = getattr(op, "version", None)
+        if stale is not None and name in USER_OPS and stale != USER_OPS[name]:
+            raise GraphFormatError(f"ops=: this builder of {name!r} is version {stale}, but "
+                                   f"version {USER_OPS[name]} is registered now")
 
 
 # -- small checks ----------------------------------------------------------------------------------

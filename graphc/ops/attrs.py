@@ -48,6 +48,21 @@ def integer(low: int | None = None, high: int | None = None) -> Check:
     return check
 
 
+def number(low: float | None = None, high: float | None = None) -> Check:
+    """A finite real number (int or float, not bool) in ``[low, high]``, kept as a float."""
+    def check(value) -> float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                         np.floating)):
+            raise TypeError(f"expected a number, not {_short(value)}")
+        value = float(value)
+        if not np.isfinite(value) or (low is not None and value < low) or \
+                (high is not None and value > high):
+            raise ValueError(f"{value} is out of range [{low}, {high}]")
+        return value
+    check.__doc__ = f"a finite number in [{low}, {high}]"
+    return check
+
+
 def ints(low: int | None = None) -> Check:
     """A tuple of ints, each at least ``low`` (a list is accepted)."""
     one = integer(low)

@@ -108,8 +108,29 @@ def div(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
 
 
 def pow(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
-    """``a ** b`` with broadcasting."""
+    """``a ** b`` with broadcasting.
+
+    For a Python-number exponent 2 or 0.5 it builds ``square(a)`` or ``sqrt(a)`` (what NumPy's
+    ``**`` operator computes for arrays): exact, and the same in ``g.run`` and compiled code.
+    """
+    exponent = _python_number(b)
+    if isinstance(a, Node) and exponent is not None and (
+            a.dtype.kind == "f" or (a.dtype.kind in "iu" and type(exponent) is int)):
+        if exponent == 2:
+            return square(a, name=name)
+        if exponent == 0.5 and a.dtype.kind == "f":
+            return sqrt(a, name=name)
     return apply("pow", [a, b], name=name)
+
+
+def _python_number(value):
+    """``value`` as a Python int or float when it is one, or a weak constant node of one."""
+    if type(value) in (int, float):
+        return value
+    if isinstance(value, Node) and value.op == "constant" and value.attrs["weak"]:
+        scalar = value.attrs["value"].item()
+        return scalar if type(scalar) in (int, float) else None
+    return None
 
 
 def neg(x: Operand, name: Optional[str] = None) -> Node:
@@ -123,12 +144,41 @@ def exp(x: Operand, name: Optional[str] = None) -> Node:
 
 
 def log(x: Operand, name: Optional[str] = None) -> Node:
-    """Elementwise natural logarithm."""
-    return apply("log", [x], name=name)
+    """Elementwise natural logarithm.
+
+    Of a node that has a stable logarithm it builds that instead, so values and gradients
+    stay finite in ``g.run`` and compiled functions alike: ``log(sigmoid(x))`` is
+    ``-softplus(-x)``, ``log(softmax(x))`` is ``log_softmax(x)``, ``log(1 + x)`` is
+    ``log1p(x)`` (for float ``x``).
+    """
+    stable = _stable_log(x, name)
+    return stable if stable is not None else apply("log", [x], name=name)
+
+
+def _stable_log(x, name):
+    """The stable form of ``log(x)`` for a float node ``x`` that has one, else None."""
+    if not isinstance(x, Node) or x.dtype.kind != "f":
+        return None
+    if x.op in ("sigmoid", "softmax") and x.inputs[0].dtype == x.dtype:
+        from .nn import log_softmax, softplus
+        if x.op == "sigmoid":
+            return neg(softplus(neg(x.inputs[0])), name=name)
+        return log_softmax(x.inputs[0], axis=x.attrs["axis"], name=name)
+    if x.op == "add":
+        for one, other in (x.inputs, x.inputs[::-1]):
+            # 1 + other has other's shape and dtype: log1p(other) is the same value
+            if is_constant(one, 1) and other.shape == x.shape and other.dtype == x.dtype:
+                return log1p(other, name=name)
+    return None
 
 
 def log1p(x: Operand, name: Optional[str] = None) -> Node:
-    """Elementwise ``log(1 + x)``, accurate for small ``x``."""
+    """Elementwise ``log(1 + x)``, accurate for small ``x``; ``log1p(exp(x))`` builds the
+    stable ``softplus(x)`` (for float ``x``)."""
+    if isinstance(x, Node) and x.op == "exp" and x.inputs[0].dtype.kind == "f" and \
+            x.inputs[0].dtype == x.dtype:
+        from .nn import softplus
+        return softplus(x.inputs[0], name=name)
     return apply("log1p", [x], name=name)
 
 

@@ -322,7 +322,7 @@ define("getitem", infer=_getitem_infer, kernel=_getitem_kernel,
        doc="x[index]: basic slicing, integers, None, Ellipsis and one 1-D integer array.")
 
 define("getitem_grad", infer=_getitem_grad_infer, kernel=_getitem_grad_kernel,
-       curvature="linear",
+       structure="scatter", curvature="linear",
        attrs=_INDEX_ATTRS,
        bprop=_getitem_grad_bprop, reference=_getitem_grad_reference,
        cases=[Case(((2,), (4,)), attrs={"index": (("slice", 1, None, 2),), "front": False},

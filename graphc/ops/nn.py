@@ -34,7 +34,7 @@ from ..graph import Axis, DTypeLike, Node, Operand, apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .common import dtype_argument, elementwise_infer
 from .compare import greater, where
-from .elementwise import mul, neg, sub
+from .elementwise import exp, mul, neg, sub
 from .reduce import sum as reduce_sum
 from .attrs import axes, dtype_name, flag, integer
 from .registry import Case, define
@@ -144,7 +144,7 @@ def _softmax_bprop(node, g, i):
 
 def _log_softmax_bprop(node, g, i):
     axis = node.attrs["axis"]
-    s = softmax(node.inputs[0], axis=axis)
+    s = exp(node)  # softmax from the output: no second pass over the logits
     return sub(g, mul(s, reduce_sum(g, axis=axis, keepdims=True)))
 
 

@@ -102,6 +102,9 @@ class Op:
     jvp: Optional[Callable] = None  # forward rule; None: derived from the bprop
     structure: str = "dense"  # how output elements depend on input elements (graphc.sparse)
     curvature: str = "nonlinear"  # "linear", "bilinear" or "nonlinear" (graphc.sparse)
+    # user-defined ops (gc.define_op): g.run and compiled functions check each kernel output
+    # against the inferred shape and dtype (built-in kernels are trusted: tested, and fast)
+    checked: bool = False
 
     @property
     def differentiable(self) -> bool:
@@ -145,7 +148,7 @@ REGISTRY: dict[str, Op] = {}
 
 def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, cases=(),
            elementwise=False, inplace=False, doc="", arity=None, attrs=None, jvp=None,
-           structure=None, curvature="nonlinear") -> Op:
+           structure=None, curvature="nonlinear", checked=False) -> Op:
     """Register an op; each name is defined exactly once."""
     if name in REGISTRY:
         raise ValueError(f"op {name!r} is defined twice")
@@ -157,7 +160,7 @@ def define(name: str, *, infer, kernel, bprop=NOT_IMPLEMENTED, reference=None, c
     required = _check_declaration(name, infer, attrs)
     op = Op(name, infer, kernel, bprop, reference, tuple(cases), elementwise, inplace, doc,
             tuple(arity), MappingProxyType(attrs), required, jvp,
-            structure or ("elementwise" if elementwise else "dense"), curvature)
+            structure or ("elementwise" if elementwise else "dense"), curvature, checked)
     REGISTRY[name] = op
     return op
 
