@@ -83,7 +83,12 @@ def test_every_op_exports_forward_and_gradient(name, k, unknown, dtype):
     g = gc.Graph()
     inputs = [g.placeholder(f"in{i}", (None,) * a.ndim if unknown else a.shape, a.dtype)
               for i, a in enumerate(arrays)]
-    node = apply(name, inputs, case.attrs)
+    try:
+        node = apply(name, inputs, case.attrs)
+    except gc.DTypeError:
+        if dtype == "float64":
+            raise
+        pytest.skip("the case's attrs take float64 inputs (a composite's body)")
     feed = {f"in{i}": a for i, a in enumerate(arrays)}
     outputs = [node]
     if name not in onnx_export.RULES:  # an op without a translation says so, naming itself
