@@ -31,6 +31,9 @@ from .autodiff import gradients, grad
 from .forward import jvp
 from .jacobians import jacobian, jacfwd, hessian, hvp
 from .sparse import jacobian_sparsity, hessian_sparsity, sparse_jacobian, sparse_hessian
+# linear algebra (issue 10): gc.linalg.*, and NumPy's top-level names
+from .ops import einsum, tensordot, trace, diagonal, diag, outer, inner, dot
+from . import linalg
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
@@ -68,6 +71,8 @@ __all__ = [
     "sort", "argsort", "top_k", "quantile", "median",
     "flip", "roll", "split", "pad", "tile", "repeat", "moveaxis", "swapaxes", "broadcast_arrays",
     "meshgrid", "tril", "triu",
+    # linear algebra (issue 10)
+    "linalg", "einsum", "tensordot", "trace", "diagonal", "diag", "outer", "inner", "dot",
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     "jvp", "jacfwd",

@@ -166,3 +166,16 @@ def test_sparse_newton(tmp_path):
     colours = number(r"nonzeros, (\d+) colours", out)
     assert colours <= number(r"a row has up to (\d+) nonzeros", out) + 2
     assert 1.0 < number(r"area (\S+) \(a flat", out) < 2.0
+
+
+def test_gaussian_process(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    out = run_example("gaussian_process.py", tmp_path, "--n", "25")
+    ours = number(r"\nNLML (\S+), \|grad\|", out)
+    assert number(r"\|grad\| (\S+), Hessian", out) < 1e-8  # Newton polished the optimum
+    assert ours < number(r"NLML at the start (\S+);", out)
+    assert ours == pytest.approx(number(r"scikit-learn's NLML at these hyper-parameters: (\S+)",
+                                        out), abs=1e-8)
+    assert re.search(r"fitted: lengthscale \S+, signal sd \S+, noise sd \S+", out)
+    assert (tmp_path / "gaussian_process.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,7 +18,14 @@ from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
 from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # noqa: F401
                     concatenate, stack, concat_take, concat_put)
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
-from .linalg import matmul  # noqa: F401
+# Linear algebra (issue 10); internal ops of its rules: triangle (tril/triu masks, Murray's
+# Phi) and diagonal_grad (diagonal's adjoint). eigh and slogdet nodes pack their two outputs.
+from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # noqa: F401
+                     slogdet, triangle)
+from .linalg_decomp import cholesky, eigh, eigvalsh  # noqa: F401
+from .linalg_diag import diagonal, diagonal_grad, diag, trace  # noqa: F401
+from .einsum import einsum, tensordot, dot, inner, outer  # noqa: F401
+from .linalg_norm import norm  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
 # -- issue 10: more NumPy/SciPy math, reductions, scans, sorting and shape ops --------------------
 # Internal ops their rules emit: prod_others, cumprod_tangent, cumprod_adjoint, pick_along,
