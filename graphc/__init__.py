@@ -34,6 +34,12 @@ from .sparse import jacobian_sparsity, hessian_sparsity, sparse_jacobian, sparse
 # linear algebra (issue 10): gc.linalg.*, and NumPy's top-level names
 from .ops import einsum, tensordot, trace, diagonal, diag, outer, inner, dot
 from . import linalg
+# -- issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers --
+from .errors import IndexOutOfRangeError
+from .ops import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,
+                  take, take_along_axis, boolean_mask, index_add, index_update, dynamic_slice,
+                  zeros, ones, full, eye, arange, linspace, full_like)
+from . import random
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
@@ -89,6 +95,11 @@ __all__ = [
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
     "OutOfMemoryError",
+    # issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+    "take", "take_along_axis", "boolean_mask", "index_add", "index_update", "dynamic_slice",
+    "zeros", "ones", "full", "eye", "arange", "linspace", "full_like", "random",
+    "IndexOutOfRangeError",
 ]
 
 # -- bridges: SciPy's optimizers and ONNX (issue 14)

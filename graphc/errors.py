@@ -44,6 +44,10 @@ class NumericsError(GraphcError, FloatingPointError):
     """A node produced NaN or Inf while ``check_numerics`` was on."""
 
 
+class IndexOutOfRangeError(ShapeError, IndexError):
+    """An index outside its dimension at run time (gather, scatter, x[node]); never wrapped."""
+
+
 def describe(node) -> str:
     """``op 'name' (built at file:line)`` — how every message points at a node."""
     where = f" (built at {node.site})" if getattr(node, "site", None) else ""

@@ -343,7 +343,15 @@ def getitem(x: Operand, index: Any, name: Optional[str] = None) -> Node:
     Supports slices (negative bounds and steps included), integers, ``None``/``np.newaxis``,
     ``Ellipsis`` and one 1-D integer array or list; the index must be known when the graph is
     built. The gradient scatters back into zeros of ``x``'s shape (repeated indices add up).
+
+    An integer *node* among slices, ``None`` and ``...`` gathers with :func:`graphc.take`
+    along its dimension, and a bool mask (a node or an array) selects with
+    :func:`graphc.boolean_mask` (a result of run-time size).
     """
+    from .gather import node_index  # indexing with nodes lives with the other gathers
+    routed = node_index(x, index, name=name)
+    if routed is not None:
+        return routed
     return apply("getitem", [x], {"raw": index}, name=name)
 
 
