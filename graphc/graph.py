@@ -274,7 +274,7 @@ class Node:
         return _ops().round(self, 0 if ndigits is None else ndigits)
 
     @property
-    def at(self):
+    def at(self) -> Any:
         """JAX's functional updates: ``x.at[idx].add(v)``, ``x.at[idx].set(v)``."""
         from .ops.scatter import At
         return At(self)
