@@ -45,3 +45,7 @@ __all__ = [
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
 ]
+
+# errors added for issue 9 (trust first)
+from .errors import SymbolicValueError, FileError  # noqa: E402
+__all__ += ["SymbolicValueError", "FileError"]

@@ -186,6 +186,8 @@ def _zeros(x: Node, seed: Node, batch: int) -> Node:
 def _backprop_node(node: Node, g: Node, batch: int, carries: set, contributions: dict) -> None:
     """Ask ``node``'s bprop for the contribution to each input that carries gradient."""
     op = registry.REGISTRY[node.op]
+    if op.bprop is None:  # not differentiable: carries gradient only when it is a target itself
+        return
     if op.bprop is registry.NOT_IMPLEMENTED:
         raise GraphcError(f"gradients: the op {node.op!r} has no derivative rule yet, needed "
                           f"for {describe(node)}")

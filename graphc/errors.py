@@ -44,6 +44,14 @@ class NumericsError(GraphcError, FloatingPointError):
     """A node produced NaN or Inf while ``check_numerics`` was on."""
 
 
+class SymbolicValueError(GraphcError, TypeError):
+    """A node used where Python needs a concrete value: ``bool(node)``, ``list(node)``, ``for``."""
+
+
+class FileError(GraphcError, OSError):
+    """A file graphc was asked to write could not be written (the message names the path)."""
+
+
 def describe(node) -> str:
     """``op 'name' (built at file:line)`` — how every message points at a node."""
     where = f" (built at {node.site})" if getattr(node, "site", None) else ""

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import shapes
 from .shapes import size
-from .errors import DTypeError, GraphcError, ShapeError, describe
+from .errors import DTypeError, GraphcError, ShapeError, SymbolicValueError, describe
 from .keys import attrs_key
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -104,11 +104,12 @@ class Node:
         return svg_or_none(self)
 
     def __bool__(self):
-        raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
-                          "use gc.where for a symbolic choice")
+        raise SymbolicValueError(f"the truth value of {describe(self)} is not known until it "
+                                 "runs; use gc.where for a symbolic choice")
 
     def __iter__(self):
-        raise TypeError(f"{describe(self)} is symbolic and cannot be iterated")
+        raise SymbolicValueError(f"{describe(self)} is symbolic and cannot be iterated; index "
+                                 f"it (node[0]) or compute it first (node.eval())")
 
     # Operators: thin wrappers over the op functions (imported lazily: ops import this module).
     def __add__(self, other): return _ops().add(self, other)

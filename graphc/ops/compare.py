@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import apply
+from ..errors import GraphcError
+from ..graph import apply, user_site
 from ..shapes import broadcast_shapes
 from .common import elementwise_infer, probe
 from .registry import Case, define
@@ -87,6 +88,18 @@ define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop,
 
 
 # -- builders -----------------------------------------------------------------------------------
+def _no_python_bool(op: str, *conditions) -> None:
+    """A condition that is a Python bool is almost always ``node == value`` or ``node != value``,
+    which compare nodes by identity (so nodes can be dict keys): refuse it, naming gc.equal."""
+    for what, value in conditions:
+        if isinstance(value, (bool, np.bool_)):
+            raise GraphcError(
+                f"{op}: {what} is the Python bool {bool(value)}, not a node; "
+                f"`node == value` and `node != value` compare identity in Python, so use "
+                f"gc.equal(x, value) or gc.not_equal(x, value) for an elementwise comparison; "
+                f"called at {user_site()}")
+
+
 def less(a, b, name=None):
     """``a < b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("less", [a, b], name=name)
@@ -122,16 +135,19 @@ def not_equal(a, b, name=None):
 
 def logical_not(x, name=None):
     """Elementwise logical NOT (nonzero counts as true); a bool node."""
+    _no_python_bool("logical_not", ("the input", x))
     return apply("logical_not", [x], name=name)
 
 
 def logical_and(a, b, name=None):
     """Elementwise logical AND (nonzero counts as true), with broadcasting; a bool node."""
+    _no_python_bool("logical_and", ("input a", a), ("input b", b))
     return apply("logical_and", [a, b], name=name)
 
 
 def logical_or(a, b, name=None):
     """Elementwise logical OR (nonzero counts as true), with broadcasting; a bool node."""
+    _no_python_bool("logical_or", ("input a", a), ("input b", b))
     return apply("logical_or", [a, b], name=name)
 
 
@@ -140,4 +156,5 @@ def where(cond, a, b, name=None):
 
     The gradient flows to the chosen branch only; ``cond`` gets none.
     """
+    _no_python_bool("where", ("the condition", cond))
     return apply("where", [cond, a, b], name=name)
