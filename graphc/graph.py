@@ -214,20 +214,22 @@ class Graph:
         shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
         for d in shape:
             if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
-                raise ShapeError(f"placeholder '{name}': bad size {d!r} in shape {shape}")
+                raise ShapeError(f"{_label('placeholder', name)}: bad size {d!r} in shape "
+                                 f"{shape}")
         shape = tuple(None if d is None else int(d) for d in shape)
-        return self._add("placeholder", (), {}, shape, _dtype(dtype, name), name)
+        dtype = _dtype(dtype, "placeholder", name)
+        return self._add("placeholder", (), {}, shape, dtype, name)
 
     def variable(self, name: str, value, dtype=None) -> Node:
         """A node that holds an array between runs (``node.value`` reads and writes it)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "variable", name)
         node = self._add("variable", (), {}, array.shape, array.dtype, name)
         self._values[node.id] = array
         return node
 
     def constant(self, value, name: Optional[str] = None, dtype=None) -> Node:
         """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "constant", name)
         array.flags.writeable = False
         return self._add("constant", (), {"value": array, "weak": False}, array.shape,
                          array.dtype, name)
@@ -249,11 +251,12 @@ class Graph:
         if name is None:
             name = self._fresh_name(op)
         elif not isinstance(name, str) or not name or not name.isprintable():
-            raise GraphcError(f"a node name must be a non-empty string of printable "
-                              f"characters, not {name!r}")
+            raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
+                              f"non-empty string of printable characters, not {name!r:.60}")
         elif name in self._by_name:
-            raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
-                              "already has it (names are unique in a graph)")
+            raise GraphcError(f"{op} node '{name}' built at {user_site()}: duplicate name; "
+                              f"{describe(self._by_name[name])} already has it (names are "
+                              f"unique in a graph)")
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
@@ -361,11 +364,18 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     return (op, tuple(x.id for x in inputs), attrs_key(attrs))
 
 
-def _numeric_array(value, dtype, name) -> np.ndarray:
+def _label(op: str, name) -> str:
+    """How a message names a node that could not be built: op, name and the user's line."""
+    named = f" '{name}'" if name else ""
+    return f"{op} node{named} (built at {user_site()})"
+
+
+def _numeric_array(value, dtype, op, name) -> np.ndarray:
     """A private copy of ``value`` as a numeric (or bool) array, else DTypeError."""
-    label = f"'{name}': " if name else ""
+    label = _label(op, name) + ": "
     try:
-        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, op, name),
+                         copy=True)
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{label}cannot make an array of {value!r:.60} ({exc})") from None
     if array.dtype.kind not in "biufc":
@@ -374,11 +384,11 @@ def _numeric_array(value, dtype, name) -> np.ndarray:
     return array
 
 
-def _dtype(dtype, name) -> np.dtype:
+def _dtype(dtype, op, name) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise DTypeError(f"'{name}': {dtype!r} is not a dtype") from None
+        raise DTypeError(f"{_label(op, name)}: {dtype!r} is not a dtype") from None
 
 
 # -- the node builder every op function uses ----------------------------------------------------

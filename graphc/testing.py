@@ -58,6 +58,10 @@ def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[f
     feed = dict(feed or {})
     if not isinstance(y, Node):
         raise GraphcError("check_gradients: y must be a graphc Node")
+    from .runtime import needed_nodes, require_fed, resolve_feed
+
+    fed = resolve_feed(y.graph, feed)  # what the user forgot, said before any derivative is built
+    require_fed(needed_nodes(y.graph, [y] + xs, fed), fed, f"to check the gradients of '{y.name}'")
     target = y if y.shape == () else reduce_sum(y)
     symbolic = y.graph.run(gradients(target, xs), feed)
     fallback = default_tolerances(y.dtype, *(x.dtype for x in xs))
