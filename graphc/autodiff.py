@@ -75,6 +75,7 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
                          "scalar unless grad_y (of y's shape) is given")
     # One derivative context for the whole call: the seed is a derivative node too, and the
     # graph indexes its nodes for sharing once per outermost context, not once per step.
+    start = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
         if grad_y is None:
             seed = y.graph.constant(np.ones((), y.dtype))
@@ -84,7 +85,16 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
                                           for a, b in zip(seed.shape, y.shape)):
                 raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but "
                                  f"{describe(y)} has shape {fmt(y.shape)}")
-        return build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+        out = build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+        return _only_used(y.graph, start, out)
+
+
+def _only_used(graph, start: int, results):
+    """``results``, after dropping the nodes built since ``start`` that they do not use (a
+    rule's intermediate that sharing or folding made redundant, an unused seed), so that the
+    graph holds no dead derivative nodes."""
+    graph._drop_unused(start, results if isinstance(results, list) else [results])
+    return results
 
 
 def grad(y: Node, x: Node, **options) -> Optional[Node]:
@@ -111,7 +121,7 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    with graph._deriving(max(y.derivative + 1, seed.derivative)):
+    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
         out, needed = [], None
         for x in xs:
@@ -271,8 +281,9 @@ def jacobian(y: Node, x: Node) -> Node:
                          f"dtype {x.dtype}")
     if y.shape == ():
         return gradients(y, [x])[0]
+    start = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
-        return build_grad(y, [x], _identity_seed(y))[0]
+        return _only_used(y.graph, start, build_grad(y, [x], _identity_seed(y))[0])
 
 
 def hessian(z: Node, x: Node) -> Node:
@@ -282,8 +293,9 @@ def hessian(z: Node, x: Node) -> Node:
     """
     if z.shape != ():
         raise ShapeError(f"hessian: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
+    start = len(z.graph)
     with z.graph._deriving(z.derivative + 1):  # one context: the node index is built once
-        return jacobian(grad(z, x), x)
+        return _only_used(z.graph, start, jacobian(grad(z, x), x))
 
 
 def hvp(z: Node, x: Node, v) -> Node:
@@ -295,7 +307,8 @@ def hvp(z: Node, x: Node, v) -> Node:
                                for a, b in zip(v.shape, x.shape)):
         raise ShapeError(f"hvp: v has shape {fmt(v.shape)} but {describe(x)} has shape "
                          f"{fmt(x.shape)}")
+    start = len(z.graph)
     with z.graph._deriving(z.derivative + 1):
         gx = grad(z, x)
         # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
-        return build_grad(gx, [x], v)[0]
+        return _only_used(z.graph, start, build_grad(gx, [x], v)[0])

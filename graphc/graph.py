@@ -169,6 +169,12 @@ class Graph:
         # nodes are shared through it only while derivatives are being built (_sharing)
         self._memo: Optional[dict] = None
         self._sharing = False
+        # Sharing never answers with a node derivatives are being taken with respect to
+        # (t = x.T is not transpose(x) when differentiating by t): ids of those targets, and
+        # key -> the first duplicate built instead of such a target
+        self._protected: frozenset = frozenset()
+        self._alternates: dict = {}
+        self._written: list = []  # keys written to the index while sharing (see _drop_unused)
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -214,8 +220,8 @@ class Graph:
         shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
         for d in shape:
             if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
-                raise ShapeError(f"{_label('placeholder', name)}: bad size {d!r} in shape "
-                                 f"{shape}")
+                raise ShapeError(_problem("placeholder", name, f"bad size {d!r} in shape "
+                                                               f"{shape}"))
         shape = tuple(None if d is None else int(d) for d in shape)
         dtype = _dtype(dtype, "placeholder", name)
         return self._add("placeholder", (), {}, shape, dtype, name)
@@ -254,9 +260,9 @@ class Graph:
             raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
                               f"non-empty string of printable characters, not {name!r:.60}")
         elif name in self._by_name:
-            raise GraphcError(f"{op} node '{name}' built at {user_site()}: duplicate name; "
-                              f"{describe(self._by_name[name])} already has it (names are "
-                              f"unique in a graph)")
+            raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
+                              f"already has it (names are unique in a graph); new {op} node "
+                              f"built at {user_site()}")
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
@@ -267,7 +273,11 @@ class Graph:
         if self._memo is not None:
             key = _structural_key(op, inputs, attrs)
             if key is not None:
-                self._memo.setdefault(key, node)
+                first = self._memo.setdefault(key, node)
+                if first is not node and first.id in self._protected:
+                    self._alternates.setdefault(key, node)
+                if self._sharing:
+                    self._written.append(key)
         for x in inputs:
             consumers = self._consumers[x.id]
             if not consumers or consumers[-1] is not node:  # x * x is one consumer
@@ -291,12 +301,17 @@ class Graph:
             yield
         finally:
             self._derivative_level, self._sharing = saved
+            if not self._sharing:  # the outermost call is over: its log is no longer needed
+                self._written = []
 
     def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
         key = _structural_key(op, inputs, attrs)
         if key is None:
             return None
         found = self._memo.get(key)
+        if found is not None and found.id in self._protected:
+            found = self._alternates.get(key)
+            found = None if found is None or found.id in self._protected else found
         if found is not None:
             return found
         if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
@@ -308,8 +323,61 @@ class Graph:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:
                 self._memo[key] = folded
+                self._written.append(key)
                 return folded
         return None
+
+    @contextmanager
+    def _protecting(self, targets):
+        """While derivatives with respect to ``targets`` are built, sharing avoids them."""
+        saved = self._protected
+        self._protected = saved | {t.id for t in targets}
+        try:
+            yield
+        finally:
+            self._protected = saved
+
+    def _drop_unused(self, start: int, results) -> None:
+        """Remove the nodes appended since ``start`` that no node of ``results`` uses.
+
+        The graph stays append-only for everyone else: only nodes built during the current
+        derivative call, which nobody outside holds, go; the survivors are renumbered in
+        order, and the sharing index forgets the dropped ones and learns the new ids.
+        """
+        tail = self._nodes[start:]
+        live = {id(r) for r in results if r is not None and r.id >= start}
+        for node in reversed(tail):
+            if id(node) in live:
+                live.update(id(x) for x in node.inputs if x.id >= start)
+        if len(live) == len(tail):
+            return
+        for key in self._written:  # forget every entry that points into or reads the tail
+            if key[1] and max(key[1]) >= start:  # (ids that renumbering gives other nodes)
+                self._memo.pop(key, None)
+                self._alternates.pop(key, None)
+                continue
+            for index in (self._memo, self._alternates):
+                found = index.get(key)
+                if found is not None and found.id >= start:
+                    del index[key]
+        kept = [n for n in tail if id(n) in live]
+        for node in tail:
+            if id(node) not in live:
+                del self._by_name[node.name]
+                for x in node.inputs:
+                    if x.id < start and node in self._consumers[x.id]:
+                        self._consumers[x.id].remove(node)
+        consumers = [[c for c in self._consumers[n.id] if id(c) in live] for n in kept]
+        for k, node in enumerate(kept):
+            object.__setattr__(node, "id", start + k)
+        del self._nodes[start:], self._consumers[start:]
+        self._nodes.extend(kept)
+        self._consumers.extend(consumers)
+        if self._memo is not None:
+            for node in kept:
+                key = _structural_key(node.op, node.inputs, node.attrs)
+                if key is not None and self._memo.setdefault(key, node) is node:
+                    self._written.append(key)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
@@ -364,23 +432,25 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     return (op, tuple(x.id for x in inputs), attrs_key(attrs))
 
 
-def _label(op: str, name) -> str:
-    """How a message names a node that could not be built: op, name and the user's line."""
-    named = f" '{name}'" if name else ""
-    return f"{op} node{named} (built at {user_site()})"
+def _problem(op: str, name, text: str) -> str:
+    """A message about a source node that could not be built: op, name, the user's line (a
+    nameless constant is an op's input: the op's builder adds its own name and line)."""
+    if name is None:
+        return text
+    return f"{op} '{name}': {text} (built at {user_site()})"
 
 
 def _numeric_array(value, dtype, op, name) -> np.ndarray:
     """A private copy of ``value`` as a numeric (or bool) array, else DTypeError."""
-    label = _label(op, name) + ": "
     try:
         array = np.array(value, dtype=None if dtype is None else _dtype(dtype, op, name),
                          copy=True)
     except (TypeError, ValueError) as exc:
-        raise DTypeError(f"{label}cannot make an array of {value!r:.60} ({exc})") from None
+        raise DTypeError(_problem(op, name, f"cannot make an array of {value!r:.60} ({exc})")) \
+            from None
     if array.dtype.kind not in "biufc":
-        raise DTypeError(f"{label}a value must be numbers or bools, not {array.dtype} "
-                         f"({value!r:.60})")
+        raise DTypeError(_problem(op, name, f"a value must be numbers or bools, not "
+                                            f"{array.dtype} ({value!r:.60})"))
     return array
 
 
@@ -388,7 +458,7 @@ def _dtype(dtype, op, name) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise DTypeError(f"{_label(op, name)}: {dtype!r} is not a dtype") from None
+        raise DTypeError(_problem(op, name, f"{dtype!r} is not a dtype")) from None
 
 
 # -- the node builder every op function uses ----------------------------------------------------
