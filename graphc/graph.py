@@ -496,7 +496,9 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
             raise GraphcError("needs at least one graphc Node among its inputs")
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
-        raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
+        label = name or (graph._fresh_name(op_name) if graph is not None else None)
+        node = f" node '{label}'" if label else ""
+        raise type(exc)(f"{op_name}{node}: {exc}; built at {user_site()}") from None
     attrs = dict(attrs or {})
     from .ops.registry import get as get_op  # the ops package imports this module
 

@@ -111,7 +111,8 @@ def run(graph, fetches, feed: Optional[dict] = None):
     nodes, rebuild = flatten(fetches)
     for n in nodes:
         if getattr(n, "graph", None) is not graph:
-            raise GraphcError(f"cannot fetch {n!r}: not a node of this graph")
+            what = describe(n) if hasattr(n, "graph") else repr(n)
+            raise GraphcError(f"cannot fetch {what}: not a node of this graph")
     fed = resolve_feed(graph, feed)
     order = needed_nodes(graph, nodes, fed)
     require_fed(order, fed, f"to compute {', '.join(repr(n.name) for n in nodes)}")
