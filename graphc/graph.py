@@ -341,43 +341,46 @@ class Graph:
         """Remove the nodes appended since ``start`` that no node of ``results`` uses.
 
         The graph stays append-only for everyone else: only nodes built during the current
-        derivative call, which nobody outside holds, go; the survivors are renumbered in
-        order, and the sharing index forgets the dropped ones and learns the new ids.
+        derivative call, which nobody outside holds, go; the survivors after the first dropped
+        one are renumbered in order, and the sharing index follows them.
         """
         tail = self._nodes[start:]
-        live = {id(r) for r in results if r is not None and r.id >= start}
-        for node in reversed(tail):
-            if id(node) in live:
-                live.update(id(x) for x in node.inputs if x.id >= start)
-        if len(live) == len(tail):
+        alive = bytearray(len(tail))  # by position in the tail
+        for r in results:
+            if r is not None and r.id >= start:
+                alive[r.id - start] = 1
+        for k in range(len(tail) - 1, -1, -1):
+            if alive[k]:
+                for x in tail[k].inputs:
+                    if x.id >= start:
+                        alive[x.id - start] = 1
+        if all(alive):
             return
-        for key in self._written:  # forget every entry that points into or reads the tail
-            if key[1] and max(key[1]) >= start:  # (ids that renumbering gives other nodes)
-                self._memo.pop(key, None)
-                self._alternates.pop(key, None)
-                continue
+        first = start + alive.index(0)
+        moved = self._nodes[first:]
+        flags = alive[first - start:]
+        kept = [n for n, a in zip(moved, flags) if a]
+        dropped = [n for n, a in zip(moved, flags) if not a]
+        dead = {id(n) for n in dropped}
+        # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
+        # others stay right through the renumbering). Every entry written is in the log.
+        for key in self._written:
             for index in (self._memo, self._alternates):
                 found = index.get(key)
-                if found is not None and found.id >= start:
+                if found is not None and (id(found) in dead or
+                                          not dead.isdisjoint(map(id, key[1]))):
                     del index[key]
-        kept = [n for n in tail if id(n) in live]
-        for node in tail:
-            if id(node) not in live:
-                del self._by_name[node.name]
-                for x in node.inputs:
-                    if x.id < start and node in self._consumers[x.id]:
-                        self._consumers[x.id].remove(node)
-        consumers = [[c for c in self._consumers[n.id] if id(c) in live] for n in kept]
+        for node in dropped:
+            del self._by_name[node.name]
+            for x in node.inputs:
+                if id(x) not in dead and node in self._consumers[x.id]:
+                    self._consumers[x.id].remove(node)
+        consumers = [self._consumers[n.id] for n in kept]
         for k, node in enumerate(kept):
-            object.__setattr__(node, "id", start + k)
-        del self._nodes[start:], self._consumers[start:]
+            object.__setattr__(node, "id", first + k)
+        del self._nodes[first:], self._consumers[first:]
         self._nodes.extend(kept)
         self._consumers.extend(consumers)
-        if self._memo is not None:
-            for node in kept:
-                key = _structural_key(node.op, node.inputs, node.attrs)
-                if key is not None and self._memo.setdefault(key, node) is node:
-                    self._written.append(key)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
@@ -429,7 +432,8 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
     if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
         return None
-    return (op, tuple(x.id for x in inputs), attrs_key(attrs))
+    # inputs by identity, not id: dropping unused derivative nodes renumbers the survivors
+    return (op, tuple(inputs), attrs_key(attrs))
 
 
 def _problem(op: str, name, text: str) -> str:
@@ -490,6 +494,7 @@ def as_node(graph: Graph, value) -> Node:
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
+    graph = None
     try:
         graph = graph_of(inputs)
         if graph is None:
@@ -497,8 +502,8 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
         label = name or (graph._fresh_name(op_name) if graph is not None else None)
-        node = f" node '{label}'" if label else ""
-        raise type(exc)(f"{op_name}{node}: {exc}; built at {user_site()}") from None
+        node = f"node '{label}' " if label else ""
+        raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
     attrs = dict(attrs or {})
     from .ops.registry import get as get_op  # the ops package imports this module
 
