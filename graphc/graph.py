@@ -376,8 +376,15 @@ class Graph:
                 if id(x) not in dead and node in self._consumers[x.id]:
                     self._consumers[x.id].remove(node)
         consumers = [self._consumers[n.id] for n in kept]
-        for k, node in enumerate(kept):
-            object.__setattr__(node, "id", first + k)
+        for new, node in enumerate(kept, first):
+            auto = f"{node.op}_{node.id}"
+            if node.name == auto:  # a generated name follows the id, when that one is free
+                name = f"{node.op}_{new}"
+                if name not in self._by_name:
+                    del self._by_name[auto]
+                    self._by_name[name] = node
+                    object.__setattr__(node, "name", name)
+            object.__setattr__(node, "id", new)
         del self._nodes[first:], self._consumers[first:]
         self._nodes.extend(kept)
         self._consumers.extend(consumers)
