@@ -13,13 +13,21 @@ backward pass, written out line by line, that multiplies local gradients by upst
 3. The "staged computation" f(x, y) = (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) at x = 3,
    y = -4.
 
+The notes draw each circuit with the forward values above the wires (green) and the gradients
+below (red); ``gc.to_dot(f, feed=..., grad_of=f)`` annotates graphc's pictures the same way,
+and this script redraws the notes' two figures with their numbers.
+
 Run:  python examples/cs231n_circuits.py [--out DIR]
-Writes: DIR/cs231n_neuron.dot (the gate-level neuron with its derivative nodes).
+Writes: DIR/cs231n_add_multiply.dot and DIR/cs231n_neuron.dot (the notes' figures: values and
+gradients on every gate), DIR/cs231n_neuron_vector.dot (the neuron with w and x as vectors),
+DIR/cs231n_neuron_backward.dot (the gate-level neuron with its derivative nodes), and the same
+as SVG when Graphviz is installed.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +46,26 @@ def show(title: str, rows: list) -> float:
     return worst
 
 
-def add_gate() -> float:
+def draw(out: Path, name: str, target, **annotate) -> Path:
+    """Write ``target``'s picture as DOT (and SVG with Graphviz); two significant digits, as
+    the notes' figures print them."""
+    path = out / f"{name}.dot"
+    path.write_text(gc.to_dot(target, digits=2, **annotate))
+    if shutil.which("dot"):
+        gc.render(target, out / f"{name}.svg", digits=2, **annotate)
+    return path
+
+
+def add_gate(out: Path) -> float:
     """f = (x + y) z: the add gate routes the gradient, the multiply gate swaps its inputs."""
     g = gc.Graph()
     x, y, z = (g.placeholder(n) for n in "xyz")
-    q = x + y
-    f = q * z
-    gx, gy, gz = gc.gradients(f, [x, y, z])
+    q = gc.add(x, y, name="q")
+    f = gc.mul(q, z, name="f")
     feed = {x: -2.0, y: 5.0, z: -4.0}
+    # The notes' first figure: q = 3 and f = -12 in green; -4, -4, 3 (and -4 on q) in red.
+    draw(out, "cs231n_add_multiply", f, feed=feed, grad_of=f)
+    gx, gy, gz = gc.gradients(f, [x, y, z])
     ours = g.run([f, gx, gy, gz], feed)
 
     # The notes, by hand.
@@ -70,13 +90,16 @@ def neuron(out: Path) -> float:
     f = gc.sigmoid(dot)
     grads = gc.gradients(f, inputs)
     # The notes' drawing: every gate a node, so the sigmoid is *-1, exp, +1, 1/x.
-    f_gates = 1.0 / (1.0 + gc.exp(-dot))
-    grads_gates = gc.gradients(f_gates, inputs)
+    f_gates = gc.div(1.0, 1.0 + gc.exp(-dot), name="f")
     feed = {w0: 2.0, w1: -3.0, w2: -3.0, x0: -1.0, x1: -2.0}
+    # The notes' second figure, drawn before the derivative nodes exist: 0.73 out, and the
+    # gradients -0.2 (w0), 0.39 (x0), -0.39 (w1), -0.59 (x1), 0.2 (w2) on the inputs.
+    draw(out, "cs231n_neuron", f_gates, feed=feed, grad_of=f_gates)
+    grads_gates = gc.gradients(f_gates, inputs)
+    draw(out, "cs231n_neuron_backward", [f_gates, *grads_gates])
     fv_, *grads_ = g.run([f, *grads], feed)
     fg_, *grads_gates_ = g.run([f_gates, *grads_gates], feed)
-    path = out / "cs231n_neuron.dot"
-    path.write_text(gc.to_dot([f_gates, *grads_gates]))
+    vector_neuron(out)
 
     # The notes, by hand: the sigmoid's local gradient is (1 - f) f.
     wv, xv = [2.0, -3.0, -3.0], [-1.0, -2.0]
@@ -98,8 +121,17 @@ def neuron(out: Path) -> float:
           + ", ".join(f"{k} {v:+.2f}" for k, v in figure.items()))
     for name, ours, _ in rows:
         assert round(float(ours), 2) == figure[name], name
-    print(f"   wrote {path}")
     return worst
+
+
+def vector_neuron(out: Path) -> None:
+    """The same neuron with the weights as one variable w and the inputs as one vector x:
+    the picture summarises each array by its shape and entries."""
+    g = gc.Graph()
+    w = g.variable("w", np.array([2.0, -3.0, -3.0]))
+    x = g.placeholder("x", (2,))
+    f = gc.sigmoid(w[:2] @ x + w[2], name="f")
+    draw(out, "cs231n_neuron_vector", f, feed={x: np.array([-1.0, -2.0])}, grad_of=f)
 
 
 def staged() -> float:
@@ -143,10 +175,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    worst = max(add_gate(), neuron(args.out), staged())
+    worst = max(add_gate(args.out), neuron(args.out), staged())
     print(f"\nlargest difference between graphc and the hand-derived numbers: {worst:.2e}")
     assert worst < 1e-12, worst
     print("all circuits agree with the notes")
+    pictures = sorted(p.name for p in args.out.glob("cs231n_*") if p.suffix in (".dot", ".svg"))
+    print(f"wrote {', '.join(pictures)} to {args.out}")
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ layer ReLU network trained with the cross-entropy loss and weight decay, without
 
 Here it learns scikit-learn's bundled 8x8 digits (1,797 images that ship inside the package,
 no download), by minibatch SGD with momentum. Each step is one call of a function compiled
-with ``gc.function([X, y], [J, J_MLE], updates=...)``; the updates of the weights and their
-velocities are graph nodes, all computed from the old values and written together:
+with ``gc.function([X, y], [J, J_MLE], updates=gc.optimizers.momentum(J, [W1, W2], ...))``;
+the updates of the weights and their velocities are graph nodes, all computed from the old
+values and written together:
 
-    v <- mu v - eps dJ/dW,    W <- W + (mu v - eps dJ/dW).
+    v <- mu v - eps dJ/dW,    W <- W + v.
 
 Run:  python examples/mlp_digits.py [--epochs 30] [--hidden 64] [--batch 32] [--out DIR]
-Needs: scikit-learn (``pip install -e ".[examples]"``).
-Writes: DIR/mlp_digits_loss.svg (loss curve), DIR/mlp_digits.dot (the cost's graph) and, when
-Graphviz is installed, DIR/mlp_digits.svg (the same graph drawn).
+Needs: scikit-learn, matplotlib and tqdm (``pip install -e ".[examples]"``).
+Shows a progress bar per epoch on a terminal (one line per epoch otherwise).
+Writes: DIR/mlp_digits_loss.png and .svg (log-scale loss curves), DIR/mlp_digits.dot (the
+cost's graph) and, when Graphviz is installed, DIR/mlp_digits.svg (the same graph drawn).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import graphc as gc
 
@@ -45,61 +48,28 @@ def load_data(seed: int, test_fraction: float = 0.25):
     return X[~test], y[~test], X[test], y[test]
 
 
-def progress(epoch: int, epochs: int, done: int, total: int, loss: float, start: float) -> None:
-    """A one-line text progress bar, redrawn in place on a terminal."""
-    width = 30
-    filled = round(width * done / total)
-    bar = "#" * filled + "." * (width - filled)
-    line = (f"epoch {epoch:>3}/{epochs} [{bar}] {done:>4}/{total} batches  loss {loss:.4f}  "
-            f"{time.perf_counter() - start:5.1f}s")
-    if sys.stdout.isatty():
-        end = "\n" if done == total else ""
-        print("\r" + line, end=end, flush=True)
-    elif done == total:  # a log file gets one line per epoch
-        print(line, flush=True)
+def plot_losses(series: dict, out: Path, name: str) -> list:
+    """Log-scale loss curves with matplotlib (Agg: no display needed), as PNG and SVG."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-def loss_curve_svg(series: dict, path: Path, width: int = 640, height: int = 360) -> None:
-    """A tiny hand-written SVG line chart: one polyline per series, axes and labels."""
-    left, right, top, bottom = 60, 20, 30, 40
-    longest = max(len(v) for v in series.values())
-    high = max(max(v) for v in series.values())
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-
-    def xy(i, value, n):
-        x = left + (width - left - right) * i / max(1, n - 1)
-        y = top + (height - top - bottom) * (1 - value / high)
-        return f"{x:.1f},{y:.1f}"
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="Helvetica, Arial, sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">'
-             'MLP on digits: cross-entropy after each epoch</text>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" '
-             f'y2="{height - bottom}" stroke="black"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
-             f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">epoch</text>']
-    for k in range(5):  # y ticks
-        value = high * k / 4
-        y = top + (height - top - bottom) * (1 - k / 4)
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.2f}</text>')
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
-                     'stroke="#ddd"/>')
-    epochs = len(next(iter(series.values()))) - 1 if series else 0
-    for e in range(0, epochs + 1, max(1, epochs // 10)):  # x ticks, in epochs
-        x = left + (width - left - right) * e / max(1, epochs)
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" '
-                     f'text-anchor="middle">{e}</text>')
-    for k, (name, values) in enumerate(series.items()):
-        points = " ".join(xy(i, v, len(values)) for i, v in enumerate(values))
-        colour = colours[k % len(colours)]
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
-                     f'points="{points}"/>')
-        parts.append(f'<text x="{width - right - 150}" y="{top + 16 * (k + 1)}" '
-                     f'fill="{colour}">{name}</text>')
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for label, values in series.items():
+        ax.plot(range(len(values)), values, label=label, linewidth=2)
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="cross-entropy J_MLE",
+           title="MLP on digits: cross-entropy after each epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    paths = [out / f"{name}.{fmt}" for fmt in ("png", "svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return paths
 
 
 def main(argv=None) -> None:
@@ -129,15 +99,9 @@ def main(argv=None) -> None:
     J = J_MLE + args.weight_decay * (gc.sum(gc.square(W1)) + gc.sum(gc.square(W2)))
     forward_dot = gc.to_dot(J)  # the forward graph only, before the derivatives exist
 
-    # SGD with momentum: one velocity variable per weight; every update is a graph node.
-    params = [W1, W2]
-    grads = gc.gradients(J, params)
-    updates = {}
-    for W, gW in zip(params, grads):
-        v = g.variable(f"v_{W.name}", np.zeros(W.shape))
-        step = args.momentum * v - args.lr * gW
-        updates[v] = step
-        updates[W] = W + step
+    # SGD with momentum: gc.optimizers adds one velocity variable per weight (momentum/v/W1,
+    # momentum/v/W2) and returns the updates, graph nodes computed from the old values.
+    updates = gc.optimizers.momentum(J, [W1, W2], lr=args.lr, momentum=args.momentum)
     train_step = gc.function([X, y], [J, J_MLE], updates=updates)
     predict = gc.function([X], U2)
     print(f"digits: {len(y_train)} training and {len(y_test)} test images; network 64-"
@@ -149,16 +113,22 @@ def main(argv=None) -> None:
     train_curve, test_curve = [float(evaluate(X_train, y_train))], [float(evaluate(X_test, y_test))]
     batches = -(-len(y_train) // args.batch)
     start = time.perf_counter()
+    quiet = not sys.stdout.isatty()  # a log file gets one line per epoch, no progress bar
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(len(y_train))
         losses = []
-        for b in range(batches):
+        bar = tqdm(range(batches), desc=f"epoch {epoch:>3}/{args.epochs}", unit="batch",
+                   leave=False, disable=quiet)
+        for b in bar:
             idx = order[b * args.batch:(b + 1) * args.batch]
             loss, _ = train_step(X_train[idx], y_train[idx])
             losses.append(float(loss))
-            progress(epoch, args.epochs, b + 1, batches, np.mean(losses), start)
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         train_curve.append(float(evaluate(X_train, y_train)))
         test_curve.append(float(evaluate(X_test, y_test)))
+        tqdm.write(f"epoch {epoch:>3}/{args.epochs}  {batches} batches  loss "
+                   f"{np.mean(losses):.4f}  test J_MLE {test_curve[-1]:.4f}  "
+                   f"{time.perf_counter() - start:5.1f}s", file=sys.stdout)
 
     train_acc = np.mean(np.argmax(predict(X_train), axis=1) == y_train)
     test_acc = np.mean(np.argmax(predict(X_test), axis=1) == y_test)
@@ -167,10 +137,10 @@ def main(argv=None) -> None:
     print(f"test accuracy {test_acc:.4f}")
 
     # Outputs: the loss curves, the cost's graph as DOT and, with Graphviz, drawn as SVG.
-    loss_curve_svg({"training J_MLE": train_curve, "test J_MLE": test_curve},
-                   args.out / "mlp_digits_loss.svg")
+    curves = plot_losses({"training": train_curve, "test": test_curve}, args.out,
+                         "mlp_digits_loss")
     (args.out / "mlp_digits.dot").write_text(forward_dot)
-    written = ["mlp_digits_loss.svg", "mlp_digits.dot"]
+    written = [p.name for p in curves] + ["mlp_digits.dot"]
     if shutil.which("dot"):
         gc.render(J, args.out / "mlp_digits.svg")
         written.append("mlp_digits.svg")

@@ -24,16 +24,18 @@ t = g.placeholder("t", shape=(None,))
 W = g.variable("W", rng.standard_normal(3))
 b = g.variable("b", 0.0)
 y = gc.tanh(x @ W + b)
-loss = gc.mean((y - t) ** 2) + 1e-4 * gc.sum(W * W)
+loss = gc.add(gc.mean((y - t) ** 2), 1e-4 * gc.sum(W * W), name="loss")
 print(loss)  # a node: op, name, static shape and dtype, no value yet
+gc.show(loss, compact=True)  # the graph as text: one line per node (gc.to_text returns it)
 
 # 2. Run: only what the fetches need is computed; feed by node or by name.
 X = rng.standard_normal((8, 3))
 T = np.tanh(X @ np.array([0.5, -1.0, 2.0]) + 0.3)
 print("loss =", g.run(loss, feed={x: X, "t": T}))
 
-# 3. Differentiate: the derivatives are new nodes of the same graph...
+# 3. Differentiate: the derivatives are new nodes of the same graph, named d(loss)/d(W)...
 gW, gb = gc.gradients(loss, [W, b])
+print(gW)
 print("dloss/dW =", g.run(gW, feed={x: X, t: T}))
 print("largest error against finite differences:",
       gc.check_gradients(loss, [W, b], {x: X, t: T}))
@@ -43,8 +45,10 @@ H = gc.hessian(loss, W)
 print("Hessian of the loss in W:\n", g.run(H, feed={x: X, t: T}))
 
 # 4. Compile: gc.function prunes, rewrites and schedules once; each call runs NumPy code.
-# The updates are computed from the old values, then written together, after the outputs.
-step = gc.function([x, t], loss, updates={W: W - 0.5 * gW, b: b - 0.5 * gb})
+# The updates are computed from the old values, then written together, after the outputs;
+# gc.optimizers.sgd(loss, [W, b], lr=0.5) is {W: W - 0.5 * gW, b: b - 0.5 * gb}.
+step = gc.function([x, t], loss, updates=gc.optimizers.sgd(loss, [W, b], lr=0.5))
+print(step)  # inputs, outputs, updated variables, compiled terms by op
 losses = [float(step(X, T)) for _ in range(args.steps)]
 print(f"training: loss {losses[0]:.4f} -> {losses[-1]:.6f} after {args.steps} steps")
 print("learned W =", W.value, " b =", b.value)

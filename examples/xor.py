@@ -11,12 +11,15 @@ This script
 1. evaluates the book's hand-made solution on the four points,
 2. fits a linear model by gradient descent (it converges to 0.5 everywhere, as the book says),
 3. learns a ReLU network from random weights by gradient descent on the book's mean squared
-   error, compiled once with ``gc.function(..., updates=...)``. With the book's two hidden
+   error, compiled once with ``gc.function(..., updates=gc.optimizers.sgd(...))``, and plots
+   its loss on a log scale. With the book's two hidden
    units, gradient descent from random weights sometimes gets stuck (a unit whose ReLU is off
    on every input gets no gradient); the default of eight units learns XOR reliably.
 
 Run:  python examples/xor.py [--hidden 8] [--steps 1500] [--lr 0.1] [--seed 0] [--out DIR]
-Writes: DIR/xor.dot (the learned network's graph with its gradient nodes).
+Needs: matplotlib (``pip install -e ".[examples]"``).
+Writes: DIR/xor.dot (the learned network's graph with its gradient nodes) and DIR/xor_loss.png
+and .svg (the network's loss at each step, log scale).
 """
 from __future__ import annotations
 
@@ -55,8 +58,7 @@ def linear_model(steps: int, lr: float) -> np.ndarray:
     b = g.variable("b", 0.1)
     f = x @ w + b
     loss = gc.mean((y - f) ** 2) / 2
-    gw, gb = gc.gradients(loss, [w, b])
-    step = gc.function([x, y], loss, updates={w: w - lr * gw, b: b - lr * gb})
+    step = gc.function([x, y], loss, updates=gc.optimizers.sgd(loss, [w, b], lr=lr))
     for _ in range(steps):
         step(X_XOR, Y_XOR)
     out = g.run(f, {x: X_XOR})
@@ -77,22 +79,40 @@ def relu_network(hidden: int, steps: int, lr: float, seed: int, out_dir: Path) -
     b = g.variable("b", 0.0)
     f = gc.relu(x @ W + c) @ w + b
     loss = gc.mean((y - f) ** 2)  # the book's J(theta) = 1/4 sum (f*(x) - f(x))^2
-    params = [W, c, w, b]
-    grads = gc.gradients(loss, params)
-    step = gc.function([x, y], loss,
-                       updates={p: p - lr * gp for p, gp in zip(params, grads)})
+    step = gc.function([x, y], loss, updates=gc.optimizers.sgd(loss, [W, c, w, b], lr=lr))
     print(f"\n3. a ReLU network with {hidden} hidden units, learned by gradient descent")
+    losses = []
     for k in range(steps):
-        J = step(X_XOR, Y_XOR)
+        losses.append(float(step(X_XOR, Y_XOR)))
         if k % max(1, steps // 5) == 0:
-            print(f"   step {k:>5}  loss {float(J):.6f}")
+            print(f"   step {k:>5}  loss {losses[-1]:.6f}")
     out = g.run(f, {x: X_XOR})
     print(f"   step {steps:>5}  loss {float(g.run(loss, {x: X_XOR, y: Y_XOR})):.6f}")
     print(f"   f(X) = {np.round(out, 4)}  ->  rounded {np.round(out).astype(int)}, "
           f"target {Y_XOR.astype(int)}")
     (out_dir / "xor.dot").write_text(gc.to_dot(g))
-    print(f"   wrote {out_dir / 'xor.dot'}")
+    plots = plot_loss(losses, out_dir)
+    print(f"   wrote {', '.join(str(p) for p in [out_dir / 'xor.dot', *plots])}")
     return out
+
+
+def plot_loss(losses: list, out_dir: Path) -> list:
+    """The training loss at each step on a log scale (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    ax.semilogy(losses, linewidth=2)
+    ax.set(xlabel="gradient-descent step", ylabel="mean squared error",
+           title="XOR: the ReLU network's training loss")
+    ax.grid(True, which="both", alpha=0.3)
+    paths = [out_dir / f"xor_loss.{fmt}" for fmt in ("png", "svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return paths
 
 
 def main(argv=None) -> None:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
-from .graph import Node, as_node
+from .graph import Node, as_node, has_fresh_name
 from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
 from .ops.elementwise import add
@@ -86,7 +86,10 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
                 raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but "
                                  f"{describe(y)} has shape {fmt(y.shape)}")
         out = build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
-        return _only_used(y.graph, start, out)
+        _only_used(y.graph, start, out)
+    if grad_y is None:  # with grad_y the results are vector-Jacobian products, not dy/dx
+        _name_results(y, xs, out, start)
+    return out
 
 
 def _only_used(graph, start: int, results):
@@ -95,6 +98,14 @@ def _only_used(graph, start: int, results):
     graph holds no dead derivative nodes."""
     graph._drop_unused(start, results if isinstance(results, list) else [results])
     return results
+
+
+def _name_results(y: Node, xs: list, results: list, first: int) -> None:
+    """Name each result this call built ``d(y)/d(x)`` (PyTensor's ``(dcost/dW)``), so that
+    pictures, listings, errors and JSON say which node is which derivative."""
+    for x, g in zip(xs, results):
+        if g is not None and g.id >= first and g.op != "constant" and has_fresh_name(g):
+            y.graph._rename(g, f"d({y.name})/d({x.name})")
 
 
 def grad(y: Node, x: Node, **options) -> Optional[Node]:
@@ -283,7 +294,9 @@ def jacobian(y: Node, x: Node) -> Node:
         return gradients(y, [x])[0]
     start = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
-        return _only_used(y.graph, start, build_grad(y, [x], _identity_seed(y))[0])
+        out = _only_used(y.graph, start, build_grad(y, [x], _identity_seed(y)))
+    _name_results(y, [x], out, start)
+    return out[0]
 
 
 def hessian(z: Node, x: Node) -> Node:

@@ -56,3 +56,8 @@ def describe(node) -> str:
     """``op 'name' (built at file:line)`` — how every message points at a node."""
     where = f" (built at {node.site})" if getattr(node, "site", None) else ""
     return f"{node.op} node '{node.name}'{where}"
+
+
+class OutOfMemoryError(GraphcError, MemoryError):
+    """A node (or a fed value, or a fetched result) whose array could not be allocated at run
+    time; the message names the node and the shapes it was asked for."""

@@ -47,7 +47,6 @@ class Node:
 
     __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
                  "derivative", "__weakref__")
-    __array_ufunc__ = None  # make ``ndarray * node`` call Node.__rmul__
 
     def __init__(self, graph, id, op, inputs, attrs, shape, dtype, name, site, derivative=0):
         setter = object.__setattr__
@@ -98,10 +97,14 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op} '{self.name}' shape={shapes.fmt(self.shape)} dtype={self.dtype}>"
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the node and its ancestors as a picture when Graphviz is installed
+        and they are few, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     def __bool__(self):
         raise SymbolicValueError(f"the truth value of {describe(self)} is not known until it "
@@ -139,10 +142,128 @@ class Node:
     def T(self):
         return _ops().transpose(self)
 
+    # -- NumPy habits (issue 10): ndarray's methods and operators, NumPy's dispatch protocols.
+    # The adapters live in graphc/numpy_api.py (shared with np.sum(node), ...).
+    def __floordiv__(self, other): return _ops().floor_divide(self, other)
+    def __rfloordiv__(self, other): return _ops().floor_divide(other, self)
+    def __mod__(self, other): return _ops().mod(self, other)
+    def __rmod__(self, other): return _ops().mod(other, self)
+    def __divmod__(self, other): return (self // other, self % other)
+    def __rdivmod__(self, other): return (other // self, other % self)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on nodes build nodes: ``np.exp(x)``, ``array * x``, ``np.add.reduce``."""
+        return _numpy_api().array_ufunc(self, ufunc, method, *inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions on nodes build nodes: ``np.sum(x, axis=0)``, ``np.where(c, a, b)``."""
+        return _numpy_api().array_function(self, func, types, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise GraphcError(f"{describe(self)} is symbolic: it has no array value until it runs "
+                          "(use node.eval(feed) or graph.run)")
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.sum`` with ndarray.sum's signature."""
+        return _numpy_api().sum(self, axis, dtype, out, keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.mean`` with ndarray.mean's signature."""
+        return _numpy_api().mean(self, axis, dtype, out, keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        """``gc.prod`` with ndarray.prod's signature."""
+        return _numpy_api().prod(self, axis, dtype, out, keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        """``gc.max`` with ndarray.max's signature."""
+        return _numpy_api().max(self, axis, out, keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        """``gc.min`` with ndarray.min's signature."""
+        return _numpy_api().min(self, axis, out, keepdims)
+
+    def reshape(self, *shape, order="C"):
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, like ndarray.reshape."""
+        return _numpy_api().reshape(self, *shape, order=order)
+
+    def transpose(self, *axes):
+        """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
+        return _numpy_api().transpose(self, *axes)
+
+    def astype(self, dtype):
+        """``gc.cast(x, dtype)``."""
+        return _ops().cast(self, dtype)
+
+    def flatten(self, order="C"):
+        """``x`` as one dimension (a reshape; graph values are never copied or changed)."""
+        return _numpy_api().ravel(self, order)
+
+    def ravel(self, order="C"):
+        """``x`` as one dimension, like ndarray.ravel."""
+        return _numpy_api().ravel(self, order)
+
+    def squeeze(self, axis=None):
+        """``gc.squeeze(x, axis)``."""
+        return _ops().squeeze(self, axis)
+
+    def dot(self, other):
+        """``numpy.dot(x, other)`` (matrix and vector products)."""
+        return _numpy_api().dot(self, other)
+
+    def clip(self, min=None, max=None):
+        """``gc.clip(x, min, max)`` (one side may be None)."""
+        return _ops().clip(self, min, max)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.var`` with ndarray.var's signature."""
+        return _numpy_api().var(self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """``gc.std`` with ndarray.std's signature."""
+        return _numpy_api().std(self, axis, dtype, out, ddof, keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        """``gc.any`` with ndarray.any's signature."""
+        return _numpy_api().any(self, axis, out, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        """``gc.all`` with ndarray.all's signature."""
+        return _numpy_api().all(self, axis, out, keepdims)
+
+    def argmax(self, axis=None, out=None, keepdims=False):
+        """``gc.argmax`` with ndarray.argmax's signature."""
+        return _numpy_api().argmax(self, axis, out, keepdims)
+
+    def argmin(self, axis=None, out=None, keepdims=False):
+        """``gc.argmin`` with ndarray.argmin's signature."""
+        return _numpy_api().argmin(self, axis, out, keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        """``gc.cumsum`` with ndarray.cumsum's signature."""
+        return _numpy_api().cumsum(self, axis, dtype, out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        """``gc.cumprod`` with ndarray.cumprod's signature."""
+        return _numpy_api().cumprod(self, axis, dtype, out)
+
+    def round(self, decimals=0, out=None):
+        """``gc.round`` (halves to even); also ``round(x, decimals)``."""
+        return _numpy_api().round(self, decimals, out)
+
+    def __round__(self, ndigits=None):
+        return _ops().round(self, 0 if ndigits is None else ndigits)
+
+
 
 def _ops():
     from . import ops
     return ops
+
+
+def _numpy_api():
+    from . import numpy_api
+    return numpy_api
 
 
 def _checked_value(node: Node, new) -> np.ndarray:
@@ -207,12 +328,18 @@ class Graph:
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
-        return f"<Graph with {len(self._nodes)} nodes>"
+        """A one-line summary: node count, counts by op, inputs, variables and outputs."""
+        from .io.text import summarize_graph
+        return summarize_graph(self)
 
-    def _repr_svg_(self) -> Optional[str]:
-        """Jupyter shows the graph as a picture when Graphviz is installed (else the repr)."""
-        from .io.dot import svg_or_none
-        return svg_or_none(self)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows the graph as a picture when Graphviz is installed and the graph is
+        small, else as the text listing (``gc.to_text``)."""
+        from .io.dot import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     # -- building -----------------------------------------------------------------------------
     def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
@@ -266,7 +393,7 @@ class Graph:
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
-                    self._derivative_level if derivative is None else derivative)
+                    self._order(inputs) if derivative is None else derivative)
         self._nodes.append(node)
         self._consumers.append([])
         self._by_name[name] = node
@@ -406,6 +533,23 @@ class Graph:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
+    def _order(self, inputs: tuple) -> int:
+        """A new node's derivative order: the order being built, or the highest among its
+        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
+        again builds order 2)."""
+        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
+
+    def _rename(self, node: Node, name: str) -> str:
+        """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
+        given. Only for nodes that still carry the name :meth:`_fresh_name` gave them."""
+        unique, k = name, 1
+        while unique in self._by_name:
+            unique, k = f"{name}_{k}", k + 1
+        del self._by_name[node.name]
+        object.__setattr__(node, "name", unique)
+        self._by_name[unique] = node
+        return unique
+
     def _fresh_name(self, op: str) -> str:
         name = f"{op}_{len(self._nodes)}"
         while name in self._by_name:
@@ -433,6 +577,12 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+def has_fresh_name(node: Node) -> bool:
+    """Whether ``node`` carries the name graphc made up for it (``mul_28``), not a user's."""
+    stem = node.name.rstrip("_")
+    return stem == f"{node.op}_{node.id}"
 
 
 def _structural_key(op: str, inputs: tuple, attrs: dict):
@@ -511,21 +661,34 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
         label = name or (graph._fresh_name(op_name) if graph is not None else None)
         node = f"node '{label}' " if label else ""
         raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
-    attrs = dict(attrs or {})
+    return build(graph, op_name, nodes, attrs or {}, name)
+
+
+def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[str] = None,
+          site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
+    """The one way an op node enters a graph, from Python and from a file alike: check the
+    inputs and attrs against the op's declaration, run its shape rule, append the node.
+
+    ``site`` and ``derivative`` are the JSON loader's (default: the caller's line and the
+    current derivative order).
+    """
     from .ops.registry import get as get_op  # the ops package imports this module
 
     op = get_op(op_name)
     try:
+        op.check_call(len(nodes), attrs)
         inferred = op.infer(*nodes, **attrs)
+        # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
+        attrs = op.checked_attrs(inferred[2] if len(inferred) == 3 else attrs)
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
             DTypeError if isinstance(exc, TypeError) else ShapeError
         args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)
         label = name or graph._fresh_name(op_name)
-        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}' built at "
-                   f"{user_site()}") from None
+        where = site if site is not None else user_site()
+        at = f" built at {where}" if where else ""
+        raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}'{at}") from None
     shape, dtype = inferred[:2]
-    if len(inferred) == 3:  # the rule put the attrs in canonical form (axis=-1 -> (1,), ...)
-        attrs = inferred[2]
-    return graph._add(op_name, nodes, attrs, shape, dtype, name)
+    shape = tuple(None if d is None else int(d) for d in shape)
+    return graph._add(op_name, nodes, attrs, shape, dtype, name, site, derivative)

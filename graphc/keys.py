@@ -17,6 +17,8 @@ def freeze(value):
     if isinstance(value, np.ndarray):
         return ("ndarray", value.dtype.str, value.shape, value.tobytes())
     if isinstance(value, (tuple, list)):
+        if all(type(v) is int for v in value):  # plain ints (long index lists): as they are
+            return (type(value).__name__, "ints", tuple(value))
         return (type(value).__name__,) + tuple(freeze(v) for v in value)
     if isinstance(value, float):
         return ("float", value.hex())

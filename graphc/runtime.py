@@ -4,35 +4,121 @@ Iterative, each node once, every value released right after its last consumer ha
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from . import shapes
-from .errors import FeedError, GraphcError, MissingFeedError, ShapeError, describe
+from .errors import (DTypeError, FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
+                     ShapeError, describe)
 from .ops.registry import REGISTRY
 
 
+@dataclass(frozen=True)
+class Branch:
+    """One container of a nested fetch: ``kind`` is ``"list"``, ``"tuple"``, ``"dict"`` (exact
+    built-in types, rebuilt as displays) or ``"other"`` (a namedtuple or a subclass, rebuilt by
+    ``make(values)``); ``keys`` are a dict's keys, ``children`` the specs of its items."""
+
+    kind: str
+    children: tuple
+    keys: tuple = ()
+    make: Optional[Callable] = None
+
+
+def structure(fetches, what: str = "fetches") -> tuple[list, Any]:
+    """Fetches as a flat list of nodes (in order, repeats kept) and a spec of their nesting:
+    the position of a node in that list, or a :class:`Branch` of specs. ``what`` names the
+    argument in errors."""
+    nodes: list = []
+    return nodes, _spec(fetches, nodes, (what,))
+
+
+def _spec(fetch, nodes: list, path: tuple):
+    from .graph import Node
+
+    if isinstance(fetch, Node):
+        nodes.append(fetch)
+        return len(nodes) - 1
+    if hasattr(fetch, "_fetch"):  # a value made of nodes, e.g. a sparse derivative
+        inner, make = fetch._fetch()
+        start = len(nodes)
+        nodes.extend(inner)
+        return Branch("other", tuple(range(start, len(nodes))), (), make)
+    cls = type(fetch)
+    if isinstance(fetch, dict):
+        keys = tuple(fetch)
+        children = tuple(_spec(fetch[k], nodes, path + (k,)) for k in keys)
+        if cls is dict:
+            return Branch("dict", children, keys)
+        if isinstance(fetch, defaultdict):
+            factory = fetch.default_factory
+            return Branch("other", children, keys,
+                          lambda values: cls(factory, zip(keys, values)))
+        return Branch("other", children, keys, lambda values: cls(zip(keys, values)))
+    if isinstance(fetch, (list, tuple)):
+        children = tuple(_spec(f, nodes, path + (i,)) for i, f in enumerate(fetch))
+        if cls is list or cls is tuple:
+            return Branch(cls.__name__, children)
+        if isinstance(fetch, tuple) and hasattr(cls, "_fields"):  # a namedtuple
+            return Branch("other", children, (), lambda values: cls(*values))
+        return Branch("other", children, (), cls)
+    where = path[0] + "".join(f"[{_key_text(k)}]" for k in path[1:])
+    raise GraphcError(f"{path[0]} must be a node or (nested) lists, tuples, namedtuples or "
+                      f"dicts of nodes; {where} is a {cls.__name__}")
+
+
+def _key_text(key) -> str:
+    """A key for a message; the repr of a user's own type is never called."""
+    if type(key) in (str, int, float, bool, type(None)):
+        return repr(key)
+    return f"<{type(key).__name__}>"
+
+
+def rebuild(spec, values: list):
+    """The user's structure of fetches (see :func:`structure`) around the flat ``values``."""
+    if type(spec) is int:
+        return values[spec]
+    items = [rebuild(child, values) for child in spec.children]
+    if spec.kind == "list":
+        return items
+    if spec.kind == "tuple":
+        return tuple(items)
+    if spec.kind == "dict":
+        return dict(zip(spec.keys, items))
+    return spec.make(items)
+
+
 def flatten(fetches) -> tuple[list, Any]:
-    """Fetches as a flat list of nodes, plus a function that rebuilds the user's structure."""
+    """Fetches as a flat list of nodes, plus a function that rebuilds the user's structure
+    (nested lists, tuples, namedtuples and dicts; flat ones take a shortcut)."""
     from .graph import Node
 
     if isinstance(fetches, Node):
-        return [fetches], lambda values: values[0]
-    if isinstance(fetches, dict):
+        return [fetches], _first
+    kind = type(fetches)
+    if kind is list or kind is tuple:
+        if all(isinstance(f, Node) for f in fetches):
+            return list(fetches), kind
+    elif kind is dict and all(isinstance(f, Node) for f in fetches.values()):
         keys = list(fetches)
         return [fetches[k] for k in keys], lambda values: dict(zip(keys, values))
-    if isinstance(fetches, (list, tuple)):
-        kind = type(fetches)
-        return list(fetches), lambda values: kind(values)
-    raise GraphcError(f"fetches must be a node or a list, tuple or dict of nodes, "
-                      f"not {type(fetches).__name__}")
+    nodes, spec = structure(fetches)
+    return nodes, lambda values: rebuild(spec, values)
+
+
+def _first(values: list):
+    return values[0]
 
 
 def check_feed_value(node, value) -> np.ndarray:
     """A fed value as an array of the node's dtype, or :class:`FeedError` saying why not."""
     try:
         array = np.asarray(value)
+    except MemoryError as exc:
+        raise out_of_memory(node, exc, "while converting the value fed to it") from exc
     except Exception as exc:
         raise FeedError(f"cannot feed a {type(value).__name__} to {describe(node)}") from exc
     if array.dtype.kind not in "biufc":
@@ -45,7 +131,11 @@ def check_feed_value(node, value) -> np.ndarray:
         if not np.can_cast(array.dtype, node.dtype, "same_kind"):
             raise FeedError(f"cannot feed a value of dtype {array.dtype} to {describe(node)} of "
                             f"dtype {node.dtype} (not a safe 'same_kind' cast)")
-        array = array.astype(node.dtype)
+        try:
+            array = array.astype(node.dtype)
+        except MemoryError as exc:
+            raise out_of_memory(node, exc, f"while casting the value fed to it "
+                                f"(shape {array.shape}) to {node.dtype}") from exc
     return array
 
 
@@ -97,9 +187,29 @@ def require_fed(order: list, fed, purpose: str) -> None:
                                f"{user_site()})")
 
 
+def _given(values) -> str:
+    return ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in values)
+
+
+def is_allocation_failure(exc: Exception) -> bool:
+    """Whether ``exc`` says an array could not be allocated: ``MemoryError`` (NumPy's
+    ``_ArrayMemoryError`` included), or NumPy's ValueError for a size beyond the address
+    space."""
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, ValueError) and "array is too big" in str(exc))
+
+
+def out_of_memory(node, exc: Exception, doing: str) -> OutOfMemoryError:
+    """:class:`OutOfMemoryError` naming the node (op, name, site) and what it was doing."""
+    return OutOfMemoryError(f"{describe(node)} ran out of memory at run time {doing} "
+                            f"(shape {shapes.fmt(node.shape)}, dtype {node.dtype}): {exc}")
+
+
 def kernel_error(node, exc: Exception, values) -> GraphcError:
     """A kernel's NumPy error as a graphc error naming the node and where it was built."""
-    given = ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}" for v in values)
+    given = _given(values)
+    if is_allocation_failure(exc):
+        return out_of_memory(node, exc, f"computing from inputs {given}")
     shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
     kind = ShapeError if isinstance(exc, IndexError) or (isinstance(exc, ValueError) and shapey) \
         else GraphcError
@@ -139,24 +249,52 @@ def run(graph, fetches, feed: Optional[dict] = None):
                 if uses[x.id] == 0:
                     del env[x.id]
     protected = {id(v) for v in graph._values.values()} | {id(v) for v in fed.values()}
-    return rebuild([as_result(env[n.id], n, protected) for n in nodes])
+    results = []
+    for n in nodes:  # a node fetched twice is returned as two arrays, as compiled functions do
+        value = env[n.id]
+        try:
+            results.append(as_result(value, n, protected))
+        except MemoryError as exc:
+            raise out_of_memory(n, exc, "while copying its result") from exc
+        while isinstance(value, np.ndarray):  # later fetches must not share its memory
+            protected.add(id(value))
+            value = value.base
+    return rebuild(results)
 
 
 def evaluate(node, args: list):
     """Run one node's kernel, turning NumPy failures into graphc errors."""
     if node.op == "variable":
         return node.graph._values[node.id]
-    kernel = REGISTRY[node.op].kernel
+    op = REGISTRY[node.op]
     try:
-        value = kernel(*args, **node.attrs)
+        value = op.kernel(*args, **node.attrs)
     except GraphcError:
         raise
     except Exception as exc:
         raise kernel_error(node, exc, args) from exc
+    if op.checked:
+        return check_output(node, value, args)
     if not shapes.fits(np.shape(value), node.shape):
         raise ShapeError(f"{describe(node)} produced shape {np.shape(value)} at run time, but "
                          f"its static shape is {shapes.fmt(node.shape)}; inputs: "
                          f"{', '.join(str(np.shape(a)) for a in args)}")
+    return value
+
+
+def check_output(node, value, args):
+    """A user-defined op's kernel output against its rule's shape and dtype (g.run and
+    compiled functions alike; ``node`` is a node or anything :func:`describe` prints)."""
+    shape, dtype = np.shape(value), getattr(value, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(value).dtype
+    if not shapes.fits(shape, node.shape):
+        raise ShapeError(f"{describe(node)}: the kernel of op {node.op!r} returned shape "
+                         f"{shape}, but its infer rule says {shapes.fmt(node.shape)}; inputs: "
+                         f"{', '.join(str(np.shape(a)) for a in args)}")
+    if dtype != node.dtype:
+        raise DTypeError(f"{describe(node)}: the kernel of op {node.op!r} returned dtype "
+                         f"{dtype}, but its infer rule says {node.dtype}")
     return value
 
 

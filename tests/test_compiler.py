@@ -238,7 +238,7 @@ def test_stats_report_every_pass_and_memory():
     assert stats["nodes"]["source"] == stats["passes"][0]["before"]
     assert stats["nodes"]["final"] == stats["passes"][-1]["after"]
     names = {p["pass"] for p in stats["passes"]}
-    assert names == {"prune", "cse", "fold", "simplify", "stabilize"}
+    assert names == {"inline", "prune", "cse", "fold", "simplify"}
     for p in stats["passes"]:
         assert p["seconds"] >= 0 and p["before"] >= 0 and p["after"] >= 0
     assert stats["planned_peak_bytes"] > 0
@@ -493,3 +493,26 @@ def test_an_output_that_is_an_updated_variable_returns_its_old_value():
     assert isinstance(value, np.ndarray) and value.shape == (2,)  # one node -> one array
     np.testing.assert_array_equal(value, [11.0, 102.0])
     np.testing.assert_array_equal(W.value, [22.0, 204.0])
+
+
+def test_greedy_schedule_sees_a_term_become_the_last_reader():
+    """A term whose input loses its other readers frees that input: the greedy scheduler must
+    see its priority rise at once (it once scheduled a weight-decay product first and kept it
+    alive across the largest matmul: +7.5 % planned peak on the MLP benchmark)."""
+    from graphc.compiler import DEFAULT_PASSES
+
+    g = gc.Graph()
+    x = g.placeholder("x", (128, 300))
+    y = g.placeholder("y", (128,), "int64")
+    ws = [g.variable("W1", np.ones((300, 200))), g.variable("b1", np.zeros(200)),
+          g.variable("W2", np.ones((200, 10))), g.variable("b2", np.zeros(10))]
+    h = gc.relu(x @ ws[0] + ws[1]) @ ws[2] + ws[3]
+    loss = gc.mean(gc.softmax_cross_entropy(h, y)) + 1e-4 * (gc.sum(ws[0] * ws[0]) +
+                                                              gc.sum(ws[2] * ws[2]))
+    grads = gc.gradients(loss, ws)
+    plain = gc.function([x, y], [loss] + grads).stats["planned_peak_bytes"]
+    fused = gc.function([x, y], [loss] + grads,
+                        passes=DEFAULT_PASSES + ("fastmath",)).stats["planned_peak_bytes"]
+    # fastmath's one 2e-4 * W1 and the plain two (g + c W1) + c W1 need the same buffers once
+    # c W1 is computed after the largest matmul (it was before: 1182488 bytes, 977688 here)
+    assert plain < fused + 1024

@@ -149,3 +149,51 @@ def test_results_never_alias_the_fed_arrays(g):
     out = gc.function([p], [p, p[1:]])(a)
     out[0][0] = out[1][0] = 9.0
     np.testing.assert_array_equal(a, np.zeros(3))
+
+
+# -- nested fetches (issue 9, defect 11) ---------------------------------------------------------
+def test_nested_fetches_come_back_in_the_same_structure(g):
+    import collections
+
+    x = g.placeholder("x", (2,))
+    y, z = x * 2.0, gc.sum(x)
+    Pair = collections.namedtuple("Pair", "first second")
+    fetches = {"a": y, "b": [z, (y, Pair(z, {"deep": x}))],
+               "c": collections.OrderedDict(k=z), "e": []}
+    out = g.run(fetches, {x: [1.0, 2.0]})
+    assert list(out) == ["a", "b", "c", "e"]
+    np.testing.assert_array_equal(out["a"], [2.0, 4.0])
+    first, (again, pair) = out["b"]
+    assert first == 3.0 and type(out["b"]) is list and type(out["b"][1]) is tuple
+    assert type(pair) is Pair and pair.first == 3.0
+    np.testing.assert_array_equal(pair.second["deep"], [1.0, 2.0])
+    assert type(out["c"]) is collections.OrderedDict and out["c"]["k"] == 3.0
+    assert out["e"] == []
+    assert again is not out["a"] and not np.shares_memory(again, out["a"])
+
+
+def test_a_node_fetched_twice_gives_two_arrays(g):
+    x = g.placeholder("x", (2,))
+    y = x * 2.0
+    first, second, view = g.run([y, y, gc.reshape(y, (2, 1))], {x: [1.0, 2.0]})
+    first[0] = 99.0
+    assert second[0] == 2.0 and view[0, 0] == 2.0
+
+
+def test_a_bad_leaf_in_nested_fetches_is_named(g):
+    x = g.placeholder("x", ())
+    with pytest.raises(gc.GraphcError, match=r"fetches\['b'\]\[1\] is a float"):
+        g.run({"b": [x, 1.0]}, {x: 1.0})
+
+
+# -- allocation failures (issue 9, defect 3) --------------------------------------------------------
+@pytest.mark.parametrize("size", [2**48, 2**62])  # 2 PiB: beyond the address space; > intp
+def test_an_allocation_failure_names_the_node(g, size):
+    x = g.placeholder("x", (1,))
+    big = gc.mul(gc.broadcast_to(x, (size,)), 2.0, name="big")
+    with pytest.raises(gc.OutOfMemoryError) as info:
+        g.run(big, {x: [1.0]})
+    assert isinstance(info.value, MemoryError)
+    message = str(info.value)
+    assert "ran out of memory" in message and "test_runtime.py" in message
+    assert "'big'" in message or "broadcast_to" in message

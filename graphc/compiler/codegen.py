@@ -2,9 +2,12 @@
 
 Each instruction is one line ``_vN = kernel(args, attrs)`` calling a NumPy kernel bound as a
 global of the generated module: no per-node dispatch at run time. Attributes are written as
-literals when they print exactly (ints, tuples, strings, ...), else bound as globals; weak
-Python-scalar constants are literals, so NumPy's weak promotion is preserved. Names are
-numbered by position, so the same program always gives the same text.
+literals when they are of the exact built-in types that print exactly (int, tuple, str, ...),
+else bound as globals; weak Python-scalar constants are literals, so NumPy's weak promotion
+is preserved. No user object ever reaches the source as code: output keys, container types
+and any other value are bound as globals (data), and names in comments are escaped with the
+built-in ``str.__repr__``. Names are numbered by position, so the same program always gives
+the same text.
 """
 from __future__ import annotations
 
@@ -12,16 +15,19 @@ import functools
 import itertools
 import keyword
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ..graph import _checked_value
+from ..ops.nn import _sigmoid  # the kernel whose steps a 0-d sigmoid is written as
 from ..ops.registry import REGISTRY
 from ..runtime import check_feed_value
 from .ir import Program, Term
-from .schedule import Plan, is_fresh
+from .rules import _is_identity
+from .schedule import Plan, is_fresh, masked_fill
 
 _COUNTER = itertools.count()
 
@@ -46,14 +52,18 @@ class Generated:
 
 
 def _literal(value):
-    """``repr(value)`` when it evaluates back to an equal value of the same type, else None."""
-    if value is None or isinstance(value, (bool, str)):
+    """``repr(value)`` when it evaluates back to an equal value of the same type, else None.
+
+    Only the exact built-in types qualify: the repr of a subclass (``np.str_``, ``np.float64``,
+    an ``IntEnum``, a user's ``str`` with its own ``__repr__``) is user code, never source."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is str:
         return repr(value)
-    if isinstance(value, int):
-        return repr(value)
-    if isinstance(value, float):
+    if kind is float:
         return repr(value) if math.isfinite(value) else None
-    if isinstance(value, tuple):
+    if kind is tuple:
+        if len(value) > 16:  # a long index list: a global, not a line Python must compile
+            return None
         parts = [_literal(v) for v in value]
         if any(p is None for p in parts):
             return None
@@ -61,11 +71,21 @@ def _literal(value):
     return None
 
 
+def _is_plain_identifier(name) -> bool:
+    """Whether ``name`` can be a parameter of the generated function as it is: an identifier
+    that NFKC normalisation (which Python applies to identifiers) leaves unchanged, no keyword,
+    and not starting with ``_`` (the generated names all do)."""
+    return (type(name) is str and name.isidentifier() and not keyword.iskeyword(name)
+            and not name.startswith("_") and unicodedata.normalize("NFKC", name) == name)
+
+
 def _params(program: Program) -> list:
+    """The generated function's parameters: the input names when they all are plain
+    identifiers, else ``_p0, _p1, ...`` (keywords are then mapped by the Function)."""
     names = [t.origin.name for t in program.inputs]
-    usable = all(n.isidentifier() and not keyword.iskeyword(n) and not n.startswith("_")
-                 for n in names) and len(set(names)) == len(names)
-    return names if usable else [f"_a{i}" for i in range(len(names))]
+    if all(map(_is_plain_identifier, names)) and len(set(names)) == len(names):
+        return names
+    return [f"_p{i}" for i in range(len(names))]
 
 
 class _Emitter:
@@ -87,21 +107,24 @@ class _Emitter:
         return name
 
     def kernel(self, op: str) -> str:
+        kernel = REGISTRY[op].kernel
+        if not (op.isascii() and op.isidentifier()):  # an op named by a user: no source
+            return self.bind("_k", kernel)
         name = f"_k_{op}"
-        self.globals.setdefault(name, REGISTRY[op].kernel)
+        self.globals.setdefault(name, kernel)
         return name
 
     def attr(self, value) -> str:
         text = _literal(value)
-        return text if text is not None else self.bind("_a", value)
+        return text if text is not None else self.bind("_attr", value)
 
 
 def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = False,
              structure=None) -> Generated:
     """The generated function for ``program`` in ``plan``'s order.
 
-    ``structure`` is ``(kind, keys)``: how the flat outputs go back to the user's structure
-    (``"one"``, ``"list"``, ``"tuple"`` or ``"dict"``).
+    ``structure`` is the spec of :func:`graphc.runtime.structure`: how the flat outputs go
+    back into the user's (possibly nested) structure; ``None`` returns the first output.
     """
     emit = _Emitter()
     emit.globals["_values"] = graph._values
@@ -118,12 +141,12 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         dtype = emit.bind("_dt", term.dtype)
         test = f"{param}.__class__ is not _ndarray or {param}.dtype is not {dtype}"
         if None not in term.shape:
-            test += f" or {param}.shape != {_literal(term.shape)}"
+            test += f" or {param}.shape != {_literal(tuple(map(int, term.shape)))}"
         else:
             test += f" or {param}.ndim != {term.ndim}"
             for k, d in enumerate(term.shape):
                 if d is not None:
-                    test += f" or {param}.shape[{k}] != {d}"
+                    test += f" or {param}.shape[{k}] != {int(d)}"
         lines.append(f"    if {test}:")
         lines.append(f"        {param} = {check}({param})")
 
@@ -157,8 +180,13 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         else:
             call = _call(term, args, emit, operators=not all(literal))
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
-        label = f"{term.op} {_quoted(term.origin.name)}"
+        op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
+        label = f"{op} {_quoted(term.origin.name)}"
         lines.append(f"        {name} = {call}  # {label}")
+        if REGISTRY[term.op].checked:  # a user's kernel: its output must fit its rule
+            check = emit.bind("_check", functools.partial(_output_checker, term))
+            lines.append(f"        {name} = {check}({name}, {', '.join(args)})")
+            where[len(lines) + 1] = term
         if check_numerics and np.issubdtype(term.dtype, np.inexact):
             bad = emit.bind("_numerics", _numerics_checker(term))
             lines.append(f"        if not _np.isfinite({name}).all(): {bad}({name})")
@@ -169,7 +197,8 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     if len(lines) == body_start:
         lines.append("        pass")
 
-    # Updates: computed above from the old values, checked, then written together.
+    # Updates: computed above from the old values, checked, then written together, in one
+    # dict update (a call that reads the variables meanwhile sees the old or the new values).
     stores = []
     outputs = {id(t) for t in program.outputs}
     stored: set = set()
@@ -183,25 +212,31 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
             lines.append(f"    _u{k} = {value}")
         else:
             store = emit.bind("_store", functools.partial(_checked_value, var))
+            where[len(lines) + 2] = term
             lines.append(f"    _u{k} = {store}({value})")
-        stores.append(f"    _values[{var.id}] = _u{k}  # update {_quoted(var.name)}")
-    lines.extend(stores)
+        stores.append((var, f"_u{k}"))
+    if len(stores) == 1:
+        var, value = stores[0]
+        lines.append(f"    _values[{var.id}] = {value}  # update {_quoted(var.name)}")
+    elif stores:
+        lines.append("    _values.update({")
+        lines.extend(f"        {var.id}: {value},  # update {_quoted(var.name)}"
+                     for var, value in stores)
+        lines.append("    })")
 
+    # Results: copied where g.run would copy (each copy on its own line, so that a failure
+    # names the node), then put back into the user's structure.
     returned: set = set()
     results = []
     for term in program.outputs:
-        results.append(_result(term, names[id(term)], emit, repeated=id(term) in returned))
+        result = _result(term, names[id(term)], emit, repeated=id(term) in returned)
         returned.add(id(term))
-    kind, keys = structure or ("list", None)
-    if kind == "one":
-        lines.append(f"    return {results[0]}")
-    elif kind == "tuple":
-        lines.append(f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})")
-    elif kind == "dict":
-        pairs = ", ".join(f"{emit.attr(k)}: {r}" for k, r in zip(keys, results))
-        lines.append(f"    return {{{pairs}}}")
-    else:
-        lines.append(f"    return [{', '.join(results)}]")
+        if result != names[id(term)]:
+            where[len(lines) + 2] = term
+            lines.append(f"    _r{len(results)} = {result}")
+            result = f"_r{len(results)}"
+        results.append(result)
+    lines.append(f"    return {_assemble(structure if structure is not None else 0, results, emit)}")
 
     source = header + "\n" + "\n".join(lines) + "\n"
     filename = f"<graphc-function-{next(_COUNTER)}>"
@@ -219,16 +254,71 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             return template.format(*args)
         if term.op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
             return f"{args[0]}.T"
+        if (term.op == "sigmoid" and term.shape == () and term.inputs[0].dtype.kind == "f"
+                and operators and REGISTRY["sigmoid"].kernel is _sigmoid):
+            # The kernel's own steps on one float, inline, on a NumPy scalar (x[()]: NumPy's
+            # fast scalar path): the same values bit for bit (e = exp(-|x|) never
+            # overflows), 0.3 us, not 4.
+            emit.globals["_exp"] = np.exp
+            return (f"1 / (1 + _exp(-_s)) if (_s := {args[0]}[()]) >= 0 else "
+                    f"(_t := _exp(_s)) * (1 / (1 + _t))")
+        other = _identity_operand(term)
+        if other is not None:
+            # I @ x is x for finite x (exactly: one product x, the rest +-0), so it is
+            # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
+            x = args[term.inputs.index(other)]
+            kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
+            return f"_np.array({x}) if _np.isfinite({x}).all() else {kernel}"
+    elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
+        emit.globals["_fill_where_not"] = fill_where_not
+        return f"_fill_where_not({', '.join(args)})"
     parts = list(args) + [f"{k}={emit.attr(v)}" for k, v in attrs.items()]
     if out is not None:
         parts.append(f"out={out}")
     return f"{emit.kernel(term.op)}({', '.join(parts)})"
 
 
+def fill_where_not(c, x, zero):
+    """``where(c, x, zero)`` written into ``x``'s buffer (which dies here): the same values."""
+    np.copyto(x, zero, where=np.logical_not(c))
+    return x
+
+
+def _identity_operand(term: Term) -> Optional[Term]:
+    """The ``x`` of a matmul ``I @ x`` or ``x @ I`` (an identity constant, the seed of a
+    Jacobian) whose value has x's shape and dtype, else None."""
+    if term.op != "matmul":
+        return None
+    a, b = term.inputs
+    for eye, x in ((a, b), (b, a)):
+        if (_is_identity(eye) and x.shape == term.shape and None not in x.shape
+                and x.dtype == term.dtype and x.dtype.kind == "f"):
+            return x
+    return None
+
+
 def _quoted(name: str) -> str:
-    """A node name for a comment of the generated source: ``repr`` escapes line breaks, so a
-    name can never end the comment and become code."""
-    return repr(name)
+    """A node or op name for a comment of the generated source: the repr of the *built-in*
+    str (a subclass's own ``__repr__`` never runs) escapes line breaks, so a name can never end
+    the comment and become code."""
+    return str.__repr__(name) if isinstance(name, str) else "?"
+
+
+def _assemble(spec, results: list, emit: _Emitter) -> str:
+    """The expression that puts the flat ``results`` back into the user's structure ``spec``
+    (see :func:`graphc.runtime.structure`): displays for lists, tuples and dicts (whose keys
+    are bound as data, never written as source), a bound constructor for the rest."""
+    if type(spec) is int:
+        return results[spec]
+    items = [_assemble(child, results, emit) for child in spec.children]
+    if spec.kind == "list":
+        return "[" + ", ".join(items) + "]"
+    if spec.kind == "tuple":
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if spec.kind == "dict":
+        pairs = (f"{emit.bind('_key', key)}: {item}" for key, item in zip(spec.keys, items))
+        return "{" + ", ".join(pairs) + "}"
+    return f"{emit.bind('_make', spec.make)}([{', '.join(items)}])"
 
 
 def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
@@ -242,6 +332,11 @@ def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
     if repeated or not is_fresh(term):
         return f"_np.array({name})"
     return name
+
+
+def _output_checker(term: Term, value, *args):
+    from ..runtime import check_output
+    return check_output(term, value, args)  # a term has op, name, site, shape and dtype
 
 
 def _numerics_checker(term: Term):

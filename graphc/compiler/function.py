@@ -5,13 +5,15 @@ from __future__ import annotations
 import ast
 import gc
 import inspect
+import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Optional, Sequence, Union
 
-from ..errors import FeedError, GraphcError, MissingFeedError, describe
+from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError, describe
 from ..graph import Node
-from ..runtime import flatten, kernel_error
+from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import codegen
 from .ir import as_described, check_update, from_graph
 from .passes import DEFAULT_PASSES, optimize as run_passes
@@ -24,30 +26,57 @@ class Function:
     ``source`` is the generated Python program; ``stats`` reports the term count before and
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes.
+
+    Threads: a function with ``updates`` holds its graph's update lock for the whole call
+    (reading the variables, computing, writing), so concurrent calls of the functions that
+    update one graph never lose an update; a function without updates takes no lock.
     """
 
-    def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict) -> None:
+    def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
+                 lock=None) -> None:
         self._fn = fn
         self._generated = generated
         self._inputs = inputs
+        self._lock = lock
+        # keyword -> parameter, when the parameters are not the input names
+        names = [n.name for n in inputs]
+        self._keywords = None if generated.params == names else \
+            dict(zip(names, generated.params))
         self.source: str = generated.source
         self.stats: dict = stats
+        self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
+        self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
+        if kwargs and self._keywords is not None:
+            kwargs = {self._keywords.get(k, k): v for k, v in kwargs.items()}
         try:
-            return self._fn(*args, **kwargs)
+            if self._lock is None:
+                return self._fn(*args, **kwargs)
+            with self._lock:
+                return self._fn(*args, **kwargs)
         except GraphcError:
             raise
         except Exception as exc:
             raise self._explain(exc, args, kwargs) from exc
 
     def __repr__(self) -> str:
+        """A one-line summary: inputs, outputs, updated variables, terms by op, peak memory."""
+        from ..io.text import op_counts
+
         names = ", ".join(n.name for n in self._inputs)
-        return (f"<graphc.Function({names}): {self.stats['nodes']['final']} terms, "
-                f"planned peak {self.stats['planned_peak_bytes']} bytes>")
+        outputs = ", ".join(n.name for n in self.outputs)
+        updates = f"; updates {', '.join(v.name for v in self.updated)}" if self.updated else ""
+        computed = {op: k for op, k in self.stats["ops"].items()  # the inputs are listed
+                    if op not in ("placeholder", "variable", "constant")}
+        peak = self.stats["planned_peak_bytes"]
+        memory = "peak memory known at run time" if peak is None else f"planned peak {peak} bytes"
+        return (f"<graphc.Function({names}) -> ({outputs}){updates}: "
+                f"{self.stats['nodes']['final']} terms ({op_counts(computed)}), "
+                f"{memory}>")
 
     # -- errors -----------------------------------------------------------------------------
     def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
@@ -64,7 +93,8 @@ class Function:
             return GraphcError(f"compiled function failed: {exc!r}")
         term = self._generated.lines.get(line)
         if term is None:
-            return GraphcError(f"compiled function failed while storing results: {exc}")
+            kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
+            return kind(f"compiled function failed while storing results: {exc}")
         values = [_local_value(frame, self._generated.names.get(id(x))) for x in term.inputs]
         return kernel_error(as_described(term), exc, values)
 
@@ -72,6 +102,8 @@ class Function:
         params = self._generated.params
         names = [n.name for n in self._inputs]
         by_name = dict(zip(names, params))
+        by_param = dict(zip(params, names))
+        kwargs = {by_param.get(k, k): v for k, v in kwargs.items()}  # back to the user's names
         if len(args) > len(params):
             return FeedError(f"the function takes {len(params)} input(s) "
                              f"({', '.join(names)}) but {len(args)} were given")
@@ -105,20 +137,11 @@ def _local_value(frame, name: Optional[str]):
         return None
 
 
-class _KeywordFunction(Function):
-    """A compiled function whose input names are not Python identifiers: maps keywords."""
-
-    def __call__(self, *args, **kwargs):
-        if kwargs:
-            params = dict(zip((n.name for n in self._inputs), self._generated.params))
-            kwargs = {params.get(k, k): v for k, v in kwargs.items()}
-        return Function.__call__(self, *args, **kwargs)
-
-
 def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
              passes: Optional[Sequence[str]] = None) -> Function:
-    """Compile ``outputs`` (a node, or a list/tuple/dict of nodes) as a function of ``inputs``.
+    """Compile ``outputs`` (a node, or nested lists, tuples, namedtuples and dicts of nodes)
+    as a function of ``inputs``.
 
     The callable takes one argument per input (positionally, or by node name), validates it
     like ``g.run`` does a feed, computes the outputs, then writes ``updates``
@@ -132,13 +155,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     if isinstance(inputs, Node):
         inputs = [inputs]
     inputs = list(inputs)
-    flat, _ = flatten(outputs)
-    if isinstance(outputs, Node):
-        structure = ("one", None)
-    elif isinstance(outputs, dict):
-        structure = ("dict", list(outputs))
-    else:
-        structure = ("tuple" if isinstance(outputs, tuple) else "list", None)
+    flat, structure = fetch_structure(outputs, "outputs")
     if updates is not None and not isinstance(updates, dict):
         raise GraphcError(f"function: updates must be a dict {{variable: node}}, not "
                           f"{type(updates).__name__}")
@@ -164,6 +181,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
         t2 = time.perf_counter()
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
+        "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
         "schedule": plan.strategy,
@@ -172,8 +190,23 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
         "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
                     "codegen": t2 - t1, "total": t2 - started},
     }
-    kind = Function if generated.params == [n.name for n in inputs] else _KeywordFunction
-    return kind(fn, generated, inputs, stats)
+    compiled = Function(fn, generated, inputs, stats,
+                        update_lock(graph) if update_pairs else None)
+    compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
+    return compiled
+
+
+_LOCK_CREATION = threading.Lock()
+
+
+def update_lock(graph) -> threading.RLock:
+    """The graph's update lock, made at the first compiled function with updates. Reentrant:
+    a kernel (a user's op) may call another updating function of the same graph."""
+    lock = graph.__dict__.get("_update_lock")
+    if lock is None:
+        with _LOCK_CREATION:
+            lock = graph.__dict__.setdefault("_update_lock", threading.RLock())
+    return lock
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Graph-to-graph passes over a :class:`~graphc.compiler.ir.Program`.
 
 Every pass is a pure function ``Program -> Program``. The rewriting passes (``cse``, ``fold``,
-``simplify``, ``stabilize``) share one engine, :func:`rebuild`: it walks the terms in
+``simplify``, ``fastmath``) share one engine, :func:`rebuild`: it walks the terms in
 topological order, re-creates each one over its (already rewritten) inputs through a
 :class:`Builder`, and the builder applies the pass's hook — hash-consing, folding or the rules
 of :mod:`graphc.compiler.rules` — to every term it makes, including the terms a rule builds.
@@ -183,13 +183,20 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     return run
 
 
+from .inline import inline  # noqa: E402  (composites: a pass of its own module)
+
 #: Every pass by name.
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {
-    "prune": prune, "cse": cse, "fold": fold,
-    "simplify": rule_pass("simplify"), "stabilize": rule_pass("stabilize")}
+    "inline": inline, "prune": prune, "cse": cse, "fold": fold,
+    "simplify": rule_pass("simplify"), "fastmath": rule_pass("fastmath")}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
-DEFAULT_PASSES = ("prune", "cse", "fold", "simplify", "stabilize")
+#: Every default pass keeps values (see :mod:`.rules`); ``fastmath`` is opt-in. ``inline``
+#: (composites replaced by their bodies) runs once, before all the others.
+DEFAULT_PASSES = ("inline", "prune", "cse", "fold", "simplify")
+
+#: The order passes run in within a round (any selection keeps this order).
+_ROUND_ORDER = ("cse", "fold", "simplify", "fastmath")
 MAX_ROUNDS = 4
 
 
@@ -211,9 +218,11 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
                       "after": len(program.terms), "seconds": time.perf_counter() - start})
         return program
 
+    if "inline" in passes:
+        program = step("inline", program, 0)
     if "prune" in passes:
         program = step("prune", program, 0)
-    loop = [p for p in DEFAULT_PASSES if p in passes and p != "prune"]
+    loop = [p for p in _ROUND_ORDER if p in passes]
     for round_ in range(1, MAX_ROUNDS + 1 if loop else 1):
         rewrites = sum(fired.values())
         first = len(stats)

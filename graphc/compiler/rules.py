@@ -7,11 +7,19 @@ The rule pass checks that a replacement keeps the term's static shape and dtype.
 
 Stages:
 
-* ``simplify`` — algebra aimed at what :func:`graphc.gradients` emits: multiplying by one,
-  adding zero, zero times anything, signs, transposes, reshapes, broadcasts that a reduction
-  or ``sum_to`` undoes, ``exp(log x)``, casts to the same dtype, ...
-* ``stabilize`` — numerically better forms: ``log(1 + x)``, ``log(softmax)``, ``log(sigmoid)``,
-  and one ``log_softmax`` pass shared by ``log_softmax(L)`` and ``softmax(L)``.
+* ``simplify`` (on by default) — rewrites that keep every value: multiplying by one, adding
+  zero, signs, transposes, reshapes, broadcasts that a reduction or ``sum_to`` undoes, casts
+  to the same dtype, ... The only differences they allow are the sign of a zero result and
+  the rounding of the two documented reorderings (``sum_of_broadcast``, ``batched_matvec``),
+  so ``g.run`` and a compiled function agree (tests/test_agreement.py).
+* ``fastmath`` (opt-in: ``passes=DEFAULT_PASSES + ("fastmath",)``) — rewrites that may
+  change values where inputs are inf, NaN or near overflow, or change rounding more:
+  ``0 * x -> 0``, ``x - x -> 0``, ``exp(log x) -> x``, reassociated constant factors, ...
+
+Numerically *better* forms (``log(sigmoid x) -> -softplus(-x)``, ``log(1 + x) -> log1p(x)``,
+``log(softmax) -> log_softmax``, ``log1p(exp x) -> softplus(x)``) are not rewrites here: the op
+builders (``gc.log``, ``gc.log1p``) build them, so ``g.run``, compiled functions and gradients
+all see the stable form.
 
 A rule that needs an op which is not registered (yet) is inactive (:attr:`Rule.active`).
 Shapes: a rule that returns one of the term's inputs must prove that the run-time shape is
@@ -162,7 +170,7 @@ def zero_sub(t, b):
         return b.make("neg", [y])
 
 
-@rule("simplify", "mul")
+@rule("fastmath", "mul")
 def mul_by_zero(t, b):
     """x * 0 -> 0 and 0 * x -> 0 (known shapes; like other compilers, ignores 0 * inf)."""
     x, y = t.inputs
@@ -180,13 +188,19 @@ def mul_by_minus_one(t, b):
 
 
 # -- simplify: inverses and signs ----------------------------------------------------------------
+@rule("simplify", "neg")
+def neg_neg(t, b):
+    """-(-x) -> x."""
+    return unary(t, "neg")
+
+
 #: op -> the op it undoes: op(inverse(x)) is x
-_INVERSE = {"neg": "neg", "exp": "log", "log": "exp"}
+_INVERSE = {"exp": "log", "log": "exp"}
 
 
-@rule("simplify", *_INVERSE)
+@rule("fastmath", *_INVERSE)
 def inverse_pair(t, b):
-    """-(-x), exp(log x), log(exp x) -> x (exp(log x) ignores x < 0, where it is NaN; log(exp x)
+    """exp(log x), log(exp x) -> x (exp(log x) ignores x < 0, where it is NaN; log(exp x)
     no longer overflows for large x)."""
     return unary(t, _INVERSE[t.op])
 
@@ -230,7 +244,7 @@ def lift_neg(t, b):
         return b.make("neg", [b.make(t.op, [x, y.inputs[0]])])
 
 
-@rule("simplify", "sub")
+@rule("fastmath", "sub")
 def sub_self(t, b):
     """x - x -> 0 (known shapes; ignores inf - inf)."""
     x, y = t.inputs
@@ -266,7 +280,7 @@ def scalar_constant(t, b):
         return b.make(t.op, [other, scalar] if i == 0 else [scalar, other])
 
 
-@rule("simplify", "add")
+@rule("fastmath", "add")
 def add_twice(t, b):
     """(x + y) + y -> x + 2 y, y + (x + y) -> x + 2 y, y + y -> 2 y (one product, one sum)."""
     x, y = t.inputs
@@ -278,7 +292,7 @@ def add_twice(t, b):
             return b.make("add", [rest, b.make("mul", [other, b.constant(2, weak=True)])])
 
 
-@rule("simplify", "mul")
+@rule("fastmath", "mul")
 def scalar_factors(t, b):
     """c1 * (c2 * x) -> (c1 c2) * x for scalar constants c1, c2 and a floating-point result
     (c1 c2 is rounded in the result's dtype, and kept only when it is a normal number there:
@@ -299,7 +313,7 @@ def scalar_factors(t, b):
                                                        c2.is_weak())])
 
 
-@rule("simplify", "where")
+@rule("fastmath", "where")
 def mask_to_mul(t, b):
     """where(c, x, 0) -> x * c for a bool mask c of x's shape (relu's gradient; the product
     can overwrite x's buffer; differs only where x is inf or NaN and c is false)."""
@@ -311,15 +325,22 @@ def mask_to_mul(t, b):
 
 # -- simplify: powers ------------------------------------------------------------------------------
 @rule("simplify", "pow")
+def pow_one(t, b):
+    """x ** 1 -> x (exact: pow(x, 1) is x)."""
+    x, y = t.inputs
+    if y.shape == () and y.op == "constant" and is_all(y, 1):
+        return keeps(t, x, y)
+
+
+@rule("fastmath", "pow")
 def pow_const(t, b):
-    """x ** 2 -> square(x), x ** 1 -> x, x ** 0.5 -> sqrt(x)."""
+    """x ** 2 -> square(x), x ** 0.5 -> sqrt(x) (pow may round differently; sqrt(-inf) is NaN
+    where pow gives inf). ``gc.pow`` builds these forms itself for a Python-number exponent."""
     x, y = t.inputs
     if y.shape != () or y.op != "constant":
         return None
     if is_all(y, 2):
         return b.make("square", [x])
-    if is_all(y, 1):
-        return keeps(t, x, y)
     if is_all(y, 0.5):
         return b.make("sqrt", [x])
 
@@ -466,7 +487,7 @@ def _is_identity(t: Term) -> bool:
             and bool(np.array_equal(value, np.eye(value.shape[0], dtype=value.dtype))))
 
 
-@rule("simplify", "matmul")
+@rule("fastmath", "matmul")
 def matmul_identity(t, b):
     """I @ x -> x and x @ I -> x for an identity constant (the seeds of Jacobians; ignores the
     NaN that 0 * inf spreads through I @ x)."""
@@ -490,57 +511,11 @@ def batched_matvec(t, b):
     return b.make("matmul", [e.inputs[0], b.make("transpose", [a], {"axes": (1, 0)})])
 
 
-@rule("simplify", "sigmoid")
-def sigmoid_scalar(t, b):
-    """sigmoid(x) -> 1 / (1 + exp(-x)) for a scalar x: four fast scalar operations instead of
-    the array kernel's eight (exp(-x) = inf gives the right limit 0; equal to rounding)."""
-    x = t.inputs[0]
-    if t.shape != () or x.dtype != t.dtype:
-        return None
-    one = b.constant(1, weak=True)
-    return b.make("div", [one, b.make("add", [one, b.make("exp", [b.make("neg", [x])])])])
-
-
-# -- stabilize: numerically better forms -----------------------------------------------------------
-@rule("stabilize", "log")
-def log_one_plus(t, b):
-    """log(1 + x) -> log1p(x)."""
-    s = t.inputs[0]
-    if s.op != "add":
-        return None
-    x, y = s.inputs
-    for one, other in ((x, y), (y, x)):
-        if is_all(one, 1) and keeps(s, other, one) is not None:
-            return b.make("log1p", [other])
-
-
-@rule("stabilize", "log1p", requires=("softplus",))
-def log1p_exp(t, b):
-    """log1p(exp(x)) -> softplus(x)."""
-    x = unary(t, "exp")
-    if x is not None:
-        return b.make("softplus", [x])
-
-
-@rule("stabilize", "log", requires=("softmax", "log_softmax"))
-def log_softmax(t, b):
-    """log(softmax(x)) -> log_softmax(x)."""
-    s = t.inputs[0]
-    if s.op == "softmax":
-        return b.make("log_softmax", s.inputs, s.attrs)
-
-
-@rule("stabilize", "log", requires=("sigmoid", "softplus"))
-def log_sigmoid(t, b):
-    """log(sigmoid(x)) -> -softplus(-x)."""
-    x = unary(t, "sigmoid")
-    if x is not None:
-        return b.make("neg", [b.make("softplus", [b.make("neg", [x])])])
-
-
-@rule("stabilize", "softmax", requires=("log_softmax",))
+# -- fastmath: sharing one pass over the logits ------------------------------------------------------
+@rule("fastmath", "softmax", requires=("log_softmax",))
 def fuse_softmax(t, b):
-    """softmax(L) -> exp(log_softmax(L)) when log_softmax(L) is computed anyway."""
+    """softmax(L) -> exp(log_softmax(L)) when log_softmax(L) is computed anyway (rounds
+    differently from softmax's own kernel)."""
     ls = b.find("log_softmax", t.inputs, t.attrs)
     if ls is not None:
         return b.make("exp", [ls])

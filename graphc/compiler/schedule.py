@@ -48,8 +48,21 @@ def is_fresh(term: Term) -> bool:
 
 
 def can_write_out(term: Term) -> bool:
-    """Whether ``term``'s kernel may be called with ``out=`` (a ufunc of an inplace op)."""
-    return bool(term.shape) and None not in term.shape and _inplace(term.op)
+    """Whether ``term`` may be computed in a dying input's buffer: ``out=`` for a ufunc of an
+    inplace op, or a :func:`masked_fill` ``where``."""
+    return bool(term.shape) and None not in term.shape and (_inplace(term.op) or
+                                                            masked_fill(term))
+
+
+def masked_fill(term: Term) -> bool:
+    """Whether ``term`` is ``where(c, x, 0)`` with a bool ``c`` and an ``x`` of the result's
+    shape and dtype (relu's gradient): it can be computed in x's buffer by writing the zero
+    where ``c`` is false, bit for bit ``where``'s values (inf and NaN included)."""
+    if term.op != "where":
+        return False
+    c, x, z = term.inputs
+    return (c.dtype == bool and x.shape == term.shape and x.dtype == term.dtype
+            and z.op == "constant" and z.shape == () and z.attrs["value"] == 0)
 
 
 def nbytes(term: Term) -> Optional[int]:
@@ -146,15 +159,19 @@ def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term
 
 def greedy_order(program: Program) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
-    minus the bytes it allocates (ties: creation order). Lazy priorities keep it O(n log n)."""
+    minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
+    fewer readers left): a term whose input is left with one reader is pushed again at once,
+    stale entries are skipped, so it stays O(n log n)."""
     terms = [t for t in program.terms if t.op not in LEAVES]
     index = {id(t): i for i, t in enumerate(terms)}
     consumers: list[list[int]] = [[] for _ in terms]
+    readers: dict[int, list[int]] = {}  # id(x) -> the terms that read x
     waiting = [0] * len(terms)
     remaining: dict[int, int] = {}
     for i, t in enumerate(terms):
         for x in dict.fromkeys(t.inputs):
             remaining[id(x)] = remaining.get(id(x), 0) + 1
+            readers.setdefault(id(x), []).append(i)
             j = index.get(id(x))
             if j is not None:
                 consumers[j].append(i)
@@ -170,17 +187,25 @@ def greedy_order(program: Program) -> list:
 
     heap = [(-score(i), i) for i, t in enumerate(terms) if waiting[i] == 0]
     heapq.heapify(heap)
+    done = [False] * len(terms)
     order = []
     while heap:
         neg, i = heapq.heappop(heap)
+        if done[i]:
+            continue
         now = score(i)
         if -neg != now:
             heapq.heappush(heap, (-now, i))
             continue
+        done[i] = True
         t = terms[i]
         order.append(t)
         for x in dict.fromkeys(t.inputs):
             remaining[id(x)] -= 1
+            if remaining[id(x)] == 1 and id(x) in index:  # its last reader now frees it
+                for j in readers[id(x)]:
+                    if not done[j] and waiting[j] == 0:
+                        heapq.heappush(heap, (-score(j), j))
         for j in consumers[i]:
             waiting[j] -= 1
             if waiting[j] == 0:

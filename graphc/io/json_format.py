@@ -17,8 +17,7 @@ reason. Nothing from the file is ever executed (no pickle, no eval).
 from __future__ import annotations
 
 import base64
-import functools
-import inspect
+import contextvars
 import json
 import math
 import os
@@ -28,7 +27,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..errors import GraphcError, GraphFormatError
-from ..graph import Graph, Node
+from ..graph import Graph, Node, build
 from ..ops.registry import REGISTRY
 from .atomic import write_atomic
 
@@ -38,17 +37,22 @@ VERSION = 1
 #: The dtypes a file may use (no object, string, void or platform-dependent dtypes).
 DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                     "uint64", "float16", "float32", "float64", "complex64", "complex128"})
-#: Bounds on what a file may declare: dimensions, elements of one node, nesting of attrs.
+#: Bounds on what a file may declare: dimensions, sizes, nesting of attrs.
 MAX_NDIM = 32
 MAX_ELEMENTS = 2 ** 40
 MAX_ATTR_DEPTH = 32
+#: Default limits on the work a loaded graph may ask for: the elements of one node and of all
+#: nodes together, counting the sizes the file declares (sizes left to run time are the
+#: feeder's). A 349-byte file must not be able to ask for terabytes; raise them for big models.
+NODE_ELEMENTS = 2 ** 28
+TOTAL_ELEMENTS = 2 ** 31
 
 _DTYPE_OF = {name: np.dtype(name) for name in DTYPES}
 
 LEAVES = ("placeholder", "variable", "constant")
 _NODE_KEYS = ("id", "op", "name", "inputs", "shape", "dtype", "attrs", "derivative", "site",
               "value")
-_TOP_KEYS = ("format", "version", "nodes")
+_TOP_KEYS = ("format", "version", "ops", "nodes")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates (see _escape_surrogates)
 
@@ -115,6 +119,9 @@ def encode_attr(value: Any) -> Any:
                            encode_attr(value.step)]}
     if value is Ellipsis:
         return {"$ellipsis": None}
+    body = _encode_body(value)
+    if body is not None:
+        return {"$graph": body}
     raise GraphcError(f"cannot export an attr of type {type(value).__name__}: {value!r}")
 
 
@@ -156,6 +163,8 @@ def decode_attr(obj: Any, depth: int = 0) -> Any:
     if tag == "$ellipsis":
         _require(body is None, '"$ellipsis" must be null')
         return Ellipsis
+    if tag == "$graph":
+        return _decode_body(body, depth + 1)
     raise GraphFormatError(f"unknown attr tag {tag!r}")
 
 
@@ -197,7 +206,10 @@ def to_json(graph: Graph) -> str:
                                            separators=(", ", ": "))) for n in graph.nodes]
     body = ",\n    ".join(lines)
     nodes = f"[\n    {body}\n  ]" if lines else "[]"
-    return f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n  "nodes": {nodes}\n}}'
+    used = user_ops(graph)
+    ops = f'  "ops": {json.dumps(used, sort_keys=True)},\n' if used else ""
+    return (f'{{\n  "format": "{FORMAT}",\n  "version": {VERSION},\n{ops}'
+            f'  "nodes": {nodes}\n}}')
 
 
 def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
@@ -206,29 +218,52 @@ def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
 
 
 # -- import ----------------------------------------------------------------------------------------
-def load(path: Union[str, os.PathLike]) -> Graph:
-    """Read a graph that :func:`save` wrote (or any valid graphc JSON file)."""
+def load(path: Union[str, os.PathLike], *, ops=None, max_elements: int = NODE_ELEMENTS,
+         max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
+    """Read a graph that :func:`save` wrote (or any valid graphc JSON file).
+
+    ``ops`` and the limits are :func:`from_json`'s.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise GraphFormatError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") \
             from None
-    return from_json(data)
+    return from_json(data, ops=ops, max_elements=max_elements,
+                     max_total_elements=max_total_elements)
 
 
-def from_json(text: Union[str, bytes]) -> Graph:
+def from_json(text: Union[str, bytes], *, ops=None, max_elements: int = NODE_ELEMENTS,
+              max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Rebuild a graph from graphc JSON, checking everything.
 
+    Every node is rebuilt through the same builder and shape rules as the Python API, so
+    nothing loads that Python could not build. ``max_elements`` bounds the elements of one
+    node and ``max_total_elements`` those of all nodes together (known sizes only; the nodes
+    of composite bodies count too).
+
+    ``ops`` lists the ops made with ``gc.define_op`` that the file may use (their builders or
+    names): each must be registered, in the version the file names. A file's ops are found
+    by name only, so an op the file uses must be defined in Python before loading (listing it
+    in ``ops`` is a check, not a requirement); its code never comes from the file.
+
     Raises :class:`GraphFormatError` (naming the node and the reason) for anything malformed,
-    inconsistent or unsafe; never another exception, and never runs code from the text.
+    inconsistent, unsafe or over the limits; never another exception, and never runs code
+    from the text.
     """
     try:
         doc = _parse(text)
+        _check_ops(doc.get("ops", {}), ops)
         graph = Graph()
         ids: dict[int, Node] = {}
-        for k, entry in enumerate(doc["nodes"]):
-            _load_node(graph, entry, k, ids)
+        budget = [max_elements, max_total_elements]
+        token = _BUDGET.set(budget)  # composite bodies, nested in attrs, share the limits
+        try:
+            for k, entry in enumerate(doc["nodes"]):
+                _load_node(graph, entry, k, ids, budget)
+        finally:
+            _BUDGET.reset(token)
         return graph
     except GraphFormatError:
         raise
@@ -264,8 +299,13 @@ def _parse(text: Union[str, bytes]) -> dict:
     return doc
 
 
-def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
-    """Check one entry and append its node, or raise GraphFormatError naming it."""
+def _load_node(graph: Graph, entry: Any, k: int, ids: dict, budget: list,
+               depth: int = 0) -> None:
+    """Check one entry and append its node, or raise GraphFormatError naming it.
+
+    ``budget`` is ``[elements of one node, elements left in all]``; ``depth`` is how deep in
+    composite bodies the entry is (their attrs count towards the nesting limit).
+    """
     where = f"node entry {k}"
     try:
         _require(isinstance(entry, dict), "must be a JSON object")
@@ -277,7 +317,8 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
             raise GraphFormatError(f"unknown keys {extra}")
         op = entry.get("op")
         if not isinstance(op, str) or op not in REGISTRY:
-            raise GraphFormatError(f"unknown op {_short(op)}")
+            raise GraphFormatError(f"unknown op {_short(op)}" + (_HOW_TO_REGISTER
+                                   if isinstance(op, str) else ""))
         where = f"node {entry['id']} ({op})"
         name = entry.get("name")
         _require(name is None or (isinstance(name, str) and name),
@@ -288,7 +329,7 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
         inputs = _inputs(entry.get("inputs"), ids)
         attrs = entry.get("attrs", {})
         _require(isinstance(attrs, dict), '"attrs" must be an object')
-        attrs = {key: decode_attr(v) for key, v in attrs.items()}
+        attrs = {key: decode_attr(v, depth) for key, v in attrs.items()}
         derivative = entry.get("derivative", 0)
         _require(_is_int(derivative) and 0 <= derivative <= 10 ** 6,
                  '"derivative" must be a non-negative integer')
@@ -297,25 +338,37 @@ def _load_node(graph: Graph, entry: Any, k: int, ids: dict) -> None:
         _require(("value" in entry) == (op in ("variable", "constant")),
                  '"value" is required for variables and constants, and only for them')
 
+        site = "" if site is None else site
         if op in LEAVES:
             attrs, shape, dtype, value = _leaf(op, entry, inputs, attrs)
-        else:
-            attrs, shape, dtype = _infer(op, inputs, attrs)
-            value = None
+            node = graph._add(op, inputs, attrs, shape, dtype, name, site, derivative)
+            if op == "variable":
+                graph._values[node.id] = value
+        else:  # the Python API's own builder: declared attrs, arity and shape rule
+            try:
+                node = build(graph, op, inputs, attrs, name, site, derivative)
+            except GraphcError as exc:
+                raise GraphFormatError(f"the op rejects its inputs or attrs: {exc}") from None
+            _require(node.dtype.name in DTYPES, f"the op gives the unsupported dtype "
+                                                f"{node.dtype}")
         if "shape" in entry:
             stored = _shape(entry["shape"], allow_none=True)
-            if stored != shape:
+            if stored != node.shape:
                 raise GraphFormatError(f"stored shape {_fmt(stored)} but the op gives "
-                                       f"{_fmt(shape)}")
+                                       f"{_fmt(node.shape)}")
         if "dtype" in entry:
             stored_dtype = _dtype(entry["dtype"])
-            if stored_dtype != dtype:
+            if stored_dtype != node.dtype:
                 raise GraphFormatError(f"stored dtype {stored_dtype} but the op gives "
-                                       f"{dtype}")
-        node = graph._add(op, inputs, attrs, shape, dtype, name,
-                          site="" if site is None else site, derivative=derivative)
-        if op == "variable":
-            graph._values[node.id] = value
+                                       f"{node.dtype}")
+        elements = _count(node.shape)
+        if elements > budget[0]:
+            raise GraphFormatError(f"shape {_fmt(node.shape)} declares {elements} elements, "
+                                   f"over the limit of {budget[0]} per node (max_elements)")
+        budget[1] -= elements
+        if budget[1] < 0:
+            raise GraphFormatError("the nodes declare more elements in all than the limit "
+                                   "(max_total_elements)")
         ids[entry["id"]] = node
     except Exception as exc:
         reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
@@ -354,42 +407,101 @@ def _leaf(op: str, entry: dict, inputs: tuple, attrs: dict) -> tuple:
     return {"value": value, "weak": weak}, value.shape, value.dtype, None
 
 
-def _infer(op_name: str, inputs: tuple, attrs: dict) -> tuple:
-    """Run the op's shape rule again on the rebuilt inputs: (canonical attrs, shape, dtype)."""
-    op = REGISTRY[op_name]
-    _check_arity(op, inputs, attrs)
-    try:
-        inferred = op.infer(*inputs, **attrs)
-    except Exception as exc:
-        reason = str(exc) if isinstance(exc, GraphcError) else f"{type(exc).__name__}: {exc}"
-        raise GraphFormatError(f"the op rejects its inputs or attrs: {reason}") from None
-    shape = tuple(None if d is None else int(d) for d in inferred[0])
-    dtype = np.dtype(inferred[1])
-    if dtype not in _DTYPE_OF.values():
-        raise GraphFormatError(f"the op gives the unsupported dtype {dtype}")
-    if len(inferred) == 3:
-        attrs = inferred[2]
-    _count(shape)
-    return attrs, shape, dtype
+# -- composites and your own ops ------------------------------------------------------------------
+#: The element limits of the file being loaded, for the composite bodies nested in its attrs.
+_BUDGET: contextvars.ContextVar = contextvars.ContextVar("graphc_json_budget")
+
+_HOW_TO_REGISTER = ("; if it is an op of your own, run its gc.define_op(...) definition before "
+                    "loading (and pass ops=[its builder] to gc.load / gc.from_json to check "
+                    "its version); nothing from the file is executed")
 
 
-def _check_arity(op, inputs: tuple, attrs: dict) -> None:
-    """Input count and attr names against the shape rule's signature (and the op's cases)."""
-    signature = _signature(op.name)
-    # bind() would also let an attr fill an input parameter ({"op": "relu", "attrs": {"x": ...}})
-    positional = {p.name for p in signature.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    misplaced = sorted(positional & set(attrs))
-    if misplaced:
-        raise GraphFormatError(f"{misplaced} are inputs, not attrs")
+def _encode_body(value: Any):
+    """A composite body as ``{"inputs": [ids], "outputs": [ids], "nodes": [entries]}``:
+    a graph of its own, whose entries carry neither names nor sites (a body is structure)."""
+    from ..composite import Body
+    if not isinstance(value, Body):
+        return None
+    entries = []
+    for node in value.graph.nodes:
+        entry = node_entry(node)
+        for key in ("name", "site", "derivative"):
+            del entry[key]
+        entries.append(entry)
+    return {"inputs": [n.id for n in value.inputs], "outputs": [n.id for n in value.outputs],
+            "nodes": entries}
+
+
+def _decode_body(obj: Any, depth: int):
+    """The body a ``"$graph"`` attr describes, loaded with the same checks as a file."""
+    from ..composite import Body
+    _require(isinstance(obj, dict) and sorted(obj) == ["inputs", "nodes", "outputs"],
+             'a "$graph" must be an object with exactly "inputs", "outputs" and "nodes"')
+    _require(isinstance(obj["nodes"], list), 'a "$graph" needs a list of "nodes"')
+    graph, ids = Graph(), {}
+    budget = _BUDGET.get(None) or [NODE_ELEMENTS, TOTAL_ELEMENTS]
     try:
-        signature.bind(*inputs, **attrs)
-    except TypeError as exc:
-        raise GraphFormatError(f"bad inputs or attrs: {exc}") from None
-    variadic = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    counts = {len(case.inputs) for case in op.cases}
-    if variadic and len(counts) == 1 and len(inputs) not in counts:
-        raise GraphFormatError(f"takes {counts.pop()} inputs, got {len(inputs)}")
+        for k, entry in enumerate(obj["nodes"]):
+            _load_node(graph, entry, k, ids, budget, depth)
+        inputs, outputs = _inputs(obj["inputs"], ids), _inputs(obj["outputs"], ids)
+        _require(bool(outputs), "a body needs at least one output")
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        _require(list(inputs) == placeholders,
+                 '"inputs" must list every placeholder of the body, once, in order')
+        try:
+            return Body(inputs, outputs)
+        except GraphcError as exc:
+            raise GraphFormatError(str(exc)) from None
+    except GraphFormatError as exc:
+        raise GraphFormatError(f"in a composite body: {exc}") from None
+
+
+def user_ops(graph: Graph) -> dict:
+    """``{name: {"version": N}}`` for every op made with gc.define_op that ``graph`` uses,
+    in its nodes or in composite bodies (what a file records in ``"ops"``)."""
+    from ..composite import Body
+    from ..custom import USER_OPS
+
+    used: dict = {}
+    pending = [graph]
+    while pending:
+        for node in pending.pop().nodes:
+            if node.op in USER_OPS:
+                used[node.op] = {"version": USER_OPS[node.op]}
+            pending.extend(v.graph for v in node.attrs.values() if isinstance(v, Body))
+    return dict(sorted(used.items()))
+
+
+def _check_ops(declared: Any, ops) -> None:
+    """The file's ``"ops"`` (and the caller's ``ops=``) against the registered ops."""
+    from ..custom import USER_OPS, op_name_of
+
+    _require(isinstance(declared, dict), '"ops" must be an object {name: {"version": N}}')
+    for name, spec in declared.items():
+        _require(isinstance(spec, dict) and list(spec) == ["version"]
+                 and _is_int(spec["version"]) and spec["version"] >= 1,
+                 f'"ops" entry {_short(name)} must be {{"version": N}} with N >= 1')
+        version = spec["version"]
+        if name not in REGISTRY:
+            raise GraphFormatError(f"the file uses the op {name!r} (version {version}), which "
+                                   f"is not registered" + _HOW_TO_REGISTER)
+        if name not in USER_OPS:
+            raise GraphFormatError(f'"ops" lists {name!r}, but that is a built-in op')
+        if USER_OPS[name] != version:
+            raise GraphFormatError(f"the file uses version {version} of the op {name!r}, but "
+                                   f"version {USER_OPS[name]} is registered")
+    for op in ops or ():
+        try:
+            name = op_name_of(op)
+        except GraphcError as exc:
+            raise GraphFormatError(f"ops=: {exc}") from None
+        if name not in REGISTRY:
+            raise GraphFormatError(f"ops=: {name!r} is not registered; define it with "
+                                   "gc.define_op before loading")
+        stale = getattr(op, "version", None)
+        if stale is not None and name in USER_OPS and stale != USER_OPS[name]:
+            raise GraphFormatError(f"ops=: this builder of {name!r} is version {stale}, but "
+                                   f"version {USER_OPS[name]} is registered now")
 
 
 # -- small checks ----------------------------------------------------------------------------------
@@ -400,11 +512,6 @@ def _require(condition: bool, reason: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-@functools.lru_cache(maxsize=None)
-def _signature(op_name: str) -> inspect.Signature:
-    return inspect.signature(REGISTRY[op_name].infer)
 
 
 def _dtype(name: Any) -> np.dtype:

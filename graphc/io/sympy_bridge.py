@@ -235,6 +235,30 @@ def _to_sympy_rules() -> dict[str, Callable]:
                  "logsumexp", "getitem", "getitem_grad", "concatenate", "stack",
                  "concat_take", "concat_put", "stop_gradient"):
         rules[name] = identity
+    # -- issue 10: scalar functions SymPy has ------------------------------------------------------
+    rules.update({
+        "tan": arithmetic(sp.tan), "arcsin": arithmetic(sp.asin), "arccos": arithmetic(sp.acos),
+        "arctan": arithmetic(sp.atan), "arctan2": arithmetic(sp.atan2),
+        "sinh": arithmetic(sp.sinh), "cosh": arithmetic(sp.cosh),
+        "arcsinh": arithmetic(sp.asinh), "arccosh": arithmetic(sp.acosh),
+        "arctanh": arithmetic(sp.atanh), "expm1": arithmetic(lambda a: sp.exp(a) - 1),
+        "log2": arithmetic(lambda a: sp.log(a, 2)), "log10": arithmetic(lambda a: sp.log(a, 10)),
+        "exp2": arithmetic(lambda a: 2 ** a),
+        "logaddexp": arithmetic(lambda a, b: sp.log(sp.exp(a) + sp.exp(b))),
+        "hypot": arithmetic(lambda a, b: sp.sqrt(a ** 2 + b ** 2)),
+        "reciprocal": arithmetic(lambda a: 1 / a), "cbrt": arithmetic(lambda a: sp.real_root(a, 3)),
+        "erf": arithmetic(sp.erf), "erfc": arithmetic(sp.erfc), "erfinv": arithmetic(sp.erfinv),
+        "gammaln": arithmetic(lambda a: sp.log(sp.Abs(sp.gamma(a)))),
+        "digamma": arithmetic(sp.digamma),
+        "polygamma": lambda node, a: sp.polygamma(node.attrs["n"], num(node.inputs[0], a)),
+        "floor": arithmetic(sp.floor), "ceil": arithmetic(sp.ceiling),
+        "mod": arithmetic(sp.Mod), "floor_divide": arithmetic(lambda a, b: sp.floor(a / b)),
+        "silu": arithmetic(lambda a: a / (1 + sp.exp(-a))),
+        "log_sigmoid": arithmetic(lambda a: -sp.log(1 + sp.exp(-a))),
+        "softsign": arithmetic(lambda a: a / (1 + sp.Abs(a))),
+        "prod": identity, "cumsum": identity, "cumprod": identity, "logcumsumexp": identity,
+        "sort": identity, "flip": identity, "tril": identity, "triu": identity,
+    })
     return rules
 
 

@@ -20,3 +20,21 @@ from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # n
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
+# -- issue 10: more NumPy/SciPy math, reductions, scans, sorting and shape ops --------------------
+# Internal ops their rules emit: prod_others, cumprod_tangent, cumprod_adjoint, pick_along,
+# pick_along_adjoint, top_k_indices, quantile_index, quantile_weights, axis_map,
+# axis_map_adjoint.
+from .transcendental import (tan, arcsin, arccos, arctan, arctan2, sinh, cosh,  # noqa: F401
+                             arcsinh, arccosh, arctanh, expm1, log2, log10, exp2, logaddexp,
+                             hypot, reciprocal, cbrt)
+from .rounding import (floor, ceil, trunc, round, mod, remainder, floor_divide,  # noqa: F401
+                       isnan, isinf, isfinite)
+from .special_functions import erf, erfc, erfinv, gammaln, digamma, polygamma  # noqa: F401
+from .activations import (gelu, leaky_relu, elu, selu, silu, log_sigmoid,  # noqa: F401
+                          softsign)
+from .statistics import prod, prod_others, var, std, any, all  # noqa: F401
+from .scan import cumsum, cumprod, logcumsumexp, cumprod_tangent, cumprod_adjoint  # noqa: F401
+from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noqa: F401
+                      pick_along_adjoint, quantile_index, quantile_weights)
+from .layout import (flip, roll, split, pad, tile, repeat, moveaxis, swapaxes,  # noqa: F401
+                     broadcast_arrays, meshgrid, tril, triu, axis_map, axis_map_adjoint)

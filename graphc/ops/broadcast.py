@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import apply
 from ..shapes import broadcast_shapes, can_broadcast_to, fmt, shape_argument
+from .attrs import integer, ints
 from .registry import Case, define
 from .shape import expand_dims
 
@@ -23,7 +24,8 @@ def _broadcast_to_infer(x, *, shape):
     return shape, x.dtype, {"shape": shape}
 
 
-define("broadcast_to", infer=_broadcast_to_infer,
+define("broadcast_to", infer=_broadcast_to_infer, attrs={"shape": ints()},
+       curvature="linear",
        kernel=lambda x, *, shape: np.broadcast_to(x, shape),
        bprop=lambda node, g, i: g,
        reference=lambda x, *, shape: np.broadcast_to(x, shape),
@@ -36,6 +38,7 @@ def _broadcast_like_kernel(x, like):
 
 
 define("broadcast_like",
+       curvature="linear",
        infer=lambda x, like: (broadcast_shapes(x.shape, like.shape), x.dtype),
        kernel=_broadcast_like_kernel,
        bprop=lambda node, g, i: g if i == 0 else None,
@@ -59,8 +62,12 @@ def reduce_to(x, shape: tuple, batch: int = 0):
 def _sum_to_infer(x, like, *, batch):
     if x.dtype.kind not in "iufc":
         raise DTypeError(f"sum_to adds numbers, not {x.dtype}")
-    if x.ndim < batch + like.ndim:
-        raise ShapeError(f"cannot sum shape {fmt(x.shape)} to {fmt(like.shape)}")
+    lead = x.ndim - batch - like.ndim
+    # each size of like is x's (after the batch and the summed-away dimensions) or 1
+    if lead < 0 or any(a is not None and b is not None and a != b and a != 1
+                       for a, b in zip(like.shape, x.shape[batch + lead:])):
+        raise ShapeError(f"cannot sum shape {fmt(x.shape)} to {fmt(like.shape)}"
+                         + (f" after {batch} batch dimensions" if batch else ""))
     return x.shape[:batch] + like.shape, x.dtype
 
 
@@ -87,7 +94,8 @@ def _sum_to_reference(x, like, *, batch):
     return out
 
 
-define("sum_to", infer=_sum_to_infer,
+define("sum_to", infer=_sum_to_infer, attrs={"batch": integer(0)},
+       structure="reduce_to", curvature="linear",
        kernel=lambda x, like, *, batch: reduce_to(x, np.shape(x)[:batch] + np.shape(like), batch),
        bprop=_sum_to_bprop,
        reference=_sum_to_reference,

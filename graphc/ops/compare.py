@@ -28,7 +28,7 @@ _COMPARE_CASES = [
 
 def _compare(name, ufunc, doc):
     define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=None, reference=ufunc,
-           cases=_COMPARE_CASES, elementwise=True, inplace=True, doc=doc)
+           arity=2,            cases=_COMPARE_CASES, elementwise=True, inplace=True, doc=doc)
 
 
 _compare("less", np.less, "a < b, elementwise (bool).")
@@ -43,14 +43,14 @@ _P = np.array([[True, False, True], [False, False, True]])
 _Q = np.array([[True, True, False], [False, True, True]])
 
 define("logical_not", infer=elementwise_infer(np.logical_not), kernel=np.logical_not, bprop=None,
-       reference=lambda x: x == 0, cases=[Case((_P,)), Case(((3, 4),))],
+       arity=1, reference=lambda x: x == 0, cases=[Case((_P,)), Case(((3, 4),))],
        elementwise=True, inplace=True)
 define("logical_and", infer=elementwise_infer(np.logical_and), kernel=np.logical_and, bprop=None,
-       reference=lambda a, b: (a != 0) & (b != 0),
+       arity=2, reference=lambda a, b: (a != 0) & (b != 0),
        cases=[Case((_P, _Q)), Case((_P, np.array([True, False, True])))],
        elementwise=True, inplace=True)
 define("logical_or", infer=elementwise_infer(np.logical_or), kernel=np.logical_or, bprop=None,
-       reference=lambda a, b: (a != 0) | (b != 0),
+       arity=2, reference=lambda a, b: (a != 0) | (b != 0),
        cases=[Case((_P, _Q)), Case((_P, np.array(False)))],
        elementwise=True, inplace=True)
 
@@ -78,7 +78,7 @@ def _where_reference(cond, a, b):
     return out
 
 
-define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop,
+define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop, curvature="linear",
        reference=_where_reference,
        cases=[Case((_P, (2, 3), (2, 3)), order=3),
               Case((np.array([True, False, True]), (2, 3), ())),  # cond and b broadcast

@@ -9,22 +9,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GraphcError
-from ..graph import apply
+from ..graph import Node, apply
 from .common import elementwise_infer, is_constant
 from .compare import equal, greater, less, where
 from .registry import Case, define
 
 
-def _binary(name, ufunc, bprop, *, cases, reference=None, doc=""):
-    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop,
+def _binary(name, ufunc, bprop, *, cases, reference=None, doc="", curvature="nonlinear"):
+    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=2,
+           curvature=curvature,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
 def _unary(name, ufunc, bprop, *, cases=None, reference=None, low=-2.0, high=2.0, order=3,
-           doc=""):
+           doc="", curvature="nonlinear"):
     cases = cases or [Case(((3, 4),), low=low, high=high, order=order),
                       Case(((),), low=low, high=high)]
-    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop,
+    define(name, infer=elementwise_infer(ufunc), kernel=ufunc, bprop=bprop, arity=1,
+           curvature=curvature,
            reference=reference or ufunc, cases=cases, elementwise=True, inplace=True, doc=doc)
 
 
@@ -35,10 +37,11 @@ _BROADCAST_CASES = [
 ]
 
 # -- arithmetic -------------------------------------------------------------------------------
-_binary("add", np.add, lambda node, g, i: g, cases=_BROADCAST_CASES)
-_binary("sub", np.subtract, lambda node, g, i: g if i == 0 else neg(g), cases=_BROADCAST_CASES)
+_binary("add", np.add, lambda node, g, i: g, cases=_BROADCAST_CASES, curvature="linear")
+_binary("sub", np.subtract, lambda node, g, i: g if i == 0 else neg(g), cases=_BROADCAST_CASES,
+        curvature="linear")
 _binary("mul", np.multiply, lambda node, g, i: mul(g, node.inputs[1 - i]),
-        cases=_BROADCAST_CASES)
+        cases=_BROADCAST_CASES, curvature="bilinear")
 
 
 def _div_bprop(node, g, i):
@@ -69,7 +72,7 @@ _binary("pow", np.power, _pow_bprop,
         cases=[Case(((3, 4), (3, 4)), low=0.5, high=2.0, order=3),
                Case(((3, 4), ()), low=0.5, high=2.0)])
 
-_unary("neg", np.negative, lambda node, g, i: neg(g))
+_unary("neg", np.negative, lambda node, g, i: neg(g), curvature="linear")
 
 # -- transcendental functions: rules reuse the forward output where they can ------------------
 _unary("exp", np.exp, lambda node, g, i: mul(g, node))
@@ -103,8 +106,29 @@ def div(a, b, name=None):
 
 
 def pow(a, b, name=None):
-    """``a ** b`` with broadcasting."""
+    """``a ** b`` with broadcasting.
+
+    For a Python-number exponent 2 or 0.5 it builds ``square(a)`` or ``sqrt(a)`` (what NumPy's
+    ``**`` operator computes for arrays): exact, and the same in ``g.run`` and compiled code.
+    """
+    exponent = _python_number(b)
+    if isinstance(a, Node) and exponent is not None and (
+            a.dtype.kind == "f" or (a.dtype.kind in "iu" and type(exponent) is int)):
+        if exponent == 2:
+            return square(a, name=name)
+        if exponent == 0.5 and a.dtype.kind == "f":
+            return sqrt(a, name=name)
     return apply("pow", [a, b], name=name)
+
+
+def _python_number(value):
+    """``value`` as a Python int or float when it is one, or a weak constant node of one."""
+    if type(value) in (int, float):
+        return value
+    if isinstance(value, Node) and value.op == "constant" and value.attrs["weak"]:
+        scalar = value.attrs["value"].item()
+        return scalar if type(scalar) in (int, float) else None
+    return None
 
 
 def neg(x, name=None):
@@ -118,12 +142,41 @@ def exp(x, name=None):
 
 
 def log(x, name=None):
-    """Elementwise natural logarithm."""
-    return apply("log", [x], name=name)
+    """Elementwise natural logarithm.
+
+    Of a node that has a stable logarithm it builds that instead, so values and gradients
+    stay finite in ``g.run`` and compiled functions alike: ``log(sigmoid(x))`` is
+    ``-softplus(-x)``, ``log(softmax(x))`` is ``log_softmax(x)``, ``log(1 + x)`` is
+    ``log1p(x)`` (for float ``x``).
+    """
+    stable = _stable_log(x, name)
+    return stable if stable is not None else apply("log", [x], name=name)
+
+
+def _stable_log(x, name):
+    """The stable form of ``log(x)`` for a float node ``x`` that has one, else None."""
+    if not isinstance(x, Node) or x.dtype.kind != "f":
+        return None
+    if x.op in ("sigmoid", "softmax") and x.inputs[0].dtype == x.dtype:
+        from .nn import log_softmax, softplus
+        if x.op == "sigmoid":
+            return neg(softplus(neg(x.inputs[0])), name=name)
+        return log_softmax(x.inputs[0], axis=x.attrs["axis"], name=name)
+    if x.op == "add":
+        for one, other in (x.inputs, x.inputs[::-1]):
+            # 1 + other has other's shape and dtype: log1p(other) is the same value
+            if is_constant(one, 1) and other.shape == x.shape and other.dtype == x.dtype:
+                return log1p(other, name=name)
+    return None
 
 
 def log1p(x, name=None):
-    """Elementwise ``log(1 + x)``, accurate for small ``x``."""
+    """Elementwise ``log(1 + x)``, accurate for small ``x``; ``log1p(exp(x))`` builds the
+    stable ``softplus(x)`` (for float ``x``)."""
+    if isinstance(x, Node) and x.op == "exp" and x.inputs[0].dtype.kind == "f" and \
+            x.inputs[0].dtype == x.dtype:
+        from .nn import softplus
+        return softplus(x.inputs[0], name=name)
     return apply("log1p", [x], name=name)
 
 
@@ -173,20 +226,20 @@ def _minimum_bprop(node, g, i):
 
 _INT_PAIR = (np.array([[3, -1, 2]]), np.array([[3, 0, -5], [1, 1, 1]]))
 
-_unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])),
+_unary("abs", np.abs, lambda node, g, i: mul(g, sign(node.inputs[0])), curvature="linear",
        cases=[Case(((3, 4),), order=3), Case(((),)), Case((np.array([-3, 0, 2]),))],
        reference=lambda x: np.where(x < 0, -x, x),
        doc="|x|; the derivative at 0 is taken as 0.")
 define("sign", infer=elementwise_infer(np.sign), kernel=np.sign, bprop=None,
-       reference=lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype),
+       arity=1, reference=lambda x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype),
        cases=[Case((np.array([-2.0, 0.0, 3.5, -0.0]),)), Case(((3, 4),)),
               Case((np.array([-3, 0, 2]),))],
        elementwise=True, inplace=True, doc="-1, 0 or 1 by the sign of x; no derivative.")
-_binary("maximum", np.maximum, _maximum_bprop,
+_binary("maximum", np.maximum, _maximum_bprop, curvature="linear",
         cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
         reference=lambda a, b: np.where(a >= b, a, b) + 0 * b,
         doc="Elementwise larger value; ties split the gradient equally.")
-_binary("minimum", np.minimum, _minimum_bprop,
+_binary("minimum", np.minimum, _minimum_bprop, curvature="linear",
         cases=_BROADCAST_CASES + [Case(_INT_PAIR)],
         reference=lambda a, b: np.where(a <= b, a, b) + 0 * b,
         doc="Elementwise smaller value; ties split the gradient equally.")
@@ -203,7 +256,8 @@ def _clip_bprop(node, g, i):
     return _split(gm, less(x, lo), equal(x, lo))
 
 
-define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop,
+define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bprop, arity=3,
+       curvature="linear",
        reference=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
        cases=[Case(((3, 4), np.array(-0.5), np.array(0.7)), order=3),
               Case(((3, 4), (4,), (3, 1))),

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from ..graph import Node, apply
 from ..shapes import fmt
+from .attrs import anything_of, flag
 from .registry import Case, define
 
 _TAGS = {"slice": 4, "int": 2, "newaxis": 1, "ellipsis": 1, "array": 2}
@@ -264,6 +265,20 @@ def _getitem_grad_reference(g, like, *, index, front):
 
 
 # -- rules -----------------------------------------------------------------------------------------
+def _index_attr(value) -> tuple:
+    """Tagged entries (the canonical form); ``canonical`` checks each entry fully."""
+    if not isinstance(value, tuple) or not all(isinstance(e, tuple) and e and
+                                               isinstance(e[0], str) for e in value):
+        raise TypeError(f"expected a tuple of tagged index entries, not {value!r:.60}")
+    return value
+
+
+# A NumPy-style index as the user wrote it; canonical() parses it entry by entry.
+_raw_attr = anything_of(int, np.integer, slice, type(None), type(Ellipsis), tuple, list,
+                        np.ndarray)
+_INDEX_ATTRS = {"index": _index_attr, "front": flag}
+
+
 def _getitem_infer(x, *, index=(), front=False, raw=_RAW):
     shape, index, front = canonical(x.shape, index, front, raw)
     return shape, x.dtype, {"index": index, "front": front}
@@ -286,8 +301,11 @@ def _getitem_grad_bprop(node, g, i):
 
 
 define("getitem", infer=_getitem_infer, kernel=_getitem_kernel,
+       structure="select", curvature="linear",
+       attrs={**_INDEX_ATTRS, "raw": _raw_attr},
        bprop=lambda node, g, i: getitem_grad(g, node.inputs[0], node.attrs["index"],
                                              node.attrs["front"]),
+       jvp=lambda node, ts: index_trailing(ts[0], node.attrs["index"], node.attrs["front"]),
        reference=_getitem_reference,
        cases=[Case(((4, 5),), attrs={"raw": (slice(1, None, 2), slice(None, None, -1))}),
               Case(((3, 4, 5),), attrs={"raw": (Ellipsis, 1)}),
@@ -302,6 +320,8 @@ define("getitem", infer=_getitem_infer, kernel=_getitem_kernel,
        doc="x[index]: basic slicing, integers, None, Ellipsis and one 1-D integer array.")
 
 define("getitem_grad", infer=_getitem_grad_infer, kernel=_getitem_grad_kernel,
+       curvature="linear",
+       attrs=_INDEX_ATTRS,
        bprop=_getitem_grad_bprop, reference=_getitem_grad_reference,
        cases=[Case(((2,), (4,)), attrs={"index": (("slice", 1, None, 2),), "front": False},
                    wrt=(0,)),

@@ -89,7 +89,26 @@ def _matmul_reference(a, b):
     return out
 
 
-define("matmul", infer=_matmul_infer, kernel=np.matmul, bprop=_matmul_bprop,
+def _matmul_jvp(node, tangents):
+    a, b = node.inputs
+    parts = []
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        batch = t.ndim - node.inputs[i].ndim
+        if batch and (a.ndim < 2 or b.ndim < 2):  # a promoted vector would take the batch
+            from ..forward import transposed_bprop
+            parts.append(transposed_bprop(node, i, t))
+        else:  # the product rule; ones after the batch keep it in front of stack dimensions
+            missing = node.inputs[1 - i].ndim - node.inputs[i].ndim
+            if batch and missing > 0:
+                t = expand_dims(t, tuple(range(batch, batch + missing)))
+            parts.append(matmul(t, b) if i == 0 else matmul(a, t))
+    return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+define("matmul", infer=_matmul_infer, kernel=np.matmul, bprop=_matmul_bprop, jvp=_matmul_jvp,
+       structure="matmul", curvature="bilinear",
        reference=_matmul_reference,
        cases=[Case(((3, 4), (4, 2)), order=3),
               Case(((4,), (4, 3))),  # vector @ matrix

@@ -32,8 +32,9 @@ from ..graph import apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .common import dtype_argument, elementwise_infer
 from .compare import greater, where
-from .elementwise import mul, neg, sub
+from .elementwise import exp, mul, neg, sub
 from .reduce import sum as reduce_sum
+from .attrs import axes, dtype_name, flag, integer
 from .registry import Case, define
 from .shape import expand_dims
 
@@ -97,7 +98,7 @@ def _softplus(x):
 _ACTIVATION_CASES = [Case(((3, 4),), low=-3.0, high=3.0, order=3), Case(((),)),
                      Case(((6,),), low=-12.0, high=12.0)]
 
-define("relu", infer=_relu_infer, kernel=_relu,
+define("relu", infer=_relu_infer, kernel=_relu, curvature="linear",
        bprop=lambda node, g, i: where(greater(node, 0), g, 0),  # relu'(0) = 0
        reference=lambda x: np.where(x > 0, x, np.zeros_like(x)),
        cases=[Case(((3, 4),)), Case(((),)), Case((np.array([-2, 0, 3]),))],
@@ -141,7 +142,7 @@ def _softmax_bprop(node, g, i):
 
 def _log_softmax_bprop(node, g, i):
     axis = node.attrs["axis"]
-    s = softmax(node.inputs[0], axis=axis)
+    s = exp(node)  # softmax from the output: no second pass over the logits
     return sub(g, mul(s, reduce_sum(g, axis=axis, keepdims=True)))
 
 
@@ -158,10 +159,30 @@ _SOFTMAX_CASES = [
     Case(((5,),), attrs={"axis": -1}, low=-20.0, high=20.0),
 ]
 
-define("softmax", infer=_softmax_infer, kernel=_softmax, bprop=_softmax_bprop,
+def _softmax_jvp(node, tangents):
+    st = mul(node, tangents[0])  # J t = s * (t - sum(s * t)), the same form as the bprop
+    return sub(st, mul(node, reduce_sum(st, axis=node.attrs["axis"], keepdims=True)))
+
+
+def _log_softmax_jvp(node, tangents):
+    (t,) = tangents
+    s = softmax(node.inputs[0], axis=node.attrs["axis"])
+    return sub(t, reduce_sum(mul(s, t), axis=node.attrs["axis"], keepdims=True))
+
+
+def _logsumexp_jvp(node, tangents):
+    axis = node.attrs["axis"]
+    s = softmax(node.inputs[0], axis=axis)
+    return reduce_sum(mul(s, tangents[0]), axis=axis, keepdims=node.attrs["keepdims"])
+
+
+define("softmax", infer=_softmax_infer, attrs={"axis": axes}, kernel=_softmax,
+       bprop=_softmax_bprop, jvp=_softmax_jvp, structure="group",
        reference=_softmax_reference, cases=_SOFTMAX_CASES,
        doc="exp(x) / sum(exp(x)) along axis, shifted by the max (stable).")
 define("log_softmax", infer=_softmax_infer, kernel=_log_softmax, bprop=_log_softmax_bprop,
+       jvp=_log_softmax_jvp, structure="group",
+       attrs={"axis": axes},
        reference=lambda x, *, axis: np.log(_softmax_reference(x, axis=axis)),
        cases=_SOFTMAX_CASES,
        doc="x - logsumexp(x) along axis (stable); its rule uses softmax.")
@@ -190,6 +211,8 @@ def _logsumexp_bprop(node, g, i):
 
 
 define("logsumexp", infer=_logsumexp_infer, kernel=_logsumexp, bprop=_logsumexp_bprop,
+       jvp=_logsumexp_jvp, structure="reduce",
+       attrs={"axis": axes, "keepdims": flag},
        reference=lambda x, *, axis, keepdims: np.log(
            np.add.reduce(np.exp(x), axis=axis, keepdims=keepdims)),
        cases=[Case(((3, 4),), attrs={"axis": -1, "keepdims": False}, order=3),
@@ -331,7 +354,7 @@ def _one_hot_reference(indices, *, depth, dtype):
 
 _INDICES = np.array([[0, 2], [1, 5], [-1, 2]])  # 5 and -1 are out of range: zero rows
 
-define("one_hot", infer=_one_hot_infer,
+define("one_hot", infer=_one_hot_infer, attrs={"depth": integer(0), "dtype": dtype_name},
        kernel=lambda indices, *, depth, dtype: _one_hot_array(indices, depth, dtype),
        bprop=None, reference=_one_hot_reference,
        cases=[Case((_INDICES,), attrs={"depth": 3, "dtype": "float64"}),

@@ -12,6 +12,7 @@ from .broadcast import broadcast_like, broadcast_to
 from .common import probe
 from .compare import equal
 from .elementwise import div, mul
+from .attrs import axes, dtype_name, flag, ints
 from .registry import Case, define
 from .shape import expand_dims
 from .special import cast
@@ -42,6 +43,8 @@ def _mean_bprop(node, g, i):
     return _spread(node, div(g, reduced_size(node.inputs[0], node.attrs["axis"], node.dtype)))
 
 
+_REDUCE_ATTRS = {"axis": axes, "keepdims": flag}
+
 _REDUCE_CASES = [
     Case(((3, 4),), attrs={"axis": (1,), "keepdims": False}, order=3),
     Case(((2, 3, 4),), attrs={"axis": (0, 2), "keepdims": True}),
@@ -49,13 +52,27 @@ _REDUCE_CASES = [
     Case(((),), attrs={"axis": (), "keepdims": False}),
 ]
 
-define("sum", infer=_reduce_infer(np.sum),
+def _linear_reduction_jvp(reduce):
+    """A sum or mean is linear: its tangent is the same reduction of the input's tangent, over
+    negative axes (right whatever the tangent's batch)."""
+    def jvp(node, tangents):
+        x, (t,) = node.inputs[0], tangents
+        return reduce(t, axis=tuple(a - x.ndim for a in node.attrs["axis"]),
+                      keepdims=node.attrs["keepdims"])
+    return jvp
+
+
+define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
+       jvp=_linear_reduction_jvp(lambda t, **kw: sum(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
        bprop=lambda node, g, i: _spread(node, g),
        reference=lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
        cases=_REDUCE_CASES)
 
-define("mean", infer=_reduce_infer(np.mean),
+define("mean", infer=_reduce_infer(np.mean), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
+       jvp=_linear_reduction_jvp(lambda t, **kw: mean(t, **kw)),
        kernel=lambda x, *, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
        bprop=_mean_bprop,
        reference=lambda x, *, axis, keepdims: (np.add.reduce(x, axis=axis, keepdims=keepdims)
@@ -65,10 +82,13 @@ define("mean", infer=_reduce_infer(np.mean),
 
 
 def _reduced_size_infer(x, *, axis, dtype):
+    if any(a >= x.ndim for a in axis):
+        raise ShapeError(f"axes {axis} are out of range for {x.ndim} dimensions")
     return (), np.dtype(dtype)
 
 
 define("reduced_size", infer=_reduced_size_infer,
+       attrs={"axis": ints(0), "dtype": dtype_name},
        kernel=lambda x, *, axis, dtype: np.array(
            np.prod([np.shape(x)[a] for a in axis], dtype=np.int64), dtype=dtype),
        bprop=None,
@@ -137,12 +157,14 @@ def _extremum_reference(ufunc):
 
 _EXTREMUM_CASES = _REDUCE_CASES + [Case(((2, 3, 4),), attrs={"axis": (-1,), "keepdims": True})]
 
-define("max", infer=_extremum_infer(np.max),
+define("max", infer=_extremum_infer(np.max), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.maximum), cases=_EXTREMUM_CASES,
        doc="Largest element over `axis`; tied elements share the gradient equally.")
 
-define("min", infer=_extremum_infer(np.min),
+define("min", infer=_extremum_infer(np.min), attrs=_REDUCE_ATTRS,
+       structure="reduce", curvature="linear",
        kernel=lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
        bprop=_extremum_bprop, reference=_extremum_reference(np.minimum), cases=_EXTREMUM_CASES,
        doc="Smallest element over `axis`; tied elements share the gradient equally.")
@@ -183,12 +205,12 @@ _ARG_CASES = [
     Case((np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]),), attrs={"axis": 1, "keepdims": False}),
 ]
 
-define("argmax", infer=_arg_infer,
+define("argmax", infer=_arg_infer, attrs=_REDUCE_ATTRS,
        kernel=lambda x, *, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims),
        bprop=None, reference=_arg_reference(max), cases=_ARG_CASES,
        doc="Index of the (first) largest element over `axis` (flattened when None).")
 
-define("argmin", infer=_arg_infer,
+define("argmin", infer=_arg_infer, attrs=_REDUCE_ATTRS,
        kernel=lambda x, *, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims),
        bprop=None, reference=_arg_reference(min), cases=_ARG_CASES,
        doc="Index of the (first) smallest element over `axis` (flattened when None).")

@@ -12,6 +12,7 @@ from ..errors import DTypeError, GraphcError, ShapeError
 from ..graph import Node, apply
 from ..shapes import fmt, normalize_axis, shape_argument, size
 from .indexing import FULL, index_trailing
+from .attrs import axes, integer, ints
 from .registry import Case, define
 
 
@@ -45,7 +46,17 @@ def _reshape_bprop(node, g, i):
     return reshape(g, batch + x.shape)
 
 
+def _reshape_jvp(node, tangents):
+    (t,) = tangents
+    batch = t.shape[:t.ndim - node.inputs[0].ndim]
+    if None in node.shape or None in batch:
+        return reshape_like(t, node, len(batch))
+    return reshape(t, batch + node.shape)
+
+
 define("reshape", infer=_reshape_infer, kernel=lambda x, *, shape: np.reshape(x, shape),
+       structure="select", curvature="linear",
+       attrs={"shape": ints(-1)}, jvp=_reshape_jvp,
        bprop=_reshape_bprop, reference=lambda x, *, shape: x.reshape(shape),
        cases=[Case(((3, 4),), attrs={"shape": (2, 6)}, order=3),
               Case(((3, 4),), attrs={"shape": (-1,)}), Case(((1,),), attrs={"shape": ()})])
@@ -60,7 +71,8 @@ def _reshape_like_infer(x, like, *, lead):
     return x.shape[:lead] + like.shape, x.dtype
 
 
-define("reshape_like", infer=_reshape_like_infer,
+define("reshape_like", infer=_reshape_like_infer, attrs={"lead": integer(0)},
+       structure="select", curvature="linear",
        kernel=lambda x, like, *, lead: np.reshape(x, np.shape(x)[:lead] + np.shape(like)),
        bprop=lambda node, g, i: reshape_like(g, node.inputs[0], g.ndim - node.ndim) if i == 0
        else None,
@@ -87,7 +99,15 @@ def _transpose_bprop(node, g, i):
     return transpose(g, tuple(range(batch)) + tuple(batch + int(a) for a in inverse))
 
 
+def _transpose_jvp(node, tangents):
+    (t,) = tangents
+    batch = t.ndim - node.ndim
+    return transpose(t, tuple(range(batch)) + tuple(batch + a for a in node.attrs["axes"]))
+
+
 define("transpose", infer=_transpose_infer, kernel=lambda x, *, axes: np.transpose(x, axes),
+       structure="select", curvature="linear",
+       attrs={"axes": axes}, jvp=_transpose_jvp,
        bprop=_transpose_bprop, reference=lambda x, *, axes: np.transpose(x, axes),
        cases=[Case(((3, 4),), attrs={"axes": (1, 0)}, order=3),
               Case(((2, 3, 4),), attrs={"axes": (2, 0, 1)})])
@@ -119,13 +139,19 @@ def _squeeze_infer(x, *, axis):
     return tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype, {"axis": axes}
 
 
-define("expand_dims", infer=_expand_dims_infer,
+define("expand_dims", infer=_expand_dims_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
        kernel=lambda x, *, axis: np.expand_dims(x, axis),
        bprop=lambda node, g, i: squeeze(g, tuple(a - node.ndim for a in node.attrs["axis"])),
+       jvp=lambda node, ts: expand_dims(ts[0], tuple(a - node.ndim
+                                                     for a in node.attrs["axis"])),
        reference=lambda x, *, axis: np.expand_dims(x, axis),
        cases=[Case(((3, 4),), attrs={"axis": (0, 2)}, order=3), Case(((),), attrs={"axis": (0,)})])
 
-define("squeeze", infer=_squeeze_infer,
+define("squeeze", infer=_squeeze_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
+       jvp=lambda node, ts: squeeze(ts[0], tuple(a - node.inputs[0].ndim
+                                                 for a in node.attrs["axis"])),
        kernel=lambda x, *, axis: np.squeeze(x, axis),
        bprop=lambda node, g, i: expand_dims(
            g, tuple(a - node.inputs[0].ndim for a in node.attrs["axis"])),
@@ -230,7 +256,8 @@ def _concatenate_reference(*xs, axis):
     return out
 
 
-define("concatenate", infer=_concatenate_infer,
+define("concatenate", infer=_concatenate_infer, attrs={"axis": axes},
+       structure="select", curvature="linear",
        kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
        bprop=_concatenate_bprop, reference=_concatenate_reference,
        cases=[Case(((2, 3), (4, 3)), attrs={"axis": 0}, order=3),
@@ -268,6 +295,8 @@ def _stack_reference(*xs, axis):
 
 
 define("stack", infer=_stack_infer, kernel=lambda *xs, axis: np.stack(xs, axis=axis),
+       structure="select", curvature="linear",
+       attrs={"axis": axes},
        bprop=_stack_bprop, reference=_stack_reference,
        cases=[Case(((2, 3), (2, 3)), attrs={"axis": 0}, order=3),
               Case(((2, 3), (2, 3), (2, 3)), attrs={"axis": -1}),
@@ -301,6 +330,9 @@ def _concat_put_kernel(h, *xs, axis, part):
     return out
 
 
+_PART_ATTRS = {"axis": integer(), "part": integer(0)}
+
+
 def _concat_part_infer(kind):
     def infer(g, *xs, axis, part):
         axis, part = int(axis), int(part)
@@ -309,10 +341,14 @@ def _concat_part_infer(kind):
             raise ShapeError(f"bad axis {axis} or part {part} for shapes "
                              f"{', '.join(fmt(x.shape) for x in (g,) + xs)}")
         sizes = [x.shape[axis] for x in xs]
-        if kind == "take":
-            size_ = sizes[part]
-        else:
-            size_ = None if None in sizes else int(np.sum(sizes))
+        total = None if None in sizes else int(np.sum(sizes))
+        size_, whole = (sizes[part], g.shape[axis]) if kind == "take" else (total, sizes[part])
+        if kind == "take" and total is not None and whole is not None and whole != total:
+            raise ShapeError(f"g has size {whole} along axis {axis}, the parts add up to {total}")
+        if kind == "put" and whole is not None and g.shape[axis] is not None and \
+                g.shape[axis] != whole:
+            raise ShapeError(f"g has size {g.shape[axis]} along axis {axis}, part {part} has "
+                             f"{whole}")
         shape = g.shape[:g.ndim + axis] + (size_,) + g.shape[g.ndim + axis + 1:]
         return shape, g.dtype, {"axis": axis, "part": part}
     return infer
@@ -331,6 +367,8 @@ def _concat_put_reference(h, *xs, axis, part):
 
 
 define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kernel,
+       structure="select", curvature="linear",
+       attrs=_PART_ATTRS,
        bprop=lambda node, g, i: None if i else concat_put(g, node.inputs[1:], **node.attrs),
        reference=_concat_take_reference,
        cases=[Case(((5, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),
@@ -338,7 +376,8 @@ define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kern
        doc="The part of g that input `part` of a concatenation along `axis` fills (sizes "
            "read from the inputs at run time).")
 
-define("concat_put", infer=_concat_part_infer("put"), kernel=_concat_put_kernel,
+define("concat_put", infer=_concat_part_infer("put"), attrs=_PART_ATTRS, kernel=_concat_put_kernel,
+       curvature="linear",
        bprop=lambda node, g, i: None if i else concat_take(g, node.inputs[1:], **node.attrs),
        reference=_concat_put_reference,
        cases=[Case(((3, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GraphcError
+from .attrs import anything_of, flag
 from .registry import Case, define
 
 
@@ -20,11 +21,12 @@ def _constant_kernel(*, value, weak):
     return value.item() if weak else value
 
 
-define("placeholder", infer=_built_by_graph, kernel=None, bprop=None,
+define("placeholder", infer=_built_by_graph, kernel=None, bprop=None, arity=0,
        doc="An input fed at run time.")
-define("variable", infer=_built_by_graph, kernel=None, bprop=None,
+define("variable", infer=_built_by_graph, kernel=None, bprop=None, arity=0,
        doc="An array stored in the graph, read at run time, updatable.")
-define("constant", infer=_built_by_graph, kernel=_constant_kernel, bprop=None,
+define("constant", infer=_built_by_graph, kernel=_constant_kernel, bprop=None, arity=0,
+       attrs={"value": anything_of(np.ndarray), "weak": flag},
        reference=lambda *, value, weak: value,
        cases=[Case((), attrs={"value": np.arange(6.0).reshape(2, 3), "weak": False}),
               Case((), attrs={"value": np.array(2.5), "weak": True})],

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..graph import apply
 from .common import dtype_argument
+from .attrs import dtype_name
 from .registry import Case, define
 
 
@@ -16,6 +17,8 @@ def _cast_infer(x, *, dtype):
 # A cast between float types passes the gradient on (the pass casts it back to the input's
 # dtype); a cast to int or bool ends every path (the pass sees an integer node).
 define("cast", infer=_cast_infer, kernel=lambda x, *, dtype: np.asarray(x).astype(dtype),
+       curvature="linear",
+       attrs={"dtype": dtype_name},
        bprop=lambda node, g, i: g,
        reference=lambda x, *, dtype: x.astype(dtype),
        cases=[Case(((3, 4),), attrs={"dtype": "float32"}, wrt=()),

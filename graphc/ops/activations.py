@@ -1,0 +1,183 @@
+"""More activations of neural networks: ``gelu``, ``leaky_relu``, ``elu``, ``selu``, ``silu``,
+``log_sigmoid`` and ``softsign`` (the names and defaults of ``jax.nn``).
+
+Kernels are stable for any input: ``log_sigmoid = -softplus(-x)``, ``elu`` takes ``expm1`` of
+``min(x, 0)`` only; ``gelu`` is the exact ``x * Phi(x)`` (with ``approximate=True`` the tanh
+form). Rules are graphs of registered ops (``sigmoid``, ``erf``, ``where`` ...), so every order
+of derivative works; at the kink of ``leaky_relu`` the derivative is taken from the left.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from ..graph import apply
+from .attrs import flag, real
+from .compare import greater, where
+from .elementwise import abs, add, div, exp, mul, neg, square, sub, tanh
+from .nn import _as_float, _float_unary_infer, _sigmoid, _softplus, sigmoid
+from .registry import Case, define
+from .special_functions import erf
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_SCALE = math.sqrt(2.0 / math.pi)  # gelu's tanh form: tanh(c (x + 0.044715 x^3))
+_TANH_CUBIC = 0.044715
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+_CASES = [Case(((3, 4),), low=-3.0, high=3.0, order=3), Case(((),)),
+          Case((np.array([-2, 1, 3]),))]
+
+
+# -- gelu -------------------------------------------------------------------------------------------
+def _gelu_infer(x, *, approximate):
+    return _float_unary_infer(x)
+
+
+def _gelu(x, *, approximate):
+    x = _as_float(x)
+    if approximate:
+        inner = _TANH_SCALE * (x + _TANH_CUBIC * x ** 3)
+        return 0.5 * x * (1 + np.tanh(inner))
+    return (0.5 * x * (1 + special.erf(x * _SQRT_HALF))).astype(x.dtype, copy=False)
+
+
+def _gelu_bprop(node, g, i):
+    x = node.inputs[0]
+    if node.attrs["approximate"]:
+        t = tanh(mul(add(x, mul(mul(x, square(x)), _TANH_CUBIC)), _TANH_SCALE))
+        dinner = mul(add(mul(square(x), 3 * _TANH_CUBIC), 1), _TANH_SCALE)
+        slope = add(mul(add(t, 1), 0.5), mul(mul(x, sub(1, square(t))), mul(dinner, 0.5)))
+    else:  # Phi(x) + x phi(x)
+        cdf = mul(add(erf(mul(x, _SQRT_HALF)), 1), 0.5)
+        slope = add(cdf, mul(x, mul(exp(mul(square(x), -0.5)), _INV_SQRT_2PI)))
+    return mul(g, slope)
+
+
+def _gelu_reference(x, *, approximate):
+    if approximate:
+        c = math.sqrt(2 / math.pi)
+        return np.vectorize(lambda v: 0.5 * v * (1 + math.tanh(c * (v + 0.044715 * v ** 3))),
+                            otypes=[np.float64])(x)
+    return np.vectorize(lambda v: v * 0.5 * math.erfc(-v / math.sqrt(2)), otypes=[np.float64])(x)
+
+
+define("gelu", infer=_gelu_infer, attrs={"approximate": flag}, kernel=_gelu, bprop=_gelu_bprop,
+       reference=_gelu_reference,
+       cases=[Case(((3, 4),), attrs={"approximate": False}, low=-3.0, high=3.0, order=3),
+              Case(((3, 4),), attrs={"approximate": True}, low=-3.0, high=3.0, order=3),
+              Case((np.array([-2, 1]),), attrs={"approximate": False})],
+       elementwise=True, doc="x * Phi(x) (Phi the normal CDF), or its tanh approximation.")
+
+
+# -- leaky_relu / elu / selu ------------------------------------------------------------------------
+def _leaky_relu_infer(x, *, negative_slope):
+    return _float_unary_infer(x)
+
+
+def _leaky_relu(x, *, negative_slope):
+    x = _as_float(x)
+    return np.where(x > 0, x, x * negative_slope)
+
+
+define("leaky_relu", infer=_leaky_relu_infer, attrs={"negative_slope": real()},
+       kernel=_leaky_relu, curvature="linear",
+       bprop=lambda node, g, i: where(greater(node.inputs[0], 0), g,
+                                      mul(g, node.attrs["negative_slope"])),
+       reference=lambda x, *, negative_slope: np.maximum(x, 0) + negative_slope * np.minimum(x, 0),
+       cases=[Case(((3, 4),), attrs={"negative_slope": 0.01}, order=3),
+              Case(((),), attrs={"negative_slope": 0.2}),
+              Case((np.array([-2, 0, 3]),), attrs={"negative_slope": 0.5})],
+       elementwise=True, doc="x where x > 0, else negative_slope * x.")
+
+
+def _elu(x, alpha):
+    x = _as_float(x)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_infer(x, *, alpha):
+    return _float_unary_infer(x)
+
+
+define("elu", infer=_elu_infer, attrs={"alpha": real()},
+       kernel=lambda x, *, alpha: _elu(x, alpha),
+       # below 0 the slope alpha * exp(x) is the output plus alpha
+       bprop=lambda node, g, i: where(greater(node.inputs[0], 0), g,
+                                      mul(g, add(node, node.attrs["alpha"]))),
+       reference=lambda x, *, alpha: np.where(x > 0, x, alpha * (np.exp(x) - 1)),
+       cases=[Case(((3, 4),), attrs={"alpha": 1.0}, order=3),
+              Case(((),), attrs={"alpha": 0.5}), Case((np.array([-800.0, 2.0]),),
+                                                      attrs={"alpha": 1.0})],
+       elementwise=True, doc="x where x > 0, else alpha * (exp(x) - 1).")
+
+define("selu", infer=_float_unary_infer,
+       kernel=lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA),
+       bprop=lambda node, g, i: where(greater(node.inputs[0], 0), mul(g, _SELU_SCALE),
+                                      mul(g, add(node, _SELU_SCALE * _SELU_ALPHA))),
+       reference=lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * (np.exp(x) - 1)),
+       cases=_CASES, elementwise=True,
+       doc="scale * elu(x, alpha) with the self-normalising constants of Klambauer et al.")
+
+
+# -- silu / log_sigmoid / softsign ----------------------------------------------------------------
+def _silu_bprop(node, g, i):
+    x = node.inputs[0]
+    s = sigmoid(x)
+    return mul(g, mul(s, add(mul(x, sub(1, s)), 1)))  # s (1 + x (1 - s))
+
+
+define("silu", infer=_float_unary_infer, kernel=lambda x: _as_float(x) * _sigmoid(x),
+       bprop=_silu_bprop, reference=lambda x: x / (1 + np.exp(-x)), cases=_CASES,
+       elementwise=True, doc="x * sigmoid(x) (also called swish).")
+define("log_sigmoid", infer=_float_unary_infer, kernel=lambda x: -_softplus(-_as_float(x)),
+       bprop=lambda node, g, i: mul(g, sigmoid(neg(node.inputs[0]))),
+       reference=lambda x: np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))),
+       cases=_CASES + [Case((np.array([-1e4, 1e4, 0.0]),), wrt=())],
+       elementwise=True, doc="log(sigmoid(x)) = -softplus(-x), stable for any x.")
+define("softsign", infer=_float_unary_infer,
+       kernel=lambda x: _as_float(x) / (1 + np.abs(_as_float(x))),
+       bprop=lambda node, g, i: div(g, square(add(abs(node.inputs[0]), 1))),
+       reference=lambda x: x / (1 + np.sqrt(x * x)), cases=_CASES,
+       elementwise=True, doc="x / (1 + |x|).")
+
+
+# -- builders ---------------------------------------------------------------------------------------
+def gelu(x, approximate: bool = False, name=None):
+    """The Gaussian error linear unit ``x * Phi(x)``, exact (with ``erf``) by default;
+    ``approximate=True`` gives the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+    (jax.nn.gelu defaults to the tanh form; PyTorch's and this default is the exact one.)"""
+    return apply("gelu", [x], {"approximate": approximate}, name=name)
+
+
+def leaky_relu(x, negative_slope: float = 0.01, name=None):
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (slope ``negative_slope`` at 0)."""
+    return apply("leaky_relu", [x], {"negative_slope": negative_slope}, name=name)
+
+
+def elu(x, alpha: float = 1.0, name=None):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+    return apply("elu", [x], {"alpha": alpha}, name=name)
+
+
+def selu(x, name=None):
+    """The scaled ELU ``scale * elu(x, alpha)`` with ``alpha = 1.6733``, ``scale = 1.0507``."""
+    return apply("selu", [x], name=name)
+
+
+def silu(x, name=None):
+    """``x * sigmoid(x)`` (swish)."""
+    return apply("silu", [x], name=name)
+
+
+def log_sigmoid(x, name=None):
+    """``log(sigmoid(x))`` computed as ``-softplus(-x)``: finite for any ``x``."""
+    return apply("log_sigmoid", [x], name=name)
+
+
+def softsign(x, name=None):
+    """``x / (1 + |x|)``."""
+    return apply("softsign", [x], name=name)
