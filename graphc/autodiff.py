@@ -96,7 +96,14 @@ def _only_used(graph, start: int, results):
     """``results``, after dropping the nodes built since ``start`` that they do not use (a
     rule's intermediate that sharing or folding made redundant, an unused seed), so that the
     graph holds no dead derivative nodes."""
-    graph._drop_unused(start, results if isinstance(results, list) else [results])
+    flat, stack = [], [results]
+    while stack:  # results may be a node, or (nested) lists of nodes and Nones
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            flat.append(item)
+    graph._drop_unused(start, flat)
     return results
 
 

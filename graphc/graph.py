@@ -498,6 +498,9 @@ class Graph:
                                           not dead.isdisjoint(map(id, key[1]))):
                     del index[key]
         for node in dropped:
+            key = _structural_key(node.op, node.inputs, node.attrs)  # (indexed, maybe unlogged,
+            if key is not None and self._memo.get(key) is node:  # when the index was built)
+                del self._memo[key]
             del self._by_name[node.name]
             for x in node.inputs:
                 if id(x) not in dead and node in self._consumers[x.id]:
