@@ -59,6 +59,10 @@ def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto"):
     With lists, the result is a list (or a list of lists) of blocks.
     """
     _check_mode(mode, "jacobian")
+    for what, value in (("y", ys), ("x", xs)):
+        if not isinstance(value, (Node, list, tuple)):  # (a string would recurse forever)
+            raise GraphcError(f"jacobian: {what} must be a node or a list of nodes, not "
+                              f"{type(value).__name__}")
     if not isinstance(ys, Node):
         return [jacobian(y, xs, mode) for y in ys]
     if not isinstance(xs, Node):
@@ -98,8 +102,9 @@ def hessian(z: Node, xs: Nodes, mode: str = "auto"):
     """
     _check_mode(mode, "hessian")
     if not isinstance(z, Node) or z.shape != ():
-        shape = fmt(z.shape) if isinstance(z, Node) else type(z).__name__
-        raise ShapeError(f"hessian: z must be a scalar node, not {shape}")
+        what = f"{describe(z)} of shape {fmt(z.shape)}" if isinstance(z, Node) else \
+            type(z).__name__
+        raise ShapeError(f"hessian: z must be a scalar node, not {what}")
     targets = [xs] if isinstance(xs, Node) else list(xs)
     for x in targets:
         _float(x, "hessian", "x")
@@ -125,7 +130,9 @@ def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
     """
     _check_mode(mode, "hvp")
     if not isinstance(z, Node) or z.shape != ():
-        raise ShapeError("hvp: z must be a scalar node")
+        what = f"{describe(z)} of shape {fmt(z.shape)}" if isinstance(z, Node) else \
+            type(z).__name__
+        raise ShapeError(f"hvp: z must be a scalar node, not {what}")
     single = isinstance(xs, Node)
     targets = [xs] if single else list(xs)
     vectors = [vs] if single else list(vs)
