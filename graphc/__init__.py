@@ -31,6 +31,15 @@ from .autodiff import gradients, grad
 from .forward import jvp
 from .jacobians import jacobian, jacfwd, hessian, hvp
 from .sparse import jacobian_sparsity, hessian_sparsity, sparse_jacobian, sparse_hessian
+# linear algebra (issue 10): gc.linalg.*, and NumPy's top-level names
+from .ops import einsum, tensordot, trace, diagonal, diag, outer, inner, dot
+from . import linalg
+# -- issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers --
+from .errors import IndexOutOfRangeError
+from .ops import (conv1d, conv2d, conv_transpose2d, max_pool2d, avg_pool2d,
+                  take, take_along_axis, boolean_mask, index_add, index_update, dynamic_slice,
+                  zeros, ones, full, eye, arange, linspace, full_like)
+from . import random
 from .testing import check_gradients
 from .compiler import function
 from .io import to_dot, render, to_json, from_json, save, load, to_sympy, from_sympy
@@ -68,6 +77,8 @@ __all__ = [
     "sort", "argsort", "top_k", "quantile", "median",
     "flip", "roll", "split", "pad", "tile", "repeat", "moveaxis", "swapaxes", "broadcast_arrays",
     "meshgrid", "tril", "triu",
+    # linear algebra (issue 10)
+    "linalg", "einsum", "tensordot", "trace", "diagonal", "diag", "outer", "inner", "dot",
     # differentiation
     "gradients", "grad", "jacobian", "hessian", "hvp", "check_gradients",
     "jvp", "jacfwd",
@@ -84,6 +95,11 @@ __all__ = [
     "GraphcError", "ShapeError", "DTypeError", "MissingFeedError", "FeedError",
     "DisconnectedGradientError", "GradientCheckError", "GraphFormatError", "NumericsError",
     "OutOfMemoryError",
+    # issue 10 (h10nn): convolution, pooling, gather/scatter, creation, random numbers
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+    "take", "take_along_axis", "boolean_mask", "index_add", "index_update", "dynamic_slice",
+    "zeros", "ones", "full", "eye", "arange", "linspace", "full_like", "random",
+    "IndexOutOfRangeError",
 ]
 
 # errors added for issue 9 (trust first)

@@ -44,6 +44,10 @@ class NumericsError(GraphcError, FloatingPointError):
     """A node produced NaN or Inf while ``check_numerics`` was on."""
 
 
+class IndexOutOfRangeError(ShapeError, IndexError):
+    """An index outside its dimension at run time (gather, scatter, x[node]); never wrapped."""
+
+
 class SymbolicValueError(GraphcError, TypeError):
     """A node used where Python needs a concrete value: ``bool(node)``, ``list(node)``, ``for``."""
 

@@ -254,6 +254,11 @@ class Node:
     def __round__(self, ndigits=None):
         return _ops().round(self, 0 if ndigits is None else ndigits)
 
+    @property
+    def at(self):
+        """JAX's functional updates: ``x.at[idx].add(v)``, ``x.at[idx].set(v)``."""
+        from .ops.scatter import At
+        return At(self)
 
 
 def _ops():

@@ -11,8 +11,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import shapes
-from .errors import (DTypeError, FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
-                     ShapeError, describe)
+from .errors import (DTypeError, FeedError, GraphcError, IndexOutOfRangeError, MissingFeedError,
+                     OutOfMemoryError, ShapeError, describe)
 from .ops.registry import REGISTRY
 
 
@@ -211,8 +211,8 @@ def kernel_error(node, exc: Exception, values) -> GraphcError:
     if is_allocation_failure(exc):
         return out_of_memory(node, exc, f"computing from inputs {given}")
     shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
-    kind = ShapeError if isinstance(exc, IndexError) or (isinstance(exc, ValueError) and shapey) \
-        else GraphcError
+    kind = IndexOutOfRangeError if isinstance(exc, IndexError) else \
+        ShapeError if isinstance(exc, ValueError) and shapey else GraphcError
     return kind(f"{describe(node)} failed at run time: {exc}; inputs: {given}")
 
 

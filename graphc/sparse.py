@@ -127,9 +127,32 @@ def _assignments(node: Node) -> list:
                                x.shape).ravel()
         return [sp.csr_matrix((np.ones(sizes[0], bool), (into, np.arange(sizes[0]))),
                               shape=(n_out, sizes[0])), None]
+    if kind == "scatter":  # the adjoint of a selection: each input element lands somewhere
+        into = _scatter_targets(node)
+        return [sp.csr_matrix((np.ones(sizes[0], bool), (into, np.arange(sizes[0]))),
+                              shape=(n_out, sizes[0]))] + [None] * (len(sizes) - 1)
     if kind == "matmul":
         return [sum(terms).astype(bool).tocsr() for terms in _matmul_terms(node)]
     return [sp.csr_matrix(np.ones((n_out, n), bool)) for n in sizes]  # dense: always safe
+
+
+# The selection whose adjoint each scatter op is: applied to the output's element numbers, it
+# tells where each input element is added.
+_SCATTERS_OF = {"getitem_grad": "getitem", "concat_put": "concat_take"}
+
+
+def _scatter_targets(node: Node) -> np.ndarray:
+    partner = registry.REGISTRY[_SCATTERS_OF[node.op]]
+    g = node.inputs[0]
+    if node.op == "getitem_grad":
+        like = node.inputs[1]
+        numbers = np.arange(size(like.shape)).reshape(like.shape)
+        source = np.asarray(partner.kernel(numbers, **node.attrs)).ravel()
+        batch = size(g.shape) // max(source.size, 1)
+        return (np.arange(batch)[:, None] * numbers.size + source[None, :]).ravel()
+    numbers = np.arange(size(node.shape)).reshape(node.shape)
+    others = [np.zeros(x.shape) for x in node.inputs[1:]]
+    return np.asarray(partner.kernel(numbers, *others, **node.attrs)).ravel()
 
 
 def _matmul_terms(node: Node) -> tuple:
@@ -249,19 +272,55 @@ def _largest_first(adjacency: sp.csr_matrix) -> np.ndarray:
     return np.argsort(-np.diff(adjacency.indptr), kind="stable")
 
 
-def column_colouring(pattern: sp.csr_matrix) -> np.ndarray:
+def _smallest_last(adjacency: sp.csr_matrix) -> np.ndarray:
+    """Repeatedly remove a vertex of least remaining degree; colour in the reverse order
+    (Matula and Beck): often fewer colours than largest-first, at the same cost."""
+    n = adjacency.shape[0]
+    indptr, indices = adjacency.indptr, adjacency.indices
+    degree = np.diff(indptr).tolist()
+    buckets: dict = {}
+    for v, d in enumerate(degree):
+        buckets.setdefault(d, set()).add(v)
+    removed = [False] * n
+    order, low = [], 0
+    for _ in range(n):
+        while not buckets.get(low):
+            low += 1
+        v = buckets[low].pop()
+        removed[v] = True
+        order.append(v)
+        for w in indices[indptr[v]:indptr[v + 1]].tolist():
+            if not removed[w]:
+                buckets[degree[w]].discard(w)
+                degree[w] -= 1
+                buckets.setdefault(degree[w], set()).add(w)
+                low = min(low, degree[w])
+    return np.asarray(order[::-1], np.int64)
+
+
+_ORDERS = {"largest_first": _largest_first, "smallest_last": _smallest_last}
+
+
+def _ordering(adjacency: sp.csr_matrix, order: str) -> np.ndarray:
+    if order not in _ORDERS:
+        raise GraphcError(f"colouring order must be one of {sorted(_ORDERS)}, not {order!r}")
+    return _ORDERS[order](adjacency)
+
+
+def column_colouring(pattern: sp.csr_matrix, order: str = "largest_first") -> np.ndarray:
     """Columns that share no row get the same colour (distance-2 colouring of the bipartite
-    graph, greedy in largest-first order): ``J S`` then holds every entry of J."""
+    graph, greedy in ``order``: "largest_first" or "smallest_last"): ``J S`` then holds every
+    entry of J."""
     P = pattern.astype(bool).astype(np.int8)
     adjacency = (P.T @ P).tocsr()
     adjacency.setdiag(0)
     adjacency.eliminate_zeros()
-    return _greedy(adjacency, _largest_first(adjacency))
+    return _greedy(adjacency, _ordering(adjacency, order))
 
 
-def star_colouring(pattern: sp.csr_matrix) -> np.ndarray:
+def star_colouring(pattern: sp.csr_matrix, order: str = "largest_first") -> np.ndarray:
     """A star colouring of a symmetric pattern (a distance-1 colouring in which every path on
-    four vertices takes at least three colours), greedy in largest-first order (Gebremedhin,
+    four vertices takes at least three colours), greedy in ``order`` (Gebremedhin,
     Manne and Pothen 2005, section 4).
 
     Vertex v may not take: the colour of a neighbour w; if w is uncoloured, the colour of any
@@ -286,7 +345,7 @@ def star_colouring(pattern: sp.csr_matrix) -> np.ndarray:
                 if colour[w] == c:
                     blocked[w].add(colour[u])
 
-    for v in _largest_first(A).tolist():
+    for v in _ordering(A, order).tolist():
         forbidden = set()
         for w in nbrs[v]:
             cw = colour[w]
@@ -343,7 +402,8 @@ def _seeds(colours: np.ndarray, n: int, ncolors: int, dtype) -> np.ndarray:
     return S
 
 
-def sparse_jacobian(y: Node, x: Node, mode: str = "auto") -> SparseDerivative:
+def sparse_jacobian(y: Node, x: Node, mode: str = "auto",
+                    order: str = "largest_first") -> SparseDerivative:
     """The Jacobian ``dy/dx`` (flattened, ``(y.size, x.size)``) from one compressed sweep:
     forward over coloured columns or reverse over coloured rows, whichever needs fewer
     colours (``mode="fwd"``/``"rev"`` to choose)."""
@@ -352,8 +412,8 @@ def sparse_jacobian(y: Node, x: Node, mode: str = "auto") -> SparseDerivative:
 
     pattern = jacobian_sparsity(y, x)
     m, n = pattern.shape
-    col = column_colouring(pattern)
-    row = column_colouring(pattern.T.tocsr())
+    col = column_colouring(pattern, order)
+    row = column_colouring(pattern.T.tocsr(), order)
     ncol = int(col.max()) + 1 if n else 0
     nrow = int(row.max()) + 1 if m else 0
     if mode == "auto":
@@ -377,7 +437,7 @@ def sparse_jacobian(y: Node, x: Node, mode: str = "auto") -> SparseDerivative:
     return SparseDerivative(pattern, colours, data, mode)
 
 
-def sparse_hessian(z: Node, x: Node) -> SparseDerivative:
+def sparse_hessian(z: Node, x: Node, order: str = "largest_first") -> SparseDerivative:
     """The Hessian of scalar ``z`` (``(x.size, x.size)``, exactly symmetric) from one batch of
     Hessian-vector products seeded with a star colouring, recovered directly."""
     from .autodiff import gradients
@@ -388,7 +448,7 @@ def sparse_hessian(z: Node, x: Node) -> SparseDerivative:
     diagonal = sp.identity(n, bool, format="csr")
     pattern = (pattern + diagonal).astype(bool).tocsr()  # the diagonal is always stored
     pattern.sort_indices()
-    colours = star_colouring(pattern)
+    colours = star_colouring(pattern, order)
     k = int(colours.max()) + 1 if n else 0
     rows, cols = _csr_order(pattern)
     # Entry (i, j) is B[i, colour j] when no other neighbour of i has j's colour, else

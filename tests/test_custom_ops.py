@@ -266,7 +266,8 @@ def test_dot_draws_one_box_or_the_body():
 
 
 def softplus_with_stable_gradient(x):
-    return gc.log1p(gc.exp(x))
+    # written so that no build-time stabilisation recognises it: its own gradient overflows
+    return gc.log(gc.exp(x) + gc.ones_like(x))
 
 
 def test_custom_gradients_replace_the_body_in_both_modes():

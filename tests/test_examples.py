@@ -149,3 +149,25 @@ def test_sparse_newton(tmp_path):
     colours = number(r"nonzeros, (\d+) colours", out)
     assert colours <= number(r"a row has up to (\d+) nonzeros", out) + 2
     assert 1.0 < number(r"area (\S+) \(a flat", out) < 2.0
+
+
+def test_gaussian_process(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    out = run_example("gaussian_process.py", tmp_path, "--n", "25")
+    ours = number(r"\nNLML (\S+), \|grad\|", out)
+    assert number(r"\|grad\| (\S+), Hessian", out) < 1e-8  # Newton polished the optimum
+    assert ours < number(r"NLML at the start (\S+);", out)
+    assert ours == pytest.approx(number(r"scikit-learn's NLML at these hyper-parameters: (\S+)",
+                                        out), abs=1e-8)
+    assert re.search(r"fitted: lengthscale \S+, signal sd \S+, noise sd \S+", out)
+    assert (tmp_path / "gaussian_process.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cnn_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("cnn_digits.py", tmp_path, "--epochs", "2")
+    assert out.count("  loss ") == 2
+    assert number(r"test accuracy (\S+)", out) >= 0.85  # two epochs; 30 reach about 98.5%
+    if "matplotlib is not installed" not in out:
+        assert (tmp_path / "cnn_digits_loss.png").read_bytes()[:4] == b"\x89PNG"

@@ -157,3 +157,32 @@ def test_sizes_must_be_known():
     x = g.placeholder("x", (None,))
     with pytest.raises(gc.ShapeError, match="sizes known when the graph is built"):
         gc.hessian_sparsity(gc.sum(x * x), x)
+
+
+def test_sparse_derivatives_among_other_outputs():
+    g, x, z = _rosenbrock(6)
+    S = gc.sparse_hessian(z, x)
+    X = np.linspace(-1, 1, 6)
+    ran = g.run({"H": S, "both": [z, S]}, {x: X})
+    compiled = gc.function([x], [S, z])(X)
+    dense = g.run(gc.hessian(z, x), {x: X})
+    for H in (ran["H"], ran["both"][1], compiled[0]):
+        assert isinstance(H, sp.csr_matrix)
+        np.testing.assert_allclose(H.toarray(), dense, rtol=1e-12, atol=1e-12)
+    assert compiled[1] == pytest.approx(ran["both"][0], rel=1e-15)
+
+
+@pytest.mark.parametrize("order", ["largest_first", "smallest_last"])
+def test_the_jacobian_of_a_gradient_is_as_sparse_as_the_hessian(order):
+    g, x, z = _grid(7)
+    gz = gc.grad(z, x)
+    P = gc.jacobian_sparsity(gz, x)
+    assert (P != gc.hessian_sparsity(z, x)).nnz == 0  # the scatters of the gradient are exact
+    J, H = gc.sparse_jacobian(gz, x, order=order), gc.sparse_hessian(z, x, order=order)
+    X = np.random.default_rng(7).uniform(-1, 1, 49)
+    dense = g.run(gc.hessian(z, x), {x: X})
+    np.testing.assert_allclose(g.run(J, {x: X}).toarray(), dense, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g.run(H, {x: X}).toarray(), dense, rtol=1e-12, atol=1e-12)
+    assert sparse.lower_bound(P) <= J.ncolors <= 12 and H.ncolors <= J.ncolors
+    with pytest.raises(gc.GraphcError, match="colouring order"):
+        gc.sparse_hessian(z, x, order="random")

@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Union
 
 from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError, describe
 from ..graph import Node
+from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import codegen
 from .ir import as_described, check_update, from_graph
@@ -150,6 +151,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     call time. ``optimize=False`` skips the rewriting passes; ``passes`` picks them by name
     (see :data:`graphc.compiler.passes.DEFAULT_PASSES`). ``check_numerics=True`` raises
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
+
+    Random keys (:func:`graphc.random.key`) that the outputs or updates sample from advance
+    after each call (fresh samples per call), unless a key is an input or has an update.
     """
     started = time.perf_counter()
     if isinstance(inputs, Node):
@@ -163,6 +167,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dic
     graph = _graph_of(inputs + flat + [v for pair in update_pairs for v in pair])
     for var, value in update_pairs:
         check_update(var, value)
+    # random keys the function samples from advance after each call (fresh samples per call)
+    update_pairs += key_updates(flat + [v for _, v in update_pairs], dict(update_pairs), inputs)
     if len({n.id for n in inputs}) != len(inputs):
         raise GraphcError("the same node is given twice among the function's inputs")
 

@@ -27,7 +27,13 @@ from .ir import LEAVES, Program, Term
 FRESH_OPS = frozenset({"matmul", "sum", "mean", "max", "min", "cast", "zeros_like",
                        "ones_like", "softmax", "log_softmax", "logsumexp", "where",
                        "concatenate", "stack", "one_hot", "softmax_cross_entropy",
-                       "sigmoid_cross_entropy"})
+                       "sigmoid_cross_entropy"}) | frozenset({
+    # issue 10 (h10nn): convolution, pooling, gathers and scatters, random numbers
+    "conv2d", "conv_transpose2d", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad",
+    "max_pool2d_gather", "avg_pool2d", "avg_pool2d_grad", "take", "take_grad", "index_add",
+    "index_update", "index_hit", "index_winners", "take_along_axis", "take_along_axis_grad",
+    "boolean_mask", "boolean_mask_grad", "dynamic_slice_grad", "random_uniform",
+    "random_normal", "random_permutation", "random_next", "full_like"})
 
 #: Ops whose value is a view of (or is) their first input: they allocate nothing.
 VIEW_OPS = frozenset({"reshape", "reshape_like", "transpose", "expand_dims", "squeeze",

@@ -320,7 +320,7 @@ define("getitem", infer=_getitem_infer, kernel=_getitem_kernel,
        doc="x[index]: basic slicing, integers, None, Ellipsis and one 1-D integer array.")
 
 define("getitem_grad", infer=_getitem_grad_infer, kernel=_getitem_grad_kernel,
-       curvature="linear",
+       structure="scatter", curvature="linear",
        attrs=_INDEX_ATTRS,
        bprop=_getitem_grad_bprop, reference=_getitem_grad_reference,
        cases=[Case(((2,), (4,)), attrs={"index": (("slice", 1, None, 2),), "front": False},
@@ -341,7 +341,15 @@ def getitem(x, index, name=None):
     Supports slices (negative bounds and steps included), integers, ``None``/``np.newaxis``,
     ``Ellipsis`` and one 1-D integer array or list; the index must be known when the graph is
     built. The gradient scatters back into zeros of ``x``'s shape (repeated indices add up).
+
+    An integer *node* among slices, ``None`` and ``...`` gathers with :func:`graphc.take`
+    along its dimension, and a bool mask (a node or an array) selects with
+    :func:`graphc.boolean_mask` (a result of run-time size).
     """
+    from .gather import node_index  # indexing with nodes lives with the other gathers
+    routed = node_index(x, index, name=name)
+    if routed is not None:
+        return routed
     return apply("getitem", [x], {"raw": index}, name=name)
 
 

@@ -376,8 +376,8 @@ define("concat_take", infer=_concat_part_infer("take"), kernel=_concat_take_kern
        doc="The part of g that input `part` of a concatenation along `axis` fills (sizes "
            "read from the inputs at run time).")
 
-define("concat_put", infer=_concat_part_infer("put"), attrs=_PART_ATTRS, kernel=_concat_put_kernel,
-       curvature="linear",
+define("concat_put", infer=_concat_part_infer("put"), attrs=_PART_ATTRS,
+       kernel=_concat_put_kernel, structure="scatter", curvature="linear",
        bprop=lambda node, g, i: None if i else concat_take(g, node.inputs[1:], **node.attrs),
        reference=_concat_put_reference,
        cases=[Case(((3, 3), (2, 3), (3, 3)), attrs={"axis": -2, "part": 1}, wrt=(0,)),
