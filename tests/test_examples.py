@@ -171,3 +171,15 @@ def test_cnn_digits(tmp_path):
     assert number(r"test accuracy (\S+)", out) >= 0.85  # two epochs; 30 reach about 98.5%
     if "matplotlib is not installed" not in out:
         assert (tmp_path / "cnn_digits_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dask_logistic(tmp_path):
+    pytest.importorskip("dask.array")
+    out = run_example("dask_logistic.py", tmp_path, "--rows", "40000", "--chunk", "7000",
+                      "--gd-steps", "3")
+    assert "6 chunks of 7000 rows" in out
+    first, last = (float(v) for v in re.search(r"loss (\S+) -> (\S+) after 3", out).groups())
+    assert last < first
+    assert number(r"Newton: \|grad\| < 1e-10 after (\d+) iterations", out) <= 8
+    assert number(r"max \|theta_dask - theta_memory\| = (\S+)", out) < 1e-10
+    assert number(r"max \|theta - theta_true\| = (\S+)", out) < 0.1
