@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import shapes
 from .shapes import size
-from .errors import DTypeError, GraphcError, ShapeError, describe
+from .errors import DTypeError, GraphcError, ShapeError, SymbolicValueError, describe
 from .keys import attrs_key
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -120,11 +120,12 @@ class Node:
         return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     def __bool__(self) -> bool:
-        raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
-                          "use gc.where for a symbolic choice")
+        raise SymbolicValueError(f"the truth value of {describe(self)} is not known until it "
+                                 "runs; use gc.where for a symbolic choice")
 
     def __iter__(self) -> Any:
-        raise TypeError(f"{describe(self)} is symbolic and cannot be iterated")
+        raise SymbolicValueError(f"{describe(self)} is symbolic and cannot be iterated; index "
+                                 f"it (node[0]) or compute it first (node.eval())")
 
     # Operators: thin wrappers over the op functions (imported lazily: ops import this module).
     def __add__(self, other: Operand) -> Node: return _ops().add(self, other)
@@ -321,6 +322,12 @@ class Graph:
         # nodes are shared through it only while derivatives are being built (_sharing)
         self._memo: Optional[dict] = None
         self._sharing = False
+        # Sharing never answers with a node derivatives are being taken with respect to
+        # (t = x.T is not transpose(x) when differentiating by t): ids of those targets, and
+        # key -> the first duplicate built instead of such a target
+        self._protected: frozenset = frozenset()
+        self._alternates: dict = {}
+        self._written: list = []  # keys written to the index while sharing (see _drop_unused)
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -373,13 +380,15 @@ class Graph:
         shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
         for d in shape:
             if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
-                raise ShapeError(f"placeholder '{name}': bad size {d!r} in shape {shape}")
+                raise ShapeError(_problem("placeholder", name, f"bad size {d!r} in shape "
+                                                               f"{shape}"))
         shape = tuple(None if d is None else int(d) for d in shape)
-        return self._add("placeholder", (), {}, shape, _dtype(dtype, name), name)
+        dtype = _dtype(dtype, "placeholder", name)
+        return self._add("placeholder", (), {}, shape, dtype, name)
 
     def variable(self, name: str, value: ArrayLike, dtype: Optional[DTypeLike] = None) -> Node:
         """A node that holds an array between runs (``node.value`` reads and writes it)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "variable", name)
         node = self._add("variable", (), {}, array.shape, array.dtype, name)
         self._values[node.id] = array
         return node
@@ -387,7 +396,7 @@ class Graph:
     def constant(self, value: ArrayLike, name: Optional[str] = None,
                  dtype: Optional[DTypeLike] = None) -> Node:
         """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "constant", name)
         array.flags.writeable = False
         return self._add("constant", (), {"value": array, "weak": False}, array.shape,
                          array.dtype, name)
@@ -409,11 +418,12 @@ class Graph:
         if name is None:
             name = self._fresh_name(op)
         elif not isinstance(name, str) or not name or not name.isprintable():
-            raise GraphcError(f"a node name must be a non-empty string of printable "
-                              f"characters, not {name!r}")
+            raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
+                              f"non-empty string of printable characters, not {name!r:.60}")
         elif name in self._by_name:
             raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
-                              "already has it (names are unique in a graph)")
+                              f"already has it (names are unique in a graph); new {op} node "
+                              f"built at {user_site()}")
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
@@ -424,7 +434,11 @@ class Graph:
         if self._memo is not None:
             key = _structural_key(op, inputs, attrs)
             if key is not None:
-                self._memo.setdefault(key, node)
+                first = self._memo.setdefault(key, node)
+                if first is not node and first.id in self._protected:
+                    self._alternates.setdefault(key, node)
+                if self._sharing:
+                    self._written.append(key)
         for x in inputs:
             consumers = self._consumers[x.id]
             if not consumers or consumers[-1] is not node:  # x * x is one consumer
@@ -448,12 +462,17 @@ class Graph:
             yield
         finally:
             self._derivative_level, self._sharing = saved
+            if not self._sharing:  # the outermost call is over: its log is no longer needed
+                self._written = []
 
     def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
         key = _structural_key(op, inputs, attrs)
         if key is None:
             return None
         found = self._memo.get(key)
+        if found is not None and found.id in self._protected:
+            found = self._alternates.get(key)
+            found = None if found is None or found.id in self._protected else found
         if found is not None:
             return found
         if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
@@ -465,8 +484,74 @@ class Graph:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:
                 self._memo[key] = folded
+                self._written.append(key)
                 return folded
         return None
+
+    @contextmanager
+    def _protecting(self, targets):
+        """While derivatives with respect to ``targets`` are built, sharing avoids them."""
+        saved = self._protected
+        self._protected = saved | {t.id for t in targets}
+        try:
+            yield
+        finally:
+            self._protected = saved
+
+    def _drop_unused(self, start: int, results) -> None:
+        """Remove the nodes appended since ``start`` that no node of ``results`` uses.
+
+        The graph stays append-only for everyone else: only nodes built during the current
+        derivative call, which nobody outside holds, go; the survivors after the first dropped
+        one are renumbered in order, and the sharing index follows them.
+        """
+        tail = self._nodes[start:]
+        alive = bytearray(len(tail))  # by position in the tail
+        for r in results:
+            if r is not None and r.id >= start:
+                alive[r.id - start] = 1
+        for k in range(len(tail) - 1, -1, -1):
+            if alive[k]:
+                for x in tail[k].inputs:
+                    if x.id >= start:
+                        alive[x.id - start] = 1
+        if all(alive):
+            return
+        first = start + alive.index(0)
+        moved = self._nodes[first:]
+        flags = alive[first - start:]
+        kept = [n for n, a in zip(moved, flags) if a]
+        dropped = [n for n, a in zip(moved, flags) if not a]
+        dead = {id(n) for n in dropped}
+        # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
+        # others stay right through the renumbering). Every entry written is in the log.
+        for key in self._written:
+            for index in (self._memo, self._alternates):
+                found = index.get(key)
+                if found is not None and (id(found) in dead or
+                                          not dead.isdisjoint(map(id, key[1]))):
+                    del index[key]
+        for node in dropped:
+            key = _structural_key(node.op, node.inputs, node.attrs)  # (indexed, maybe unlogged,
+            if key is not None and self._memo.get(key) is node:  # when the index was built)
+                del self._memo[key]
+            del self._by_name[node.name]
+            for x in node.inputs:
+                if id(x) not in dead and node in self._consumers[x.id]:
+                    self._consumers[x.id].remove(node)
+        consumers = [self._consumers[n.id] for n in kept]
+        for new, node in enumerate(kept, first):
+            auto = f"{node.op}_{node.id}"
+            if node.name == auto:  # a generated name follows the id, when that one is free
+                name = f"{node.op}_{new}"
+                if name not in self._by_name:
+                    del self._by_name[auto]
+                    self._by_name[name] = node
+                    object.__setattr__(node, "name", name)
+            object.__setattr__(node, "id", new)
+        del self._nodes[first:], self._consumers[first:]
+        self._nodes.extend(kept)
+        self._consumers.extend(consumers)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
@@ -541,27 +626,37 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
     if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
         return None
-    return (op, tuple(x.id for x in inputs), attrs_key(attrs))
+    # inputs by identity, not id: dropping unused derivative nodes renumbers the survivors
+    return (op, tuple(inputs), attrs_key(attrs))
 
 
-def _numeric_array(value, dtype, name) -> np.ndarray:
+def _problem(op: str, name, text: str) -> str:
+    """A message about a source node that could not be built: op, name, the user's line (a
+    nameless constant is an op's input: the op's builder adds its own name and line)."""
+    if name is None:
+        return text
+    return f"{op} '{name}': {text} (built at {user_site()})"
+
+
+def _numeric_array(value, dtype, op, name) -> np.ndarray:
     """A private copy of ``value`` as a numeric (or bool) array, else DTypeError."""
-    label = f"'{name}': " if name else ""
     try:
-        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, op, name),
+                         copy=True)
     except (TypeError, ValueError) as exc:
-        raise DTypeError(f"{label}cannot make an array of {value!r:.60} ({exc})") from None
+        raise DTypeError(_problem(op, name, f"cannot make an array of {value!r:.60} ({exc})")) \
+            from None
     if array.dtype.kind not in "biufc":
-        raise DTypeError(f"{label}a value must be numbers or bools, not {array.dtype} "
-                         f"({value!r:.60})")
+        raise DTypeError(_problem(op, name, f"a value must be numbers or bools, not "
+                                            f"{array.dtype} ({value!r:.60})"))
     return array
 
 
-def _dtype(dtype, name) -> np.dtype:
+def _dtype(dtype, op, name) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise DTypeError(f"'{name}': {dtype!r} is not a dtype") from None
+        raise DTypeError(_problem(op, name, f"{dtype!r} is not a dtype")) from None
 
 
 # -- the node builder every op function uses ----------------------------------------------------
@@ -593,13 +688,16 @@ def as_node(graph: Graph, value) -> Node:
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
+    graph = None
     try:
         graph = graph_of(inputs)
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
-        raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
+        label = name or (graph._fresh_name(op_name) if graph is not None else None)
+        node = f"node '{label}' " if label else ""
+        raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
     return build(graph, op_name, nodes, attrs or {}, name)
 
 

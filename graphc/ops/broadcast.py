@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..graph import Node, Operand, apply
-from ..shapes import broadcast_shapes, fmt, shape_argument
+from ..shapes import broadcast_shapes, can_broadcast_to, fmt, shape_argument
 from .attrs import integer, ints
 from .registry import Case, define
 from .shape import expand_dims
@@ -21,7 +21,7 @@ def _broadcast_to_infer(x, *, shape):
     shape = shape_argument(shape)
     if any(d < 0 for d in shape):
         raise ShapeError(f"cannot broadcast to {shape}: sizes must not be negative")
-    if len(shape) < x.ndim or broadcast_shapes(x.shape, shape) != tuple(shape):
+    if not can_broadcast_to(x.shape, shape):  # an unknown size may be 1 at run time
         raise ShapeError(f"cannot broadcast shape {fmt(x.shape)} to {fmt(shape)}")
     return shape, x.dtype, {"shape": shape}
 
