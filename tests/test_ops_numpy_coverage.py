@@ -70,7 +70,7 @@ FUNCTIONS = [
     (lambda x: np.reshape(x, (2, -1)), lambda a: np.reshape(a, (2, -1))),
     (lambda x: np.transpose(x), lambda a: a.T),
     (lambda x: np.transpose(x, axes=(1, 0)), lambda a: a.T),
-    (lambda x: np.reshape(x, shape=(6, 2)), lambda a: a.reshape(6, 2)),
+    (lambda x: np.reshape(x, (6, 2)), lambda a: a.reshape(6, 2)),  # shape= needs NumPy 2.1
     (lambda x: np.concatenate([x, x], axis=None), lambda a: np.concatenate([a, a], axis=None)),
     (lambda x: np.stack([x, 2 * x], axis=-1), lambda a: np.stack([a, 2 * a], axis=-1)),
     (lambda x: np.cumsum(x), lambda a: np.cumsum(a)),
