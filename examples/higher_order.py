@@ -70,7 +70,7 @@ def tanh_sympy() -> bool:
     agree = True
     for k in range(1, 5):
         d = gc.grad(d, x)
-        difference = sp.simplify(gc.to_sympy(d) - sp.diff(sp.tanh(s), s, k))
+        difference = sp.simplify(gc.to_sympy(d, {"real": True}) - sp.diff(sp.tanh(s), s, k))
         agree &= difference == 0
         print(f"  order {k}: to_sympy(d) - sympy.diff(tanh(x), x, {k}) simplifies to {difference}")
     return agree

@@ -101,3 +101,13 @@ __all__ = [
     "zeros", "ones", "full", "eye", "arange", "linspace", "full_like", "random",
     "IndexOutOfRangeError",
 ]
+
+# -- bridges: SciPy's optimizers and ONNX (issue 14)
+from .scipy_bridge import ScipyObjective, scipy_objective  # noqa: E402
+from .io.onnx_export import to_onnx  # noqa: E402
+
+__all__ += ["scipy_objective", "ScipyObjective", "to_onnx"]
+
+# errors added for issue 9 (trust first)
+from .errors import SymbolicValueError, FileError  # noqa: E402
+__all__ += ["SymbolicValueError", "FileError"]

@@ -19,7 +19,7 @@ is how :func:`jacobian` and :func:`hessian` seed many directions in one pass.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -40,8 +40,8 @@ def _is_float(node: Node) -> bool:
     return np.issubdtype(node.dtype, np.floating)
 
 
-def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
-              unconnected: str = "zero") -> list:
+def gradients(y: Node, xs: Union[Node, Sequence[Node]], grad_y: Any = None, *,
+              stop_at: Sequence[Node] = (), unconnected: str = "zero") -> list:
     """Symbolic gradients of ``y`` with respect to each of ``xs``, as nodes of y's graph.
 
     ``y`` must be a scalar unless ``grad_y`` (the cotangent, y's shape) is given. ``xs`` may be
@@ -75,6 +75,7 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
                          "scalar unless grad_y (of y's shape) is given")
     # One derivative context for the whole call: the seed is a derivative node too, and the
     # graph indexes its nodes for sharing once per outermost context, not once per step.
+    start = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
         if grad_y is None:
             seed = y.graph.constant(np.ones((), y.dtype))
@@ -84,11 +85,26 @@ def gradients(y: Node, xs, grad_y=None, *, stop_at: Sequence[Node] = (),
                                           for a, b in zip(seed.shape, y.shape)):
                 raise ShapeError(f"gradients: grad_y has shape {fmt(seed.shape)} but "
                                  f"{describe(y)} has shape {fmt(y.shape)}")
-        first = len(y.graph)
         out = build_grad(y, xs, seed, stop_at=stop_at, unconnected=unconnected)
+        _only_used(y.graph, start, out)
     if grad_y is None:  # with grad_y the results are vector-Jacobian products, not dy/dx
-        _name_results(y, xs, out, first)
+        _name_results(y, xs, out, start)
     return out
+
+
+def _only_used(graph, start: int, results):
+    """``results``, after dropping the nodes built since ``start`` that they do not use (a
+    rule's intermediate that sharing or folding made redundant, an unused seed), so that the
+    graph holds no dead derivative nodes."""
+    flat, stack = [], [results]
+    while stack:  # results may be a node, or (nested) lists of nodes and Nones
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            flat.append(item)
+    graph._drop_unused(start, flat)
+    return results
 
 
 def _name_results(y: Node, xs: list, results: list, first: int) -> None:
@@ -99,7 +115,7 @@ def _name_results(y: Node, xs: list, results: list, first: int) -> None:
             y.graph._rename(g, f"d({y.name})/d({x.name})")
 
 
-def grad(y: Node, x: Node, **options) -> Optional[Node]:
+def grad(y: Node, x: Node, **options: Any) -> Optional[Node]:
     """The gradient of scalar ``y`` with respect to one node ``x``."""
     return gradients(y, [x], **options)[0]
 
@@ -123,7 +139,7 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    with graph._deriving(max(y.derivative + 1, seed.derivative)):
+    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
         out, needed = [], None
         for x in xs:
@@ -198,6 +214,8 @@ def _zeros(x: Node, seed: Node, batch: int) -> Node:
 def _backprop_node(node: Node, g: Node, batch: int, carries: set, contributions: dict) -> None:
     """Ask ``node``'s bprop for the contribution to each input that carries gradient."""
     op = registry.REGISTRY[node.op]
+    if op.bprop is None:  # not differentiable: carries gradient only when it is a target itself
+        return
     if op.bprop is registry.NOT_IMPLEMENTED:
         raise GraphcError(f"gradients: the op {node.op!r} has no derivative rule yet, needed "
                           f"for {describe(node)}")
@@ -281,10 +299,10 @@ def jacobian(y: Node, x: Node) -> Node:
                          f"dtype {x.dtype}")
     if y.shape == ():
         return gradients(y, [x])[0]
-    first = len(y.graph)
+    start = len(y.graph)
     with y.graph._deriving(y.derivative + 1):
-        out = build_grad(y, [x], _identity_seed(y))
-    _name_results(y, [x], out, first)
+        out = _only_used(y.graph, start, build_grad(y, [x], _identity_seed(y)))
+    _name_results(y, [x], out, start)
     return out[0]
 
 
@@ -295,11 +313,12 @@ def hessian(z: Node, x: Node) -> Node:
     """
     if z.shape != ():
         raise ShapeError(f"hessian: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
+    start = len(z.graph)
     with z.graph._deriving(z.derivative + 1):  # one context: the node index is built once
-        return jacobian(grad(z, x), x)
+        return _only_used(z.graph, start, jacobian(grad(z, x), x))
 
 
-def hvp(z: Node, x: Node, v) -> Node:
+def hvp(z: Node, x: Node, v: Any) -> Node:
     """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
     if z.shape != ():
         raise ShapeError(f"hvp: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
@@ -308,7 +327,8 @@ def hvp(z: Node, x: Node, v) -> Node:
                                for a, b in zip(v.shape, x.shape)):
         raise ShapeError(f"hvp: v has shape {fmt(v.shape)} but {describe(x)} has shape "
                          f"{fmt(x.shape)}")
+    start = len(z.graph)
     with z.graph._deriving(z.derivative + 1):
         gx = grad(z, x)
         # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
-        return build_grad(gx, [x], v)[0]
+        return _only_used(z.graph, start, build_grad(gx, [x], v)[0])

@@ -346,7 +346,7 @@ def _parameter_names(fn, count: int) -> list:
 
 
 def composite(fn: Optional[Callable] = None, *, name: Optional[str] = None,
-              grad: Optional[Callable] = None):
+              grad: Optional[Callable] = None) -> Callable:
     """Turn ``fn`` (nodes -> one node) into a reusable op whose body is a subgraph
     (PyTensor's ``OpFromGraph``). Usable as ``composite(fn)`` or as a decorator
     (``@gc.composite`` or ``@gc.composite(name=..., grad=...)``).

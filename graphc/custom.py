@@ -33,7 +33,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def define_op(name: str, *, infer: Callable, kernel: Callable, bprop: Optional[Callable] = None,
               jvp: Optional[Callable] = None, attrs: Optional[Mapping[str, Callable]] = None,
-              arity=None, reference: Optional[Callable] = None,
+              arity: Optional[int] = None, reference: Optional[Callable] = None,
               cases: Sequence[registry.Case] = (), elementwise: bool = False,
               version: int = 1, doc: str = "") -> Callable[..., Node]:
     """Register the op ``name`` and return its builder: ``builder(*inputs, name=None,

@@ -48,6 +48,14 @@ class IndexOutOfRangeError(ShapeError, IndexError):
     """An index outside its dimension at run time (gather, scatter, x[node]); never wrapped."""
 
 
+class SymbolicValueError(GraphcError, TypeError):
+    """A node used where Python needs a concrete value: ``bool(node)``, ``list(node)``, ``for``."""
+
+
+class FileError(GraphcError, OSError):
+    """A file graphc was asked to write could not be written (the message names the path)."""
+
+
 def describe(node) -> str:
     """``op 'name' (built at file:line)`` — how every message points at a node."""
     where = f" (built at {node.site})" if getattr(node, "site", None) else ""

@@ -19,7 +19,7 @@ can be differentiated again, in either mode, to any order.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def _is_float(node: Node) -> bool:
     return np.issubdtype(node.dtype, np.floating)
 
 
-def jvp(ys, xs, tangents):
+def jvp(ys: Any, xs: Any, tangents: Any) -> Any:
     """Directional derivatives of ``ys`` along ``tangents`` at ``xs``: nodes of the same graph.
 
     ``ys`` and ``xs`` are a node or a list of nodes; ``tangents`` has one entry per x (a node,

@@ -10,13 +10,14 @@ import sys
 from contextlib import contextmanager
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import shapes
 from .shapes import size
-from .errors import DTypeError, GraphcError, ShapeError, describe
+from .errors import DTypeError, GraphcError, ShapeError, SymbolicValueError, describe
 from .keys import attrs_key
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -47,8 +48,20 @@ class Node:
 
     __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
                  "derivative", "__weakref__")
+    graph: "Graph"
+    id: int
+    op: str
+    inputs: "tuple[Node, ...]"
+    attrs: Mapping[str, Any]
+    shape: "tuple[Optional[int], ...]"
+    dtype: np.dtype
+    name: str
+    site: Optional[str]
+    derivative: int
 
-    def __init__(self, graph, id, op, inputs, attrs, shape, dtype, name, site, derivative=0):
+    def __init__(self, graph: "Graph", id: int, op: str, inputs: "tuple[Node, ...]",
+                 attrs: Mapping[str, Any], shape: "tuple[Optional[int], ...]", dtype: np.dtype,
+                 name: str, site: Optional[str], derivative: int = 0) -> None:
         setter = object.__setattr__
         setter(self, "graph", graph)
         setter(self, "id", id)
@@ -71,7 +84,7 @@ class Node:
         return len(self.shape)
 
     @property
-    def consumers(self) -> tuple:
+    def consumers(self) -> "tuple[Node, ...]":
         """The nodes that use this one as an input, in creation order."""
         return tuple(self.graph._consumers[self.id])
 
@@ -85,12 +98,12 @@ class Node:
         raise GraphcError(f"{describe(self)} holds no value; use .eval() or graph.run()")
 
     @value.setter
-    def value(self, new) -> None:
+    def value(self, new: ArrayLike) -> None:
         if self.op != "variable":
             raise GraphcError(f"{describe(self)} is not a variable; only variables can be assigned")
         self.graph._values[self.id] = _checked_value(self, new)
 
-    def eval(self, feed: Optional[dict] = None):
+    def eval(self, feed: Optional[dict] = None) -> Any:
         """Compute this node: ``graph.run(node, feed)``."""
         return self.graph.run(self, feed)
 
@@ -106,39 +119,40 @@ class Node:
     def _repr_html_(self) -> str:
         return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
-    def __bool__(self):
-        raise GraphcError(f"the truth value of {describe(self)} is not known until it runs; "
-                          "use gc.where for a symbolic choice")
+    def __bool__(self) -> bool:
+        raise SymbolicValueError(f"the truth value of {describe(self)} is not known until it "
+                                 "runs; use gc.where for a symbolic choice")
 
-    def __iter__(self):
-        raise TypeError(f"{describe(self)} is symbolic and cannot be iterated")
+    def __iter__(self) -> Any:
+        raise SymbolicValueError(f"{describe(self)} is symbolic and cannot be iterated; index "
+                                 f"it (node[0]) or compute it first (node.eval())")
 
     # Operators: thin wrappers over the op functions (imported lazily: ops import this module).
-    def __add__(self, other): return _ops().add(self, other)
-    def __radd__(self, other): return _ops().add(other, self)
-    def __sub__(self, other): return _ops().sub(self, other)
-    def __rsub__(self, other): return _ops().sub(other, self)
-    def __mul__(self, other): return _ops().mul(self, other)
-    def __rmul__(self, other): return _ops().mul(other, self)
-    def __truediv__(self, other): return _ops().div(self, other)
-    def __rtruediv__(self, other): return _ops().div(other, self)
-    def __pow__(self, other): return _ops().pow(self, other)
-    def __rpow__(self, other): return _ops().pow(other, self)
-    def __matmul__(self, other): return _ops().matmul(self, other)
-    def __rmatmul__(self, other): return _ops().matmul(other, self)
-    def __neg__(self): return _ops().neg(self)
-    def __pos__(self): return self
-    def __abs__(self): return _ops().abs(self)
-    def __lt__(self, other): return _ops().less(self, other)
-    def __le__(self, other): return _ops().less_equal(self, other)
-    def __gt__(self, other): return _ops().greater(self, other)
-    def __ge__(self, other): return _ops().greater_equal(self, other)
-    def __getitem__(self, index): return _ops().getitem(self, index)
+    def __add__(self, other: Operand) -> Node: return _ops().add(self, other)
+    def __radd__(self, other: Operand) -> Node: return _ops().add(other, self)
+    def __sub__(self, other: Operand) -> Node: return _ops().sub(self, other)
+    def __rsub__(self, other: Operand) -> Node: return _ops().sub(other, self)
+    def __mul__(self, other: Operand) -> Node: return _ops().mul(self, other)
+    def __rmul__(self, other: Operand) -> Node: return _ops().mul(other, self)
+    def __truediv__(self, other: Operand) -> Node: return _ops().div(self, other)
+    def __rtruediv__(self, other: Operand) -> Node: return _ops().div(other, self)
+    def __pow__(self, other: Operand) -> Node: return _ops().pow(self, other)
+    def __rpow__(self, other: Operand) -> Node: return _ops().pow(other, self)
+    def __matmul__(self, other: Operand) -> Node: return _ops().matmul(self, other)
+    def __rmatmul__(self, other: Operand) -> Node: return _ops().matmul(other, self)
+    def __neg__(self) -> Node: return _ops().neg(self)
+    def __pos__(self) -> Node: return self
+    def __abs__(self) -> Node: return _ops().abs(self)
+    def __lt__(self, other: Operand) -> Node: return _ops().less(self, other)
+    def __le__(self, other: Operand) -> Node: return _ops().less_equal(self, other)
+    def __gt__(self, other: Operand) -> Node: return _ops().greater(self, other)
+    def __ge__(self, other: Operand) -> Node: return _ops().greater_equal(self, other)
+    def __getitem__(self, index: Any) -> Node: return _ops().getitem(self, index)
     __hash__ = object.__hash__
     __eq__ = object.__eq__
 
     @property
-    def T(self):
+    def T(self) -> "Node":
         return _ops().transpose(self)
 
     # -- NumPy habits (issue 10): ndarray's methods and operators, NumPy's dispatch protocols.
@@ -162,91 +176,98 @@ class Node:
         raise GraphcError(f"{describe(self)} is symbolic: it has no array value until it runs "
                           "(use node.eval(feed) or graph.run)")
 
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    def sum(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            keepdims: bool = False) -> Node:
         """``gc.sum`` with ndarray.sum's signature."""
         return _numpy_api().sum(self, axis, dtype, out, keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+             keepdims: bool = False) -> Node:
         """``gc.mean`` with ndarray.mean's signature."""
         return _numpy_api().mean(self, axis, dtype, out, keepdims)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+    def prod(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+             keepdims: bool = False) -> Node:
         """``gc.prod`` with ndarray.prod's signature."""
         return _numpy_api().prod(self, axis, dtype, out, keepdims)
 
-    def max(self, axis=None, out=None, keepdims=False):
+    def max(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.max`` with ndarray.max's signature."""
         return _numpy_api().max(self, axis, out, keepdims)
 
-    def min(self, axis=None, out=None, keepdims=False):
+    def min(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.min`` with ndarray.min's signature."""
         return _numpy_api().min(self, axis, out, keepdims)
 
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape: Any, order: str = "C") -> Node:
         """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, like ndarray.reshape."""
         return _numpy_api().reshape(self, *shape, order=order)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: Any) -> Node:
         """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``."""
         return _numpy_api().transpose(self, *axes)
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Node:
         """``gc.cast(x, dtype)``."""
         return _ops().cast(self, dtype)
 
-    def flatten(self, order="C"):
+    def flatten(self, order: str = "C") -> Node:
         """``x`` as one dimension (a reshape; graph values are never copied or changed)."""
         return _numpy_api().ravel(self, order)
 
-    def ravel(self, order="C"):
+    def ravel(self, order: str = "C") -> Node:
         """``x`` as one dimension, like ndarray.ravel."""
         return _numpy_api().ravel(self, order)
 
-    def squeeze(self, axis=None):
+    def squeeze(self, axis: Axis = None) -> Node:
         """``gc.squeeze(x, axis)``."""
         return _ops().squeeze(self, axis)
 
-    def dot(self, other):
+    def dot(self, other: Operand) -> Node:
         """``numpy.dot(x, other)`` (matrix and vector products)."""
         return _numpy_api().dot(self, other)
 
-    def clip(self, min=None, max=None):
+    def clip(self, min: Optional[Operand] = None, max: Optional[Operand] = None) -> Node:
         """``gc.clip(x, min, max)`` (one side may be None)."""
         return _ops().clip(self, min, max)
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def var(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            ddof: int = 0, keepdims: bool = False) -> Node:
         """``gc.var`` with ndarray.var's signature."""
         return _numpy_api().var(self, axis, dtype, out, ddof, keepdims)
 
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    def std(self, axis: Axis = None, dtype: Optional[DTypeLike] = None, out: Any = None,
+            ddof: int = 0, keepdims: bool = False) -> Node:
         """``gc.std`` with ndarray.std's signature."""
         return _numpy_api().std(self, axis, dtype, out, ddof, keepdims)
 
-    def any(self, axis=None, out=None, keepdims=False):
+    def any(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.any`` with ndarray.any's signature."""
         return _numpy_api().any(self, axis, out, keepdims)
 
-    def all(self, axis=None, out=None, keepdims=False):
+    def all(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.all`` with ndarray.all's signature."""
         return _numpy_api().all(self, axis, out, keepdims)
 
-    def argmax(self, axis=None, out=None, keepdims=False):
+    def argmax(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.argmax`` with ndarray.argmax's signature."""
         return _numpy_api().argmax(self, axis, out, keepdims)
 
-    def argmin(self, axis=None, out=None, keepdims=False):
+    def argmin(self, axis: Axis = None, out: Any = None, keepdims: bool = False) -> Node:
         """``gc.argmin`` with ndarray.argmin's signature."""
         return _numpy_api().argmin(self, axis, out, keepdims)
 
-    def cumsum(self, axis=None, dtype=None, out=None):
+    def cumsum(self, axis: Axis = None, dtype: Optional[DTypeLike] = None,
+               out: Any = None) -> Node:
         """``gc.cumsum`` with ndarray.cumsum's signature."""
         return _numpy_api().cumsum(self, axis, dtype, out)
 
-    def cumprod(self, axis=None, dtype=None, out=None):
+    def cumprod(self, axis: Axis = None, dtype: Optional[DTypeLike] = None,
+                out: Any = None) -> Node:
         """``gc.cumprod`` with ndarray.cumprod's signature."""
         return _numpy_api().cumprod(self, axis, dtype, out)
 
-    def round(self, decimals=0, out=None):
+    def round(self, decimals: int = 0, out: Any = None) -> Node:
         """``gc.round`` (halves to even); also ``round(x, decimals)``."""
         return _numpy_api().round(self, decimals, out)
 
@@ -254,15 +275,22 @@ class Node:
         return _ops().round(self, 0 if ndigits is None else ndigits)
 
     @property
-    def at(self):
+    def at(self) -> Any:
         """JAX's functional updates: ``x.at[idx].add(v)``, ``x.at[idx].set(v)``."""
         from .ops.scatter import At
         return At(self)
 
 
-def _ops():
+def _ops() -> Any:
     from . import ops
     return ops
+
+
+#: What an op takes as an input: a node, or a value that becomes a constant node (a Python
+#: number, a NumPy array, nested lists: anything ``numpy.asarray`` takes).
+Operand = Union[Node, ArrayLike]
+#: An ``axis`` argument: None (all axes), one axis, or several; negative axes count from the end.
+Axis = Union[None, int, Sequence[int]]
 
 
 def _numpy_api():
@@ -284,7 +312,7 @@ def _checked_value(node: Node, new) -> np.ndarray:
 class Graph:
     """A DAG of nodes, append-only: ``graph.nodes`` is in creation (topological) order."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}
         self._consumers: list[list[Node]] = []
@@ -294,16 +322,22 @@ class Graph:
         # nodes are shared through it only while derivatives are being built (_sharing)
         self._memo: Optional[dict] = None
         self._sharing = False
+        # Sharing never answers with a node derivatives are being taken with respect to
+        # (t = x.T is not transpose(x) when differentiating by t): ids of those targets, and
+        # key -> the first duplicate built instead of such a target
+        self._protected: frozenset = frozenset()
+        self._alternates: dict = {}
+        self._written: list = []  # keys written to the index while sharing (see _drop_unused)
 
     # -- reading ------------------------------------------------------------------------------
     @property
-    def nodes(self) -> tuple:
+    def nodes(self) -> "tuple[Node, ...]":
         return tuple(self._nodes)
 
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return iter(tuple(self._nodes))
 
     def __getitem__(self, name: str) -> Node:
@@ -312,17 +346,17 @@ class Graph:
         except KeyError:
             raise KeyError(f"no node named {name!r} in this graph") from None
 
-    def __contains__(self, item) -> bool:
+    def __contains__(self, item: object) -> bool:
         if isinstance(item, Node):
             return item.graph is self
         return item in self._by_name
 
     @property
-    def variables(self) -> tuple:
+    def variables(self) -> "tuple[Node, ...]":
         return tuple(n for n in self._nodes if n.op == "variable")
 
     @property
-    def placeholders(self) -> tuple:
+    def placeholders(self) -> "tuple[Node, ...]":
         return tuple(n for n in self._nodes if n.op == "placeholder")
 
     def __repr__(self) -> str:
@@ -340,25 +374,29 @@ class Graph:
         return self._repr_mimebundle_(include=["text/html"])["text/html"]
 
     # -- building -----------------------------------------------------------------------------
-    def placeholder(self, name: str, shape=(), dtype="float64") -> Node:
+    def placeholder(self, name: str, shape: Union[None, int, Sequence[Optional[int]]] = (),
+                    dtype: DTypeLike = "float64") -> Node:
         """An input fed at run time; ``None`` in ``shape`` is a size known only then."""
         shape = (shape,) if isinstance(shape, (int, type(None))) else tuple(shape)
         for d in shape:
             if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
-                raise ShapeError(f"placeholder '{name}': bad size {d!r} in shape {shape}")
+                raise ShapeError(_problem("placeholder", name, f"bad size {d!r} in shape "
+                                                               f"{shape}"))
         shape = tuple(None if d is None else int(d) for d in shape)
-        return self._add("placeholder", (), {}, shape, _dtype(dtype, name), name)
+        dtype = _dtype(dtype, "placeholder", name)
+        return self._add("placeholder", (), {}, shape, dtype, name)
 
-    def variable(self, name: str, value, dtype=None) -> Node:
+    def variable(self, name: str, value: ArrayLike, dtype: Optional[DTypeLike] = None) -> Node:
         """A node that holds an array between runs (``node.value`` reads and writes it)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "variable", name)
         node = self._add("variable", (), {}, array.shape, array.dtype, name)
         self._values[node.id] = array
         return node
 
-    def constant(self, value, name: Optional[str] = None, dtype=None) -> Node:
+    def constant(self, value: ArrayLike, name: Optional[str] = None,
+                 dtype: Optional[DTypeLike] = None) -> Node:
         """A fixed array (Python scalars and arrays given to ops become constants by themselves)."""
-        array = _numeric_array(value, dtype, name)
+        array = _numeric_array(value, dtype, "constant", name)
         array.flags.writeable = False
         return self._add("constant", (), {"value": array, "weak": False}, array.shape,
                          array.dtype, name)
@@ -380,11 +418,12 @@ class Graph:
         if name is None:
             name = self._fresh_name(op)
         elif not isinstance(name, str) or not name or not name.isprintable():
-            raise GraphcError(f"a node name must be a non-empty string of printable "
-                              f"characters, not {name!r}")
+            raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
+                              f"non-empty string of printable characters, not {name!r:.60}")
         elif name in self._by_name:
             raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
-                              "already has it (names are unique in a graph)")
+                              f"already has it (names are unique in a graph); new {op} node "
+                              f"built at {user_site()}")
         node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
                     tuple(shape), np.dtype(dtype),
                     name, user_site() if site is None else site,
@@ -395,7 +434,11 @@ class Graph:
         if self._memo is not None:
             key = _structural_key(op, inputs, attrs)
             if key is not None:
-                self._memo.setdefault(key, node)
+                first = self._memo.setdefault(key, node)
+                if first is not node and first.id in self._protected:
+                    self._alternates.setdefault(key, node)
+                if self._sharing:
+                    self._written.append(key)
         for x in inputs:
             consumers = self._consumers[x.id]
             if not consumers or consumers[-1] is not node:  # x * x is one consumer
@@ -419,12 +462,17 @@ class Graph:
             yield
         finally:
             self._derivative_level, self._sharing = saved
+            if not self._sharing:  # the outermost call is over: its log is no longer needed
+                self._written = []
 
     def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
         key = _structural_key(op, inputs, attrs)
         if key is None:
             return None
         found = self._memo.get(key)
+        if found is not None and found.id in self._protected:
+            found = self._alternates.get(key)
+            found = None if found is None or found.id in self._protected else found
         if found is not None:
             return found
         if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
@@ -436,8 +484,74 @@ class Graph:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:
                 self._memo[key] = folded
+                self._written.append(key)
                 return folded
         return None
+
+    @contextmanager
+    def _protecting(self, targets):
+        """While derivatives with respect to ``targets`` are built, sharing avoids them."""
+        saved = self._protected
+        self._protected = saved | {t.id for t in targets}
+        try:
+            yield
+        finally:
+            self._protected = saved
+
+    def _drop_unused(self, start: int, results) -> None:
+        """Remove the nodes appended since ``start`` that no node of ``results`` uses.
+
+        The graph stays append-only for everyone else: only nodes built during the current
+        derivative call, which nobody outside holds, go; the survivors after the first dropped
+        one are renumbered in order, and the sharing index follows them.
+        """
+        tail = self._nodes[start:]
+        alive = bytearray(len(tail))  # by position in the tail
+        for r in results:
+            if r is not None and r.id >= start:
+                alive[r.id - start] = 1
+        for k in range(len(tail) - 1, -1, -1):
+            if alive[k]:
+                for x in tail[k].inputs:
+                    if x.id >= start:
+                        alive[x.id - start] = 1
+        if all(alive):
+            return
+        first = start + alive.index(0)
+        moved = self._nodes[first:]
+        flags = alive[first - start:]
+        kept = [n for n, a in zip(moved, flags) if a]
+        dropped = [n for n, a in zip(moved, flags) if not a]
+        dead = {id(n) for n in dropped}
+        # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
+        # others stay right through the renumbering). Every entry written is in the log.
+        for key in self._written:
+            for index in (self._memo, self._alternates):
+                found = index.get(key)
+                if found is not None and (id(found) in dead or
+                                          not dead.isdisjoint(map(id, key[1]))):
+                    del index[key]
+        for node in dropped:
+            key = _structural_key(node.op, node.inputs, node.attrs)  # (indexed, maybe unlogged,
+            if key is not None and self._memo.get(key) is node:  # when the index was built)
+                del self._memo[key]
+            del self._by_name[node.name]
+            for x in node.inputs:
+                if id(x) not in dead and node in self._consumers[x.id]:
+                    self._consumers[x.id].remove(node)
+        consumers = [self._consumers[n.id] for n in kept]
+        for new, node in enumerate(kept, first):
+            auto = f"{node.op}_{node.id}"
+            if node.name == auto:  # a generated name follows the id, when that one is free
+                name = f"{node.op}_{new}"
+                if name not in self._by_name:
+                    del self._by_name[auto]
+                    self._by_name[name] = node
+                    object.__setattr__(node, "name", name)
+            object.__setattr__(node, "id", new)
+        del self._nodes[first:], self._consumers[first:]
+        self._nodes.extend(kept)
+        self._consumers.extend(consumers)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
@@ -480,7 +594,7 @@ class Graph:
         return name
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, fetches, feed: Optional[dict] = None):
+    def run(self, fetches: Any, feed: Optional[dict] = None) -> Any:
         """Compute ``fetches`` (a node, or a list/tuple/dict of nodes; same structure back).
 
         ``feed`` maps nodes or names to values. Only ancestors of the fetches are computed,
@@ -489,7 +603,7 @@ class Graph:
         from .runtime import run
         return run(self, fetches, feed)
 
-    def to_networkx(self):
+    def to_networkx(self) -> Any:
         """A ``networkx.MultiDiGraph``: node ids as keys, one edge per input (``x * x`` has two)."""
         import networkx as nx
 
@@ -512,27 +626,37 @@ def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
     if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
         return None
-    return (op, tuple(x.id for x in inputs), attrs_key(attrs))
+    # inputs by identity, not id: dropping unused derivative nodes renumbers the survivors
+    return (op, tuple(inputs), attrs_key(attrs))
 
 
-def _numeric_array(value, dtype, name) -> np.ndarray:
+def _problem(op: str, name, text: str) -> str:
+    """A message about a source node that could not be built: op, name, the user's line (a
+    nameless constant is an op's input: the op's builder adds its own name and line)."""
+    if name is None:
+        return text
+    return f"{op} '{name}': {text} (built at {user_site()})"
+
+
+def _numeric_array(value, dtype, op, name) -> np.ndarray:
     """A private copy of ``value`` as a numeric (or bool) array, else DTypeError."""
-    label = f"'{name}': " if name else ""
     try:
-        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, name), copy=True)
+        array = np.array(value, dtype=None if dtype is None else _dtype(dtype, op, name),
+                         copy=True)
     except (TypeError, ValueError) as exc:
-        raise DTypeError(f"{label}cannot make an array of {value!r:.60} ({exc})") from None
+        raise DTypeError(_problem(op, name, f"cannot make an array of {value!r:.60} ({exc})")) \
+            from None
     if array.dtype.kind not in "biufc":
-        raise DTypeError(f"{label}a value must be numbers or bools, not {array.dtype} "
-                         f"({value!r:.60})")
+        raise DTypeError(_problem(op, name, f"a value must be numbers or bools, not "
+                                            f"{array.dtype} ({value!r:.60})"))
     return array
 
 
-def _dtype(dtype, name) -> np.dtype:
+def _dtype(dtype, op, name) -> np.dtype:
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise DTypeError(f"'{name}': {dtype!r} is not a dtype") from None
+        raise DTypeError(_problem(op, name, f"{dtype!r} is not a dtype")) from None
 
 
 # -- the node builder every op function uses ----------------------------------------------------
@@ -564,13 +688,16 @@ def as_node(graph: Graph, value) -> Node:
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
+    graph = None
     try:
         graph = graph_of(inputs)
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
         nodes = tuple(as_node(graph, x) for x in inputs)
     except GraphcError as exc:
-        raise type(exc)(f"{op_name}: {exc}; built at {user_site()}") from None
+        label = name or (graph._fresh_name(op_name) if graph is not None else None)
+        node = f"node '{label}' " if label else ""
+        raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
     return build(graph, op_name, nodes, attrs or {}, name)
 
 

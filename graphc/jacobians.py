@@ -10,7 +10,7 @@ Every function accepts lists: ``jacobian([y1, y2], [x1, x2])[i][j]`` is dy_i/dx_
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def _pick(mode: str, inputs: int | None, outputs: int | None) -> str:
     return "rev"
 
 
-def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto"):
+def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto") -> Any:
     """The Jacobian ``dy/dx`` as a node of shape ``y.shape + x.shape``.
 
     ``mode`` is ``"rev"`` (one reverse sweep seeded with the identity over y), ``"fwd"`` (one
@@ -59,6 +59,10 @@ def jacobian(ys: Nodes, xs: Nodes, mode: str = "auto"):
     With lists, the result is a list (or a list of lists) of blocks.
     """
     _check_mode(mode, "jacobian")
+    for what, value in (("y", ys), ("x", xs)):
+        if not isinstance(value, (Node, list, tuple)):  # (a string would recurse forever)
+            raise GraphcError(f"jacobian: {what} must be a node or a list of nodes, not "
+                              f"{type(value).__name__}")
     if not isinstance(ys, Node):
         return [jacobian(y, xs, mode) for y in ys]
     if not isinstance(xs, Node):
@@ -81,15 +85,16 @@ def jacfwd(y: Node, x: Node) -> Node:
     else:
         n = size(x.shape)
         seed = x.graph.constant(np.eye(n, dtype=x.dtype).reshape(x.shape + x.shape))
+    start = len(y.graph)
     with y.graph._deriving(max(y.derivative, x.derivative) + 1):
         t = jvp(y, x, seed)  # shape x.shape + y.shape: the batch of directions leads
         if x.ndim == 0 or y.ndim == 0:
-            return t
+            return autodiff._only_used(y.graph, start, t)
         order = tuple(range(x.ndim, x.ndim + y.ndim)) + tuple(range(x.ndim))
-        return transpose(t, order)
+        return autodiff._only_used(y.graph, start, transpose(t, order))
 
 
-def hessian(z: Node, xs: Nodes, mode: str = "auto"):
+def hessian(z: Node, xs: Nodes, mode: str = "auto") -> Any:
     """The Hessian of scalar ``z``: shape ``x.shape + x.shape``, by differentiating the
     gradient again (``"fwd"``: forward over reverse; ``"rev"``: reverse over reverse).
 
@@ -97,11 +102,13 @@ def hessian(z: Node, xs: Nodes, mode: str = "auto"):
     """
     _check_mode(mode, "hessian")
     if not isinstance(z, Node) or z.shape != ():
-        shape = fmt(z.shape) if isinstance(z, Node) else type(z).__name__
-        raise ShapeError(f"hessian: z must be a scalar node, not {shape}")
+        what = f"{describe(z)} of shape {fmt(z.shape)}" if isinstance(z, Node) else \
+            type(z).__name__
+        raise ShapeError(f"hessian: z must be a scalar node, not {what}")
     targets = [xs] if isinstance(xs, Node) else list(xs)
     for x in targets:
         _float(x, "hessian", "x")
+    start = len(z.graph)
     with z.graph._deriving(z.derivative + 1):  # one context: the node index is built once
         grads = autodiff.gradients(z, targets)
         # The gradient has as many elements as x: both modes take n directions. On the
@@ -110,10 +117,11 @@ def hessian(z: Node, xs: Nodes, mode: str = "auto"):
         chosen = "rev" if mode == "auto" else mode
         blocks = [[jacfwd(g, x) if chosen == "fwd" else autodiff.jacobian(g, x)
                    for x in targets] for g in grads]
+        autodiff._only_used(z.graph, start, blocks)  # the gradients may be unused: drop them
     return blocks[0][0] if isinstance(xs, Node) else blocks
 
 
-def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
+def hvp(z: Node, xs: Nodes, vs: Any, mode: str = "auto") -> Any:
     """The Hessian-vector product ``H v`` without forming H (shape of x; lists of xs and vs
     give the list of ``sum_j H_ij v_j``).
 
@@ -122,7 +130,9 @@ def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
     """
     _check_mode(mode, "hvp")
     if not isinstance(z, Node) or z.shape != ():
-        raise ShapeError("hvp: z must be a scalar node")
+        what = f"{describe(z)} of shape {fmt(z.shape)}" if isinstance(z, Node) else \
+            type(z).__name__
+        raise ShapeError(f"hvp: z must be a scalar node, not {what}")
     single = isinstance(xs, Node)
     targets = [xs] if single else list(xs)
     vectors = [vs] if single else list(vs)
@@ -130,6 +140,7 @@ def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
         raise GraphcError(f"hvp: {len(targets)} xs but {len(vectors)} vectors")
     for x in targets:
         _float(x, "hvp", "x")
+    start = len(z.graph)  # (an array v becomes a constant, which the result may not need)
     vectors = [as_node(x.graph, v) for x, v in zip(targets, vectors)]
     for x, v in zip(targets, vectors):
         if v.ndim != x.ndim or any(a is not None and b is not None and a != b
@@ -146,4 +157,5 @@ def hvp(z: Node, xs: Nodes, vs, mode: str = "auto"):
                 term = reduce_sum(mul(g, v))
                 inner = term if inner is None else add(inner, term)
             out = autodiff.gradients(inner, targets)
+        autodiff._only_used(z.graph, start, out)  # the gradients may be unused: drop them
     return out[0] if single else out

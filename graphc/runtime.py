@@ -214,11 +214,15 @@ def needed_nodes(graph, fetches: list, fed: dict) -> list:
 
 def require_fed(order: list, fed, purpose: str) -> None:
     """:class:`MissingFeedError` naming every placeholder in ``order`` that is not fed."""
+    from .graph import user_site
+
     missing = [n for n in order if n.op == "placeholder" and n.id not in fed]
     if missing:
         names = ", ".join(f"'{n.name}' {shapes.fmt(n.shape)} {n.dtype}" for n in missing)
+        built = "; ".join(f"'{n.name}' built at {n.site}" for n in missing if n.site)
         raise MissingFeedError(f"placeholder{'s' if len(missing) > 1 else ''} {names} must be "
-                               f"fed {purpose}")
+                               f"fed {purpose} ({built + '; ' if built else ''}called at "
+                               f"{user_site()})")
 
 
 def _given(values) -> str:
@@ -255,7 +259,8 @@ def run(graph, fetches, feed: Optional[dict] = None):
     nodes, rebuild = flatten(fetches)
     for n in nodes:
         if getattr(n, "graph", None) is not graph:
-            raise GraphcError(f"cannot fetch {n!r}: not a node of this graph")
+            what = describe(n) if hasattr(n, "graph") else repr(n)
+            raise GraphcError(f"cannot fetch {what}: not a node of this graph")
     fed = resolve_feed(graph, feed)
     order = needed_nodes(graph, nodes, fed)
     require_fed(order, fed, f"to compute {', '.join(repr(n.name) for n in nodes)}")

@@ -37,6 +37,15 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
+def can_broadcast_to(shape: Shape, target: Shape) -> bool:
+    """Whether ``shape`` may broadcast to ``target`` at run time: only a known size other than
+    1 and the target's is impossible (an unknown size may turn out to be 1 or the target's)."""
+    if len(shape) > len(target):
+        return False
+    return all(d is None or d == 1 or d == t
+               for d, t in zip(shape[::-1], target[::-1]))
+
+
 def shape_argument(shape, what: str = "a shape") -> tuple:
     """A user's shape (an int or a sequence of ints) as a tuple of ints, else ShapeError."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
@@ -82,8 +91,6 @@ def size(shape: Shape) -> Optional[int]:
 def fits(shape: Sequence[int], static: Shape) -> bool:
     """Whether a concrete shape is one the static shape allows."""
     return len(shape) == len(static) and all(s is None or s == d for s, d in zip(static, shape))
-
-
 
 
 def float_dtype(dtype: np.dtype) -> np.dtype:

@@ -1,11 +1,11 @@
 """Gradient checking against central finite differences, for users and for our own tests."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from .errors import GradientCheckError, GraphcError
+from .errors import GradientCheckError, GraphcError, describe
 from .graph import Node
 
 
@@ -41,7 +41,7 @@ def numeric_gradient(y: Node, x: Node, feed: dict, eps: float) -> np.ndarray:
     return out
 
 
-def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[float] = None,
+def check_gradients(y: Node, xs: Any, feed: Optional[dict] = None, *, eps: Optional[float] = None,
                     rtol: Optional[float] = None, atol: Optional[float] = None) -> float:
     """Compare ``gradients(y, xs)`` with central finite differences at ``feed``.
 
@@ -58,6 +58,13 @@ def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[f
     feed = dict(feed or {})
     if not isinstance(y, Node):
         raise GraphcError("check_gradients: y must be a graphc Node")
+    for x in xs:
+        if not isinstance(x, Node) or x.graph is not y.graph:
+            raise GraphcError(f"check_gradients: xs must be nodes of y's graph, not {x!r:.60}")
+    from .runtime import needed_nodes, require_fed, resolve_feed
+
+    fed = resolve_feed(y.graph, feed)  # what the user forgot, said before any derivative is built
+    require_fed(needed_nodes(y.graph, [y] + xs, fed), fed, f"to check the gradients of '{y.name}'")
     target = y if y.shape == () else reduce_sum(y)
     symbolic = y.graph.run(gradients(target, xs), feed)
     fallback = default_tolerances(y.dtype, *(x.dtype for x in xs))
@@ -84,7 +91,8 @@ def check_gradients(y: Node, xs, feed: Optional[dict] = None, *, eps: Optional[f
         table = "\n".join(f"  {name:<14} {str(index):<12} {s:>14.7g} {n:>14.7g} {d:>11.3g}"
                           for d, name, index, s, n, _ in rows)
         raise GradientCheckError(
-            f"symbolic and numeric gradients of '{y.name}' disagree (rtol={rtol}, atol={atol}); "
+            f"symbolic and numeric gradients of {describe(y)} disagree (rtol={rtol}, "
+            f"atol={atol}); "
             f"worst entries:\n  {'node':<14} {'index':<12} {'symbolic':>14} {'numeric':>14} "
             f"{'abs error':>11}\n{table}")
     return worst

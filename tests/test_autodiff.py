@@ -446,7 +446,8 @@ def test_known_ones_and_zeros_add_no_arithmetic():
         (gx,) = gc.gradients(y, [x])
         ops = [m.op for m in new_nodes(g, start) if m.op != "constant"]
         # d sum(tanh(x)) = 1 - tanh(x)^2: a square and a subtraction; no product with ones
-        assert sorted(ops) == sorted(["square", "sub"] + ["broadcast_to"] * (n > 64)), ops
+        # (and no unused broadcast of the seed: gradients keeps only nodes its results use)
+        assert sorted(ops) == ["square", "sub"], ops
         xv = np.linspace(-1, 1, n)
         np.testing.assert_allclose(g.run(gx, {x: xv}), 1 - np.tanh(xv) ** 2, rtol=1e-12)
     g = gc.Graph()

@@ -235,7 +235,8 @@ def test_hessian_graph_size_does_not_grow_with_n():
         assert build < 2.0
         if n <= 100:
             np.testing.assert_allclose(run(g, H, {x: xv}), hessian(xv), rtol=1e-10, atol=1e-12)
-    assert sizes[10] == sizes[100] == sizes[1000], sizes
+    # (up to 64 elements the seed's ones are one folded constant, above a broadcast constant)
+    assert sizes[10] <= sizes[100] == sizes[1000] <= sizes[10] + 1, sizes
     assert sizes[10] < 60
 
 

@@ -355,7 +355,9 @@ def test_in_place_reuse_lowers_peak_memory():
     X = RNG.standard_normal((300, 300))
     one = 300 * 300 * 8
     assert f.stats["planned_peak_bytes"] <= one + 1024
-    assert measured_peak(lambda: f(X)) <= one + 16384
+    # one array of x's size at a time (a second one would take the peak to 2x; NumPy's own
+    # reduction buffers differ between versions, so allow well under that)
+    assert measured_peak(lambda: f(X)) <= 1.5 * one
 
 
 def test_transposed_matmul_operands_are_not_copied():

@@ -131,6 +131,23 @@ def test_higher_order(tmp_path):
     assert "H is symmetric: True; tridiagonal: True" in out
 
 
+def test_scipy_logistic(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("scipy_logistic.py", tmp_path)
+    rows = re.findall(r"^\s+(\S+)\s+(hess|hessp|-)\s+(\d+)\s+\S+\s+(\S+)\s+\S+$", out, re.M)
+    assert [r[0] for r in rows] == ["trust-exact", "trust-krylov", "trust-ncg", "Newton-CG",
+                                    "L-BFGS-B", "BFGS"]
+    assert all(float(r[3]) < 1e-6 for r in rows)  # each method finds scikit-learn's coefficients
+    assert all(int(r[2]) <= 20 for r in rows if r[1] != "-")  # second order: a few iterations
+    assert number(r"largest difference from scikit-learn: (\S+)", out) < 1e-6
+    assert number(r"training accuracy (\S+)", out) > 0.95
+    try:
+        import onnx
+    except ImportError:
+        return
+    onnx.checker.check_model(str(tmp_path / "scipy_logistic.onnx"))
+
+
 def test_graphc_itself_imports_no_plotting_or_progress_library():
     code = ("import sys, numpy as np, graphc as gc\n"
             "g = gc.Graph(); x = g.placeholder('x'); f = gc.sin(x, name='f')\n"

@@ -49,7 +49,8 @@ def test_document_layout_and_fields():
     assert (doc["format"], doc["version"]) == ("graphc", 1)
     first = doc["nodes"][0]
     assert first == {"id": 0, "op": "placeholder", "name": "x", "inputs": [], "shape": [None, 3],
-                     "dtype": "float64", "attrs": {}, "derivative": 0, "site": x.site}
+                     "dtype": "float64", "attrs": {}, "derivative": 0,
+                     "site": json_format.portable_site(x.site)}
     assert doc["nodes"][1]["value"]["shape"] == [3, 2]
     assert [e["id"] for e in doc["nodes"]] == list(range(len(g)))
     assert doc["nodes"][-1]["inputs"] == [loss.inputs[0].id]
@@ -62,8 +63,8 @@ def test_round_trip_keeps_everything_and_runs_and_differentiates_alike():
     (gW,) = gc.gradients(loss, [W])
     h = roundtrip(g)
     for a, b in zip(g.nodes, h.nodes):
-        assert (a.id, a.op, a.name, a.shape, a.dtype, a.site, a.derivative) == \
-               (b.id, b.op, b.name, b.shape, b.dtype, b.site, b.derivative)
+        assert (a.id, a.op, a.name, a.shape, a.dtype, json_format.portable_site(a.site),
+                a.derivative) == (b.id, b.op, b.name, b.shape, b.dtype, b.site, b.derivative)
         assert [i.id for i in a.inputs] == [i.id for i in b.inputs]
     assert same_bits(h["W"].value, W.value)
     X = np.random.default_rng(0).normal(size=(4, 3))
@@ -476,7 +477,8 @@ def test_a_site_from_an_undecodable_file_name_saves_and_round_trips(tmp_path):
     g._add("placeholder", (), {}, (3,), "float64", "x", site="/tmp/\udcffbad.py:3")
     gc.save(g, tmp_path / "g.json")
     (tmp_path / "g.json").read_bytes().decode("utf-8")  # valid UTF-8
-    assert gc.load(tmp_path / "g.json")["x"].site == "/tmp/\udcffbad.py:3"
+    assert gc.load(tmp_path / "g.json")["x"].site == \
+        json_format.portable_site("/tmp/\udcffbad.py:3")
 
 
 def test_save_leaves_the_umask_alone_and_writes_through_a_symlink(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from graphc.graph import apply
 from graphc.io import sympy_bridge
 
 X, Y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
+REAL = {"real": True}  # the tests compare with sympy.diff, which needs real symbols
 
 
 def scalar_graph():
@@ -53,7 +54,7 @@ def test_each_scalar_op_has_its_sympy_form_and_value(k):
     build, want = FORMS[k]
     g, x, y = scalar_graph()
     node = build(x, y)
-    expr = gc.to_sympy(node)
+    expr = gc.to_sympy(node, REAL)
     assert sp.simplify(expr - want) == 0
     for xv in (-1.3, 0.4, 0.75, 2.2):
         assert np.isclose(value(expr, xv), float(g.run(node, {x: xv})))
@@ -94,18 +95,18 @@ def random_scalar_graph(rng: random.Random, smooth: bool = True):
 def test_sympy_derivative_simplifies_to_the_gradient_graph(seed):
     g, x, y, out = random_scalar_graph(random.Random(seed))
     dx, dy = gc.gradients(out, [x, y])
-    expr = gc.to_sympy(out)
-    assert sp.simplify(sp.diff(expr, X) - gc.to_sympy(dx)) == 0
-    assert sp.simplify(sp.diff(expr, Y) - gc.to_sympy(dy)) == 0
+    expr = gc.to_sympy(out, REAL)
+    assert sp.simplify(sp.diff(expr, X) - gc.to_sympy(dx, REAL)) == 0
+    assert sp.simplify(sp.diff(expr, Y) - gc.to_sympy(dy, REAL)) == 0
     if seed % 4 == 0:  # second order: differentiate the gradient graph itself
         (dxx,) = gc.gradients(dx, [x])
-        assert sp.simplify(sp.diff(expr, X, 2) - gc.to_sympy(dxx)) == 0
+        assert sp.simplify(sp.diff(expr, X, 2) - gc.to_sympy(dxx, REAL)) == 0
 
 
 @pytest.mark.parametrize("seed", range(15))
 def test_gradients_of_kinked_graphs_agree_with_sympy_away_from_kinks(seed):
     g, x, y, out = random_scalar_graph(random.Random(1000 + seed), smooth=False)
-    expr, (dx,) = gc.to_sympy(out), gc.gradients(out, [x])
+    expr, (dx,) = gc.to_sympy(out, REAL), gc.gradients(out, [x])
     derivative = sp.diff(expr, X)
     for xv in (-1.7, -0.3, 0.45, 1.9):
         assert np.isclose(value(expr, xv), float(g.run(out, {x: xv})))
@@ -132,7 +133,7 @@ def test_from_sympy_builds_nodes_for_every_supported_form():
 def test_from_sympy_of_to_sympy_computes_the_same_values():
     for seed in range(10):
         g, x, y, out = random_scalar_graph(random.Random(seed), smooth=seed % 2 == 0)
-        back = gc.from_sympy(gc.to_sympy(out), {X: x, Y: y})
+        back = gc.from_sympy(gc.to_sympy(out, REAL), {X: x, Y: y})
         for xv in (-1.1, 0.2, 1.4):
             assert np.isclose(g.run(back, {x: xv}), g.run(out, {x: xv}))
 
@@ -167,3 +168,72 @@ def test_an_op_without_a_rule_is_named(monkeypatch):
     monkeypatch.delitem(sympy_bridge._to_sympy_rules(), "tanh")
     with pytest.raises(gc.GraphcError, match="the op 'tanh' has no SymPy form"):
         gc.to_sympy(gc.tanh(x))
+
+
+# -- symbols and depth ---------------------------------------------------------------------------
+def test_symbols_are_plain_by_default_so_that_subs_with_a_plain_symbol_works():
+    g, x, y = scalar_graph()
+    expr = gc.to_sympy(x * y + 1)
+    assert expr.free_symbols == {sp.Symbol("x"), sp.Symbol("y")}
+    assert expr.subs({sp.Symbol("x"): 2, sp.Symbol("y"): 3}) == 7
+    real = gc.to_sympy(x * y + 1, assumptions={"real": True})
+    assert real.free_symbols == {X, Y}
+    assert real.subs({X: 2, Y: 3}) == 7
+    assert sp.diff(gc.to_sympy(gc.abs(x), {"real": True}), X) == sp.sign(X)
+
+
+def test_from_sympy_accepts_plain_and_real_symbols():
+    g, x, y = scalar_graph()
+    for a, b in ((sp.Symbol("x"), sp.Symbol("y")), (X, Y)):
+        node = gc.from_sympy(sp.sin(a) * b, {a: x, b: y})
+        assert np.isclose(float(g.run(node, {x: 0.5})), np.sin(0.5) * 0.75)
+    node = gc.from_sympy(sp.sin(X) * sp.Symbol("y"), {"x": x, "y": y})  # mixed, by name
+    assert np.isclose(float(g.run(node, {x: 0.5})), np.sin(0.5) * 0.75)
+
+
+def test_bad_assumptions_are_a_graphc_error():
+    g, x, y = scalar_graph()
+    with pytest.raises(gc.GraphcError, match="assumptions"):
+        gc.to_sympy(x, assumptions={"real": "yes"})
+    with pytest.raises(gc.GraphcError, match="assumptions"):
+        gc.to_sympy(x, assumptions=["real"])
+
+
+def _numeric(expr, values: dict) -> tuple:
+    """SymPy's own value of ``expr``, computed bottom-up in a loop (deep trees recurse in subs),
+    and the symbols met."""
+    done: dict = {}
+    symbols = set()
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        todo = [a for a in e.args if id(a) not in done]  # by identity: == recurses
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        if isinstance(e, sp.Symbol):
+            done[id(e)] = sp.Float(values[e.name], 30)
+            symbols.add(e)
+        elif not e.args:
+            done[id(e)] = e
+        else:
+            done[id(e)] = e.func(*(done[id(a)] for a in e.args))  # numbers in, a number out
+    return float(done[id(expr)]), symbols
+
+
+def test_a_5000_deep_chain_converts_and_keeps_its_value():
+    g = gc.Graph()
+    x = g.placeholder("x")
+    y = x
+    for k in range(5000):
+        y = gc.sin(y) if k % 3 == 0 else gc.tanh(y) * 1.5 if k % 3 == 1 else y + 0.25
+    expr = gc.to_sympy(y)
+    value, symbols = _numeric(expr, {"x": 0.3})
+    assert symbols == {sp.Symbol("x")}  # plain symbols, also deep down (expr.free_symbols recurses)
+    assert np.isclose(value, float(g.run(y, {x: 0.3})), rtol=1e-9)
+    # a shallow expression stays evaluated however long the chain: x + 0.25 + 0.25 + ...
+    z = x
+    for _ in range(3000):
+        z = z + 0.25
+    assert gc.to_sympy(z) == sp.Symbol("x") + 750

@@ -278,3 +278,17 @@ def test_fuzzed_files_fail_cleanly_or_load_run_compile_and_agree():
         loaded += 1
         _check_loaded(h, rng)
     assert loaded > 300 and refused > 2000, (loaded, refused)
+
+
+def test_a_broadcast_that_fails_at_run_time_fails_in_both_paths():
+    """Found by the fuzz test: the compiler dropped a broadcast of a constant to a run-time
+    shape that does not fit (scalar_constant), so g.run raised and the function did not."""
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 4))
+    n = g.placeholder("n", (None,))
+    y = x + gc.ops.broadcast_like(g.constant(np.ones(1)), n)
+    feed = [np.ones((3, 4)), np.ones(21)]
+    with pytest.raises(gc.GraphcError, match="broadcast"):
+        g.run(y, dict(zip([x, n], feed)))
+    with pytest.raises(gc.GraphcError, match="broadcast"):
+        gc.function([x, n], y)(*feed)

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError, describe
 from ..graph import Node
@@ -138,7 +138,7 @@ def _local_value(frame, name: Optional[str]):
         return None
 
 
-def function(inputs: Union[Node, Sequence[Node]], outputs, updates: Optional[dict] = None, *,
+def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
              passes: Optional[Sequence[str]] = None, trust_input: bool = False) -> Function:
     """Compile ``outputs`` (a node, or nested lists, tuples, namedtuples and dicts of nodes)

@@ -272,7 +272,8 @@ def scalar_constant(t, b):
     x, y = t.inputs
     for i, (c, other) in enumerate(((y, x), (x, y))):
         value = constant_value(c)
-        if value is None or c.shape == () or c.is_weak() or not same_shape(other, t):
+        if value is None or c.shape == () or c.is_weak() or not same_shape(other, t) \
+                or not fits_into(c, other):  # else C's broadcast could fail at run time
             continue
         if value.size == 0 or not _bitwise_uniform(value):
             continue  # [0.0, -0.0] is not one scalar: x / it has infinities of both signs

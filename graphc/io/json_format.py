@@ -186,13 +186,34 @@ def node_entry(node: Node) -> dict:
                  "inputs": [x.id for x in node.inputs],
                  "shape": [None if d is None else int(d) for d in node.shape],
                  "dtype": node.dtype.name, "attrs": encoded,
-                 "derivative": node.derivative, "site": node.site or None}
+                 "derivative": node.derivative, "site": portable_site(node.site)}
         if value is not None:
             entry["value"] = encode_array(value)
     except GraphcError as exc:
         raise GraphcError(f"cannot export node {node.id} ({node.op} '{node.name}'): {exc}") \
             from None
     return entry
+
+
+def portable_site(site: Any) -> Any:
+    """A site as files store it: ``file:line`` with the file relative to the working directory
+    when it lies under it, else the file's name only. No absolute path of the user's machine
+    is saved, and the same graph saved from two checkouts is the same file."""
+    if not site:
+        return None
+    file, sep, line = site.rpartition(":")
+    if not sep or not line.isdigit():
+        file, line = site, ""
+    if not os.path.isabs(file):
+        return site
+    try:
+        relative = os.path.relpath(file)
+    except ValueError:  # another drive (Windows)
+        relative = os.pardir
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        relative = os.path.basename(file)
+    relative = relative.replace(os.sep, "/")
+    return f"{relative}:{line}" if line else relative
 
 
 def to_json(graph: Graph) -> str:
@@ -218,7 +239,7 @@ def save(graph: Graph, path: Union[str, os.PathLike]) -> None:
 
 
 # -- import ----------------------------------------------------------------------------------------
-def load(path: Union[str, os.PathLike], *, ops=None, max_elements: int = NODE_ELEMENTS,
+def load(path: Union[str, os.PathLike], *, ops: Any = None, max_elements: int = NODE_ELEMENTS,
          max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Read a graph that :func:`save` wrote (or any valid graphc JSON file).
 
@@ -234,7 +255,8 @@ def load(path: Union[str, os.PathLike], *, ops=None, max_elements: int = NODE_EL
                      max_total_elements=max_total_elements)
 
 
-def from_json(text: Union[str, bytes], *, ops=None, max_elements: int = NODE_ELEMENTS,
+def from_json(text: Union[str, bytes], *, ops: Any = None,
+              max_elements: int = NODE_ELEMENTS,
               max_total_elements: int = TOTAL_ELEMENTS) -> Graph:
     """Rebuild a graph from graphc JSON, checking everything.
 

@@ -1,7 +1,8 @@
 """A bridge to SymPy for scalar graphs: ``to_sympy(node)`` and ``from_sympy(expr, mapping)``.
 
 ``to_sympy`` reads every ancestor of a node through a table of rules (op name -> SymPy form);
-placeholders and variables become real symbols named after them. Gradient graphs of scalars
+placeholders and variables become symbols named after them (plain, unless the caller
+gives SymPy assumptions). Gradient graphs of scalars
 hold shape ops (broadcast_to, sum_to, reshape, sum, ...) that are identities on one element, so
 ``to_sympy(gc.grad(y, x))`` can be compared with ``sympy.diff(to_sympy(y), x)``.
 
@@ -10,6 +11,7 @@ SymPy is imported only when a function here is called.
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -22,25 +24,137 @@ from ..shapes import fmt
 
 
 # -- to SymPy --------------------------------------------------------------------------------------
-def to_sympy(node: Node):
+def to_sympy(node: Node, assumptions: Optional[dict] = None) -> Any:
     """The SymPy expression of a scalar node, in symbols named after placeholders/variables.
 
-    Every ancestor must hold one element (shape ``()``, ``(1,)``, ...). Raises
-    :class:`GraphcError` for a larger node or an op without a SymPy form.
+    The symbols are plain ``sympy.Symbol(name)``, so ``expr.subs({sympy.Symbol("x"): 1})``
+    works; ``assumptions`` gives them SymPy assumptions, e.g. ``{"real": True}`` (which
+    ``sympy.diff`` of ``abs`` and friends needs to give real forms). Every ancestor must hold
+    one element (shape ``()``, ``(1,)``, ...). Raises :class:`GraphcError` for a larger node or
+    an op without a SymPy form.
+
+    The expression is simplified as SymPy does for real symbols (graph values are real), then
+    given the requested symbols. Any depth works: the graph is read in a loop, and a
+    subexpression too deep for SymPy's recursive automatic simplification is left unevaluated.
     """
+    import sympy as sp
+
     if not isinstance(node, Node):
         raise GraphcError(f"to_sympy takes a graphc Node, not {type(node).__name__}")
+    wanted = _checked_assumptions(assumptions)
+    # Built with real symbols: SymPy's simplification of complex ones can take exponential
+    # time (tanh(1.5*tanh(1.5*tanh(x))) ...), and the graph computes real values anyway.
+    try:
+        building = {"real": True, **wanted}
+        sp.Symbol("probe", **building)
+    except (ValueError, TypeError):  # assumptions that contradict real: use them as they are
+        building = wanted
     rules = _to_sympy_rules()
+    # SymPy evaluates new expressions recursively through their arguments; past this depth
+    # it would exceed the recursion limit (and take quadratic time), so deeper ones are built
+    # unevaluated. Depth is that of the SymPy expression: x + 1 + 1 + ... stays shallow.
+    deep = max(16, min(100, sys.getrecursionlimit() // 10))
     exprs: dict[int, Any] = {}
-    for n in needed_nodes(node.graph, [node], {}):  # the ancestors, in creation order
-        if n.shape != (1,) * n.ndim:
-            raise GraphcError(f"to_sympy works on scalar graphs, but {describe(n)} has shape "
-                              f"{fmt(n.shape)}")
-        rule = rules.get(n.op)
-        if rule is None:
-            raise GraphcError(f"to_sympy: the op {n.op!r} has no SymPy form ({describe(n)})")
-        exprs[n.id] = rule(n, *(exprs[x.id] for x in n.inputs))
-    return exprs[node.id]
+    rename: dict = {}  # building symbol -> the symbol the caller asked for
+    depths: dict[int, int] = {}  # id(expr) -> its depth, for the expressions met so far
+    keep: list = []  # holds the measured expressions, so that their ids stay theirs
+    settings = sp.core.parameters.global_parameters  # thread-local; SymPy clears its cache
+    evaluating = settings.evaluate  # at every change of mode, so change it only when needed
+
+    def mode(on: bool) -> None:
+        if settings.evaluate != on:
+            settings.evaluate = on
+
+    try:
+        for n in needed_nodes(node.graph, [node], {}):  # the ancestors, in creation order
+            if n.shape != (1,) * n.ndim:
+                raise GraphcError(f"to_sympy works on scalar graphs, but {describe(n)} has "
+                                  f"shape {fmt(n.shape)}")
+            if n.op in ("placeholder", "variable"):
+                exprs[n.id] = sp.Symbol(n.name, **building)
+                rename[exprs[n.id]] = sp.Symbol(n.name, **wanted)
+                continue
+            rule = rules.get(n.op)
+            if rule is None:
+                raise GraphcError(f"to_sympy: the op {n.op!r} has no SymPy form "
+                                  f"({describe(n)})")
+            args = [exprs[x.id] for x in n.inputs]
+            if args:  # (a constant needs no simplification: keep the mode as it is)
+                mode(evaluating and max(_depth(a, depths, keep) for a in args) < deep)
+            try:
+                exprs[n.id] = rule(n, *args)
+            except RecursionError:
+                mode(False)  # SymPy's simplification recursed too deep: build it as it is
+                try:
+                    exprs[n.id] = rule(n, *args)
+                except RecursionError:
+                    raise GraphcError(f"to_sympy: SymPy cannot build an expression this "
+                                      f"deep (at {describe(n)})") from None
+        mode(False)  # the same tree, other symbols: nothing to simplify again
+        return exprs[node.id] if building == wanted else _replace(exprs[node.id], rename)
+    finally:
+        mode(evaluating)
+
+
+def _replace(expr, mapping: dict):
+    """``expr.xreplace(mapping)`` in a loop (xreplace recurses), sharing unchanged subtrees.
+    Keyed by identity: comparing deep SymPy trees for equality recurses too."""
+    done: dict = {}
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if id(e) in done:
+            stack.pop()
+            continue
+        if not e.args:  # the symbols are atoms, which compare shallowly
+            done[id(e)] = mapping.get(e, e)
+            stack.pop()
+            continue
+        pending = [a for a in e.args if id(a) not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        args = tuple(done[id(a)] for a in e.args)
+        same = all(a is b for a, b in zip(args, e.args))
+        done[id(e)] = e if same else e.func(*args)
+    return done[id(expr)]
+
+
+def _checked_assumptions(assumptions) -> dict:
+    """The user's SymPy assumptions for the symbols, checked so that SymPy never sees junk."""
+    if assumptions is None:
+        return {}
+    if not isinstance(assumptions, dict) or not all(
+            isinstance(k, str) and isinstance(v, bool) for k, v in assumptions.items()):
+        raise GraphcError(f"to_sympy: assumptions must be a dict of names to bools, such as "
+                          f"{{'real': True}}, not {assumptions!r:.60}")
+    import sympy as sp
+
+    try:
+        sp.Symbol("probe", **assumptions)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise GraphcError(f"to_sympy: SymPy does not accept the assumptions {assumptions!r:.60} "
+                          f"({exc})") from None
+    return dict(assumptions)
+
+
+def _depth(expr, depths: dict, keep: list) -> int:
+    """The depth of a SymPy expression, memoized by identity, without recursion."""
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if id(e) in depths:
+            stack.pop()
+            continue
+        pending = [a for a in e.args if id(a) not in depths]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        depths[id(e)] = 1 + max((depths[id(a)] for a in e.args), default=0)
+        keep.append(e)
+    return depths[id(expr)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,8 +188,6 @@ def _to_sympy_rules() -> dict[str, Callable]:
 
     identity = arithmetic(lambda x, *rest: x)  # shape ops on one element; `like` inputs unused
     rules = {
-        "placeholder": lambda node: sp.Symbol(node.name, real=True),
-        "variable": lambda node: sp.Symbol(node.name, real=True),
         "constant": lambda node: _number(node.attrs["value"]),
         "add": arithmetic(lambda a, b: a + b),
         "sub": arithmetic(lambda a, b: a - b),
@@ -170,7 +282,7 @@ def _number(value: np.ndarray):
 
 
 # -- from SymPy ----------------------------------------------------------------------------------
-def from_sympy(expr, mapping: dict, graph: Optional[Graph] = None) -> Node:
+def from_sympy(expr: Any, mapping: dict, graph: Optional[Graph] = None) -> Node:
     """Nodes computing ``expr``, in the graph of the mapping's nodes.
 
     ``mapping`` sends each free symbol (a ``sympy.Symbol`` or its name) to a node. Handles

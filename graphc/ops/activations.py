@@ -8,12 +8,14 @@ of derivative works; at the kink of ``leaky_relu`` the derivative is taken from 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import math
 
 import numpy as np
 from scipy import special
 
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from .attrs import flag, real
 from .compare import greater, where
 from .elementwise import abs, add, div, exp, mul, neg, square, sub, tanh
@@ -146,38 +148,38 @@ define("softsign", infer=_float_unary_infer,
 
 
 # -- builders ---------------------------------------------------------------------------------------
-def gelu(x, approximate: bool = False, name=None):
+def gelu(x: Operand, approximate: bool = False, name: Optional[str] = None) -> Node:
     """The Gaussian error linear unit ``x * Phi(x)``, exact (with ``erf``) by default;
     ``approximate=True`` gives the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
     (jax.nn.gelu defaults to the tanh form; PyTorch's and this default is the exact one.)"""
     return apply("gelu", [x], {"approximate": approximate}, name=name)
 
 
-def leaky_relu(x, negative_slope: float = 0.01, name=None):
+def leaky_relu(x: Operand, negative_slope: float = 0.01, name: Optional[str] = None) -> Node:
     """``x`` where ``x > 0``, else ``negative_slope * x`` (slope ``negative_slope`` at 0)."""
     return apply("leaky_relu", [x], {"negative_slope": negative_slope}, name=name)
 
 
-def elu(x, alpha: float = 1.0, name=None):
+def elu(x: Operand, alpha: float = 1.0, name: Optional[str] = None) -> Node:
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
     return apply("elu", [x], {"alpha": alpha}, name=name)
 
 
-def selu(x, name=None):
+def selu(x: Operand, name: Optional[str] = None) -> Node:
     """The scaled ELU ``scale * elu(x, alpha)`` with ``alpha = 1.6733``, ``scale = 1.0507``."""
     return apply("selu", [x], name=name)
 
 
-def silu(x, name=None):
+def silu(x: Operand, name: Optional[str] = None) -> Node:
     """``x * sigmoid(x)`` (swish)."""
     return apply("silu", [x], name=name)
 
 
-def log_sigmoid(x, name=None):
+def log_sigmoid(x: Operand, name: Optional[str] = None) -> Node:
     """``log(sigmoid(x))`` computed as ``-softplus(-x)``: finite for any ``x``."""
     return apply("log_sigmoid", [x], name=name)
 
 
-def softsign(x, name=None):
+def softsign(x: Operand, name: Optional[str] = None) -> Node:
     """``x / (1 + |x|)``."""
     return apply("softsign", [x], name=name)

@@ -5,11 +5,13 @@ the gradient pass handle sizes that are ``None`` at build time.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
-from ..shapes import broadcast_shapes, fmt, shape_argument
+from ..graph import Node, Operand, apply
+from ..shapes import broadcast_shapes, can_broadcast_to, fmt, shape_argument
 from .attrs import integer, ints
 from .registry import Case, define
 from .shape import expand_dims
@@ -19,7 +21,7 @@ def _broadcast_to_infer(x, *, shape):
     shape = shape_argument(shape)
     if any(d < 0 for d in shape):
         raise ShapeError(f"cannot broadcast to {shape}: sizes must not be negative")
-    if len(shape) < x.ndim or broadcast_shapes(x.shape, shape) != tuple(shape):
+    if not can_broadcast_to(x.shape, shape):  # an unknown size may be 1 at run time
         raise ShapeError(f"cannot broadcast shape {fmt(x.shape)} to {fmt(shape)}")
     return shape, x.dtype, {"shape": shape}
 
@@ -107,16 +109,16 @@ define("sum_to", infer=_sum_to_infer, attrs={"batch": integer(0)},
        doc="Sum x to the run-time shape of like (keeping x's first `batch` dimensions).")
 
 
-def broadcast_to(x, shape, name=None):
+def broadcast_to(x: Operand, shape: Sequence[int], name: Optional[str] = None) -> Node:
     """Broadcast ``x`` to ``shape`` (NumPy rules); the gradient sums back."""
     return apply("broadcast_to", [x], {"shape": shape}, name=name)
 
 
-def broadcast_like(x, like, name=None):
+def broadcast_like(x: Operand, like: Node, name: Optional[str] = None) -> Node:
     """Broadcast ``x`` against the run-time shape of ``like``."""
     return apply("broadcast_like", [x, like], name=name)
 
 
-def sum_to(x, like, batch: int = 0, name=None):
+def sum_to(x: Operand, like: Node, batch: int = 0, name: Optional[str] = None) -> Node:
     """Sum ``x`` down to the run-time shape of ``like`` (keeping ``batch`` leading dims)."""
     return apply("sum_to", [x, like], {"batch": batch}, name=name)

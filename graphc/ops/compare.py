@@ -7,9 +7,12 @@ dimensions.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from ..graph import apply
+from ..errors import GraphcError
+from ..graph import Node, Operand, apply, user_site
 from ..shapes import broadcast_shapes
 from .common import elementwise_infer, probe
 from .registry import Case, define
@@ -87,27 +90,39 @@ define("where", infer=_where_infer, kernel=np.where, bprop=_where_bprop, curvatu
 
 
 # -- builders -----------------------------------------------------------------------------------
-def less(a, b, name=None):
+def _no_python_bool(op: str, *conditions) -> None:
+    """A condition that is a Python bool is almost always ``node == value`` or ``node != value``,
+    which compare nodes by identity (so nodes can be dict keys): refuse it, naming gc.equal."""
+    for what, value in conditions:
+        if isinstance(value, (bool, np.bool_)):
+            raise GraphcError(
+                f"{op}: {what} is the Python bool {bool(value)}, not a node; "
+                f"`node == value` and `node != value` compare identity in Python, so use "
+                f"gc.equal(x, value) or gc.not_equal(x, value) for an elementwise comparison; "
+                f"called at {user_site()}")
+
+
+def less(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a < b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("less", [a, b], name=name)
 
 
-def less_equal(a, b, name=None):
+def less_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a <= b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("less_equal", [a, b], name=name)
 
 
-def greater(a, b, name=None):
+def greater(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a > b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("greater", [a, b], name=name)
 
 
-def greater_equal(a, b, name=None):
+def greater_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a >= b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("greater_equal", [a, b], name=name)
 
 
-def equal(a, b, name=None):
+def equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a == b`` elementwise, with broadcasting; a bool node without gradient.
 
     (``node == other`` stays Python identity, so that nodes can be dict keys.)
@@ -115,29 +130,33 @@ def equal(a, b, name=None):
     return apply("equal", [a, b], name=name)
 
 
-def not_equal(a, b, name=None):
+def not_equal(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a != b`` elementwise, with broadcasting; a bool node without gradient."""
     return apply("not_equal", [a, b], name=name)
 
 
-def logical_not(x, name=None):
+def logical_not(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical NOT (nonzero counts as true); a bool node."""
+    _no_python_bool("logical_not", ("the input", x))
     return apply("logical_not", [x], name=name)
 
 
-def logical_and(a, b, name=None):
+def logical_and(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical AND (nonzero counts as true), with broadcasting; a bool node."""
+    _no_python_bool("logical_and", ("input a", a), ("input b", b))
     return apply("logical_and", [a, b], name=name)
 
 
-def logical_or(a, b, name=None):
+def logical_or(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise logical OR (nonzero counts as true), with broadcasting; a bool node."""
+    _no_python_bool("logical_or", ("input a", a), ("input b", b))
     return apply("logical_or", [a, b], name=name)
 
 
-def where(cond, a, b, name=None):
+def where(cond: Operand, a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a`` where ``cond`` is true, else ``b``, like ``numpy.where`` (all three broadcast).
 
     The gradient flows to the chosen branch only; ``cond`` gets none.
     """
+    _no_python_bool("where", ("the condition", cond))
     return apply("where", [cond, a, b], name=name)

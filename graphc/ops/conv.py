@@ -27,13 +27,15 @@ Pooling is in :mod:`graphc.ops.pool`.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import string
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DTypeError, ShapeError
-from ..graph import Node, apply
+from ..graph import Node, Operand, apply
 from ..shapes import broadcast_shapes, float_dtype, fmt
 from .attrs import integer, ints
 from .registry import Case, define
@@ -482,7 +484,8 @@ def _from_nchw(y, data_format):
     return transpose(y, tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
 
 
-def conv2d(x, w, stride=1, padding=0, dilation=1, groups=1, data_format="NCHW", name=None):
+def conv2d(x: Operand, w: Operand, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+           groups: int = 1, data_format: str = "NCHW", name: Optional[str] = None) -> Node:
     """2-D convolution (cross-correlation, as in PyTorch and TF) of ``x`` with weights ``w``.
 
     ``x`` is ``(N, C, H, W)`` (or ``(C, H, W)``, or any leading dimensions), ``w`` is
@@ -498,7 +501,8 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, groups=1, data_format="NCHW", 
                                     "dilation": dilation, "groups": groups}, name=name)
 
 
-def conv1d(x, w, stride=1, padding=0, dilation=1, groups=1, name=None):
+def conv1d(x: Operand, w: Operand, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+           groups: int = 1, name: Optional[str] = None) -> Node:
     """1-D convolution: ``x`` ``(N, C, L)``, ``w`` ``(O, C/groups, K)`` -> ``(N, O, OL)``.
 
     ``padding`` is ``"valid"``, ``"same"`` (stride 1), an int or a pair ``(left, right)``.
@@ -522,8 +526,9 @@ def conv1d(x, w, stride=1, padding=0, dilation=1, groups=1, name=None):
     return squeeze(y, -2, name=name)
 
 
-def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
-                     name=None):
+def conv_transpose2d(x: Operand, w: Operand, stride: Any = 1, padding: Any = 0,
+                     output_padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                     name: Optional[str] = None) -> Node:
     """Transposed 2-D convolution (the gradient of conv2d with respect to its input).
 
     ``x`` ``(N, C, H, W)``, ``w`` ``(C, O/groups, KH, KW)`` (PyTorch's layout) -> ``(N, O,

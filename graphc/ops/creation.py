@@ -8,12 +8,14 @@ with sizes known only then.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numbers
 
 import numpy as np
 
 from ..errors import DTypeError, GraphcError
-from ..graph import Graph, Node, apply
+from ..graph import DTypeLike, Graph, Node, Operand, apply
 from ..shapes import shape_argument
 from .attrs import dtype_name
 from .common import dtype_argument
@@ -34,34 +36,40 @@ def _constant(graph, array, dtype, name):
     return _graph(graph).constant(array if dtype is None else array.astype(dtype), name=name)
 
 
-def zeros(shape, dtype="float64", *, graph, name=None) -> Node:
+def zeros(shape: Any, dtype: Optional[DTypeLike] = "float64", *, graph: Any,
+          name: Optional[str] = None) -> Node:
     """A constant of zeros of static ``shape`` (an int or a tuple) in ``graph``."""
     return _constant(graph, np.zeros(shape_argument(shape)), dtype, name)
 
 
-def ones(shape, dtype="float64", *, graph, name=None) -> Node:
+def ones(shape: Any, dtype: Optional[DTypeLike] = "float64", *, graph: Any,
+         name: Optional[str] = None) -> Node:
     """A constant of ones of static ``shape`` in ``graph``."""
     return _constant(graph, np.ones(shape_argument(shape)), dtype, name)
 
 
-def full(shape, fill_value, dtype=None, *, graph, name=None) -> Node:
+def full(shape: Any, fill_value: Any, dtype: Optional[DTypeLike] = None, *, graph: Any,
+         name: Optional[str] = None) -> Node:
     """A constant of static ``shape`` filled with ``fill_value`` (dtype: NumPy's for the value
     unless given)."""
     return _constant(graph, np.full(shape_argument(shape), fill_value), dtype, name)
 
 
-def eye(N, M=None, k=0, dtype="float64", *, graph, name=None) -> Node:
+def eye(N: int, M: Optional[int] = None, k: int = 0, dtype: Optional[DTypeLike] = "float64", *,
+        graph: Any, name: Optional[str] = None) -> Node:
     """The ``N x M`` identity (ones on the ``k``-th diagonal) as a constant in ``graph``."""
     return _constant(graph, np.eye(N, M, k), dtype, name)
 
 
-def arange(start, stop=None, step=1, dtype=None, *, graph, name=None) -> Node:
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Optional[DTypeLike] = None, *,
+           graph: Any, name: Optional[str] = None) -> Node:
     """NumPy's ``arange`` (``arange(n)`` or ``arange(start, stop, step)``) as a constant."""
     array = np.arange(start) if stop is None and step == 1 else np.arange(start, stop, step)
     return _constant(graph, array, dtype, name)
 
 
-def linspace(start, stop, num=50, endpoint=True, dtype=None, *, graph, name=None) -> Node:
+def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
+             dtype: Optional[DTypeLike] = None, *, graph: Any, name: Optional[str] = None) -> Node:
     """``num`` evenly spaced numbers from ``start`` to ``stop`` (NumPy's ``linspace``)."""
     return _constant(graph, np.linspace(start, stop, num, endpoint=endpoint), dtype, name)
 
@@ -104,7 +112,8 @@ define("full_like", infer=_full_like_infer, kernel=_full_like, bprop=None,
        doc="An array of x's run-time shape filled with fill_value (x's dtype unless given).")
 
 
-def full_like(x, fill_value, dtype=None, name=None) -> Node:
+def full_like(x: Operand, fill_value: Any, dtype: Optional[DTypeLike] = None,
+              name: Optional[str] = None) -> Node:
     """An array of ``x``'s (run-time) shape filled with ``fill_value``; ``x``'s dtype unless
     ``dtype`` is given. No gradient flows through it."""
     return apply("full_like", [x], {"fill_value": fill_value, "dtype": dtype}, name=name)

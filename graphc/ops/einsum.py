@@ -11,13 +11,15 @@ diagonal by ``diagonal_grad``. Size-1 dimensions broadcast against their letter,
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import string
 from functools import lru_cache
 
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply, as_node, graph_of
+from ..graph import Node, Operand, apply, as_node, graph_of
 from .attrs import anything_of
 from .broadcast import broadcast_like, sum_to
 from .elementwise import mul
@@ -212,7 +214,7 @@ def _sublists(operands) -> tuple:
     return text, xs
 
 
-def einsum(subscripts, *operands, name=None):
+def einsum(subscripts: str, *operands: Operand, name: Optional[str] = None) -> Node:
     """Einstein summation, like ``numpy.einsum``: any subscripts NumPy accepts, implicit
     (``"ij,jk"``) or explicit (``"ij,jk->ik"``) output, ``...`` broadcasting, repeated letters
     (diagonals), and the sublist form ``einsum(x, [0, 1], y, [1, 2])``. The derivative is
@@ -228,7 +230,7 @@ def _ndim(v) -> int:
     return as_node(graph, v).ndim if graph is not None else np.ndim(v)
 
 
-def tensordot(a, b, axes=2, name=None):
+def tensordot(a: Operand, b: Operand, axes: Any = 2, name: Optional[str] = None) -> Node:
     """``numpy.tensordot``: the sum of products over ``axes`` (an int N: the last N of ``a``
     with the first N of ``b``; or a pair of axis sequences), as one einsum."""
     na, nb = _ndim(a), _ndim(b)
@@ -262,7 +264,7 @@ def tensordot(a, b, axes=2, name=None):
     return einsum(_join([sa, sb], out), a, b, name=name)
 
 
-def dot(a, b, name=None):
+def dot(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``numpy.dot``: products of scalars, inner product of vectors, matrix products, and for
     N-D operands the sum over ``a``'s last axis and ``b``'s second-to-last."""
     na, nb = _ndim(a), _ndim(b)
@@ -273,7 +275,7 @@ def dot(a, b, name=None):
     return tensordot(a, b, ([na - 1], [max(nb - 2, 0)]), name=name)
 
 
-def inner(a, b, name=None):
+def inner(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``numpy.inner``: the sum of products over the last axes of ``a`` and ``b``."""
     na, nb = _ndim(a), _ndim(b)
     if na == 0 or nb == 0:
@@ -281,7 +283,7 @@ def inner(a, b, name=None):
     return tensordot(a, b, ([na - 1], [nb - 1]), name=name)
 
 
-def outer(a, b, name=None):
+def outer(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``numpy.outer``: every element of ``a`` (flattened) times every element of ``b``."""
     flat = [v if _ndim(v) == 1 else reshape(v, (-1,)) if graph_of([v]) is not None
             else np.ravel(v) for v in (a, b)]

@@ -6,10 +6,12 @@ back to each input's shape.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import GraphcError
-from ..graph import Node, apply
+from ..graph import Node, Operand, apply
 from .common import elementwise_infer, is_constant
 from .compare import equal, greater, less, where
 from .registry import Case, define
@@ -85,27 +87,27 @@ _unary("cos", np.cos, lambda node, g, i: neg(mul(g, sin(node.inputs[0]))))
 _unary("tanh", np.tanh, lambda node, g, i: mul(g, sub(1, square(node))))
 
 
-def add(a, b, name=None):
+def add(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a + b`` with broadcasting."""
     return apply("add", [a, b], name=name)
 
 
-def sub(a, b, name=None):
+def sub(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a - b`` with broadcasting."""
     return apply("sub", [a, b], name=name)
 
 
-def mul(a, b, name=None):
+def mul(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a * b`` with broadcasting."""
     return apply("mul", [a, b], name=name)
 
 
-def div(a, b, name=None):
+def div(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a / b`` (true division) with broadcasting."""
     return apply("div", [a, b], name=name)
 
 
-def pow(a, b, name=None):
+def pow(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a ** b`` with broadcasting.
 
     For a Python-number exponent 2 or 0.5 it builds ``square(a)`` or ``sqrt(a)`` (what NumPy's
@@ -131,17 +133,17 @@ def _python_number(value):
     return None
 
 
-def neg(x, name=None):
+def neg(x: Operand, name: Optional[str] = None) -> Node:
     """``-x``."""
     return apply("neg", [x], name=name)
 
 
-def exp(x, name=None):
+def exp(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``e**x``."""
     return apply("exp", [x], name=name)
 
 
-def log(x, name=None):
+def log(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise natural logarithm.
 
     Of a node that has a stable logarithm it builds that instead, so values and gradients
@@ -170,7 +172,7 @@ def _stable_log(x, name):
     return None
 
 
-def log1p(x, name=None):
+def log1p(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``log(1 + x)``, accurate for small ``x``; ``log1p(exp(x))`` builds the
     stable ``softplus(x)`` (for float ``x``)."""
     if isinstance(x, Node) and x.op == "exp" and x.inputs[0].dtype.kind == "f" and \
@@ -180,27 +182,27 @@ def log1p(x, name=None):
     return apply("log1p", [x], name=name)
 
 
-def sqrt(x, name=None):
+def sqrt(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise square root."""
     return apply("sqrt", [x], name=name)
 
 
-def square(x, name=None):
+def square(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``x**2``."""
     return apply("square", [x], name=name)
 
 
-def sin(x, name=None):
+def sin(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise sine."""
     return apply("sin", [x], name=name)
 
 
-def cos(x, name=None):
+def cos(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise cosine."""
     return apply("cos", [x], name=name)
 
 
-def tanh(x, name=None):
+def tanh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise hyperbolic tangent."""
     return apply("tanh", [x], name=name)
 
@@ -267,27 +269,28 @@ define("clip", infer=elementwise_infer(np.clip), kernel=np.clip, bprop=_clip_bpr
        doc="x limited to [lo, hi] elementwise: minimum(maximum(x, lo), hi).")
 
 
-def abs(x, name=None):
+def abs(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise absolute value ``|x|``; its derivative at 0 is 0."""
     return apply("abs", [x], name=name)
 
 
-def sign(x, name=None):
+def sign(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise sign (-1, 0 or 1); not differentiable (passes zero gradient)."""
     return apply("sign", [x], name=name)
 
 
-def maximum(a, b, name=None):
+def maximum(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise maximum with broadcasting; tied inputs share the gradient equally."""
     return apply("maximum", [a, b], name=name)
 
 
-def minimum(a, b, name=None):
+def minimum(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Elementwise minimum with broadcasting; tied inputs share the gradient equally."""
     return apply("minimum", [a, b], name=name)
 
 
-def clip(x, lo, hi, name=None):
+def clip(x: Operand, lo: Optional[Operand], hi: Optional[Operand],
+         name: Optional[str] = None) -> Node:
     """``x`` limited to ``[lo, hi]`` elementwise, like ``numpy.clip``.
 
     ``lo`` and ``hi`` may be scalars, arrays or nodes (they broadcast with ``x``); ``None``

@@ -17,10 +17,12 @@ Functional scatter (``index_add``, ``index_update``, ``x.at[...]``) is in
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from ..errors import DTypeError, GraphcError, ShapeError
-from ..graph import Node, apply, as_node, graph_of
+from ..graph import Axis, Node, Operand, apply, as_node, graph_of
 from ..shapes import broadcast_shapes, fmt
 from .attrs import integer, ints
 from .registry import Case, define
@@ -427,7 +429,7 @@ def _index_node(x, idx):
     return as_node(graph, idx)
 
 
-def take(x, indices, axis=None, name=None):
+def take(x: Operand, indices: Operand, axis: Axis = None, name: Optional[str] = None) -> Node:
     """NumPy's ``take``: ``x``'s entries at integer ``indices`` (a node or array of any shape)
     along ``axis`` (``None``: of the flattened ``x``). Out-of-range indices raise
     :class:`graphc.IndexOutOfRangeError` at run time; negative ones count from the end. The
@@ -444,20 +446,20 @@ def take_grad(g, indices, like, axis, name=None):
     return apply("take_grad", [g, indices, like], {"axis": axis}, name=name)
 
 
-def take_along_axis(x, indices, axis, name=None):
+def take_along_axis(x: Operand, indices: Operand, axis: Axis, name: Optional[str] = None) -> Node:
     """NumPy's ``take_along_axis``: ``x`` picked at ``indices`` (same number of dimensions,
     the others broadcast) along ``axis``, e.g. with the result of ``argsort``."""
     return apply("take_along_axis", [x, _index_node(x, indices)], {"axis": axis}, name=name)
 
 
-def boolean_mask(x, mask, name=None):
+def boolean_mask(x: Operand, mask: Operand, name: Optional[str] = None) -> Node:
     """``x[mask]``: the entries where the bool ``mask`` (over ``x``'s leading dimensions) is
     True, in one dimension whose size is known only at run time. The gradient scatters back."""
     mask = _index_node(x, mask)
     return apply("boolean_mask", [x, mask], {"rest": x.ndim - mask.ndim}, name=name)
 
 
-def dynamic_slice(x, starts, sizes, name=None):
+def dynamic_slice(x: Operand, starts: Any, sizes: Any, name: Optional[str] = None) -> Node:
     """The block of ``x`` of static ``sizes`` (one per dimension) at ``starts`` known at run
     time (a 1-D int node, or a list of ints and scalar int nodes). Like JAX, each start is
     clamped to ``[0, n - size]`` so the block always fits; no error for out-of-range starts."""

@@ -20,12 +20,14 @@ and closed under differentiation.
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import functools
 
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import Node, apply
+from ..graph import Node, Operand, apply
 from ..shapes import fmt
 from .attrs import anything_of, flag
 from .registry import Case, define
@@ -335,7 +337,7 @@ define("getitem_grad", infer=_getitem_grad_infer, kernel=_getitem_grad_kernel,
            "(g may carry leading batch dimensions).")
 
 
-def getitem(x, index, name=None):
+def getitem(x: Operand, index: Any, name: Optional[str] = None) -> Node:
     """``x[index]`` with NumPy semantics (also written ``x[...]`` on a node).
 
     Supports slices (negative bounds and steps included), integers, ``None``/``np.newaxis``,
@@ -353,14 +355,16 @@ def getitem(x, index, name=None):
     return apply("getitem", [x], {"raw": index}, name=name)
 
 
-def getitem_grad(g, like, index, front=False, name=None):
+def getitem_grad(g: Node, like: Node, index: Any, front: bool = False,
+                 name: Optional[str] = None) -> Node:
     """Zeros of ``like``'s run-time shape (after ``g``'s leading batch dimensions) with ``g``
     added at the canonical ``index`` (the attrs of a getitem node)."""
     return apply("getitem_grad", [g, like], {"index": tuple(index), "front": bool(front)},
                  name=name)
 
 
-def index_trailing(x, index, front=False, name=None):
+def index_trailing(x: Operand, index: Any, front: bool = False,
+                   name: Optional[str] = None) -> Node:
     """``x`` indexed by a canonical ``index`` (tagged entries) on its trailing dimensions;
     the dimensions before them are kept (how bprops index a cotangent with a batch)."""
     return apply("getitem", [x], {"index": tuple(index), "front": bool(front)}, name=name)

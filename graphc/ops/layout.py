@@ -13,12 +13,14 @@ position ``p`` takes input element ``src[p]`` (or the fill value where ``src[p] 
 """
 from __future__ import annotations
 
+from typing import Any, Optional, Sequence, Union
+
 import functools
 
 import numpy as np
 
 from ..errors import GraphcError, ShapeError
-from ..graph import apply, user_site
+from ..graph import Axis, Node, Operand, apply, user_site
 from ..shapes import broadcast_shapes, fmt, normalize_axis, same_dims
 from .attrs import choice, integer, ints, real
 from .broadcast import broadcast_like, broadcast_to
@@ -233,13 +235,13 @@ define("triu", infer=_triangle_infer, attrs={"k": integer()},
        doc="The last two dimensions with the elements below diagonal k zeroed.")
 
 
-def tril(x, k: int = 0, name=None):
+def tril(x: Operand, k: int = 0, name: Optional[str] = None) -> Node:
     """The lower triangle of the last two dimensions (elements above diagonal ``k`` are 0),
     like ``numpy.tril``."""
     return apply("tril", [x], {"k": k}, name=name)
 
 
-def triu(x, k: int = 0, name=None):
+def triu(x: Operand, k: int = 0, name: Optional[str] = None) -> Node:
     """The upper triangle of the last two dimensions (elements below diagonal ``k`` are 0),
     like ``numpy.triu``."""
     return apply("triu", [x], {"k": k}, name=name)
@@ -265,7 +267,8 @@ def _chain(x, steps, name):
     return x
 
 
-def pad(x, pad_width, mode: str = "constant", constant_values=0, name=None):
+def pad(x: Operand, pad_width: Any, mode: str = "constant", constant_values: Operand = 0,
+        name: Optional[str] = None) -> Node:
     """``x`` padded like ``numpy.pad``: ``pad_width`` an int, a ``(before, after)`` pair for
     every axis, or one pair per axis; ``mode`` ``"constant"`` (with a scalar
     ``constant_values``), ``"edge"``, ``"reflect"``, ``"symmetric"`` or ``"wrap"``."""
@@ -289,7 +292,7 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0, name=None):
     return _chain(x, steps, name)
 
 
-def tile(x, reps, name=None):
+def tile(x: Operand, reps: Union[int, Sequence[int]], name: Optional[str] = None) -> Node:
     """``x`` repeated ``reps`` times along each axis, like ``numpy.tile`` (a longer ``reps``
     adds leading axes)."""
     reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
@@ -302,7 +305,8 @@ def tile(x, reps, name=None):
                   name)
 
 
-def repeat(x, repeats, axis=None, name=None):
+def repeat(x: Operand, repeats: Union[int, Sequence[int]], axis: Axis = None,
+           name: Optional[str] = None) -> Node:
     """Each element repeated ``repeats`` times (an int, or one count per element) along
     ``axis`` (of the flattened ``x`` when None), like ``numpy.repeat``."""
     if axis is None:
@@ -316,7 +320,8 @@ def repeat(x, repeats, axis=None, name=None):
     return axis_map(x, a, "repeat", params, name=name)
 
 
-def roll(x, shift, axis=None, name=None):
+def roll(x: Operand, shift: Union[int, Sequence[int]], axis: Axis = None,
+         name: Optional[str] = None) -> Node:
     """Elements shifted by ``shift`` along ``axis`` (an int or a tuple, with one shift each),
     wrapping around, like ``numpy.roll``; with ``axis=None`` the flattened ``x`` is rolled
     and the shape restored."""
@@ -330,7 +335,7 @@ def roll(x, shift, axis=None, name=None):
 
 
 # -- builders over slices, transposes and broadcasts ------------------------------------------------
-def flip(x, axis=None, name=None):
+def flip(x: Operand, axis: Axis = None, name: Optional[str] = None) -> Node:
     """``x`` with the order of elements reversed along ``axis`` (all axes by default), like
     ``numpy.flip`` (a reversed slice)."""
     axes = normalize_axis(axis, x.ndim)
@@ -338,7 +343,7 @@ def flip(x, axis=None, name=None):
                             for d in range(x.ndim)), name=name)
 
 
-def split(x, indices_or_sections, axis: int = 0) -> list:
+def split(x: Operand, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> list:
     """A list of parts of ``x`` along ``axis``, like ``numpy.split``: an int gives that many
     equal parts (the size must be known and divisible), a sequence gives the split points."""
     (a,) = normalize_axis(axis, x.ndim)
@@ -358,7 +363,8 @@ def split(x, indices_or_sections, axis: int = 0) -> list:
     return [getitem(x, lead + (slice(start, stop),)) for start, stop in zip(bounds, bounds[1:])]
 
 
-def moveaxis(x, source, destination, name=None):
+def moveaxis(x: Operand, source: Union[int, Sequence[int]], destination: Union[int, Sequence[int]],
+             name: Optional[str] = None) -> Node:
     """``x`` with axes moved from ``source`` to ``destination`` (ints or tuples), like
     ``numpy.moveaxis``."""
     src = [a % x.ndim if -x.ndim <= a < x.ndim else _bad_axis(a, x)
@@ -377,7 +383,7 @@ def _bad_axis(a, x):
     _fail("moveaxis", f"axis {a} is out of bounds for {fmt(x.shape)}")
 
 
-def swapaxes(x, axis1: int, axis2: int, name=None):
+def swapaxes(x: Operand, axis1: int, axis2: int, name: Optional[str] = None) -> Node:
     """``x`` with two axes exchanged, like ``numpy.swapaxes``."""
     order = list(range(x.ndim))
     a, b = (normalize_axis(v, x.ndim)[0] for v in (axis1, axis2))
@@ -385,7 +391,7 @@ def swapaxes(x, axis1: int, axis2: int, name=None):
     return transpose(x, tuple(order), name=name)
 
 
-def broadcast_arrays(*xs) -> list:
+def broadcast_arrays(*xs: Operand) -> list:
     """The inputs broadcast against each other, like ``numpy.broadcast_arrays`` (a list; sizes
     known only at run time are taken from the other inputs then)."""
     shape = broadcast_shapes(*(x.shape for x in xs))
@@ -403,7 +409,7 @@ def broadcast_arrays(*xs) -> list:
     return out
 
 
-def meshgrid(*xs, indexing: str = "xy") -> list:
+def meshgrid(*xs: Operand, indexing: str = "xy") -> list:
     """Coordinate grids from 1-D inputs, like ``numpy.meshgrid`` (``indexing`` ``"xy"``, the
     default, or ``"ij"``)."""
     if indexing not in ("xy", "ij"):

@@ -11,13 +11,15 @@ so derivatives of any order work.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 import scipy.linalg
 import scipy.linalg.lapack
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import broadcast_shapes, fmt, same_dims
 from .attrs import choice, flag
 from .broadcast import sum_to
@@ -131,7 +133,7 @@ define("matmul", infer=_matmul_infer, kernel=np.matmul, bprop=_matmul_bprop, jvp
        doc="numpy.matmul: matrix product of the last two axes, batch axes broadcast.")
 
 
-def matmul(a, b, name=None):
+def matmul(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """Matrix product ``a @ b`` with ``numpy.matmul`` semantics.
 
     A 1-D ``a`` is a row vector and a 1-D ``b`` a column vector (the promoted axis is removed

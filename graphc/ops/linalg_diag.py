@@ -7,10 +7,12 @@ each other, closed under differentiation.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import ShapeError
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import fmt
 from .attrs import integer
 from .reduce import sum as reduce_sum
@@ -108,7 +110,8 @@ define("diagonal_grad", infer=_diagonal_grad_infer, attrs=_DIAGONAL_ATTRS,
        doc="diagonal's adjoint: g placed on the diagonal of zeros shaped like `like`.")
 
 
-def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1, name=None):
+def diagonal(x: Operand, offset: int = 0, axis1: int = 0, axis2: int = 1,
+             name: Optional[str] = None) -> Node:
     """The diagonal (``offset`` above the main one) of axes ``axis1`` and ``axis2``, like
     ``numpy.diagonal``: those axes are removed and the diagonal becomes the last axis."""
     return apply("diagonal", [x], {"offset": offset, "axis1": axis1, "axis2": axis2},
@@ -146,7 +149,7 @@ define("diag", infer=_diag_infer, attrs={"k": integer()},
        doc="numpy.diag of a vector: the matrix with v on its k-th diagonal.")
 
 
-def diag(v, k: int = 0, name=None):
+def diag(v: Operand, k: int = 0, name: Optional[str] = None) -> Node:
     """``numpy.diag``: a 1-D ``v`` gives the square matrix with ``v`` on its ``k``-th diagonal;
     a 2-D ``v`` gives its ``k``-th diagonal."""
     from ..graph import as_node, graph_of
@@ -157,7 +160,8 @@ def diag(v, k: int = 0, name=None):
     return apply("diag", [v], {"k": k}, name=name)
 
 
-def trace(x, offset: int = 0, axis1: int = 0, axis2: int = 1, name=None):
+def trace(x: Operand, offset: int = 0, axis1: int = 0, axis2: int = 1,
+          name: Optional[str] = None) -> Node:
     """The sum along a diagonal, like ``numpy.trace`` (axes 0 and 1 by default; use
     ``gc.linalg.trace`` for the last two axes of a stack)."""
     return reduce_sum(diagonal(x, offset, axis1, axis2), axis=-1, name=name)

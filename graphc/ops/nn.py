@@ -25,10 +25,12 @@ loss, so the loss and its gradient can share one pass over the logits.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Axis, DTypeLike, Node, Operand, apply
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .common import dtype_argument, elementwise_infer
 from .compare import greater, where
@@ -382,37 +384,38 @@ define("one_hot_like", infer=_one_hot_like_infer,
 
 
 # -- builders -------------------------------------------------------------------------------------
-def relu(x, name=None):
+def relu(x: Operand, name: Optional[str] = None) -> Node:
     """``max(x, 0)`` elementwise; its derivative at 0 is 0."""
     return apply("relu", [x], name=name)
 
 
-def sigmoid(x, name=None):
+def sigmoid(x: Operand, name: Optional[str] = None) -> Node:
     """The logistic function ``1 / (1 + exp(-x))``, finite with finite derivatives for any x."""
     return apply("sigmoid", [x], name=name)
 
 
-def softplus(x, name=None):
+def softplus(x: Operand, name: Optional[str] = None) -> Node:
     """``log(1 + exp(x))`` computed stably as ``max(x, 0) + log1p(exp(-|x|))``."""
     return apply("softplus", [x], name=name)
 
 
-def softmax(x, axis=-1, name=None):
+def softmax(x: Operand, axis: Axis = -1, name: Optional[str] = None) -> Node:
     """``exp(x) / sum(exp(x))`` along ``axis`` (an int, a tuple, or None for all axes)."""
     return apply("softmax", [x], {"axis": axis}, name=name)
 
 
-def log_softmax(x, axis=-1, name=None):
+def log_softmax(x: Operand, axis: Axis = -1, name: Optional[str] = None) -> Node:
     """``x - logsumexp(x, axis, keepdims=True)``: log-probabilities, stable for large logits."""
     return apply("log_softmax", [x], {"axis": axis}, name=name)
 
 
-def logsumexp(x, axis=-1, keepdims=False, name=None):
+def logsumexp(x: Operand, axis: Axis = -1, keepdims: bool = False,
+              name: Optional[str] = None) -> Node:
     """``log(sum(exp(x), axis))`` without overflow; ``axis`` an int, a tuple or None (all)."""
     return apply("logsumexp", [x], {"axis": axis, "keepdims": keepdims}, name=name)
 
 
-def softmax_cross_entropy(logits, labels, name=None):
+def softmax_cross_entropy(logits: Operand, labels: Operand, name: Optional[str] = None) -> Node:
     """Cross-entropy between ``softmax(logits)`` over the last axis and the labels, per example.
 
     ``labels`` are either integer class indices of shape ``logits.shape[:-1]`` (they get no
@@ -423,7 +426,7 @@ def softmax_cross_entropy(logits, labels, name=None):
     return apply("softmax_cross_entropy", [logits, labels], name=name)
 
 
-def sigmoid_cross_entropy(logits, targets, name=None):
+def sigmoid_cross_entropy(logits: Operand, targets: Operand, name: Optional[str] = None) -> Node:
     """Elementwise binary cross-entropy of ``sigmoid(logits)`` against ``targets`` in [0, 1].
 
     Computed as ``softplus(logits) - targets * logits`` (finite for any logits); broadcasts.
@@ -431,12 +434,13 @@ def sigmoid_cross_entropy(logits, targets, name=None):
     return apply("sigmoid_cross_entropy", [logits, targets], name=name)
 
 
-def one_hot(indices, depth: int, dtype="float64", name=None):
+def one_hot(indices: Operand, depth: int, dtype: DTypeLike = "float64",
+            name: Optional[str] = None) -> Node:
     """One-hot rows: shape ``indices.shape + (depth,)``; indices outside ``[0, depth)`` give
     a row of zeros. Not differentiable."""
     return apply("one_hot", [indices], {"depth": depth, "dtype": dtype}, name=name)
 
 
-def one_hot_like(indices, like, name=None):
+def one_hot_like(indices: Operand, like: Node, name: Optional[str] = None) -> Node:
     """``one_hot`` whose depth is ``like``'s last size at run time, in ``like``'s float dtype."""
     return apply("one_hot_like", [indices, like], name=name)

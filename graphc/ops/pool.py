@@ -7,10 +7,12 @@ gather ``max_pool2d_gather`` and back; ``avg_pool2d`` (padding counts as zeros, 
 """
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import float_dtype, fmt
 from .attrs import ints
 from .conv import _check_spatial, _out_size, _pair, _padding_pairs, _windows, padding_argument
@@ -260,7 +262,8 @@ define("avg_pool2d_grad", infer=_avg_pool_grad_infer, kernel=_avg_pool2d_grad,
        doc="Spreads each pooled cotangent evenly over its window (the adjoint of avg_pool2d).")
 
 
-def max_pool2d(x, kernel, stride=None, padding=0, name=None):
+def max_pool2d(x: Operand, kernel: Any, stride: Any = None, padding: Any = 0,
+               name: Optional[str] = None) -> Node:
     """The maximum of each ``kernel`` window over the last two dimensions of ``x``.
 
     ``stride`` defaults to the kernel (non-overlapping windows); ``padding`` (an int, a pair
@@ -271,7 +274,8 @@ def max_pool2d(x, kernel, stride=None, padding=0, name=None):
                  name=name)
 
 
-def avg_pool2d(x, kernel, stride=None, padding=0, name=None):
+def avg_pool2d(x: Operand, kernel: Any, stride: Any = None, padding: Any = 0,
+               name: Optional[str] = None) -> Node:
     """The mean of each ``kernel`` window over the last two dimensions of ``x`` (padding
     counts as zeros, like PyTorch's default)."""
     return apply("avg_pool2d", [x], {"kernel": kernel, "stride": stride, "padding": padding},

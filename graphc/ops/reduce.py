@@ -1,12 +1,14 @@
 """Reductions over axes (``axis`` None, int or tuple, negatives allowed; ``keepdims``)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import builtins  # sum, max and min below shadow the builtins in this module
 
 import numpy as np
 
 from ..errors import ShapeError
-from ..graph import apply
+from ..graph import Axis, Node, Operand, apply
 from ..shapes import normalize_axis, reduced_shape, size
 from .broadcast import broadcast_like, broadcast_to
 from .common import probe
@@ -111,12 +113,13 @@ def _reduce(op, x, axis, keepdims, name):
     return apply(op, [x], {"axis": axis, "keepdims": keepdims}, name=name)
 
 
-def sum(x, axis=None, keepdims=False, name=None):
+def sum(x: Operand, axis: Axis = None, keepdims: bool = False, name: Optional[str] = None) -> Node:
     """Sum over ``axis`` (all axes by default), like ``numpy.sum``."""
     return _reduce("sum", x, axis, keepdims, name)
 
 
-def mean(x, axis=None, keepdims=False, name=None):
+def mean(x: Operand, axis: Axis = None, keepdims: bool = False,
+         name: Optional[str] = None) -> Node:
     """Mean over ``axis`` (all axes by default), like ``numpy.mean``."""
     return _reduce("mean", x, axis, keepdims, name)
 
@@ -216,7 +219,7 @@ define("argmin", infer=_arg_infer, attrs=_REDUCE_ATTRS,
        doc="Index of the (first) smallest element over `axis` (flattened when None).")
 
 
-def max(x, axis=None, keepdims=False, name=None):
+def max(x: Operand, axis: Axis = None, keepdims: bool = False, name: Optional[str] = None) -> Node:
     """Largest element over ``axis`` (all axes by default), like ``numpy.max``.
 
     The gradient goes to the elements equal to the result, split equally among ties.
@@ -224,7 +227,7 @@ def max(x, axis=None, keepdims=False, name=None):
     return _reduce("max", x, axis, keepdims, name)
 
 
-def min(x, axis=None, keepdims=False, name=None):
+def min(x: Operand, axis: Axis = None, keepdims: bool = False, name: Optional[str] = None) -> Node:
     """Smallest element over ``axis`` (all axes by default), like ``numpy.min``.
 
     The gradient goes to the elements equal to the result, split equally among ties.
@@ -232,13 +235,15 @@ def min(x, axis=None, keepdims=False, name=None):
     return _reduce("min", x, axis, keepdims, name)
 
 
-def argmax(x, axis=None, keepdims=False, name=None):
+def argmax(x: Operand, axis: Axis = None, keepdims: bool = False,
+           name: Optional[str] = None) -> Node:
     """Index of the first largest element over one ``axis`` (of the flattened array when
     ``axis`` is None), like ``numpy.argmax``; an integer node without gradient."""
     return _reduce("argmax", x, axis, keepdims, name)
 
 
-def argmin(x, axis=None, keepdims=False, name=None):
+def argmin(x: Operand, axis: Axis = None, keepdims: bool = False,
+           name: Optional[str] = None) -> Node:
     """Index of the first smallest element over one ``axis`` (of the flattened array when
     ``axis`` is None), like ``numpy.argmin``; an integer node without gradient."""
     return _reduce("argmin", x, axis, keepdims, name)

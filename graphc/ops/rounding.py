@@ -8,12 +8,14 @@ the jumps).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import builtins  # round below shadows the builtin in this module
 import math
 
 import numpy as np
 
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from .attrs import integer
 from .common import elementwise_infer
 from .elementwise import _binary, mul, neg
@@ -93,27 +95,27 @@ define("isfinite", infer=elementwise_infer(np.isfinite), kernel=np.isfinite, bpr
 
 
 # -- builders ---------------------------------------------------------------------------------------
-def floor(x, name=None):
+def floor(x: Operand, name: Optional[str] = None) -> Node:
     """The largest integer ``<= x`` elementwise; piecewise constant (no gradient)."""
     return apply("floor", [x], name=name)
 
 
-def ceil(x, name=None):
+def ceil(x: Operand, name: Optional[str] = None) -> Node:
     """The smallest integer ``>= x`` elementwise; piecewise constant (no gradient)."""
     return apply("ceil", [x], name=name)
 
 
-def trunc(x, name=None):
+def trunc(x: Operand, name: Optional[str] = None) -> Node:
     """``x`` rounded toward zero elementwise; piecewise constant (no gradient)."""
     return apply("trunc", [x], name=name)
 
 
-def round(x, decimals: int = 0, name=None):
+def round(x: Operand, decimals: int = 0, name: Optional[str] = None) -> Node:
     """``x`` rounded to ``decimals`` places, halves to even, like ``numpy.round``; no gradient."""
     return apply("round", [x], {"decimals": decimals}, name=name)
 
 
-def mod(a, b, name=None):
+def mod(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a % b`` with the sign of ``b``, like ``numpy.mod``. Its gradient is 1 with respect to
     ``a`` and ``-floor(a / b)`` with respect to ``b``."""
     return apply("mod", [a, b], name=name)
@@ -122,21 +124,21 @@ def mod(a, b, name=None):
 remainder = mod  # numpy.remainder is numpy.mod
 
 
-def floor_divide(a, b, name=None):
+def floor_divide(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``a // b``, like ``numpy.floor_divide``; piecewise constant (no gradient)."""
     return apply("floor_divide", [a, b], name=name)
 
 
-def isnan(x, name=None):
+def isnan(x: Operand, name: Optional[str] = None) -> Node:
     """Whether each element is NaN (a bool node)."""
     return apply("isnan", [x], name=name)
 
 
-def isinf(x, name=None):
+def isinf(x: Operand, name: Optional[str] = None) -> Node:
     """Whether each element is +inf or -inf (a bool node)."""
     return apply("isinf", [x], name=name)
 
 
-def isfinite(x, name=None):
+def isfinite(x: Operand, name: Optional[str] = None) -> Node:
     """Whether each element is finite (a bool node)."""
     return apply("isfinite", [x], name=name)

@@ -15,12 +15,14 @@ end (``cumsum``'s ``reverse`` attr), which keeps every rule closed under differe
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import itertools
 
 import numpy as np
 
 from ..errors import ShapeError
-from ..graph import apply
+from ..graph import Axis, Node, Operand, apply
 from ..shapes import normalize_axis
 from .attrs import flag, integer
 from .common import probe
@@ -264,21 +266,22 @@ def _flat(x, axis):
     return (reshape(x, (-1,)), 0) if axis is None else (x, axis)
 
 
-def cumsum(x, axis=None, reverse: bool = False, name=None):
+def cumsum(x: Operand, axis: Axis = None, reverse: bool = False,
+           name: Optional[str] = None) -> Node:
     """Running sums along ``axis`` (of the flattened ``x`` when ``axis`` is None), like
     ``numpy.cumsum``; ``reverse=True`` sums from the end."""
     x, axis = _flat(x, axis)
     return apply("cumsum", [x], {"axis": axis, "reverse": reverse}, name=name)
 
 
-def cumprod(x, axis=None, name=None):
+def cumprod(x: Operand, axis: Axis = None, name: Optional[str] = None) -> Node:
     """Running products along ``axis`` (flattened when None), like ``numpy.cumprod``; its
     derivatives of every order are exact where ``x`` has zeros."""
     x, axis = _flat(x, axis)
     return apply("cumprod", [x], {"axis": axis}, name=name)
 
 
-def logcumsumexp(x, axis=None, name=None):
+def logcumsumexp(x: Operand, axis: Axis = None, name: Optional[str] = None) -> Node:
     """``log(cumsum(exp(x)))`` along ``axis`` (flattened when None), computed stably, like
     ``jax.lax.cumlogsumexp``."""
     x, axis = _flat(x, axis)

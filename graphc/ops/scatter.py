@@ -8,10 +8,12 @@ for the gathers of :mod:`graphc.ops.gather`.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Axis, Node, Operand, apply
 from ..shapes import broadcast_shapes, fmt
 from .attrs import integer
 from .gather import (_IDX, _checked, _index_node, _negative_axis, _require_indices, _tail,
@@ -158,13 +160,15 @@ define("index_winners", infer=_winners_infer, kernel=_index_winners, attrs={"axi
 
 
 # -- builders --------------------------------------------------------------------------------------
-def index_add(x, indices, values, axis=0, name=None):
+def index_add(x: Operand, indices: Operand, values: Operand, axis: Axis = 0,
+              name: Optional[str] = None) -> Node:
     """``x`` with ``values`` added at ``indices`` along ``axis`` (JAX's ``x.at[i].add(v)``);
     repeated indices accumulate. ``values`` broadcast to ``take(x, indices, axis)``'s shape."""
     return apply("index_add", [x, _index_node(x, indices), values], {"axis": axis}, name=name)
 
 
-def index_update(x, indices, values, axis=0, name=None):
+def index_update(x: Operand, indices: Operand, values: Operand, axis: Axis = 0,
+                 name: Optional[str] = None) -> Node:
     """``x`` with ``values`` written at ``indices`` along ``axis`` (JAX's ``x.at[i].set(v)``).
     With repeated indices the last occurrence wins (deterministically)."""
     return apply("index_update", [x, _index_node(x, indices), values], {"axis": axis},

@@ -6,10 +6,12 @@ dimensions.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from ..errors import DTypeError, GraphcError, ShapeError
-from ..graph import Node, apply
+from ..graph import Axis, Node, Operand, apply
 from ..shapes import fmt, normalize_axis, shape_argument, size
 from .indexing import FULL, index_trailing
 from .attrs import axes, integer, ints
@@ -160,27 +162,28 @@ define("squeeze", infer=_squeeze_infer, attrs={"axis": axes},
               Case(((1,),), attrs={"axis": (0,)})])
 
 
-def reshape(x, shape, name=None):
+def reshape(x: Operand, shape: Sequence[int], name: Optional[str] = None) -> Node:
     """``x`` with a new shape (one entry may be -1), like ``numpy.reshape``."""
     return apply("reshape", [x], {"shape": shape}, name=name)
 
 
-def reshape_like(x, like, lead: int = 0, name=None):
+def reshape_like(x: Operand, like: Node, lead: int = 0, name: Optional[str] = None) -> Node:
     """``x`` reshaped to ``like``'s run-time shape, keeping ``lead`` leading dimensions."""
     return apply("reshape_like", [x, like], {"lead": int(lead)}, name=name)
 
 
-def transpose(x, axes=None, name=None):
+def transpose(x: Operand, axes: Optional[Sequence[int]] = None,
+              name: Optional[str] = None) -> Node:
     """Permute dimensions (reverse them by default), like ``numpy.transpose``; also ``x.T``."""
     return apply("transpose", [x], {"axes": axes}, name=name)
 
 
-def expand_dims(x, axis, name=None):
+def expand_dims(x: Operand, axis: Axis, name: Optional[str] = None) -> Node:
     """Insert size-1 dimensions at ``axis`` (an int or a tuple), like ``numpy.expand_dims``."""
     return apply("expand_dims", [x], {"axis": axis}, name=name)
 
 
-def squeeze(x, axis=None, name=None):
+def squeeze(x: Operand, axis: Axis = None, name: Optional[str] = None) -> Node:
     """Remove size-1 dimensions (all known ones by default), like ``numpy.squeeze``."""
     return apply("squeeze", [x], {"axis": axis}, name=name)
 
@@ -391,24 +394,26 @@ def _node_list(xs, op: str) -> list:
     return list(xs)
 
 
-def concatenate(xs, axis: int = 0, name=None):
+def concatenate(xs: Sequence[Operand], axis: int = 0, name: Optional[str] = None) -> Node:
     """Join ``xs`` (a list of nodes or arrays) along an existing ``axis``, like
     ``numpy.concatenate``; the sizes along ``axis`` may be unknown until run time."""
     return apply("concatenate", _node_list(xs, "concatenate"), {"axis": axis}, name=name)
 
 
-def stack(xs, axis: int = 0, name=None):
+def stack(xs: Sequence[Operand], axis: int = 0, name: Optional[str] = None) -> Node:
     """Join same-shaped ``xs`` along a new ``axis``, like ``numpy.stack``."""
     return apply("stack", _node_list(xs, "stack"), {"axis": axis}, name=name)
 
 
-def concat_take(g, xs, axis: int, part: int, name=None):
+def concat_take(g: Node, xs: Sequence[Operand], axis: int, part: int,
+                name: Optional[str] = None) -> Node:
     """The slice of ``g`` along negative ``axis`` that ``xs[part]`` fills in a concatenation
     of ``xs`` (offsets from the run-time shapes; g may carry leading batch dimensions)."""
     return apply("concat_take", [g, *xs], {"axis": axis, "part": part}, name=name)
 
 
-def concat_put(h, xs, axis: int, part: int, name=None):
+def concat_put(h: Node, xs: Sequence[Operand], axis: int, part: int,
+               name: Optional[str] = None) -> Node:
     """Zeros shaped like the concatenation of ``xs`` along negative ``axis`` (after h's batch
     dimensions), with ``h`` in the place of ``xs[part]``: the adjoint of :func:`concat_take`."""
     return apply("concat_put", [h, *xs], {"axis": axis, "part": part}, name=name)

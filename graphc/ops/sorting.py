@@ -11,10 +11,12 @@ element. Axes are stored negative: rules work for cotangents with leading batch 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply, user_site
+from ..graph import Axis, Node, Operand, apply, user_site
 from ..shapes import float_dtype, fmt, normalize_axis, reduced_shape, same_dims
 from .attrs import flag, integer, real
 from .elementwise import mul
@@ -339,20 +341,20 @@ def _flat(x, axis):
     return (reshape(x, (-1,)), 0) if axis is None else (x, axis)
 
 
-def sort(x, axis=-1, name=None):
+def sort(x: Operand, axis: Axis = -1, name: Optional[str] = None) -> Node:
     """``x`` sorted along ``axis`` (flattened when None), like ``numpy.sort``; the gradient
     goes back to each element's place (ties: by position)."""
     x, axis = _flat(x, axis)
     return apply("sort", [x], {"axis": axis}, name=name)
 
 
-def argsort(x, axis=-1, name=None):
+def argsort(x: Operand, axis: Axis = -1, name: Optional[str] = None) -> Node:
     """The positions that sort ``x`` along ``axis`` (stable), like ``numpy.argsort``."""
     x, axis = _flat(x, axis)
     return apply("argsort", [x], {"axis": axis}, name=name)
 
 
-def top_k(x, k: int, name=None):
+def top_k(x: Operand, k: int, name: Optional[str] = None) -> Node:
     """``(values, indices)`` of the ``k`` largest elements along the last axis, largest
     first, like ``jax.lax.top_k`` (ties: the lower index first). The values' gradient goes to
     the chosen elements."""
@@ -386,7 +388,8 @@ def _one_axis(x, axis, keepdims):
     return merged, -1, (reduced_shape(x.shape, axes, True) if keepdims else None)
 
 
-def quantile(x, q, axis=None, keepdims=False, name=None):
+def quantile(x: Operand, q: Operand, axis: Axis = None, keepdims: bool = False,
+             name: Optional[str] = None) -> Node:
     """The ``q``-quantile(s) of ``x`` over ``axis`` (None: all elements; an int or a tuple),
     linear interpolation like ``numpy.quantile``'s default. ``q`` is a number in [0, 1] or a
     sequence of them (stacked along a new first axis). The gradient goes to the one or two
@@ -403,7 +406,8 @@ def quantile(x, q, axis=None, keepdims=False, name=None):
     return out if shape is None else reshape(out, shape, name=name)
 
 
-def median(x, axis=None, keepdims=False, name=None):
+def median(x: Operand, axis: Axis = None, keepdims: bool = False,
+           name: Optional[str] = None) -> Node:
     """The median over ``axis`` (the mean of the two middle elements for even sizes), like
     ``numpy.median``; the gradient goes to those elements."""
     return quantile(x, 0.5, axis, keepdims, name=name)

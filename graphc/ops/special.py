@@ -1,9 +1,11 @@
 """Ops without arithmetic on values: dtype casts, stop_gradient, zeros_like and ones_like."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from ..graph import apply
+from ..graph import DTypeLike, Node, Operand, apply
 from .common import dtype_argument
 from .attrs import dtype_name
 from .registry import Case, define
@@ -56,26 +58,26 @@ define("eye_like", infer=lambda y: (y.shape + y.shape, y.dtype), kernel=_eye_lik
        doc="The identity of y's run-time size, shaped y.shape + y.shape.")
 
 
-def cast(x, dtype, name=None):
+def cast(x: Operand, dtype: DTypeLike, name: Optional[str] = None) -> Node:
     """``x`` converted to ``dtype`` (NumPy ``astype``)."""
     return apply("cast", [x], {"dtype": dtype}, name=name)
 
 
-def stop_gradient(x, name=None):
+def stop_gradient(x: Operand, name: Optional[str] = None) -> Node:
     """``x`` itself, seen by ``gradients`` as a constant."""
     return apply("stop_gradient", [x], name=name)
 
 
-def eye_like(y, name=None):
+def eye_like(y: Node, name: Optional[str] = None) -> Node:
     """The identity matrix of ``y``'s size, shaped ``y.shape + y.shape`` (Jacobian seeds)."""
     return apply("eye_like", [y], name=name)
 
 
-def zeros_like(x, name=None):
+def zeros_like(x: Operand, name: Optional[str] = None) -> Node:
     """Zeros of ``x``'s shape and dtype."""
     return apply("zeros_like", [x], name=name)
 
 
-def ones_like(x, name=None):
+def ones_like(x: Operand, name: Optional[str] = None) -> Node:
     """Ones of ``x``'s shape and dtype."""
     return apply("ones_like", [x], name=name)

@@ -8,13 +8,15 @@ standard library's ``math`` and mpmath's arbitrary-precision functions).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import math
 
 import mpmath
 import numpy as np
 from scipy import special
 
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from ..shapes import float_dtype
 from .attrs import integer
 from .elementwise import exp, mul, neg, square
@@ -81,31 +83,31 @@ define("polygamma", infer=_polygamma_infer, attrs={"n": integer(0)}, kernel=_pol
 
 
 # -- builders ---------------------------------------------------------------------------------------
-def erf(x, name=None):
+def erf(x: Operand, name: Optional[str] = None) -> Node:
     """The error function, elementwise (``scipy.special.erf``)."""
     return apply("erf", [x], name=name)
 
 
-def erfc(x, name=None):
+def erfc(x: Operand, name: Optional[str] = None) -> Node:
     """The complementary error function ``1 - erf(x)``, elementwise (``scipy.special.erfc``)."""
     return apply("erfc", [x], name=name)
 
 
-def erfinv(x, name=None):
+def erfinv(x: Operand, name: Optional[str] = None) -> Node:
     """The inverse error function on ``(-1, 1)``, elementwise (``scipy.special.erfinv``)."""
     return apply("erfinv", [x], name=name)
 
 
-def gammaln(x, name=None):
+def gammaln(x: Operand, name: Optional[str] = None) -> Node:
     """``log |Gamma(x)|``, elementwise (``scipy.special.gammaln``); derivative ``digamma``."""
     return apply("gammaln", [x], name=name)
 
 
-def digamma(x, name=None):
+def digamma(x: Operand, name: Optional[str] = None) -> Node:
     """The digamma function ``d/dx log Gamma(x)`` (``scipy.special.digamma``)."""
     return apply("digamma", [x], name=name)
 
 
-def polygamma(n: int, x, name=None):
+def polygamma(n: int, x: Operand, name: Optional[str] = None) -> Node:
     """The ``n``-th derivative of digamma (``scipy.special.polygamma``); ``n`` is a static int."""
     return apply("polygamma", [x], {"n": n}, name=name)

@@ -13,13 +13,15 @@ itself: the cotangent joins the directions (for ``x``) or takes the place of one
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import builtins  # any and all below shadow the builtins in this module
 import itertools
 
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..graph import apply
+from ..graph import Axis, Node, Operand, apply
 from ..shapes import broadcast_shapes, fmt
 from .attrs import ints, real
 from .elementwise import add, div, mul, sub
@@ -318,7 +320,8 @@ define("all", infer=_reduce_infer(np.all), attrs=_REDUCE_ATTRS,
 
 
 # -- builders ---------------------------------------------------------------------------------------
-def prod(x, axis=None, keepdims=False, name=None):
+def prod(x: Operand, axis: Axis = None, keepdims: bool = False,
+         name: Optional[str] = None) -> Node:
     """Product over ``axis`` (all axes by default), like ``numpy.prod``.
 
     The gradient is the product of the other elements (computed without division), so it is
@@ -327,22 +330,24 @@ def prod(x, axis=None, keepdims=False, name=None):
     return apply("prod", [x], {"axis": axis, "keepdims": keepdims}, name=name)
 
 
-def var(x, axis=None, ddof=0, keepdims=False, name=None):
+def var(x: Operand, axis: Axis = None, ddof: int = 0, keepdims: bool = False,
+        name: Optional[str] = None) -> Node:
     """Variance over ``axis`` (all axes by default), dividing by ``N - ddof``, like
     ``numpy.var``."""
     return apply("var", [x], {"axis": axis, "keepdims": keepdims, "ddof": ddof}, name=name)
 
 
-def std(x, axis=None, ddof=0, keepdims=False, name=None):
+def std(x: Operand, axis: Axis = None, ddof: int = 0, keepdims: bool = False,
+        name: Optional[str] = None) -> Node:
     """Standard deviation over ``axis``, dividing by ``N - ddof``, like ``numpy.std``."""
     return apply("std", [x], {"axis": axis, "keepdims": keepdims, "ddof": ddof}, name=name)
 
 
-def any(x, axis=None, keepdims=False, name=None):
+def any(x: Operand, axis: Axis = None, keepdims: bool = False, name: Optional[str] = None) -> Node:
     """Whether any element over ``axis`` is nonzero, like ``numpy.any`` (a bool node)."""
     return apply("any", [x], {"axis": axis, "keepdims": keepdims}, name=name)
 
 
-def all(x, axis=None, keepdims=False, name=None):
+def all(x: Operand, axis: Axis = None, keepdims: bool = False, name: Optional[str] = None) -> Node:
     """Whether every element over ``axis`` is nonzero, like ``numpy.all`` (a bool node)."""
     return apply("all", [x], {"axis": axis, "keepdims": keepdims}, name=name)

@@ -6,11 +6,13 @@ order of derivative works; references are closed forms written with other functi
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import math
 
 import numpy as np
 
-from ..graph import apply
+from ..graph import Node, Operand, apply
 from .compare import equal, where
 from .elementwise import _binary, _unary, add, div, mul, neg, sqrt, square, sub
 from .nn import sigmoid
@@ -102,91 +104,91 @@ _binary("arctan2", np.arctan2, _arctan2_bprop,
 
 
 # -- builders ---------------------------------------------------------------------------------------
-def tan(x, name=None):
+def tan(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise tangent."""
     return apply("tan", [x], name=name)
 
 
-def arcsin(x, name=None):
+def arcsin(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse sine, in [-pi/2, pi/2]."""
     return apply("arcsin", [x], name=name)
 
 
-def arccos(x, name=None):
+def arccos(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse cosine, in [0, pi]."""
     return apply("arccos", [x], name=name)
 
 
-def arctan(x, name=None):
+def arctan(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse tangent, in (-pi/2, pi/2)."""
     return apply("arctan", [x], name=name)
 
 
-def arctan2(y, x, name=None):
+def arctan2(y: Operand, x: Operand, name: Optional[str] = None) -> Node:
     """The angle of the point ``(x, y)``, in ``[-pi, pi]`` (``y`` first, like ``numpy.arctan2``)."""
     return apply("arctan2", [y, x], name=name)
 
 
-def sinh(x, name=None):
+def sinh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise hyperbolic sine."""
     return apply("sinh", [x], name=name)
 
 
-def cosh(x, name=None):
+def cosh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise hyperbolic cosine."""
     return apply("cosh", [x], name=name)
 
 
-def arcsinh(x, name=None):
+def arcsinh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse hyperbolic sine."""
     return apply("arcsinh", [x], name=name)
 
 
-def arccosh(x, name=None):
+def arccosh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse hyperbolic cosine (x >= 1)."""
     return apply("arccosh", [x], name=name)
 
 
-def arctanh(x, name=None):
+def arctanh(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise inverse hyperbolic tangent (|x| < 1)."""
     return apply("arctanh", [x], name=name)
 
 
-def expm1(x, name=None):
+def expm1(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``exp(x) - 1``, accurate for small ``x``."""
     return apply("expm1", [x], name=name)
 
 
-def log2(x, name=None):
+def log2(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise base-2 logarithm."""
     return apply("log2", [x], name=name)
 
 
-def log10(x, name=None):
+def log10(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise base-10 logarithm."""
     return apply("log10", [x], name=name)
 
 
-def exp2(x, name=None):
+def exp2(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``2**x``."""
     return apply("exp2", [x], name=name)
 
 
-def logaddexp(a, b, name=None):
+def logaddexp(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``log(exp(a) + exp(b))`` computed without overflow (broadcasting)."""
     return apply("logaddexp", [a, b], name=name)
 
 
-def hypot(a, b, name=None):
+def hypot(a: Operand, b: Operand, name: Optional[str] = None) -> Node:
     """``sqrt(a**2 + b**2)`` computed without overflow (broadcasting); derivative 0 at 0."""
     return apply("hypot", [a, b], name=name)
 
 
-def reciprocal(x, name=None):
+def reciprocal(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise ``1 / x`` like ``numpy.reciprocal`` (integer inputs give integers)."""
     return apply("reciprocal", [x], name=name)
 
 
-def cbrt(x, name=None):
+def cbrt(x: Operand, name: Optional[str] = None) -> Node:
     """Elementwise real cube root."""
     return apply("cbrt", [x], name=name)
