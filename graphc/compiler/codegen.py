@@ -39,12 +39,11 @@ OPERATORS = {"add": (np.add, "{} + {}"), "sub": (np.subtract, "{} - {}"),
              "neg": (np.negative, "-{}"), "square": (np.square, "{0} * {0}")}
 
 
-#: Ops whose kernels never raise a floating-point warning (they move or select values, or are
-#: bounded): a program of these alone needs no error state set around it.
+#: Ops whose kernels never raise a floating-point warning, for any dtype (they move, select or
+#: negate values): a program of these alone needs no error state set around it.
 QUIET_OPS = frozenset({"transpose", "reshape", "reshape_like", "expand_dims", "squeeze",
-                       "broadcast_to", "broadcast_like", "neg", "abs", "tanh", "sign",
-                       "stop_gradient", "getitem", "stack", "concatenate", "where", "zeros_like",
-                       "ones_like"})
+                       "broadcast_to", "broadcast_like", "neg", "stop_gradient", "getitem",
+                       "stack", "concatenate", "where", "zeros_like", "ones_like"})
 
 
 @dataclass
