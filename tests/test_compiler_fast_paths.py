@@ -177,3 +177,17 @@ def test_sum_of_bool_and_int_keeps_numpys_dtypes():
     want = g.run(outs, {b: np.array([True, False, False, True]), k: np.arange(4, dtype=np.int32)})
     for p, q in zip(got, want):
         assert p == q and np.asarray(p).dtype == np.asarray(q).dtype
+
+
+def test_error_state_only_where_an_op_may_warn():
+    g = gc.Graph()
+    m = g.placeholder("m", (2, 3))
+    k = g.placeholder("k", (), "int64")
+    moves = gc.function([m], gc.reshape(gc.transpose(m), (6,)))
+    assert "_fp_enter" not in moves.source
+    np.testing.assert_array_equal(moves(np.arange(6.0).reshape(2, 3)), [0, 3, 1, 4, 2, 5])
+    negate = gc.function([k], -k)
+    assert "_fp_enter" in negate.source
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -int64 min overflows: ignored, as g.run does
+        assert negate(np.int64(-2**63)) == g.run(-k, {k: np.int64(-2**63)})

@@ -39,10 +39,10 @@ OPERATORS = {"add": (np.add, "{} + {}"), "sub": (np.subtract, "{} - {}"),
              "neg": (np.negative, "-{}"), "square": (np.square, "{0} * {0}")}
 
 
-#: Ops whose kernels never raise a floating-point warning, for any dtype (they move, select or
-#: negate values): a program of these alone needs no error state set around it.
+#: Ops whose kernels never raise a floating-point warning, for any dtype (they move or select
+#: values): a program of these alone needs no error state set around it.
 QUIET_OPS = frozenset({"transpose", "reshape", "reshape_like", "expand_dims", "squeeze",
-                       "broadcast_to", "broadcast_like", "neg", "stop_gradient", "getitem",
+                       "broadcast_to", "broadcast_like", "stop_gradient", "getitem",
                        "stack", "concatenate", "where", "zeros_like", "ones_like"})
 
 
