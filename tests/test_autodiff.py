@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -487,12 +486,9 @@ def test_a_100000_node_chain_builds_differentiates_and_runs_without_recursion():
             marks["late"] = z
     assert len(g) >= 100_000
     start = len(g)
-    t0 = time.perf_counter()
     gx, glate = gc.gradients(z, [x, marks["late"]])
-    build = time.perf_counter() - t0
     added = len(g) - start
-    assert added <= 2 * steps + 10  # one node per edge of the chain, plus the seed
-    assert build < 10.0
+    assert added <= 2 * steps + 10  # one node per edge of the chain, plus the seed (linear)
     assert gx.shape == () and gx.dtype == np.float64
     # run the forward chain and the short gradient (running all 200,000 nodes is the runtime's
     # business and takes longer than this test should)
@@ -518,11 +514,8 @@ def test_exponentially_many_paths_differentiate_in_linear_time():
     for _ in range(depth):
         z = gc.sin(z) + gc.cos(z)
     forward = len(g)
-    t0 = time.perf_counter()
-    gx = gc.grad(z, x)
-    elapsed = time.perf_counter() - t0
+    gx = gc.grad(z, x)  # 2**60 paths: an algorithm that walked them would never return
     added = len(g) - forward
-    assert elapsed < 0.5
     assert added <= 6 * depth + 5
     # linear: twice the depth, about twice the nodes
     g2 = gc.Graph()
@@ -592,15 +585,19 @@ def test_a_failed_gradient_leaves_the_graph_as_it_was(temp_op):
     assert g.run(gx, {x: np.array([0.5, 1.0])}) == pytest.approx(np.sin([1.0, 2.0]))
 
 
-def test_many_disconnected_xs_are_answered_by_one_sweep():
+def test_many_disconnected_xs_are_answered_by_one_sweep(monkeypatch):
+    from graphc import autodiff
+
+    sweeps = []
+    ancestors = autodiff._ancestors
+    monkeypatch.setattr(autodiff, "_ancestors", lambda *a: sweeps.append(1) or ancestors(*a))
     g = gc.Graph()
     xs = [g.placeholder(f"x{k}") for k in range(2000)]
     z = xs[-1]
     for _ in range(2000):
         z = gc.sin(z)
-    t0 = time.perf_counter()
     grads = gc.gradients(z, xs, unconnected="none")
-    assert time.perf_counter() - t0 < 2.0
+    assert len(sweeps) == 1
     assert grads[:-1] == [None] * 1999 and grads[-1] is not None
 
 

