@@ -155,7 +155,7 @@ class Node:
     def T(self) -> "Node":
         return _ops().transpose(self)
 
-    # -- NumPy habits (issue 10): ndarray's methods and operators, NumPy's dispatch protocols.
+    # -- NumPy habits: ndarray's methods and operators, NumPy's dispatch protocols.
     # The adapters live in graphc/numpy_api.py (shared with np.sum(node), ...).
     def __floordiv__(self, other): return _ops().floor_divide(self, other)
     def __rfloordiv__(self, other): return _ops().floor_divide(other, self)

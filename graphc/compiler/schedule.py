@@ -28,7 +28,7 @@ FRESH_OPS = frozenset({"matmul", "sum", "mean", "max", "min", "cast", "zeros_lik
                        "ones_like", "softmax", "log_softmax", "logsumexp", "where",
                        "concatenate", "stack", "one_hot", "softmax_cross_entropy",
                        "sigmoid_cross_entropy"}) | frozenset({
-    # issue 10 (h10nn): convolution, pooling, gathers and scatters, random numbers
+    # convolution, pooling, gathers and scatters, random numbers
     "conv2d", "conv_transpose2d", "conv2d_weight_grad", "max_pool2d", "max_pool2d_grad",
     "max_pool2d_gather", "avg_pool2d", "avg_pool2d_grad", "take", "take_grad", "index_add",
     "index_update", "index_hit", "index_winners", "take_along_axis", "take_along_axis_grad",

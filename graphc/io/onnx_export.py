@@ -682,7 +682,7 @@ def _concat_put(b: _Builder, node: Node) -> str:
                 b.ints([node.attrs["axis"]]))
 
 
-# -- ops of the NumPy-coverage round (issue 10) ------------------------------------------------
+# -- more NumPy and SciPy ops ------------------------------------------------
 # onnxruntime has no float64 kernels for Tan, Sinh, Asinh, ... (nor Atan, so arcsin, arccos and
 # arctan are not exported): they are written with Exp, Log, Sqrt, Sin and Cos, in forms that
 # stay accurate near 0.

@@ -235,7 +235,7 @@ def _to_sympy_rules() -> dict[str, Callable]:
                  "logsumexp", "getitem", "getitem_grad", "concatenate", "stack",
                  "concat_take", "concat_put", "stop_gradient"):
         rules[name] = identity
-    # -- issue 10: scalar functions SymPy has ------------------------------------------------------
+    # -- scalar functions SymPy has ------------------------------------------------------
     rules.update({
         "tan": arithmetic(sp.tan), "arcsin": arithmetic(sp.asin), "arccos": arithmetic(sp.acos),
         "arctan": arithmetic(sp.atan), "arctan2": arithmetic(sp.atan2),

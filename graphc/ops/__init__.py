@@ -18,7 +18,7 @@ from .broadcast import broadcast_to, broadcast_like, sum_to  # noqa: F401
 from .shape import (reshape, reshape_like, transpose, expand_dims, squeeze,  # noqa: F401
                     concatenate, stack, concat_take, concat_put)
 from .indexing import getitem, getitem_grad, index_trailing  # noqa: F401
-# Linear algebra (issue 10); internal ops of its rules: triangle (tril/triu masks, Murray's
+# Linear algebra; internal ops of its rules: triangle (tril/triu masks, Murray's
 # Phi) and diagonal_grad (diagonal's adjoint). eigh and slogdet nodes pack their two outputs.
 from .linalg import (matmul, solve, solve_triangular, cho_solve, inv, det,  # noqa: F401
                      slogdet, triangle)
@@ -27,7 +27,7 @@ from .linalg_diag import diagonal, diagonal_grad, diag, trace  # noqa: F401
 from .einsum import einsum, tensordot, dot, inner, outer  # noqa: F401
 from .linalg_norm import norm  # noqa: F401
 from .special import cast, stop_gradient, zeros_like, ones_like, eye_like  # noqa: F401
-# -- issue 10: more NumPy/SciPy math, reductions, scans, sorting and shape ops --------------------
+# -- more NumPy/SciPy math, reductions, scans, sorting and shape ops --------------------
 # Internal ops their rules emit: prod_others, cumprod_tangent, cumprod_adjoint, pick_along,
 # pick_along_adjoint, top_k_indices, quantile_index, quantile_weights, axis_map,
 # axis_map_adjoint.
@@ -45,7 +45,7 @@ from .sorting import (sort, argsort, top_k, quantile, median, pick_along,  # noq
                       pick_along_adjoint, quantile_index, quantile_weights)
 from .layout import (flip, roll, split, pad, tile, repeat, moveaxis, swapaxes,  # noqa: F401
                      broadcast_arrays, meshgrid, tril, triu, axis_map, axis_map_adjoint)
-# -- issue 10 (h10nn): convolution and pooling, gather/scatter, creation, random numbers --
+# -- convolution and pooling, gather/scatter, creation, random numbers --
 # Internal ops their rules emit: conv2d_weight_grad, max_pool2d_grad, max_pool2d_gather,
 # avg_pool2d_grad, take_grad, take_along_axis_grad, boolean_mask_grad, dynamic_slice_grad,
 # index_hit, index_winners, random_next (and the samplers random_uniform, random_normal,

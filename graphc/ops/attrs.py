@@ -118,7 +118,7 @@ def anything_of(*types: type) -> Check:
     return check
 
 
-# -- real numbers (issue 10: slopes, quantiles, ddof, fill values) -----------------------------
+# -- real numbers (slopes, quantiles, ddof, fill values) -----------------------------
 def real(low: float | None = None, high: float | None = None) -> Check:
     """A finite real number in ``[low, high]`` (ints are accepted and stored as floats)."""
     def check(value) -> float:
