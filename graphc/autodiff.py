@@ -15,7 +15,8 @@ Given a cost node ``y`` and targets ``xs`` of a graph G:
 
 All new nodes are appended to the same graph, so the result can be differentiated again.
 The work is linear in the edges of G'. The cotangent may carry leading batch dimensions, which
-is how :func:`jacobian` and :func:`hessian` seed many directions in one pass.
+is how :func:`jacobian` (and :mod:`graphc.jacobians` on top of it) seeds many directions in one
+pass.
 """
 from __future__ import annotations
 
@@ -275,7 +276,7 @@ def _may_broadcast(consumer: Node, x: Node, k: int) -> bool:
     return False
 
 
-# -- Jacobians and Hessians ----------------------------------------------------------------------
+# -- Jacobians (graphc.jacobians builds Hessians and both modes on this) ------------------------
 def _identity_seed(y: Node) -> Node:
     """One cotangent per element of y, stacked in front: shape ``y.shape + y.shape``."""
     if None in y.shape:
@@ -304,31 +305,3 @@ def jacobian(y: Node, x: Node) -> Node:
         out = _only_used(y.graph, start, build_grad(y, [x], _identity_seed(y)))
     _name_results(y, [x], out, start)
     return out[0]
-
-
-def hessian(z: Node, x: Node) -> Node:
-    """The Hessian of scalar ``z`` with respect to ``x``: shape ``x.shape + x.shape``.
-
-    Built by differentiating the gradient graph once more, with a batch of seed directions.
-    """
-    if z.shape != ():
-        raise ShapeError(f"hessian: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
-    start = len(z.graph)
-    with z.graph._deriving(z.derivative + 1):  # one context: the node index is built once
-        return _only_used(z.graph, start, jacobian(grad(z, x), x))
-
-
-def hvp(z: Node, x: Node, v: Any) -> Node:
-    """The Hessian-vector product ``H v`` (shape of x) without forming the Hessian."""
-    if z.shape != ():
-        raise ShapeError(f"hvp: {describe(z)} has shape {fmt(z.shape)}; it must be a scalar")
-    v = as_node(x.graph, v)
-    if v.ndim != x.ndim or any(a is not None and b is not None and a != b
-                               for a, b in zip(v.shape, x.shape)):
-        raise ShapeError(f"hvp: v has shape {fmt(v.shape)} but {describe(x)} has shape "
-                         f"{fmt(x.shape)}")
-    start = len(z.graph)
-    with z.graph._deriving(z.derivative + 1):
-        gx = grad(z, x)
-        # The gradient's vector-Jacobian product with v is H^T v = H v (H is symmetric).
-        return _only_used(z.graph, start, build_grad(gx, [x], v)[0])

@@ -62,6 +62,7 @@ def jvp(ys: Any, xs: Any, tangents: Any) -> Any:
         if not _is_float(x):
             raise DTypeError(f"jvp: cannot differentiate with respect to {describe(x)} of "
                              f"dtype {x.dtype}; only float nodes have tangents")
+    start = len(graph)  # every node from here on is this call's: those unused are dropped
     seeds = [_seed(x, t) for x, t in zip(xs_list, tangents)]
     batches = {s.ndim - x.ndim for s, x in zip(seeds, xs_list)}
     if len(batches) != 1:
@@ -70,6 +71,9 @@ def jvp(ys: Any, xs: Any, tangents: Any) -> Any:
     level = max(n.derivative for n in ys_list + xs_list + seeds) + 1
     with graph._deriving(level):
         out = push_forward(ys_list, xs_list, seeds)
+    # the transposed bprops' forward halves and unused seeds are dead in the result
+    from .autodiff import _only_used
+    _only_used(graph, start, out)
     return out[0] if single_y else out
 
 

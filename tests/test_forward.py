@@ -147,3 +147,25 @@ def test_fallback_ops_are_the_ones_without_a_forward_rule():
     listed = fallback_ops()
     assert "concatenate" in listed and "matmul" not in listed and "exp" not in listed
     assert all(REGISTRY[name].jvp is None and not REGISTRY[name].elementwise for name in listed)
+
+
+def test_jvp_appends_only_nodes_its_result_uses():
+    """The transposed bprops' forward halves (and unused seeds) are dropped, as gradients'
+    dead nodes are (issue 9, defect 13)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3))
+    y = gc.max(gc.concatenate([x, gc.sin(x)], axis=0), axis=0)  # both use the fallback
+    v, total = gc.ones_like(x), gc.sum(y)
+    before = len(g)
+    t = gc.jvp([y, total], x, v)
+    needed, stack = set(), list(t)
+    while stack:
+        node = stack.pop()
+        if node.id >= before and node.id not in needed:
+            needed.add(node.id)
+            stack.extend(node.inputs)
+    assert needed == set(range(before, len(g)))
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    eps = 1e-6
+    numeric = (g.run(y, {x: X + eps}) - g.run(y, {x: X - eps})) / (2 * eps)
+    np.testing.assert_allclose(g.run(t[0], {x: X}), numeric, rtol=1e-6, atol=1e-8)
