@@ -11,16 +11,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graphc as gc  # noqa: E402
-from common import table  # noqa: E402
+from common import table, tanh_chain  # noqa: E402
 
 
 def measure(depth: int) -> list:
-    g = gc.Graph()
-    x = g.placeholder("x", (10,))
-    h = x
-    for _ in range(depth):
-        h = gc.tanh(h)
-    loss = gc.sum(h)
+    g, x, loss = tanh_chain(gc, depth)
     start = time.perf_counter()
     dx = gc.grad(loss, x)
     grads = time.perf_counter() - start

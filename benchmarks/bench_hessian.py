@@ -12,16 +12,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graphc as gc  # noqa: E402
-from common import best_time, table  # noqa: E402
+from common import best_time, table, tanh_hessian_problem  # noqa: E402
 
 
 def measure(n: int) -> list:
-    rng = np.random.default_rng(n)
-    A = rng.standard_normal((n, n)) / np.sqrt(n)
-    g = gc.Graph()
-    x = g.placeholder("x", (n,))
-    a = g.constant(A, name="A")
-    z = gc.sum(gc.tanh(a @ x)) + 0.5 * gc.sum(x * x)
+    g, x, z, A = tanh_hessian_problem(gc, n)
+    rng = np.random.default_rng(n + 1)
     start = time.perf_counter()
     H = gc.hessian(z, x)
     built = time.perf_counter()

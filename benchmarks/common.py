@@ -69,3 +69,25 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
     return str(value)
+
+
+# -- the workloads several scripts share (graphc is passed in: run_all.py compares checkouts) --
+def tanh_hessian_problem(gc, n: int):
+    """``z = sum(tanh(A x)) + x.x / 2`` with a seeded A of size n: (graph, x, z, A)."""
+    import numpy as np
+
+    A = np.random.default_rng(n).standard_normal((n, n)) / np.sqrt(n)
+    g = gc.Graph()
+    x = g.placeholder("x", (n,))
+    z = gc.sum(gc.tanh(g.constant(A, name="A") @ x)) + 0.5 * gc.sum(x * x)
+    return g, x, z, A
+
+
+def tanh_chain(gc, depth: int):
+    """``sum(tanh(tanh(... x)))`` on a vector of 10, ``depth`` deep: (graph, x, loss)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    h = x
+    for _ in range(depth):
+        h = gc.tanh(h)
+    return g, x, gc.sum(h)

@@ -179,14 +179,10 @@ def hessian(n: int, rounds: int) -> dict:
     import numpy as np
     import graphc as gc
 
-    rng = np.random.default_rng(n)
-    A = rng.standard_normal((n, n)) / np.sqrt(n)
-    g = gc.Graph()
-    x = g.placeholder("x", (n,))
-    a = g.constant(A, name="A")
-    z = gc.sum(gc.tanh(a @ x)) + 0.5 * gc.sum(x * x)
+    from common import tanh_hessian_problem
+    g, x, z, A = tanh_hessian_problem(gc, n)
     f = gc.function([x], gc.hessian(z, x))
-    X = rng.standard_normal(n)
+    X = np.random.default_rng(n + 1).standard_normal(n)
     eye = np.eye(n)
 
     def hand(X):
@@ -213,14 +209,10 @@ def compile_chain(depth: int, repeats: int) -> dict:
     import numpy as np
     import graphc as gc
 
+    from common import tanh_chain
     totals, per_node, parts = [], [], None
     for _ in range(repeats):
-        g = gc.Graph()
-        x = g.placeholder("x", (10,))
-        h = x
-        for _ in range(depth):
-            h = gc.tanh(h)
-        loss = gc.sum(h)
+        g, x, loss = tanh_chain(gc, depth)
         start = time.perf_counter()
         dx = gc.grad(loss, x)
         f = gc.function([x], [loss, dx])
