@@ -23,7 +23,7 @@ import numpy as np
 
 from ..graph import _checked_value
 from ..ops.nn import _sigmoid  # the kernel whose steps a 0-d sigmoid is written as
-from ..ops.registry import REGISTRY
+from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
 from ..runtime import check_feed_value, errors_ignored, errors_restored
 from .ir import Program, Term
 from .rules import _is_identity

@@ -181,6 +181,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         source_terms = len(program.terms)
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
+        if check_numerics:  # NaN and Inf are checked per term: fused members stay terms
+            passes = tuple(p for p in passes if p != "fuse")
         program, pass_stats, fired = _optimize(program, tuple(passes))
         t0 = time.perf_counter()
         plan = schedule(program)

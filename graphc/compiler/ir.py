@@ -8,6 +8,7 @@ each pass returns a new program (terms are shared between programs, never mutate
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Optional
@@ -21,6 +22,15 @@ from ..runtime import needed_nodes, require_fed
 
 #: Ops that read no inputs; their value comes from the caller, the graph or the attrs.
 LEAVES = frozenset({"placeholder", "variable", "constant"})
+
+#: Ops that exist only in compiled programs, never in a graph or a file (``fused
+#: elementwise``, added by :mod:`.fusion`); their names are not identifiers, so no user op
+#: can take them.
+COMPILER_OPS: dict = {}
+
+#: Every op a term may have: the graph ops of the registry and the compiler's own. Back ends
+#: look a term's kernel and flags up here.
+OPS = ChainMap(REGISTRY, COMPILER_OPS)
 
 
 class Term:

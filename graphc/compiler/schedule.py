@@ -19,7 +19,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..ops.registry import REGISTRY
+from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
 from .ir import LEAVES, Program, Term
 
 #: Ops (besides ``inplace`` ones) whose kernel always returns a new array that shares no
