@@ -21,9 +21,9 @@ RNG = np.random.default_rng(15)
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Fuse any size, in blocks of 7 elements (odd: every shape gets a short last block)."""
-    monkeypatch.setattr(fusion, "MIN_SIZE", 1)
-    monkeypatch.setattr(fusion, "BLOCK_SIZE", 7)
+    """Fuse any size, in blocks of 7 float64 or 14 float32 elements (short last blocks)."""
+    monkeypatch.setattr(fusion, "MIN_BYTES", 1)
+    monkeypatch.setattr(fusion, "BLOCK_BYTES", 56)
 
 
 def special(shape, dtype) -> np.ndarray:
@@ -90,8 +90,8 @@ def test_broadcast_inputs_and_constants_agree_bitwise(small_blocks, dtype):
 @pytest.mark.parametrize("shape", [(4, 40), (2, 3, 2), (30, 1), (1, 30)])
 def test_blocks_along_inner_axes_agree(monkeypatch, shape):
     """Shapes whose trailing part is larger than a block are cut along an inner axis."""
-    monkeypatch.setattr(fusion, "MIN_SIZE", 1)
-    monkeypatch.setattr(fusion, "BLOCK_SIZE", 5)
+    monkeypatch.setattr(fusion, "MIN_BYTES", 1)
+    monkeypatch.setattr(fusion, "BLOCK_BYTES", 40)  # 5 float64 elements
     g = gc.Graph()
     x = g.placeholder("x", shape)
     v = g.placeholder("v", shape[-1:])
@@ -148,28 +148,32 @@ def test_stats_count_groups_and_terms(small_blocks):
     assert "fused elementwise" in f.source
 
 
-def test_values_read_outside_the_group_end_it():
+def test_values_read_outside_the_group_end_it(small_blocks):
     """A value read by a non-fusable term (sum) or returned is computed by its own term."""
     g = gc.Graph()
-    x = g.placeholder("x", (fusion.MIN_SIZE,))
+    x = g.placeholder("x", (30,))
     a = gc.exp(x) * 2  # read by the sum and by b: the root of a group (exp, mul)
     b = gc.tanh(a) + 1  # a group (tanh, add)
     f = gc.function([x], [b, gc.sum(a)])
     assert f.stats["rules"]["fuse:groups"] == 2 and f.stats["rules"]["fuse:terms"] == 4
-    X = RNG.standard_normal(fusion.MIN_SIZE)
+    X = special((30,), "float64")
     for got, want in zip(f(X), g.run([b, gc.sum(a)], {x: X})):
         assert same_bits(got, want)
 
 
 def test_the_size_threshold():
+    """Groups are fused from MIN_BYTES in their largest dtype on."""
+    n = fusion.MIN_BYTES // 8
     g = gc.Graph()
-    big = g.placeholder("big", (fusion.MIN_SIZE,))
-    small = g.placeholder("small", (fusion.MIN_SIZE - 1,))
-    f = gc.function([big, small], [gc.sin(big) * 2, gc.sin(small) * 2])
-    assert f.stats["rules"]["fuse:groups"] == 1
-    X, Y = RNG.standard_normal(fusion.MIN_SIZE), RNG.standard_normal(fusion.MIN_SIZE - 1)
-    for got, want in zip(f(X, Y), g.run([gc.sin(big) * 2, gc.sin(small) * 2],
-                                          {big: X, small: Y})):
+    big = g.placeholder("big", (n,))
+    small = g.placeholder("small", (n - 1,))
+    half = g.placeholder("half", (n,), "float32")  # float32: half the bytes
+    outputs = [gc.exp(big) * 2, gc.exp(small) * 2, gc.exp(half) * 2]
+    f = gc.function([big, small, half], outputs)
+    assert f.stats["rules"]["fuse:groups"] == 1 and f.stats["rules"]["fuse:terms"] == 2
+    feed = [RNG.standard_normal(n), RNG.standard_normal(n - 1),
+            RNG.standard_normal(n).astype("float32")]
+    for got, want in zip(f(*feed), g.run(outputs, dict(zip([big, small, half], feed)))):
         assert same_bits(got, want)
 
 
@@ -211,7 +215,7 @@ def test_a_dying_input_buffer_takes_the_result(small_blocks):
 
 
 def test_real_thresholds_fuse_a_large_expression():
-    n = 3 * fusion.MIN_SIZE + 5  # several blocks of the real size, and a short last one
+    n = fusion.MIN_BYTES // 4 + 5  # blocks of the real size, and a short last one
     g = gc.Graph()
     x = g.placeholder("x", (n,), "float32")
     y = gc.exp(-0.5 * x * x) * gc.sin(3 * x) + gc.log1p(x * x) * gc.tanh(x)
@@ -248,3 +252,24 @@ def test_a_failure_inside_a_group_names_the_member_like_the_unfused_program(
     site = messages[2].split(" failed at run time")[0]  # g.run calls the kernel without out=
     assert site.startswith("sin node 'the_sin' (built at ") and "test_fusion.py" in site
     assert messages[0].startswith(site + " failed at run time")
+
+
+FUSABLE = sorted(name for name, op in REGISTRY.items()
+                 if op.inplace and op.elementwise and isinstance(op.kernel, np.ufunc)
+                 and not op.checked)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", FUSABLE)
+def test_every_fusable_op_agrees_bitwise_in_short_blocks(small_blocks, name, dtype):
+    """Each op whose kernel is a ufunc, on special values, in blocks of 7 (float64) or 14
+    (float32) elements at every alignment: the values of whole-array calls, bit for bit."""
+    op = REGISTRY[name]
+    g = gc.Graph()
+    xs = [g.placeholder(f"x{i}", (61,), dtype) for i in range(op.arity[0])]
+    y = gc.graph.apply(name, xs)
+    if y.dtype.kind not in "fb":
+        pytest.skip(f"{name} gives {y.dtype}")
+    z = gc.logical_not(y) if y.dtype == bool else y * 2.5
+    feed = [special((61,), dtype) for _ in xs]
+    check_agrees(xs, [z], feed, fused_groups=1)

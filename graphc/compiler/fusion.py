@@ -2,7 +2,7 @@
 
 Unfused, each elementwise op streams its whole operands through memory (the planner's
 ``out=`` reuse already saves the allocations, not the traffic). A fused term evaluates its
-members block by block instead: :data:`BLOCK_SIZE` elements at a time, through block buffers
+members block by block instead: :data:`BLOCK_BYTES` per buffer at a time, through buffers
 that stay in cache, calling the *same* NumPy ufuncs on the same operands (weak Python
 scalars, 0-d constants and broadcast inputs as they are), so every value is bit for bit the
 unfused program's and ``g.run``'s.
@@ -12,7 +12,7 @@ A group is a maximal set of terms that all
 * are elementwise registry ops whose kernel is a plain ufunc with ``out=`` (``inplace``),
   never user ops (``gc.define_op``),
 * have the same known shape (inputs may broadcast into it), with at least
-  :data:`MIN_SIZE` elements, and a float, complex or bool dtype (no ufunc raises there under
+  :data:`MIN_BYTES` in their largest dtype, and a float, complex or bool dtype (no ufunc raises there under
   the ignored floating-point errors the body runs in),
 * and whose values nobody outside the group reads, except its *root*, the one value the
   fused term computes.
@@ -41,12 +41,15 @@ from .ir import COMPILER_OPS, Program, Term, as_described
 #: The op of a fused term.
 FUSED = "fused elementwise"
 
-#: Elements per block: the block buffers of a group stay in the L2 cache.
-BLOCK_SIZE = 16384
+#: Bytes per block buffer (256 KiB: 32768 float64 elements, 65536 float32): a group's few
+#: block buffers stay in a 1 MiB L2 cache, and a block is long enough that the Python loop
+#: costs little (benchmarks/bench_fusion.py).
+BLOCK_BYTES = 1 << 18
 
-#: Smallest group (elements of its shape) that is fused: below it, the arrays stay in cache
-#: unfused and the block loop would only add Python overhead.
-MIN_SIZE = 1 << 17
+#: Smallest group that is fused, in bytes of its largest value (8 MB: 10**6 float64
+#: elements). Measured on a 32 MiB L3 cache: below it, the unfused arrays stream from cache
+#: about as fast as blocks do, and the block loop only adds Python overhead.
+MIN_BYTES = 8 * 10**6
 
 _DTYPE_KINDS = frozenset("fcb")
 
@@ -83,7 +86,11 @@ def groups(program: Program) -> list:
             found.append(group)
         group.append(term)
         group_of[id(term)] = group
-    return [g[::-1] for g in reversed(found) if len(g) > 1 and math.prod(g[0].shape) >= MIN_SIZE]
+    return [g[::-1] for g in reversed(found) if len(g) > 1 and _bytes(g) >= MIN_BYTES]
+
+
+def _bytes(group: list) -> int:
+    return math.prod(group[0].shape) * max(m.dtype.itemsize for m in group)
 
 
 def fuse(program: Program, fired: Counter) -> Program:
@@ -158,7 +165,8 @@ class Group:
         self.constants = tuple((a, dtype) for (a, dtype) in constants)
         self._plan_buffers(last)
         self._spare: list = []  # block buffers kept between calls (allocating them costs)
-        self._plan_blocks([x.shape for x in externals])
+        itemsize = max(m.dtype.itemsize for m in members)
+        self._plan_blocks([x.shape for x in externals], max(1, BLOCK_BYTES // itemsize))
 
     def _plan_buffers(self, last: dict) -> None:
         """One block buffer per value alive at a time, per dtype; a step writes into an
@@ -180,15 +188,15 @@ class Group:
                 free.setdefault(dtype, []).append(self.buffer_of[dst])
         self.buffer_dtypes = tuple(dtypes)
 
-    def _plan_blocks(self, shapes: list) -> None:
-        """Blocks along one axis ``a`` of at most BLOCK_SIZE elements (whole sub-arrays over
-        the axes after ``a``), and how each input is indexed per block (``None``: whole)."""
+    def _plan_blocks(self, shapes: list, size: int) -> None:
+        """Blocks along one axis ``a`` of at most ``size`` elements (whole sub-arrays over the
+        axes after ``a``), and how each input is indexed per block (unlisted: whole)."""
         shape = self.shape
         inner, a = 1, len(shape) - 1
-        while a > 0 and inner * shape[a] <= BLOCK_SIZE:
+        while a > 0 and inner * shape[a] <= size:
             inner *= shape[a]
             a -= 1
-        rows = max(1, BLOCK_SIZE // inner)
+        rows = max(1, size // inner)
         self.block_shape = (min(rows, shape[a]),) + tuple(shape[a + 1:])
         self.blocks = []  # (index into the full shape, rows)
         for prefix in np.ndindex(*shape[:a]):
