@@ -95,6 +95,10 @@ def _bytes(group: list) -> int:
 
 def fuse(program: Program, fired: Counter) -> Program:
     """Replace every group (see :func:`groups`) by one fused term at its root's place."""
+    prod, limit = math.prod, MIN_BYTES
+    if not any(t.shape and None not in t.shape and prod(t.shape) * t.dtype.itemsize >= limit
+               for t in program.terms):  # a cheap test first: most programs have no group
+        return program
     found = groups(program)
     if not found:
         return program
@@ -184,8 +188,6 @@ class Group:
             else:
                 self.buffer_of[dst] = len(dtypes)
                 dtypes.append(dtype)
-            if last.get(dst, j) == j:  # never read (cannot happen in a group): free again
-                free.setdefault(dtype, []).append(self.buffer_of[dst])
         self.buffer_dtypes = tuple(dtypes)
 
     def _plan_blocks(self, shapes: list, size: int) -> None:
