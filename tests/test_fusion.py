@@ -273,3 +273,29 @@ def test_every_fusable_op_agrees_bitwise_in_short_blocks(small_blocks, name, dty
     z = gc.logical_not(y) if y.dtype == bool else y * 2.5
     feed = [special((61,), dtype) for _ in xs]
     check_agrees(xs, [z], feed, fused_groups=1)
+
+
+def test_concurrent_calls_keep_their_own_block_buffers(small_blocks):
+    """Calls from several threads at once: each call takes its own block buffers."""
+    import threading
+
+    g = gc.Graph()
+    x = g.placeholder("x", (701,))
+    y = gc.tanh(gc.sin(x) * 2 + x) * x
+    f = gc.function([x], y)
+    assert f.stats["rules"]["fuse:groups"] == 1
+    values = [special((701,), "float64") for _ in range(4)]
+    wants = [g.run(y, {x: v}) for v in values]
+    bad = []
+
+    def work(k):
+        for _ in range(5):
+            if not same_bits(f(values[k]), wants[k]):
+                bad.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
