@@ -56,7 +56,7 @@ def check_agrees(inputs, outputs, feed_values, *, fused_groups=None):
     return fused
 
 
-# -- values: bit for bit ----------------------------------------------------------------------------
+# -- values: bit for bit --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n", [1, 6, 7, 8, 50])
 def test_chain_on_vectors_agrees_bitwise(small_blocks, dtype, n):
@@ -133,7 +133,7 @@ def test_updates_and_several_outputs(small_blocks):
     assert f.stats["rules"]["fuse:groups"] >= 1
 
 
-# -- plan facts ---------------------------------------------------------------------------------------
+# -- plan facts -----------------------------------------------------------------------------------
 def test_stats_count_groups_and_terms(small_blocks):
     g = gc.Graph()
     x = g.placeholder("x", (100,))
@@ -222,7 +222,7 @@ def test_real_thresholds_fuse_a_large_expression():
     check_agrees([x], [y], [special((n,), "float32")], fused_groups=1)
 
 
-# -- errors -------------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 def test_a_failure_inside_a_group_names_the_member_like_the_unfused_program(
         small_blocks, monkeypatch):
     """The first block fails, the kernel re-runs the members on whole arrays, and the member

@@ -11,9 +11,9 @@ A group is a maximal set of terms that all
 
 * are elementwise registry ops whose kernel is a plain ufunc with ``out=`` (``inplace``),
   never user ops (``gc.define_op``),
-* have the same known shape (inputs may broadcast into it), with at least
-  :data:`MIN_BYTES` in their largest dtype, and a float, complex or bool dtype (no ufunc raises there under
-  the ignored floating-point errors the body runs in),
+* have the same known shape (inputs may broadcast into it), of at least :data:`MIN_BYTES`
+  in their largest dtype, and a float, complex or bool dtype (no ufunc raises there under the
+  ignored floating-point errors the body runs in),
 * and whose values nobody outside the group reads, except its *root*, the one value the
   fused term computes.
 
