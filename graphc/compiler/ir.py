@@ -8,7 +8,6 @@ each pass returns a new program (terms are shared between programs, never mutate
 from __future__ import annotations
 
 import math
-from collections import ChainMap
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Optional
@@ -28,10 +27,26 @@ LEAVES = frozenset({"placeholder", "variable", "constant"})
 #: can take them.
 COMPILER_OPS: dict = {}
 
-#: Every op a term may have: the graph ops of the registry and the compiler's own. Back ends
-#: look a term's kernel and flags up here.
-OPS = ChainMap(REGISTRY, COMPILER_OPS)
 
+class _Ops:
+    """Every op a term may have: the registry's graph ops, then the compiler's own. Back ends
+    look a term's kernel and flags up here (``OPS[op]``, ``OPS.get(op)``)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, op: str):
+        spec = REGISTRY.get(op)
+        return spec if spec is not None else COMPILER_OPS[op]
+
+    def get(self, op: str, default=None):
+        spec = REGISTRY.get(op)
+        return spec if spec is not None else COMPILER_OPS.get(op, default)
+
+    def __contains__(self, op) -> bool:
+        return op in REGISTRY or op in COMPILER_OPS
+
+
+OPS = _Ops()
 
 class Term:
     """One value of a compiled program: ``op(*inputs, **attrs)``, with static shape and dtype.
