@@ -7,6 +7,7 @@ many blocks with short last blocks; one test keeps the real thresholds.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -42,15 +43,22 @@ def same_bits(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+#: The compiler's back ends, where it has several (the fused term is an ordinary term to each).
+BACKENDS = ({"backend": "source"}, {"backend": "vm"}) if "backend" in inspect.signature(
+    gc.function).parameters else ({},)
+
+
 def check_agrees(inputs, outputs, feed_values, *, fused_groups=None):
-    """The fused function, the unfused one and g.run give the same bits; returns the fused."""
-    fused = gc.function(inputs, outputs, passes=DEFAULT_PASSES)
+    """The fused function (on every back end), the unfused one and g.run give the same bits;
+    returns the fused function."""
+    fused = [gc.function(inputs, outputs, passes=DEFAULT_PASSES, **b) for b in BACKENDS]
     unfused = gc.function(inputs, outputs, passes=UNFUSED)
     graph = inputs[0].graph
     want = graph.run(outputs, dict(zip(inputs, feed_values)))
-    for got in (fused(*feed_values), unfused(*feed_values)):
-        for a, b in zip(got, want):
+    for f in fused + [unfused]:
+        for a, b in zip(f(*feed_values), want):
             assert same_bits(a, b)
+    fused = fused[0]
     if fused_groups is not None:
         assert fused.stats["rules"].get("fuse:groups", 0) == fused_groups
     return fused
@@ -244,12 +252,15 @@ def test_a_failure_inside_a_group_names_the_member_like_the_unfused_program(
     X = np.linspace(-1, 1, 12)
     X[9] = 1e3
     messages = []
-    for run in (fused, gc.function([x], y, passes=UNFUSED), lambda X: g.run(y, {x: X})):
+    runs = [gc.function([x], y, **b) for b in BACKENDS] + [
+        gc.function([x], y, passes=UNFUSED), lambda X: g.run(y, {x: X})]
+    for run in runs:
         with pytest.raises(gc.GraphcError) as info:
             run(X)
         messages.append(str(info.value))
-    assert messages[0] == messages[1]  # the compiled programs fail alike (out=: a cast error)
-    site = messages[2].split(" failed at run time")[0]  # g.run calls the kernel without out=
+    # the compiled programs fail alike (with out=, a cast error); g.run calls without out=
+    assert len(set(messages[:-1])) == 1
+    site = messages[-1].split(" failed at run time")[0]
     assert site.startswith("sin node 'the_sin' (built at ") and "test_fusion.py" in site
     assert messages[0].startswith(site + " failed at run time")
 
