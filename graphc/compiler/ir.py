@@ -48,6 +48,7 @@ class _Ops:
 
 OPS = _Ops()
 
+
 class Term:
     """One value of a compiled program: ``op(*inputs, **attrs)``, with static shape and dtype.
 
