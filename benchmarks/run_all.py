@@ -226,13 +226,13 @@ def compile_chain(depth: int, repeats: int) -> dict:
             "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
 
 
-def fusion(dtype: str, rounds: int) -> dict:
-    """The 10-op expression of bench_fusion.py (4 transcendental ops) on 10**6 elements:
-    graphc fused and unfused, NumPy naive and with out=, JAX and numexpr where installed."""
+def fusion(dtype: str, n: int, rounds: int) -> dict:
+    """The 10-op expression of bench_fusion.py (4 transcendental ops) on n elements: graphc
+    fused and unfused, NumPy naive and with out=, JAX and numexpr where installed."""
     import graphc as gc
     from bench_fusion import systems
 
-    fns, _ = systems(gc, "transcendental", 10**6, dtype)
+    fns, _ = systems(gc, "transcendental", n, dtype)
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
 
 
@@ -241,6 +241,7 @@ def run(quick: bool, rounds: int) -> dict:
     depths = (10, 100) if quick else (10, 100, 1000, 3000)
     sizes = (10, 100) if quick else (10, 100, 300)
     chains = (250, 1000) if quick else (250, 1000, 4000)
+    elements = (10**6,) if quick else (10**6, 10**7)
     results = {}
     for dtype in ("float64", "float32"):
         results[f"mlp {dtype}"] = mlp(dtype, rounds)
@@ -251,7 +252,8 @@ def run(quick: bool, rounds: int) -> dict:
         results[f"hessian n={n}"] = hessian(n, rounds)
     for d in chains:
         results[f"compile chain D={d}"] = compile_chain(d, max(1, rounds // 2))
-    results.update({f"fusion {t}": fusion(t, rounds) for t in ("float64", "float32")})
+    results.update({f"fusion {t} n={n}": fusion(t, n, rounds) for n in elements
+                    for t in ("float64", "float32")})
     for entry in results.values():
         entry["times"] = {k: summary(v) for k, v in entry["times"].items()}
     return results
