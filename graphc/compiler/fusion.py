@@ -227,8 +227,11 @@ class Group:
     def run(self, values: tuple, out: Optional[np.ndarray]) -> np.ndarray:
         """The root's value from the inputs' values (``out``: a dying input's buffer)."""
         for v in values:
-            if v.__class__ is np.ndarray and v.ndim and not v.flags.c_contiguous:
-                return self.run_stepwise(values, out)
+            if v.__class__ is np.ndarray:
+                if v.ndim and not v.flags.c_contiguous:
+                    return self.run_stepwise(values, out)
+                if out is not None and v is not out and np.may_share_memory(v, out):
+                    out = None  # another input views it: later blocks still read it
         try:
             return self.run_blocked(values, out)
         except Exception:
