@@ -19,6 +19,7 @@ from . import codegen
 from .ir import as_described, check_update, from_graph
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
+from .specialize import Specialization, Specializer
 
 
 class Function:
@@ -35,7 +36,7 @@ class Function:
 
     def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
                  lock=None) -> None:
-        self._fn = fn
+        self._fn = fn  # the generated function, or a Specializer dispatching to several
         self._generated = generated
         self._inputs = inputs
         self._lock = lock
@@ -83,21 +84,35 @@ class Function:
     def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
         """A graphc error for a failure in the generated code, naming the node that failed."""
         tb = exc.__traceback__
-        frame, line = None, None
+        frame, line, generated = None, None, None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._generated.filename:
-                frame, line = tb.tb_frame, tb.tb_lineno
+            found = self._generated_named(tb.tb_frame.f_code.co_filename)
+            if found is not None:
+                frame, line, generated = tb.tb_frame, tb.tb_lineno, found
             tb = tb.tb_next
         if frame is None:
             if isinstance(exc, TypeError):
                 return self._bad_arguments(args, kwargs, exc)
             return GraphcError(f"compiled function failed: {exc!r}")
-        term = self._generated.lines.get(line)
+        term = generated.lines.get(line)
         if term is None:
             kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
             return kind(f"compiled function failed while storing results: {exc}")
-        values = [_local_value(frame, self._generated.names.get(id(x))) for x in term.inputs]
+        values = [_local_value(frame, generated.names.get(id(x))) for x in term.inputs]
         return kernel_error(as_described(term), exc, values)
+
+    def _generated_named(self, filename: str) -> Optional[codegen.Generated]:
+        """The generated code compiled under ``filename``: the program's, or one of its
+        shape specialisations'."""
+        if isinstance(self._fn, Specializer):
+            return self._fn.generated_named(filename)
+        return self._generated if filename == self._generated.filename else None
+
+    def _show(self, shown: Specialization) -> None:
+        """Report the program the last call ran (a specialisation or the generic one)."""
+        self.source = shown.generated.source
+        self.stats.update(shown.stats)
+        self.stats["specializations"] = self._fn.count
 
     def _bad_arguments(self, args: tuple, kwargs: dict, exc: Exception) -> GraphcError:
         params = self._generated.params
@@ -182,25 +197,29 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
         program, pass_stats, fired = _optimize(program, tuple(passes))
-        t0 = time.perf_counter()
-        plan = schedule(program)
-        t1 = time.perf_counter()
-        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     structure=structure, trust_input=trust_input,
-                                     fastmath="fastmath" in passes)
-        fn = codegen.compile_source(generated)
-        t2 = time.perf_counter()
+        options = dict(check_numerics=check_numerics, structure=structure,
+                       trust_input=trust_input, fastmath="fastmath" in passes)
+        generic = _lower(program, graph, options)
+    specialized = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
         "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
-        "schedule": plan.strategy,
-        "planned_peak_bytes": plan.peak_bytes,
-        "reused_buffers": len(plan.reuse),
-        "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
-                    "codegen": t2 - t1, "total": t2 - started},
+        **generic.stats,
+        "memory_plan": "generic: before the first call" if specialized else "static",
+        "specializations": 0,
+        "specialized_shapes": None,
     }
+    stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
+                        "total": time.perf_counter() - started}
+    fn = generic.fn
+    if specialized:  # plan memory again at each call with new input shapes
+        generic.stats = {key: stats[key] for key in generic.stats}
+        generic.stats["memory_plan"] = "generic"
+        fn = Specializer(program, generic, lambda p: _lower_paused(p, graph, options),
+                         lambda shown: compiled._show(shown))
+    generated = generic.generated
     compiled = Function(fn, generated, inputs, stats,
                         update_lock(graph) if update_pairs else None)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
@@ -232,6 +251,28 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _lower(program, graph, options: dict) -> Specialization:
+    """Schedule (memory plan) and generate the code of one program: the steps every program
+    of a function goes through, the generic one and each shape specialisation."""
+    t0 = time.perf_counter()
+    plan = schedule(program)
+    t1 = time.perf_counter()
+    generated = codegen.generate(program, plan, graph, **options)
+    fn = codegen.compile_source(generated)
+    t2 = time.perf_counter()
+    return Specialization(fn, generated, plan, {
+        "schedule": plan.strategy,
+        "planned_peak_bytes": plan.peak_bytes,
+        "reused_buffers": len(plan.reuse),
+        "seconds": {"schedule": t1 - t0, "codegen": t2 - t1},
+    })
+
+
+def _lower_paused(program, graph, options: dict) -> Specialization:
+    with _collector_paused():
+        return _lower(program, graph, options)
 
 
 def _optimize(program, passes: tuple):
