@@ -15,7 +15,7 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen
+from . import codegen, specialize
 from .ir import as_described, check_update, from_graph
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
@@ -29,6 +29,14 @@ class Function:
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes.
 
+    Inputs with ``None`` sizes: the memory plan is made at the first call with each new
+    combination of input shapes (a shape specialisation, see
+    :mod:`graphc.compiler.specialize`); ``source`` and the plan entries of ``stats``
+    (``planned_peak_bytes``, ``reused_buffers``, ``schedule``, ``memory_plan``,
+    ``specialized_shapes``) then describe the program the last call ran, and
+    ``stats["specializations"]`` counts them. Before the first call they describe the generic
+    program (``planned_peak_bytes`` None).
+
     Threads: a function with ``updates`` holds its graph's update lock for the whole call
     (reading the variables, computing, writing), so concurrent calls of the functions that
     update one graph never lose an update; a function without updates takes no lock.
@@ -36,7 +44,8 @@ class Function:
 
     def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
                  lock=None) -> None:
-        self._fn = fn  # the generated function, or a Specializer dispatching to several
+        self._fn = fn  # the generated function, or the dispatch of a Specializer
+        self._specializer: Optional[Specializer] = None  # with None sizes: the dispatch
         self._generated = generated
         self._inputs = inputs
         self._lock = lock
@@ -104,15 +113,15 @@ class Function:
     def _generated_named(self, filename: str) -> Optional[codegen.Generated]:
         """The generated code compiled under ``filename``: the program's, or one of its
         shape specialisations'."""
-        if isinstance(self._fn, Specializer):
-            return self._fn.generated_named(filename)
+        if self._specializer is not None:
+            return self._specializer.generated_named(filename)
         return self._generated if filename == self._generated.filename else None
 
     def _show(self, shown: Specialization) -> None:
         """Report the program the last call ran (a specialisation or the generic one)."""
         self.source = shown.generated.source
         self.stats.update(shown.stats)
-        self.stats["specializations"] = self._fn.count
+        self.stats["specializations"] = self._specializer.count
 
     def _bad_arguments(self, args: tuple, kwargs: dict, exc: Exception) -> GraphcError:
         params = self._generated.params
@@ -213,15 +222,17 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     }
     stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
                         "total": time.perf_counter() - started}
-    fn = generic.fn
+    fn, specializer = generic.fn, None
     if specialized:  # plan memory again at each call with new input shapes
         generic.stats = {key: stats[key] for key in generic.stats}
-        generic.stats["memory_plan"] = "generic"
-        fn = Specializer(program, generic, lambda p: _lower_paused(p, graph, options),
-                         lambda shown: compiled._show(shown))
-    generated = generic.generated
-    compiled = Function(fn, generated, inputs, stats,
+        generic.stats.update(memory_plan="generic", specialized_shapes=None)
+        specializer = Specializer(program, generic, lambda p: _lower_paused(p, graph, options),
+                                  lambda shown: compiled._show(shown),
+                                  limit=specialize.MAX_SPECIALIZATIONS)
+        fn = specializer.dispatch
+    compiled = Function(fn, generic.generated, inputs, stats,
                         update_lock(graph) if update_pairs else None)
+    compiled._specializer = specializer
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
     return compiled
 

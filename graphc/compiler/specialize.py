@@ -70,15 +70,17 @@ class Specialization:
 
 
 class Specializer:
-    """The callable behind a function whose inputs have ``None`` sizes: finds (or makes) the
+    """The dispatch of a function whose inputs have ``None`` sizes: finds (or makes) the
     specialisation for the arguments' shapes and calls it.
 
-    The dispatch is one tuple of shapes and one dictionary lookup. Making a specialisation
-    takes a lock (two threads meeting a new shape make it once); lookups take none, and the
-    cache only grows (up to ``limit`` signatures: the first ones seen are kept, later ones run
-    the generic program), so a lookup never sees a half-made entry and a program never
-    changes under a running call. ``on_switch(specialization)`` runs when a call uses another
-    program than the call before (the Function then shows that program's source and stats).
+    :attr:`dispatch` is a generated function with the program's parameters: one tuple of the
+    ``None``-sized arguments' shapes, one dictionary lookup, the call. Making a
+    specialisation takes a lock (two threads meeting new shapes make it once); lookups take
+    none, and the cache only grows (up to ``limit`` signatures: the first ones seen are kept,
+    later ones run the generic program), so a lookup never sees a half-made entry and a
+    program never changes under a running call. ``on_switch(specialization)`` runs when a
+    call uses another program than the call before (the Function then shows that program's
+    source and stats).
     """
 
     def __init__(self, program: Program, generic: Specialization,
@@ -89,15 +91,15 @@ class Specializer:
         self._lower = lower
         self._on_switch = on_switch
         self.limit = limit
-        # the inputs with None sizes: (position, parameter name, input term)
-        self._slots = [(i, param, term) for i, (term, param)
-                       in enumerate(zip(program.inputs, generic.generated.params))
-                       if None in term.shape]
+        params = generic.generated.params
+        # the inputs with None sizes: (position, input term)
+        self._slots = [(i, term) for i, term in enumerate(program.inputs) if None in term.shape]
         self._cache: dict = {}  # shapes of the slots' arguments -> Specialization
         self._by_file = {generic.generated.filename: generic.generated}
         self._generic_because: dict = {}  # reason -> the generic program, reported so
         self._lock = threading.Lock()
         self.last: Specialization = generic
+        self.dispatch = _dispatcher(params, [i for i, _ in self._slots], self)
 
     @property
     def count(self) -> int:
@@ -108,28 +110,15 @@ class Specializer:
         """The generated code (of any program this dispatch runs) compiled under ``filename``."""
         return self._by_file.get(filename)
 
-    def __call__(self, *args, **kwargs):
-        try:
-            key = tuple((args[i] if i < len(args) else kwargs[p]).shape
-                        for i, p, _ in self._slots)
-            entry = self._cache[key]
-        except (IndexError, KeyError, AttributeError, TypeError):
-            entry = self._find(args, kwargs)
-        if entry is not self.last:
-            self.last = entry
-            self._on_switch(entry)
-        return entry.fn(*args, **kwargs)
+    def switch(self, entry: Specialization) -> None:
+        self.last = entry
+        self._on_switch(entry)
 
-    def _find(self, args: tuple, kwargs: dict) -> Specialization:
-        """The program for arguments whose shapes are not cached yet (or not plain arrays)."""
+    def find(self, args: tuple) -> Specialization:
+        """The program for arguments whose shapes are not cached yet (or not arrays)."""
         key = []
-        for i, p, term in self._slots:
-            if i < len(args):
-                value = args[i]
-            elif p in kwargs:
-                value = kwargs[p]
-            else:  # a missing argument: the generic program raises g.run's error
-                return self._generic
+        for i, term in self._slots:
+            value = args[i]
             try:
                 shape = value.shape if value.__class__ is np.ndarray else np.shape(value)
             except Exception:  # noqa: BLE001 - not array-like: the generic program's FeedError
@@ -149,13 +138,13 @@ class Specializer:
                 return self._generic_as(f"generic: cache full ({self.limit} shape signatures)")
             started = time.perf_counter()
             program = specialize(self._program,
-                                 {term: shape for (_, _, term), shape in zip(self._slots, key)})
+                                 {term: shape for (_, term), shape in zip(self._slots, key)})
             if program is None:  # inputs that do not fit together: g.run's error (or values)
                 return self._generic_as("generic: the input shapes do not fit together")
             entry = self._lower(program)
             entry.stats["memory_plan"] = "specialized"
             entry.stats["specialized_shapes"] = {
-                term.origin.name: shape for (_, _, term), shape in zip(self._slots, key)}
+                term.origin.name: shape for (_, term), shape in zip(self._slots, key)}
             entry.stats["seconds"] = dict(self._generic.stats["seconds"],
                                           specialize=time.perf_counter() - started)
             self._by_file[entry.generated.filename] = entry.generated
@@ -170,3 +159,22 @@ class Specializer:
             entry = self._generic_because[reason] = Specialization(
                 g.fn, g.generated, g.plan, dict(g.stats, memory_plan=reason))
         return entry
+
+
+def _dispatcher(params: list, slots: list, specializer: Specializer):
+    """The dispatch as a function of the program's parameters (the generated program's
+    names: plain identifiers or ``_p<k>``): a missing or extra argument is Python's TypeError,
+    which the Function explains as it does for the program itself."""
+    args = ", ".join(params)
+    key = "(" + "".join(f"{params[i]}.shape, " for i in slots) + ")"
+    source = (f"def _graphc_dispatch({args}):\n"
+              f"    try:\n"
+              f"        _e = _cache[{key}]\n"
+              f"    except (KeyError, AttributeError, TypeError):  # new shapes, or not arrays\n"
+              f"        _e = _find(({args}{',' if len(params) == 1 else ''}))\n"
+              f"    if _e is not _spec.last:\n"
+              f"        _spec.switch(_e)\n"
+              f"    return _e.fn({args})\n")
+    namespace = {"_cache": specializer._cache, "_find": specializer.find, "_spec": specializer}
+    exec(compile(source, "<graphc-dispatch>", "exec"), namespace)
+    return namespace["_graphc_dispatch"]
