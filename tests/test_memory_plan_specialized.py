@@ -173,6 +173,34 @@ def test_errors_are_those_of_g_run():
     assert f(np.ones((4, 3)), np.zeros((4, 3))) == pytest.approx(12 * np.e)
 
 
+def test_a_cached_batch_size_with_wrong_other_sizes_is_g_runs_feed_error():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3))
+    z = gc.sum(x * 2.0)
+    f = gc.function(x, z)
+    f(np.ones((4, 3)))  # keyed by the batch size, 4
+    for bad in (np.ones((4, 5)), np.ones((4, 3, 1)), [[1.0, 2.0]] * 4, "abcd"):
+        err = _error(lambda: f(bad))
+        assert err == _error(lambda: g.run(z, {x: bad}))
+        assert err[0] is gc.FeedError
+    assert f(np.ones((4, 3))) == 24.0
+
+
+def test_several_none_sizes_in_one_input():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, None))
+    v = g.placeholder("v", (None,))
+    y = gc.exp(x) @ v
+    f = gc.function([x, v], y)
+    for n, m in ((2, 3), (3, 2), (2, 3)):
+        X, V = np.linspace(-1, 1, n * m).reshape(n, m), np.linspace(0, 1, m)
+        assert same_bits([f(X, V)], [g.run(y, {x: X, v: V})])
+        assert f.stats["specialized_shapes"] == {"x": (n, m), "v": (m,)}
+    assert f.stats["specializations"] == 2
+    err = _error(lambda: f(np.ones((2, 3)), np.ones(4)))  # 3 columns, 4 weights
+    assert err == _error(lambda: g.run(y, {x: np.ones((2, 3)), v: np.ones(4)}))
+
+
 def test_a_kernel_error_inside_a_specialisation_names_the_node():
     g = gc.Graph()
     h = g.placeholder("h", (None, 4))

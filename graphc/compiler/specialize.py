@@ -99,7 +99,11 @@ class Specializer:
         self._generic_because: dict = {}  # reason -> the generic program, reported so
         self._lock = threading.Lock()
         self.last: Specialization = generic
-        self.dispatch = _dispatcher(params, [i for i, _ in self._slots], self)
+        # an input whose only None size is the first is keyed by len(value), which is
+        # cheaper than value.shape (the other sizes are checked by the program it runs)
+        self._by_len = [term.shape[0] is None and None not in term.shape[1:]
+                        for _, term in self._slots]
+        self.dispatch = _dispatcher(params, [i for i, _ in self._slots], self._by_len, self)
 
     @property
     def count(self) -> int:
@@ -116,7 +120,7 @@ class Specializer:
 
     def find(self, args: tuple) -> Specialization:
         """The program for arguments whose shapes are not cached yet (or not arrays)."""
-        key = []
+        key, shapes = [], []
         for i, term in self._slots:
             value = args[i]
             try:
@@ -125,8 +129,10 @@ class Specializer:
                 return self._generic
             if not shape_rules.fits(shape, term.shape):  # the generic program's FeedError
                 return self._generic
-            key.append(tuple(map(int, shape)))
-        key = tuple(key)
+            shapes.append(tuple(map(int, shape)))
+        key = tuple(shape[0] if by_len else shape for shape, by_len in zip(shapes, self._by_len))
+        if len(key) == 1:
+            key = key[0]
         entry = self._cache.get(key)
         if entry is not None:
             return entry
@@ -138,13 +144,13 @@ class Specializer:
                 return self._generic_as(f"generic: cache full ({self.limit} shape signatures)")
             started = time.perf_counter()
             program = specialize(self._program,
-                                 {term: shape for (_, term), shape in zip(self._slots, key)})
+                                 {term: shape for (_, term), shape in zip(self._slots, shapes)})
             if program is None:  # inputs that do not fit together: g.run's error (or values)
                 return self._generic_as("generic: the input shapes do not fit together")
             entry = self._lower(program)
             entry.stats["memory_plan"] = "specialized"
             entry.stats["specialized_shapes"] = {
-                term.origin.name: shape for (_, term), shape in zip(self._slots, key)}
+                term.origin.name: shape for (_, term), shape in zip(self._slots, shapes)}
             entry.stats["seconds"] = dict(self._generic.stats["seconds"],
                                           specialize=time.perf_counter() - started)
             self._by_file[entry.generated.filename] = entry.generated
@@ -161,16 +167,19 @@ class Specializer:
         return entry
 
 
-def _dispatcher(params: list, slots: list, specializer: Specializer):
+def _dispatcher(params: list, slots: list, by_len: list, specializer: Specializer):
     """The dispatch as a function of the program's parameters (the generated program's
     names: plain identifiers or ``_p<k>``): a missing or extra argument is Python's TypeError,
-    which the Function explains as it does for the program itself."""
+    which the Function explains as it does for the program itself. The key is
+    ``len(x)`` or ``x.shape`` per ``None``-sized input (a tuple of them for several)."""
     args = ", ".join(params)
-    key = "(" + "".join(f"{params[i]}.shape, " for i in slots) + ")"
+    parts = [f"len({params[i]})" if first else f"{params[i]}.shape"
+             for i, first in zip(slots, by_len)]
+    key = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
     source = (f"def _graphc_dispatch({args}):\n"
               f"    try:\n"
               f"        _e = _cache[{key}]\n"
-              f"    except (KeyError, AttributeError, TypeError):  # new shapes, or not arrays\n"
+              f"    except Exception:  # new shapes, or not arrays (find says which program)\n"
               f"        _e = _find(({args}{',' if len(params) == 1 else ''}))\n"
               f"    if _e is not _spec.last:\n"
               f"        _spec.switch(_e)\n"
