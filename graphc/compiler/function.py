@@ -19,7 +19,7 @@ from . import codegen, specialize
 from .ir import as_described, check_update, from_graph
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
-from .specialize import Specialization, Specializer
+from .specialize import Lowered, Specializer
 
 
 class Function:
@@ -117,7 +117,7 @@ class Function:
             return self._specializer.generated_named(filename)
         return self._generated if filename == self._generated.filename else None
 
-    def _show(self, shown: Specialization) -> None:
+    def _show(self, shown: Lowered) -> None:
         """Report the program the last call ran (a specialisation or the generic one)."""
         self.source = shown.generated.source
         self.stats.update(shown.stats)
@@ -209,21 +209,22 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         options = dict(check_numerics=check_numerics, structure=structure,
                        trust_input=trust_input, fastmath="fastmath" in passes)
         generic = _lower(program, graph, options)
-    specialized = any(None in term.shape for term in program.inputs)
+    sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
         "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
         **generic.stats,
-        "memory_plan": "generic: before the first call" if specialized else "static",
+        "memory_plan": "generic: before the first call" if sized_at_call else "static",
         "specializations": 0,
         "specialized_shapes": None,
     }
     stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
                         "total": time.perf_counter() - started}
     fn, specializer = generic.fn, None
-    if specialized:  # plan memory again at each call with new input shapes
+    if sized_at_call:  # plan memory again at each call with new input shapes
+        # what stats show while the generic program runs (after a call it could not plan)
         generic.stats = {key: stats[key] for key in generic.stats}
         generic.stats.update(memory_plan="generic", specialized_shapes=None)
         specializer = Specializer(program, generic, lambda p: _lower_paused(p, graph, options),
@@ -264,7 +265,7 @@ def _collector_paused():
             gc.enable()
 
 
-def _lower(program, graph, options: dict) -> Specialization:
+def _lower(program, graph, options: dict) -> Lowered:
     """Schedule (memory plan) and generate the code of one program: the steps every program
     of a function goes through, the generic one and each shape specialisation."""
     t0 = time.perf_counter()
@@ -273,7 +274,7 @@ def _lower(program, graph, options: dict) -> Specialization:
     generated = codegen.generate(program, plan, graph, **options)
     fn = codegen.compile_source(generated)
     t2 = time.perf_counter()
-    return Specialization(fn, generated, plan, {
+    return Lowered(fn, generated, plan, {
         "schedule": plan.strategy,
         "planned_peak_bytes": plan.peak_bytes,
         "reused_buffers": len(plan.reuse),
@@ -281,7 +282,7 @@ def _lower(program, graph, options: dict) -> Specialization:
     })
 
 
-def _lower_paused(program, graph, options: dict) -> Specialization:
+def _lower_paused(program, graph, options: dict) -> Lowered:
     with _collector_paused():
         return _lower(program, graph, options)
 

@@ -57,8 +57,9 @@ def specialize(program: Program, input_shapes: dict) -> Optional[Program]:
     return program.replace(terms, mapping)
 
 
-class Specialization:
-    """One lowered program: its callable, generated code and plan, and what stats report."""
+class Lowered:
+    """One scheduled and generated program (the generic one or a specialisation): its
+    callable, generated code and plan, and the entries of ``Function.stats`` it reports."""
 
     __slots__ = ("fn", "generated", "plan", "stats")
 
@@ -66,7 +67,7 @@ class Specialization:
         self.fn = fn
         self.generated = generated
         self.plan = plan
-        self.stats = stats  # the entries of Function.stats that describe this program
+        self.stats = stats
 
 
 class Specializer:
@@ -83,8 +84,8 @@ class Specializer:
     source and stats).
     """
 
-    def __init__(self, program: Program, generic: Specialization,
-                 lower: Callable[[Program], Specialization], on_switch: Callable,
+    def __init__(self, program: Program, generic: Lowered,
+                 lower: Callable[[Program], Lowered], on_switch: Callable,
                  limit: int = MAX_SPECIALIZATIONS) -> None:
         self._program = program
         self._generic = generic
@@ -94,11 +95,11 @@ class Specializer:
         params = generic.generated.params
         # the inputs with None sizes: (position, input term)
         self._slots = [(i, term) for i, term in enumerate(program.inputs) if None in term.shape]
-        self._cache: dict = {}  # shapes of the slots' arguments -> Specialization
+        self._cache: dict = {}  # shapes of the slots' arguments -> Lowered
         self._by_file = {generic.generated.filename: generic.generated}
         self._generic_because: dict = {}  # reason -> the generic program, reported so
         self._lock = threading.Lock()
-        self.last: Specialization = generic
+        self.last: Lowered = generic
         # an input whose only None size is the first is keyed by len(value), which is
         # cheaper than value.shape (the other sizes are checked by the program it runs)
         self._by_len = [term.shape[0] is None and None not in term.shape[1:]
@@ -114,11 +115,11 @@ class Specializer:
         """The generated code (of any program this dispatch runs) compiled under ``filename``."""
         return self._by_file.get(filename)
 
-    def switch(self, entry: Specialization) -> None:
+    def switch(self, entry: Lowered) -> None:
         self.last = entry
         self._on_switch(entry)
 
-    def find(self, args: tuple) -> Specialization:
+    def find(self, args: tuple) -> Lowered:
         """The program for arguments whose shapes are not cached yet (or not arrays)."""
         key, shapes = [], []
         for i, term in self._slots:
@@ -157,12 +158,12 @@ class Specializer:
             self._cache[key] = entry
             return entry
 
-    def _generic_as(self, reason: str) -> Specialization:
+    def _generic_as(self, reason: str) -> Lowered:
         """The generic program, with ``memory_plan`` saying why it runs."""
         entry = self._generic_because.get(reason)
         if entry is None:
             g = self._generic
-            entry = self._generic_because[reason] = Specialization(
+            entry = self._generic_because[reason] = Lowered(
                 g.fn, g.generated, g.plan, dict(g.stats, memory_plan=reason))
         return entry
 
