@@ -74,7 +74,7 @@ class Specializer:
     """The dispatch of a function whose inputs have ``None`` sizes: finds (or makes) the
     specialisation for the arguments' shapes and calls it.
 
-    :attr:`dispatch` is a generated function with the program's parameters: one tuple of the
+    :attr:`dispatch` is a generated function with the program's parameters: a key of the
     ``None``-sized arguments' shapes, one dictionary lookup, the call. Making a
     specialisation takes a lock (two threads meeting new shapes make it once); lookups take
     none, and the cache only grows (up to ``limit`` signatures: the first ones seen are kept,
