@@ -239,6 +239,20 @@ def test_the_cache_is_capped_and_beyond_it_the_generic_program_runs(monkeypatch)
     assert f.stats["specialized_shapes"] == {"x": (1, 2)}
 
 
+def test_trust_input_and_check_numerics_carry_over_to_specialisations():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 2))
+    y = gc.log(x) * 2.0
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    trusted = gc.function([x], y, trust_input=True)
+    assert same_bits([trusted(X)], [g.run(y, {x: X})])
+    assert "_feed" not in trusted.source and trusted.stats["memory_plan"] == "specialized"
+    checked = gc.function([x], y, check_numerics=True)
+    with pytest.raises(gc.NumericsError, match="log"):
+        checked(np.array([[1.0, -1.0]]))
+    assert checked.stats["memory_plan"] == "specialized"
+
+
 def test_updates_with_a_batch_dimension():
     g = gc.Graph()
     x = g.placeholder("x", (None, 3))
