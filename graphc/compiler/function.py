@@ -53,13 +53,17 @@ class Function:
         names = [n.name for n in inputs]
         self._keywords = None if generated.params == names else \
             dict(zip(names, generated.params))
-        self.source: str = generated.source
         self.stats: dict = stats
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
+
+    @property
+    def source(self) -> str:
+        """The generated Python program (with ``None`` sizes: of the last call's program)."""
+        return self._generated.source
 
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
         if kwargs and self._keywords is not None:
@@ -119,7 +123,7 @@ class Function:
 
     def _show(self, shown: Lowered) -> None:
         """Report the program the last call ran (a specialisation or the generic one)."""
-        self.source = shown.generated.source
+        self._generated = shown.generated
         self.stats.update(shown.stats)
         self.stats["specializations"] = self._specializer.count
 
@@ -208,7 +212,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         program, pass_stats, fired = _optimize(program, tuple(passes))
         options = dict(check_numerics=check_numerics, structure=structure,
                        trust_input=trust_input, fastmath="fastmath" in passes)
-        generic = _lower(program, graph, options)
+        generic = _plan_and_lower(program, graph, options)
     sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
@@ -227,7 +231,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         # what stats show while the generic program runs (after a call it could not plan)
         generic.stats = {key: stats[key] for key in generic.stats}
         generic.stats.update(memory_plan="generic", specialized_shapes=None)
-        specializer = Specializer(program, generic, lambda p: _lower_paused(p, graph, options),
+        specializer = Specializer(program, generic,
+                                  lambda p: _plan_and_lower_paused(p, graph, options),
                                   lambda shown: compiled._show(shown),
                                   limit=specialize.MAX_SPECIALIZATIONS)
         fn = specializer.dispatch
@@ -265,14 +270,13 @@ def _collector_paused():
             gc.enable()
 
 
-def _lower(program, graph, options: dict) -> Lowered:
-    """Schedule (memory plan) and generate the code of one program: the steps every program
-    of a function goes through, the generic one and each shape specialisation."""
+def _plan_and_lower(program, graph, options: dict) -> Lowered:
+    """Schedule (memory plan) and lower one program: the steps every program of a function
+    goes through, the generic one and each shape specialisation."""
     t0 = time.perf_counter()
     plan = schedule(program)
     t1 = time.perf_counter()
-    generated = codegen.generate(program, plan, graph, **options)
-    fn = codegen.compile_source(generated)
+    fn, generated = _lower(program, plan, graph, **options)
     t2 = time.perf_counter()
     return Lowered(fn, generated, plan, {
         "schedule": plan.strategy,
@@ -282,9 +286,18 @@ def _lower(program, graph, options: dict) -> Lowered:
     })
 
 
-def _lower_paused(program, graph, options: dict) -> Lowered:
+def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
     with _collector_paused():
-        return _lower(program, graph, options)
+        return _plan_and_lower(program, graph, options)
+
+
+def _lower(program, plan, graph, *, check_numerics: bool = False, structure=None,
+           trust_input: bool = False, fastmath: bool = False):
+    """The callable for a planned program, and its generated code: ``(fn, generated)``."""
+    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                 structure=structure, trust_input=trust_input,
+                                 fastmath=fastmath)
+    return codegen.compile_source(generated), generated
 
 
 def _optimize(program, passes: tuple):
