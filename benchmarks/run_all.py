@@ -60,8 +60,6 @@ def mlp(dtype: str, rounds: int) -> dict:
     for a, b in zip(step(X, Y), hand(X, Y, *ps)):
         assert np.allclose(a, b, rtol=tol, atol=tol)
     fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
-    _, batched, _ = build(dtype, batch=None)  # the batch size known at the call only
-    fns["graphc batch None"] = lambda: batched(X, Y)
     fns.update(_peer_mlp(dtype, X, Y, ps))
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
 
