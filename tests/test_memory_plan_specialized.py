@@ -257,6 +257,23 @@ def test_trust_input_and_check_numerics_carry_over_to_specialisations():
     assert checked.stats["memory_plan"] == "specialized"
 
 
+def test_random_samples_advance_as_in_the_generic_program(monkeypatch):
+    def build():
+        g = gc.Graph()
+        x = g.placeholder("x", (None, 4))
+        y = gc.sum(gc.random.dropout(gc.tanh(x), 0.5, seed=3) * gc.random.normal(shape=x, seed=5))
+        return gc.function(x, [y, gc.grad(y, x)])
+
+    f = build()
+    monkeypatch.setattr(specialize, "MAX_SPECIALIZATIONS", 0)
+    generic = build()
+    X = np.linspace(-1, 1, 12).reshape(3, 4)
+    results = [f(X) for _ in range(3)]
+    assert f.stats["memory_plan"] == "specialized"
+    assert all(same_bits(r, generic(X)) for r in results)  # the same fresh samples per call
+    assert not same_bits(results[0], results[1])
+
+
 def test_updates_with_a_batch_dimension():
     g = gc.Graph()
     x = g.placeholder("x", (None, 3))
