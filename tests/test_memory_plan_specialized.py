@@ -176,6 +176,7 @@ def test_errors_are_those_of_g_run():
     err = _error(lambda: f(*wrong))
     assert err == _error(lambda: g.run(z, {x: wrong[0], y: wrong[1]}))
     assert err[0] is gc.FeedError
+    assert f.stats["memory_plan"] == "generic: an argument does not fit its input"
     assert _error(lambda: f(np.ones((5, 3))))[0] is gc.MissingFeedError
     assert _error(lambda: f(np.ones((5, 3)), np.ones((5, 3)), 1))[0] is gc.FeedError
     assert f(np.ones((4, 3)), np.zeros((4, 3))) == pytest.approx(12 * np.e)

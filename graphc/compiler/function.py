@@ -230,7 +230,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     if sized_at_call:  # plan memory again at each call with new input shapes
         # what stats show while the generic program runs (after a call it could not plan)
         generic.stats = {key: stats[key] for key in generic.stats}
-        generic.stats.update(memory_plan="generic", specialized_shapes=None)
+        generic.stats["specialized_shapes"] = None
         specializer = Specializer(program, generic,
                                   lambda p: _plan_and_lower_paused(p, graph, options),
                                   lambda shown: compiled._show(shown),

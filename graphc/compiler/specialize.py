@@ -100,6 +100,7 @@ class Specializer:
         self._generic_because: dict = {}  # reason -> the generic program, reported so
         self._lock = threading.Lock()
         self.last: Lowered = generic
+        self._unfit = self._generic_as("generic: an argument does not fit its input")
         # an input whose only None size is the first is keyed by len(value), which is
         # cheaper than value.shape (the other sizes are checked by the program it runs)
         self._by_len = [term.shape[0] is None and None not in term.shape[1:]
@@ -127,9 +128,9 @@ class Specializer:
             try:
                 shape = value.shape if value.__class__ is np.ndarray else np.shape(value)
             except Exception:  # noqa: BLE001 - not array-like: the generic program's FeedError
-                return self._generic
+                return self._unfit
             if not shape_rules.fits(shape, term.shape):  # the generic program's FeedError
-                return self._generic
+                return self._unfit
             shapes.append(tuple(map(int, shape)))
         key = tuple(shape[0] if by_len else shape for shape, by_len in zip(shapes, self._by_len))
         if len(key) == 1:
