@@ -367,3 +367,17 @@ def test_random_batched_programs_agree_with_g_run_and_the_generic_program(data):
     assert same_bits(got, generic), f.source
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)  # NaN where NaN, 0.0 equal to -0.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_masked_fill_of_relus_gradient_is_where_bit_for_bit(dtype):
+    from graphc.compiler.codegen import fill_where_not
+
+    rng = np.random.default_rng(0)
+    x = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 5e-324]),
+                   (7, 9)).astype(dtype)
+    c = rng.random((7, 9)) > 0.5
+    for zero in (0, 0.0, -0.0, np.array(0.0), np.array(-0.0, dtype)):
+        want = np.where(c, x, zero).astype(dtype)
+        got = fill_where_not(c, x.copy(), zero)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -422,8 +422,9 @@ _EXPAND_DIMS_KERNEL = REGISTRY["expand_dims"].kernel
 
 
 def fill_where_not(c, x, zero):
-    """``where(c, x, zero)`` written into ``x``'s buffer (which dies here): the same values."""
-    np.copyto(x, zero, where=np.logical_not(c))
+    """``where(c, x, zero)`` written into ``x``'s buffer (which dies here): the same values.
+    (``np.putmask`` with a scalar: about half the time of ``np.copyto(..., where=)``.)"""
+    np.putmask(x, np.logical_not(c), x.dtype.type(zero))
     return x
 
 
