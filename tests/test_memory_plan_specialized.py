@@ -377,7 +377,8 @@ def test_the_masked_fill_of_relus_gradient_is_where_bit_for_bit(dtype):
     x = rng.choice(np.array([-0.0, 0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 5e-324]),
                    (7, 9)).astype(dtype)
     c = rng.random((7, 9)) > 0.5
-    for zero in (0, 0.0, -0.0, np.array(0.0), np.array(-0.0, dtype)):
-        want = np.where(c, x, zero).astype(dtype)
-        got = fill_where_not(c, x.copy(), zero)
-        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+    for mask in (c, c[0], c[:, :1]):  # the mask may broadcast to x's shape
+        for zero in (0, 0.0, -0.0, np.array(0.0), np.array(-0.0, dtype)):
+            want = np.where(mask, x, zero).astype(dtype)
+            got = fill_where_not(mask, x.copy(), zero)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

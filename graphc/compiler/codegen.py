@@ -423,8 +423,12 @@ _EXPAND_DIMS_KERNEL = REGISTRY["expand_dims"].kernel
 
 def fill_where_not(c, x, zero):
     """``where(c, x, zero)`` written into ``x``'s buffer (which dies here): the same values.
-    (``np.putmask`` with a scalar: about half the time of ``np.copyto(..., where=)``.)"""
-    np.putmask(x, np.logical_not(c), x.dtype.type(zero))
+    (``np.putmask`` with a scalar: about half the time of ``np.copyto(..., where=)``; its
+    mask must have x's shape, so a mask that broadcasts is broadcast first.)"""
+    mask = np.logical_not(c)
+    if mask.shape != x.shape:
+        mask = np.broadcast_to(mask, x.shape)
+    np.putmask(x, mask, x.dtype.type(zero))
     return x
 
 
