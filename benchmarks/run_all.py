@@ -22,6 +22,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: whether to time the installed peers (benchmarks/peers.py), the deepest scalar chain they
+#: run, and their time limit per build in seconds (PyTensor and JAX unroll deep chains)
+PEERS, PEER_DEPTH, PEER_SECONDS = True, 100, 60.0
 
 
 def _setup_path(root: str) -> None:
@@ -57,33 +60,15 @@ def mlp(dtype: str, rounds: int) -> dict:
     Y = rng.integers(0, SIZES[-1], BATCH)
     ps = params(dtype)
     tol = 1e-9 if dtype == "float64" else 2e-4
-    for a, b in zip(step(X, Y), hand(X, Y, *ps)):
-        assert np.allclose(a, b, rtol=tol, atol=tol)
+    expected = hand(X, Y, *ps)
+    for a, b in zip(step(X, Y), expected):
+        assert a.dtype == np.dtype(dtype) and np.allclose(a, b, rtol=tol, atol=tol)
     fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
-    fns.update(_peer_mlp(dtype, X, Y, ps))
-    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
-
-
-def _peer_mlp(dtype, X, Y, ps) -> dict:
-    peers = {}
-    from common import available
-    if available("torch"):
-        import torch
+    if PEERS:
+        import peers
         from bench_mlp import DECAY
-        tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
-        tp = [torch.tensor(p, requires_grad=True) for p in ps]
-
-        def step():
-            h = tX
-            for k in range(3):
-                h = h @ tp[2 * k] + tp[2 * k + 1]
-                if k < 2:
-                    h = torch.relu(h)
-            loss = torch.nn.functional.cross_entropy(h, tY) + DECAY * sum(
-                (tp[i] * tp[i]).sum() for i in (0, 2, 4))
-            return torch.autograd.grad(loss, tp)
-        peers["torch"] = step
-    return peers
+        fns.update(peers.mlp(dtype, X, Y, ps, expected, tol, DECAY))
+    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
 
 
 def scalar(rounds: int) -> dict:
@@ -125,6 +110,9 @@ def scalar(rounds: int) -> dict:
         F = ca.Function("f", [cx, cy], [cf, ca.gradient(cf, cx), ca.gradient(cf, cy)])
         np.testing.assert_allclose([float(v) for v in F(fx, fy)], hand(fx, fy), rtol=1e-13)
         fns["casadi float"] = lambda: F(fx, fy)
+    if PEERS:
+        import peers
+        fns.update(peers.cs231n(fx, fy, hand(fx, fy)))
     return {"unit": "us", "scale": 1e6, "times": per_round(fns, rounds, 0.05),
             "compile_ms": compile_s * 1e3}
 
@@ -171,6 +159,9 @@ def scalar_chain(depth: int, rounds: int) -> dict:
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     fns = {"graphc": lambda: f(X, *W), "numpy": lambda: hand(X, W)}
+    if PEERS and depth <= PEER_DEPTH:
+        import peers
+        fns.update(peers.scalar_chain(X, W, theirs, PEER_SECONDS))
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
             "compile_ms": compile_s * 1e3}
 
@@ -200,6 +191,9 @@ def hessian(n: int, rounds: int) -> dict:
         F = ca.Function("h", [cx], [H])
         np.testing.assert_allclose(np.array(F(X)), hand(X), rtol=1e-10, atol=1e-12)
         fns["casadi"] = lambda: F(X)
+    if PEERS:
+        import peers
+        fns.update(peers.hessian(A, X, hand(X)))
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
             "nodes": f.stats["nodes"]}
 
@@ -226,21 +220,52 @@ def compile_chain(depth: int, repeats: int) -> dict:
             "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
 
 
+def compile_chain_peers(depth: int, repeats: int) -> dict:
+    """The same gradient + compile (+ one call) at a depth the peers manage: graphc against
+    each peer, seconds per build; a peer past PEER_SECONDS is listed under "timed out"."""
+    import numpy as np
+    import graphc as gc
+
+    from common import tanh_chain
+    value = np.linspace(-1, 1, 10)
+    times, timed_out = {"graphc": []}, set()
+    expected = None
+    for _ in range(repeats):
+        g, x, loss = tanh_chain(gc, depth)
+        start = time.perf_counter()
+        f = gc.function([x], [loss, gc.grad(loss, x)])
+        result = f(value)
+        times["graphc"].append(time.perf_counter() - start)
+        expected = result
+        if PEERS:
+            import peers
+            for who, seconds in peers.compile_chain(depth, value, expected,
+                                                    PEER_SECONDS).items():
+                if seconds is None:
+                    timed_out.add(who)
+                else:
+                    times.setdefault(who, []).append(seconds)
+    return {"unit": "s", "scale": 1, "times": times, "timed_out": sorted(timed_out)}
+
+
 # -- the run -------------------------------------------------------------------------------------
-def run(quick: bool, rounds: int) -> dict:
+def run(quick: bool, rounds: int, only: str = "") -> dict:
     depths = (10, 100) if quick else (10, 100, 1000, 3000)
     sizes = (10, 100) if quick else (10, 100, 300)
     chains = (250, 1000) if quick else (250, 1000, 4000)
-    results = {}
-    for dtype in ("float64", "float32"):
-        results[f"mlp {dtype}"] = mlp(dtype, rounds)
-    results["cs231n"] = scalar(rounds)
+    peer_depth = 10 if quick else 30  # the peers' gradient + compile take tens of seconds past it
+    repeats = max(1, rounds // 2)
+    workloads = {f"mlp {dtype}": (lambda dtype=dtype: mlp(dtype, rounds))
+                 for dtype in ("float64", "float32")}
+    workloads["cs231n"] = lambda: scalar(rounds)
     for d in depths:
-        results[f"scalar chain D={d}"] = scalar_chain(d, rounds)
+        workloads[f"scalar chain D={d}"] = lambda d=d: scalar_chain(d, rounds)
     for n in sizes:
-        results[f"hessian n={n}"] = hessian(n, rounds)
+        workloads[f"hessian n={n}"] = lambda n=n: hessian(n, rounds)
     for d in chains:
-        results[f"compile chain D={d}"] = compile_chain(d, max(1, rounds // 2))
+        workloads[f"compile chain D={d}"] = lambda d=d: compile_chain(d, repeats)
+    workloads[f"compile chain D={peer_depth}"] = lambda: compile_chain_peers(peer_depth, repeats)
+    results = {name: build() for name, build in workloads.items() if only in name}
     for entry in results.values():
         entry["times"] = {k: summary(v) for k, v in entry["times"].items()}
     return results
@@ -254,18 +279,23 @@ def print_tables(results: dict, label: str = "") -> None:
         s = entry["scale"]
         base = next((t["median"] for k, t in entry["times"].items() if k.startswith("numpy")),
                     None)
+        ours = entry["times"].get("graphc", {}).get("median")
         for system, t in entry["times"].items():
             ratio = t["median"] / base if base else float("nan")
             rows.append([name, system, t["median"] * s, t["min"] * s, t["max"] * s,
-                         entry["unit"], ratio])
+                         entry["unit"], ratio, t["median"] / ours if ours else float("nan")])
+        for system in entry.get("timed_out", ()):
+            rows.append([name, system, f"> {PEER_SECONDS:g}", "", "", "s", "", ""])
         if "us_per_node" in entry:
             u = entry["us_per_node"]
-            rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", float("nan")])
-    print(f"issue 15 benchmarks {label}(median, min, max over rounds; ratio = median / numpy's)")
-    print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy"]))
+            rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", "", ""])
+    print(f"issue 15 benchmarks {label}(median, min, max over rounds; x numpy, x graphc = "
+          "median / their median)")
+    print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy",
+                       "x graphc"]))
 
 
-def compare(roots: list, rounds: int, quick: bool) -> dict:
+def compare(roots: list, rounds: int, quick: bool, only: str = "") -> dict:
     """Alternate whole runs between checkouts (one subprocess each, one round per run)."""
     runs = {root: [] for root in roots}
     for _ in range(rounds):
@@ -273,7 +303,8 @@ def compare(roots: list, rounds: int, quick: bool) -> dict:
             with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
                 path = tmp.name
             cmd = [sys.executable, os.path.abspath(__file__), "--root", root, "--rounds", "1",
-                   "--json", path, "--quiet"] + (["--quick"] if quick else [])
+                   "--json", path, "--quiet"] + (["--quick"] if quick else []) + \
+                ([] if PEERS else ["--no-peers"]) + (["--only", only] if only else [])
             subprocess.run(cmd, check=True)
             with open(path) as fh:
                 runs[root].append(json.load(fh))
@@ -302,10 +333,14 @@ def main() -> None:
     parser.add_argument("--root", default=os.path.dirname(HERE), help="the graphc checkout")
     parser.add_argument("--against", help="another checkout: alternate runs, before/after")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="graphc and NumPy only")
+    parser.add_argument("--only", help="run the workloads whose name contains this")
     args = parser.parse_args()
+    global PEERS
+    PEERS = not args.no_peers
     if args.against:
         merged = compare([os.path.abspath(args.against), os.path.abspath(args.root)],
-                         args.rounds, args.quick)
+                         args.rounds, args.quick, args.only or "")
         _setup_path(args.root)
         for root, results in merged.items():
             print_tables(results, f"[{root}] ")
@@ -313,7 +348,7 @@ def main() -> None:
         output = merged
     else:
         _setup_path(os.path.abspath(args.root))
-        output = run(args.quick, args.rounds)
+        output = run(args.quick, args.rounds, args.only or "")
         if not args.quiet:
             print_tables(output)
     if args.json:

@@ -16,7 +16,7 @@ from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import codegen
-from .ir import as_described, check_update, from_graph
+from .ir import as_described, check_update, from_graph, upcasts
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
 
@@ -198,6 +198,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "schedule": plan.strategy,
         "planned_peak_bytes": plan.peak_bytes,
         "reused_buffers": len(plan.reuse),
+        # where a float value is widened (float32 -> float64): empty for a pure float32 graph
+        "upcasts": upcasts(program.terms),
         "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
                     "codegen": t2 - t1, "total": t2 - started},
     }
