@@ -4,9 +4,10 @@ them all; none is a graphc dependency).
 
 Every builder returns ``{label: zero-argument callable}``, after checking each peer's result
 against the NumPy reference it is given (a wrong peer would time the wrong thing). Peers run
-single-threaded like NumPy under ``OPENBLAS_NUM_THREADS=1``: XLA's and torch's thread pools are
-limited to one thread. Compiling a peer may take long (PyTensor and JAX unroll deep chains):
-``within(seconds, build)`` gives up on a build after a time limit.
+single-threaded like NumPy under ``OPENBLAS_NUM_THREADS=1``: run_all.py pins the process to
+one CPU (XLA sizes its thread pools by the affinity) and torch is set to one thread.
+Compiling a peer may take long (PyTensor and JAX unroll deep chains): ``within(seconds,
+build)`` gives up on a build after a time limit.
 """
 from __future__ import annotations
 
@@ -17,9 +18,6 @@ import time
 
 import numpy as np
 
-# one thread for XLA, as for OpenBLAS (must be set before jax is imported)
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1")
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)

@@ -6,7 +6,10 @@ Workloads: the MLP step (float64, float32), the CS231n scalar function with both
 a tanh chain with a scalar weight per layer (loss and all gradients per call), the dense
 Hessian of sum(tanh(A x)) + x.x/2, and gradients + compile time per node of a tanh chain.
 
-Run: python benchmarks/run_all.py [--json out.json] [--rounds 5] [--quick]
+Run: OPENBLAS_NUM_THREADS=1 python benchmarks/run_all.py [--json out.json] [--rounds 5]
+     [--quick] [--only WORKLOAD] [--no-peers] [--all-cpus] [--cpu-time]
+The run pins itself to one CPU (unless --all-cpus), so every system computes on one thread;
+--cpu-time measures CPU seconds instead of wall time (fairer when others load the machine).
 Before/after one change, interleaved process by process (the same run, fair on a busy box):
      python benchmarks/run_all.py --against /path/to/other/checkout --json out.json
 """
@@ -25,6 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 #: whether to time the installed peers (benchmarks/peers.py), the deepest scalar chain they
 #: run, and their time limit per build in seconds (PyTensor and JAX unroll deep chains)
 PEERS, PEER_DEPTH, PEER_SECONDS = True, 100, 60.0
+#: the clock of the per-call timings: wall time, or CPU time with --cpu-time (all threads of
+#: the process; not inflated by other programs on a busy machine)
+CLOCK = time.perf_counter
 
 
 def _setup_path(root: str) -> None:
@@ -40,7 +46,7 @@ def per_round(fns: dict, rounds: int, min_seconds: float = 0.05) -> dict:
     out = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            out[name].append(best_time(fn, repeat=3, min_seconds=min_seconds))
+            out[name].append(best_time(fn, repeat=3, min_seconds=min_seconds, clock=CLOCK))
     return out
 
 
@@ -314,7 +320,8 @@ def compare(roots: list, rounds: int, quick: bool, only: str = "") -> dict:
                 path = tmp.name
             cmd = [sys.executable, os.path.abspath(__file__), "--root", root, "--rounds", "1",
                    "--json", path, "--quiet"] + (["--quick"] if quick else []) + \
-                ([] if PEERS else ["--no-peers"]) + (["--only", only] if only else [])
+                ([] if PEERS else ["--no-peers"]) + (["--only", only] if only else []) + \
+                (["--cpu-time"] if CLOCK is time.process_time else [])
             subprocess.run(cmd, check=True)
             with open(path) as fh:
                 runs[root].append(json.load(fh))
@@ -344,10 +351,19 @@ def main() -> None:
     parser.add_argument("--against", help="another checkout: alternate runs, before/after")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no-peers", action="store_true", help="graphc and NumPy only")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time calls in CPU seconds of the process (robust on a busy box)")
+    parser.add_argument("--all-cpus", dest="one_cpu", action="store_false",
+                        help="do not pin the run to one CPU (peers may then use threads)")
     parser.add_argument("--only", help="run the workloads whose name contains this")
     args = parser.parse_args()
-    global PEERS
+    global PEERS, CLOCK
     PEERS = not args.no_peers
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
+    if args.one_cpu and hasattr(os, "sched_setaffinity"):
+        # every system on one core: XLA and torch size their thread pools by the affinity,
+        # so JAX and torch run single-threaded like NumPy under OPENBLAS_NUM_THREADS=1
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     if args.against:
         merged = compare([os.path.abspath(args.against), os.path.abspath(args.root)],
                          args.rounds, args.quick, args.only or "")
