@@ -186,3 +186,26 @@ def test_relu_gradient_in_a_compiled_function_matches_run_bit_for_bit():
     W = np.array([[1, -1, np.nan], [0.5, 2, -3], [-1, np.inf, 1]], F32)
     with np.errstate(all="ignore"):
         assert f(X, W).tobytes() == g.run(dw, {x: X, w: W}).tobytes()
+
+
+def test_large_constant_expressions_of_a_hessian_fold_at_compile_time():
+    """The Hessian's seed terms (I @ A.T, I + I, scaled) are constant: above FOLD_MAX_SIZE
+    they fold too when no larger than an input constant, so each call computes only the
+    terms that depend on x; values as g.run's."""
+    from graphc.compiler.passes import FOLD_MAX_SIZE
+    n = 70
+    assert n * n > FOLD_MAX_SIZE
+    A = np.random.default_rng(n).standard_normal((n, n)) / np.sqrt(n)
+    g = gc.Graph()
+    x = g.placeholder("x", (n,))
+    z = gc.sum(gc.tanh(g.constant(A) @ x)) + 0.5 * gc.sum(x * x)
+    H = gc.hessian(z, x)
+    f = gc.function([x], H)
+    assert f.stats["ops"]["matmul"] == 2  # A x, and the one product with A
+    assert f.stats["rules"].get("fold:add") and f.stats["rules"].get("fold:matmul")
+    assert "transpose" not in f.stats["ops"]
+    X = np.linspace(-1, 1, n)
+    t = np.tanh(A @ X)
+    np.testing.assert_allclose(f(X), A.T @ ((-2 * t * (1 - t * t))[:, None] * A) + np.eye(n),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(f(X), g.run(H, {x: X}), rtol=1e-13, atol=1e-15)
