@@ -69,6 +69,7 @@ def mlp(dtype: str, rounds: int) -> dict:
     expected = hand(X, Y, *ps)
     for a, b in zip(step(X, Y), expected):
         assert a.dtype == np.dtype(dtype) and np.allclose(a, b, rtol=tol, atol=tol)
+    assert step.stats.get("upcasts", []) == []  # the step computes in its own dtype only
     fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
     if PEERS:
         import peers
