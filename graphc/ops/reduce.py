@@ -73,10 +73,13 @@ define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
        reference=lambda x, *, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
        cases=_REDUCE_CASES)
 
+
 def _mean(x, *, axis, keepdims):
-    """``np.mean``: for float32/float64 its own two steps (sum, then divide by the count, in
-    x's dtype) without its Python layers (5-8 us per call); other dtypes go to np.mean."""
-    if x.dtype.kind == "f" and x.dtype.itemsize >= 4 and not isinstance(axis, int):
+    """``np.mean``'s two steps for float32/float64 arrays (sum, then divide by the count: a
+    Python int, so float32 divides in float32) without its Python layers (5-8 us per call);
+    other values go to np.mean (ints and float16 accumulate wider there)."""
+    if (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize >= 4
+            and not isinstance(axis, int)):
         count = math.prod([x.shape[a] for a in axis]) if axis is not None else x.size
         if count:
             return np.add.reduce(x, axis=axis, keepdims=keepdims) / count
