@@ -209,3 +209,20 @@ def test_large_constant_expressions_of_a_hessian_fold_at_compile_time():
     np.testing.assert_allclose(f(X), A.T @ ((-2 * t * (1 - t * t))[:, None] * A) + np.eye(n),
                                rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(f(X), g.run(H, {x: X}), rtol=1e-13, atol=1e-15)
+
+
+def test_a_float32_graph_loaded_from_json_stays_float32():
+    """Weak Python-number constants stay weak through the file format: the loaded MLP and
+    its gradients compute in float32 as the original does, with the same values."""
+    g, x, y, ws, loss = _mlp()
+    grads = gc.gradients(loss, ws)
+    loaded = gc.from_json(gc.to_json(g))
+    outs = [loaded[n.name] for n in [loss] + grads]
+    assert _wider_floats(loaded.nodes) == []
+    f = gc.function([loaded["x"], loaded["y"]], outs)
+    assert f.stats["upcasts"] == []
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((BATCH, SIZES[0])).astype(F32), rng.integers(0, 4, BATCH)
+    for a, b in zip(f(X, Y), gc.function([x, y], [loss] + grads)(X, Y)):
+        assert a.dtype == F32
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
