@@ -226,3 +226,16 @@ def test_a_float32_graph_loaded_from_json_stays_float32():
     for a, b in zip(f(X, Y), gc.function([x, y], [loss] + grads)(X, Y)):
         assert a.dtype == F32
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_relu_kernel_is_numpy_maximum_bit_for_bit(dtype):
+    """relu's kernel takes the maximum against a row of zeros (NumPy's fast loop): the same
+    bits as np.maximum(x, 0), NaN, inf and -0.0 included, in place too."""
+    from graphc.ops.nn import _relu
+    x = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -1.0, 2.0, 1e-40] * 6, dtype).reshape(6, 8)
+    expected = np.maximum(x, 0).tobytes()
+    assert _relu(x).tobytes() == expected
+    y = x.copy()
+    assert _relu(y, out=y) is y and y.tobytes() == expected
+    assert _relu(x[0, 2]).tobytes() == np.maximum(x[0, 2], 0).tobytes()  # a NumPy scalar
