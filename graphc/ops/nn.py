@@ -272,8 +272,8 @@ def _softmax_cross_entropy(logits, labels):
             bad = labels[(labels < 0) | (labels >= classes)].flat[0]
             raise IndexError(f"label {bad} is out of range for {classes} classes "
                              f"(labels must lie in [0, {classes}))")
-        rows = z.reshape(-1, classes)  # z is a new array: a view; one (row, label) per example
-        picked = rows[np.arange(rows.shape[0]), labels.reshape(-1)].reshape(labels.shape)
+        rows = z.reshape(labels.size, classes)  # a view (z is new): one row per example
+        picked = rows[np.arange(labels.size), labels.reshape(-1)].reshape(labels.shape)
         return lse - picked
     dtype = np.result_type(logits, labels)
     return np.sum(labels * (lse[..., None] - z), axis=-1).astype(dtype, copy=False)
