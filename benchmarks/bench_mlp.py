@@ -91,6 +91,7 @@ def main() -> None:
         for a, b in zip(ours, theirs):
             assert a.dtype == np.dtype(dtype), (a.dtype, dtype)
             assert np.allclose(a, b, rtol=tol, atol=tol), "graphc and NumPy disagree"
+        assert step.stats.get("upcasts", []) == [], step.stats["upcasts"]  # all in one dtype
         times = interleaved({"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)})
         mem_ours = peak_bytes(lambda: step(X, Y))
         mem_hand = peak_bytes(lambda: hand(X, Y, *ps))

@@ -16,7 +16,7 @@ from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import codegen, specialize
-from .ir import as_described, check_update, from_graph
+from .ir import as_described, check_update, from_graph, upcasts
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
 from .specialize import Lowered, Specializer
@@ -223,6 +223,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "memory_plan": "generic: before the first call" if sized_at_call else "static",
         "specializations": 0,
         "specialized_shapes": None,
+        # where a float value is widened (float32 -> float64): empty for a pure float32 graph
+        "upcasts": upcasts(program.terms),
     }
     stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
                         "total": time.perf_counter() - started}
