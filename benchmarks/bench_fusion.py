@@ -119,9 +119,10 @@ def inputs(n: int, dtype: str) -> np.ndarray:
     return np.random.default_rng(n).uniform(-2, 2, n).astype(dtype)
 
 
-def systems(gc, expression: str, n: int, dtype: str) -> tuple:
+def systems(gc, expression: str, n: int, dtype: str, with_peers: bool = True) -> tuple:
     """``({name: zero-argument callable}, {name: largest |difference| to graphc})``, after
-    checking graphc bit for bit against naive NumPy and its unfused program."""
+    checking graphc bit for bit against naive NumPy and its unfused program (``with_peers``:
+    JAX and numexpr too, where installed)."""
     X = inputs(n, dtype)
     fused, unfused = build(gc, expression, n, dtype), build(gc, expression, n, dtype, False)
     naive, inplace = numpy_naive(expression), numpy_out(expression)
@@ -133,7 +134,7 @@ def systems(gc, expression: str, n: int, dtype: str) -> tuple:
     fns = {"graphc": lambda: fused(X), "graphc unfused": lambda: unfused(X),
            "numpy": lambda: naive(X), "numpy out=": lambda: inplace(X)}
     differences = {}
-    for name, fn in peers(expression, dtype).items():
+    for name, fn in (peers(expression, dtype) if with_peers else {}).items():
         value = np.asarray(fn(X))
         assert value.dtype == want.dtype, (name, value.dtype)
         differences[name] = float(np.max(np.abs(value - want)))

@@ -323,3 +323,30 @@ def test_an_input_viewing_the_lent_buffer_is_not_overwritten(small_blocks):
     feed = [RNG.standard_normal((8, 5)), RNG.standard_normal((5, 6))]  # finite: A[0] matters
     f = check_agrees([M, N], [y], feed, fused_groups=1)
     assert f.stats["reused_buffers"] == 1  # the planner lends A's buffer to the fused term
+
+
+def test_the_upcast_report_names_fused_members(small_blocks):
+    g = gc.Graph()
+    x = g.placeholder("x", (30,), "float32")
+    wide = gc.sin(x) * g.constant(np.array(2.0))  # a strong float64 constant widens
+    y = gc.exp(wide) + 1
+    fused = gc.function([x], y)
+    assert fused.stats["rules"]["fuse:groups"] == 1
+    unfused = gc.function([x], y, passes=UNFUSED)
+    assert fused.stats["upcasts"] == unfused.stats["upcasts"] != []
+    assert fused.stats["upcasts"][0]["node"] == wide.name
+
+
+def test_batch_sizes_known_at_the_call_are_fused_in_the_specialisation(small_blocks):
+    """A None batch size is not fused at compile time; the program planned for the call's
+    shapes is (the same values, bit for bit)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3))
+    w = g.placeholder("w", (3,))
+    y = gc.tanh(x * w) * 2 + x
+    f = gc.function([x, w], y)
+    assert "fuse:groups" not in f.stats["rules"]
+    X, W = special((20, 3), "float64"), special((3,), "float64")
+    assert same_bits(f(X, W), g.run(y, {x: X, w: W}))
+    assert "fused elementwise" in f.source
+    assert same_bits(gc.function([x, w], y, passes=UNFUSED)(X, W), f(X, W))

@@ -59,7 +59,8 @@ def fusable(term: Term) -> bool:
     spec = REGISTRY.get(term.op)
     return (spec is not None and spec.inplace and spec.elementwise and not spec.checked
             and isinstance(spec.kernel, np.ufunc) and spec.kernel.nout == 1
-            and term.dtype.kind in _DTYPE_KINDS and term.ndim > 0 and None not in term.shape)
+            and term.dtype.kind in _DTYPE_KINDS and term.ndim > 0 and None not in term.shape
+            and all(None not in x.shape for x in term.inputs))  # blocks index the inputs
 
 
 def groups(program: Program) -> list:
@@ -122,6 +123,18 @@ def fuse(program: Program, fired: Counter) -> Program:
         mapping[old] = new
         terms.append(new)
     return program.replace(terms, mapping)
+
+
+def unfused(terms: list) -> list:
+    """``terms`` with every fused term replaced by its members (for reports that name the
+    terms the user's nodes became, such as ``f.stats["upcasts"]``)."""
+    out = []
+    for term in terms:
+        if term.op == FUSED:
+            out.extend(term.attrs["group"].members)
+        else:
+            out.append(term)
+    return out
 
 
 def _fused_term(members: list, mapping: dict) -> Term:
