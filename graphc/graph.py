@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -23,17 +22,20 @@ from .keys import attrs_key
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-@lru_cache(maxsize=None)
-def _is_internal(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
+_INTERNAL: dict = {}  # file name -> whether it is one of graphc's (asked once per file)
 
 
 def user_site() -> Optional[str]:
     """``file:line`` of the innermost frame outside graphc: where the user built a node."""
     frame = sys._getframe(1)
+    internal = _INTERNAL
     while frame is not None:
-        if not _is_internal(frame.f_code.co_filename):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        filename = frame.f_code.co_filename
+        inside = internal.get(filename)
+        if inside is None:
+            inside = internal[filename] = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if not inside:
+            return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back
     return None
 
@@ -403,44 +405,66 @@ class Graph:
 
     def _weak_constant(self, value) -> Node:
         """A Python scalar: weakly typed, so ``x32 * 2.0`` stays float32 (NumPy 2 rules)."""
+        if self._sharing and type(value) in _WEAK_TYPES:  # derivatives ask for the same few
+            tag = (type(value), value.hex() if type(value) is float else value)
+            key = _WEAK_KEYS.get(tag)
+            if key is not None:
+                found = self._shared(key)
+                if found is not None:
+                    return found
         array = np.array(value)
         array.flags.writeable = False
-        return self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
+        node = self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
+        if self._sharing and type(value) in _WEAK_TYPES:
+            if len(_WEAK_KEYS) > 4096:
+                _WEAK_KEYS.clear()
+            _WEAK_KEYS[tag] = _structural_key(node.op, (), node.attrs)
+        return node
 
-    def _add(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype, name,
+    def _add(self, op: str, inputs: tuple, attrs: Mapping, shape: tuple, dtype, name,
              site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
         """Append a node (rules already checked). ``site`` and ``derivative`` default to the
         caller's line and the current derivative order; the JSON loader restores them."""
-        if self._sharing and name is None:
-            found = self._reuse(op, inputs, attrs, shape, dtype)
+        memo = self._memo
+        key = None if memo is None else _structural_key(op, inputs, attrs)
+        if key is not None and self._sharing and name is None:
+            found = self._reuse(key, op, inputs, attrs, shape, dtype)
             if found is not None:
                 return found
+        nodes, by_name = self._nodes, self._by_name
         if name is None:
-            name = self._fresh_name(op)
+            name = f"{op}_{len(nodes)}"
+            if name in by_name:
+                name = self._fresh_name(op)
         elif not isinstance(name, str) or not name or not name.isprintable():
             raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
                               f"non-empty string of printable characters, not {name!r:.60}")
-        elif name in self._by_name:
-            raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
+        elif name in by_name:
+            raise GraphcError(f"duplicate name {name!r}: {describe(by_name[name])} "
                               f"already has it (names are unique in a graph); new {op} node "
                               f"built at {user_site()}")
-        node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
-                    tuple(shape), np.dtype(dtype),
-                    name, user_site() if site is None else site,
-                    self._order(inputs) if derivative is None else derivative)
-        self._nodes.append(node)
+        if derivative is None:  # the order being built, or the highest among the inputs
+            derivative = self._derivative_level
+            for x in inputs:
+                if x.derivative > derivative:
+                    derivative = x.derivative
+        node = Node(self, len(nodes), op, inputs,
+                    MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
+                    shape if type(shape) is tuple else tuple(shape),
+                    dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                    name, user_site() if site is None else site, derivative)
+        nodes.append(node)
         self._consumers.append([])
-        self._by_name[name] = node
-        if self._memo is not None:
-            key = _structural_key(op, inputs, attrs)
-            if key is not None:
-                first = self._memo.setdefault(key, node)
-                if first is not node and first.id in self._protected:
-                    self._alternates.setdefault(key, node)
-                if self._sharing:
-                    self._written.append(key)
+        by_name[name] = node
+        if key is not None:
+            first = memo.setdefault(key, node)
+            if first is not node and first.id in self._protected:
+                self._alternates.setdefault(key, node)
+            if self._sharing:
+                self._written.append(key)
+        all_consumers = self._consumers
         for x in inputs:
-            consumers = self._consumers[x.id]
+            consumers = all_consumers[x.id]
             if not consumers or consumers[-1] is not node:  # x * x is one consumer
                 consumers.append(node)
         return node
@@ -465,20 +489,22 @@ class Graph:
             if not self._sharing:  # the outermost call is over: its log is no longer needed
                 self._written = []
 
-    def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
-        key = _structural_key(op, inputs, attrs)
-        if key is None:
-            return None
+    def _shared(self, key) -> Optional[Node]:
+        """The node indexed under ``key``, unless it is a protected target (then the first
+        duplicate built instead of it, if any)."""
         found = self._memo.get(key)
         if found is not None and found.id in self._protected:
             found = self._alternates.get(key)
             found = None if found is None or found.id in self._protected else found
+        return found
+
+    def _reuse(self, key, op, inputs, attrs, shape, dtype) -> Optional[Node]:
+        found = self._shared(key)
         if found is not None:
             return found
         if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
-            from .ops.common import neutral_one
             for one, other in (inputs, inputs[::-1]):
-                if neutral_one(one, other):
+                if _neutral_one(one, other):
                     return other
         if inputs and all(x.op == "constant" for x in inputs) and (size(shape) or 0) <= 64:
             folded = self._fold(op, inputs, attrs, dtype)
@@ -570,12 +596,6 @@ class Graph:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
 
-    def _order(self, inputs: tuple) -> int:
-        """A new node's derivative order: the order being built, or the highest among its
-        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
-        again builds order 2)."""
-        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
-
     def _rename(self, node: Node, name: str) -> str:
         """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
         given. Only for nodes that still carry the name :meth:`_fresh_name` gave them."""
@@ -614,6 +634,18 @@ class Graph:
             for i, x in enumerate(n.inputs):
                 out.add_edge(x.id, n.id, index=i)
         return out
+
+
+_NO_ATTRS: Mapping = MappingProxyType({})  # the attrs of every node without any (most)
+_WEAK_TYPES = (float, int, bool)
+_WEAK_KEYS: dict = {}  # (type, exact value) -> structural key of that weak constant
+
+
+def _neutral_one(one: Node, other: Node) -> bool:
+    from .ops.common import neutral_one  # the ops package imports this module
+    global _neutral_one
+    _neutral_one = neutral_one
+    return neutral_one(one, other)
 
 
 def has_fresh_name(node: Node) -> bool:
@@ -693,12 +725,16 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
         graph = graph_of(inputs)
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
-        nodes = tuple(as_node(graph, x) for x in inputs)
+        nodes = tuple([x if isinstance(x, Node) and x.graph is graph else as_node(graph, x)
+                       for x in inputs])
     except GraphcError as exc:
         label = name or (graph._fresh_name(op_name) if graph is not None else None)
         node = f"node '{label}' " if label else ""
         raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
     return build(graph, op_name, nodes, attrs or {}, name)
+
+
+_REGISTRY: Optional[dict] = None  # graphc.ops.registry.REGISTRY, bound at the first build
 
 
 def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[str] = None,
@@ -709,14 +745,20 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
     ``site`` and ``derivative`` are the JSON loader's (default: the caller's line and the
     current derivative order).
     """
-    from .ops.registry import get as get_op  # the ops package imports this module
-
-    op = get_op(op_name)
+    global _REGISTRY
+    if _REGISTRY is None:  # the ops package imports this module
+        from .ops.registry import REGISTRY as _REGISTRY
+    op = _REGISTRY.get(op_name)
+    if op is None:
+        from .ops.registry import get as get_op
+        op = get_op(op_name)  # raises, naming the op
     try:
         op.check_call(len(nodes), attrs)
         inferred = op.infer(*nodes, **attrs)
         # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
-        attrs = op.checked_attrs(inferred[2] if len(inferred) == 3 else attrs)
+        if len(inferred) == 3:
+            attrs = inferred[2]
+        attrs = op.checked_attrs(attrs) if attrs else {}
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
@@ -726,6 +768,9 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
         where = site if site is not None else user_site()
         at = f" built at {where}" if where else ""
         raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}'{at}") from None
-    shape, dtype = inferred[:2]
-    shape = tuple(None if d is None else int(d) for d in shape)
+    shape, dtype = inferred[0], inferred[1]
+    for d in shape:  # sizes as plain ints (a rule may give NumPy integers)
+        if d is not None and type(d) is not int:
+            shape = tuple(None if d is None else int(d) for d in shape)
+            break
     return graph._add(op_name, nodes, attrs, shape, dtype, name, site, derivative)

@@ -21,6 +21,13 @@ def fmt(shape: Shape) -> str:
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """NumPy broadcasting where ``None`` is an unknown size."""
+    if shapes:  # equal shapes (the common case) broadcast to themselves
+        first = shapes[0]
+        for s in shapes:
+            if s != first:
+                break
+        else:
+            return tuple(first)
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(-ndim, 0):
