@@ -20,6 +20,7 @@ pass.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -38,7 +39,7 @@ _UNCONNECTED = ("zero", "none", "raise")
 
 
 def _is_float(node: Node) -> bool:
-    return np.issubdtype(node.dtype, np.floating)
+    return node.dtype.kind == "f"
 
 
 def gradients(y: Node, xs: Union[Node, Sequence[Node]], grad_y: Any = None, *,
@@ -140,7 +141,8 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs):
+    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs), \
+            graph._sites_from(sys._getframe()):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
         out, needed = [], None
         for x in xs:
@@ -172,7 +174,8 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
             parts = contributions.pop(node.id, None)
             if parts is None:
                 continue
-            parts.sort(key=lambda p: p[0])  # consumers in creation order, then input index
+            if len(parts) > 1:
+                parts.sort(key=_position)  # consumers in creation order, then input index
             g = parts[0][1]
             for _, part in parts[1:]:
                 g = add(g, part)
@@ -181,6 +184,10 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
             continue
         _backprop_node(node, g, batch, carries, contributions)
     return grad_table
+
+
+def _position(part: tuple) -> tuple:
+    return part[0]
 
 
 def _ancestors(y: Node, stops: set, start: int) -> set:
@@ -237,9 +244,9 @@ def _is_zero(node: Node) -> bool:
 
 def _fit(part: Node, x: Node, consumer: Node, batch: int) -> Node:
     """Sum a contribution down to ``batch + x.shape`` and cast it to x's dtype."""
-    if part.ndim < batch + x.ndim:
+    if len(part.shape) < batch + len(x.shape):
         part = broadcast_like(part, x)
-    lead = part.ndim - batch - x.ndim
+    lead = len(part.shape) - batch - len(x.shape)
     ambiguous, ones = False, []
     for k, want in enumerate(x.shape):
         have = part.shape[batch + lead + k]

@@ -27,9 +27,16 @@ _INTERNAL: dict = {}  # file name -> whether it is one of graphc's (asked once p
 
 def user_site() -> Optional[str]:
     """``file:line`` of the innermost frame outside graphc: where the user built a node."""
-    frame = sys._getframe(1)
+    return _site_above(sys._getframe(1))
+
+
+def _site_above(frame, known=None, known_site: Optional[str] = None) -> Optional[str]:
+    """:func:`user_site` from ``frame`` outwards. ``known`` is a graphc frame still running
+    whose answer is ``known_site`` (its callers wait at fixed lines): the walk stops there."""
     internal = _INTERNAL
     while frame is not None:
+        if frame is known:
+            return known_site
         filename = frame.f_code.co_filename
         inside = internal.get(filename)
         if inside is None:
@@ -329,7 +336,10 @@ class Graph:
         # key -> the first duplicate built instead of such a target
         self._protected: frozenset = frozenset()
         self._alternates: dict = {}
-        self._written: list = []  # keys written to the index while sharing (see _drop_unused)
+        # keys of folded constants indexed while sharing (see _drop_unused): the one kind of
+        # entry whose key is not the structural key of the node it gives
+        self._folded: list = []
+        self._site_hint: tuple = (None, None)  # (frame, its user_site) while _sites_from
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -426,11 +436,15 @@ class Graph:
         """Append a node (rules already checked). ``site`` and ``derivative`` default to the
         caller's line and the current derivative order; the JSON loader restores them."""
         memo = self._memo
-        key = None if memo is None else _structural_key(op, inputs, attrs)
-        if key is not None and self._sharing and name is None:
-            found = self._reuse(key, op, inputs, attrs, shape, dtype)
-            if found is not None:
-                return found
+        key = None
+        if memo is not None and op not in _UNSHARED and (op != "constant" or
+                                                          attrs["value"].size <= 64):
+            key = (op, inputs if type(inputs) is tuple else tuple(inputs),
+                   attrs_key(attrs) if attrs else ())  # _structural_key, inlined: it is hot
+            if self._sharing and name is None:
+                found = self._reuse(key, op, inputs, attrs, shape, dtype)
+                if found is not None:
+                    return found
         nodes, by_name = self._nodes, self._by_name
         if name is None:
             name = f"{op}_{len(nodes)}"
@@ -452,7 +466,8 @@ class Graph:
                     MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
                     shape if type(shape) is tuple else tuple(shape),
                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
-                    name, user_site() if site is None else site, derivative)
+                    name, _site_above(sys._getframe(1), *self._site_hint) if site is None
+                    else site, derivative)
         nodes.append(node)
         self._consumers.append([])
         by_name[name] = node
@@ -460,8 +475,6 @@ class Graph:
             first = memo.setdefault(key, node)
             if first is not node and first.id in self._protected:
                 self._alternates.setdefault(key, node)
-            if self._sharing:
-                self._written.append(key)
         all_consumers = self._consumers
         for x in inputs:
             consumers = all_consumers[x.id]
@@ -487,7 +500,7 @@ class Graph:
         finally:
             self._derivative_level, self._sharing = saved
             if not self._sharing:  # the outermost call is over: its log is no longer needed
-                self._written = []
+                self._folded = []
 
     def _shared(self, key) -> Optional[Node]:
         """The node indexed under ``key``, unless it is a protected target (then the first
@@ -502,17 +515,30 @@ class Graph:
         found = self._shared(key)
         if found is not None:
             return found
-        if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
+        if op == "mul" and (inputs[0].op in _ONE_OPS or inputs[1].op in _ONE_OPS):
+            # a product with known ones (the seed of a scalar y, spread or not)
             for one, other in (inputs, inputs[::-1]):
                 if _neutral_one(one, other):
                     return other
-        if inputs and all(x.op == "constant" for x in inputs) and (size(shape) or 0) <= 64:
+        if inputs and inputs[0].op == "constant" and all(x.op == "constant" for x in inputs) \
+                and (size(shape) or 0) <= 64:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:
                 self._memo[key] = folded
-                self._written.append(key)
+                self._folded.append(key)
                 return folded
         return None
+
+    @contextmanager
+    def _sites_from(self, frame):
+        """While ``frame`` (graphc's, still running) builds many nodes, their user_site is
+        looked up from the nodes' builders out to ``frame`` only: its own answer is known."""
+        saved = self._site_hint
+        self._site_hint = (frame, _site_above(frame, *saved))
+        try:
+            yield
+        finally:
+            self._site_hint = saved
 
     @contextmanager
     def _protecting(self, targets):
@@ -548,33 +574,38 @@ class Graph:
         flags = alive[first - start:]
         kept = [n for n, a in zip(moved, flags) if a]
         dropped = [n for n, a in zip(moved, flags) if not a]
-        dead = {id(n) for n in dropped}
+        dead = set(dropped)  # nodes hash by identity
+        memo, alternates, by_name, all_consumers = (self._memo, self._alternates,
+                                                    self._by_name, self._consumers)
         # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
-        # others stay right through the renumbering). Every entry written is in the log.
-        for key in self._written:
-            for index in (self._memo, self._alternates):
-                found = index.get(key)
-                if found is not None and (id(found) in dead or
-                                          not dead.isdisjoint(map(id, key[1]))):
-                    del index[key]
+        # others stay right through the renumbering). A node's own entry reads only its inputs,
+        # which live while it does; a folded constant's entry reads other nodes: it is logged.
+        for key in self._folded:
+            found = memo.get(key)
+            if found is not None and (found in dead or not dead.isdisjoint(key[1])):
+                del memo[key]
         for node in dropped:
-            key = _structural_key(node.op, node.inputs, node.attrs)  # (indexed, maybe unlogged,
-            if key is not None and self._memo.get(key) is node:  # when the index was built)
-                del self._memo[key]
-            del self._by_name[node.name]
+            key = _structural_key(node.op, node.inputs, node.attrs)
+            if key is not None:
+                if memo.get(key) is node:
+                    del memo[key]
+                if alternates.get(key) is node:
+                    del alternates[key]
+            del by_name[node.name]
             for x in node.inputs:
-                if id(x) not in dead and node in self._consumers[x.id]:
-                    self._consumers[x.id].remove(node)
-        consumers = [self._consumers[n.id] for n in kept]
+                if x not in dead and node in all_consumers[x.id]:
+                    all_consumers[x.id].remove(node)
+        consumers = [all_consumers[n.id] for n in kept]
+        setter = object.__setattr__
         for new, node in enumerate(kept, first):
-            auto = f"{node.op}_{node.id}"
-            if node.name == auto:  # a generated name follows the id, when that one is free
-                name = f"{node.op}_{new}"
-                if name not in self._by_name:
-                    del self._by_name[auto]
-                    self._by_name[name] = node
-                    object.__setattr__(node, "name", name)
-            object.__setattr__(node, "id", new)
+            name, op = node.name, node.op
+            if name == f"{op}_{node.id}":  # a generated name follows the id, when that one is free
+                fresh = f"{op}_{new}"
+                if fresh not in by_name:
+                    del by_name[name]
+                    by_name[fresh] = node
+                    setter(node, "name", fresh)
+            setter(node, "id", new)
         del self._nodes[first:], self._consumers[first:]
         self._nodes.extend(kept)
         self._consumers.extend(consumers)
@@ -654,9 +685,13 @@ def has_fresh_name(node: Node) -> bool:
     return stem == f"{node.op}_{node.id}"
 
 
+_UNSHARED = frozenset({"placeholder", "variable"})  # each one is its own value
+_ONE_OPS = frozenset({"constant", "broadcast_to"})  # what a known one is built by
+
+
 def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
-    if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
+    if op in _UNSHARED or (op == "constant" and attrs["value"].size > 64):
         return None
     # inputs by identity, not id: dropping unused derivative nodes renumbers the survivors
     return (op, tuple(inputs), attrs_key(attrs))
@@ -711,7 +746,8 @@ def as_node(graph: Graph, value) -> Node:
     """A node of ``graph`` for ``value``: nodes pass through, scalars and arrays become constants."""
     if isinstance(value, Node):
         if value.graph is not graph:
-            raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)}")
+            raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)} belongs to "
+                              "another graph than the other inputs")
         return value
     if type(value) in _SCALARS:  # exact types: np.float64 subclasses float but is strong
         return graph._weak_constant(value)
@@ -721,8 +757,11 @@ def as_node(graph: Graph, value) -> Node:
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
     graph = None
+    for x in inputs:
+        if isinstance(x, Node):
+            graph = x.graph
+            break
     try:
-        graph = graph_of(inputs)
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
         nodes = tuple([x if isinstance(x, Node) and x.graph is graph else as_node(graph, x)
