@@ -47,7 +47,16 @@ def _site_above(frame, known=None, known_site: Optional[str] = None) -> Optional
     return None
 
 
-class Node:
+class _Fields:
+    """A node's fields with plain writes: a node is filled in as one of these, then becomes a
+    :class:`Node`, which refuses writes (4x cheaper than ``object.__setattr__`` per field,
+    and graphs are built node by node)."""
+
+    __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
+                 "derivative", "__weakref__")
+
+
+class Node(_Fields):
     """One value in a graph: the result of ``op`` applied to ``inputs`` with ``attrs``.
 
     Nodes are immutable; only the graph that owns them records their ``consumers``.
@@ -55,8 +64,7 @@ class Node:
     :func:`graphc.equal` for elementwise equality.
     """
 
-    __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
-                 "derivative", "__weakref__")
+    __slots__ = ()
     graph: "Graph"
     id: int
     op: str
@@ -67,21 +75,6 @@ class Node:
     name: str
     site: Optional[str]
     derivative: int
-
-    def __init__(self, graph: "Graph", id: int, op: str, inputs: "tuple[Node, ...]",
-                 attrs: Mapping[str, Any], shape: "tuple[Optional[int], ...]", dtype: np.dtype,
-                 name: str, site: Optional[str], derivative: int = 0) -> None:
-        setter = object.__setattr__
-        setter(self, "graph", graph)
-        setter(self, "id", id)
-        setter(self, "op", op)
-        setter(self, "inputs", inputs)
-        setter(self, "attrs", attrs)
-        setter(self, "shape", shape)
-        setter(self, "dtype", dtype)
-        setter(self, "name", name)
-        setter(self, "site", site)
-        setter(self, "derivative", derivative)
 
     def __setattr__(self, key, value):
         if key == "value":  # the variable's value is the graph's, not the node's
@@ -95,7 +88,7 @@ class Node:
     @property
     def consumers(self) -> "tuple[Node, ...]":
         """The nodes that use this one as an input, in creation order."""
-        return tuple(self.graph._consumers[self.id])
+        return tuple(self.graph._consumer_lists()[self.id])
 
     @property
     def value(self) -> np.ndarray:
@@ -290,9 +283,25 @@ class Node:
         return At(self)
 
 
+def _new_node(graph: "Graph", id: int, op: str, inputs: tuple, attrs: Mapping, shape: tuple,
+              dtype: np.dtype, name: str, site: Optional[str], derivative: int) -> Node:
+    node = _Fields()
+    node.graph, node.id, node.op, node.inputs, node.attrs = graph, id, op, inputs, attrs
+    node.shape, node.dtype, node.name, node.site = shape, dtype, name, site
+    node.derivative = derivative
+    node.__class__ = Node
+    return node
+
+
+_OPS: Any = None  # graphc.ops, imported at the first operator (it imports this module)
+
+
 def _ops() -> Any:
-    from . import ops
-    return ops
+    global _OPS
+    if _OPS is None:
+        from . import ops
+        _OPS = ops
+    return _OPS
 
 
 #: What an op takes as an input: a node, or a value that becomes a constant node (a Python
@@ -324,6 +333,8 @@ class Graph:
     def __init__(self) -> None:
         self._nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}
+        # consumers by node id, indexed on demand (nodes only ever come at the end, so the
+        # index resumes where it stopped): building a node does not pay for it
         self._consumers: list[list[Node]] = []
         self._values: dict[int, np.ndarray] = {}  # variable id -> current value
         self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
@@ -462,25 +473,30 @@ class Graph:
             for x in inputs:
                 if x.derivative > derivative:
                     derivative = x.derivative
-        node = Node(self, len(nodes), op, inputs,
+        node = _new_node(self, len(nodes), op, inputs,
                     MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
                     shape if type(shape) is tuple else tuple(shape),
                     dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
                     name, _site_above(sys._getframe(1), *self._site_hint) if site is None
                     else site, derivative)
         nodes.append(node)
-        self._consumers.append([])
         by_name[name] = node
         if key is not None:
             first = memo.setdefault(key, node)
             if first is not node and first.id in self._protected:
                 self._alternates.setdefault(key, node)
-        all_consumers = self._consumers
-        for x in inputs:
-            consumers = all_consumers[x.id]
-            if not consumers or consumers[-1] is not node:  # x * x is one consumer
-                consumers.append(node)
         return node
+
+    def _consumer_lists(self) -> "list[list[Node]]":
+        """Each node's consumers, by id, in creation order."""
+        lists = self._consumers
+        for node in self._nodes[len(lists):]:
+            lists.append([])
+            for x in node.inputs:
+                consumers = lists[x.id]
+                if not consumers or consumers[-1] is not node:  # x * x is one consumer
+                    consumers.append(node)
+        return lists
 
     @contextmanager
     def _deriving(self, level: int):
@@ -575,8 +591,7 @@ class Graph:
         kept = [n for n, a in zip(moved, flags) if a]
         dropped = [n for n, a in zip(moved, flags) if not a]
         dead = set(dropped)  # nodes hash by identity
-        memo, alternates, by_name, all_consumers = (self._memo, self._alternates,
-                                                    self._by_name, self._consumers)
+        memo, alternates, by_name = self._memo, self._alternates, self._by_name
         # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
         # others stay right through the renumbering). A node's own entry reads only its inputs,
         # which live while it does; a folded constant's entry reads other nodes: it is logged.
@@ -592,10 +607,13 @@ class Graph:
                 if alternates.get(key) is node:
                     del alternates[key]
             del by_name[node.name]
-            for x in node.inputs:
-                if x not in dead and node in all_consumers[x.id]:
-                    all_consumers[x.id].remove(node)
-        consumers = [all_consumers[n.id] for n in kept]
+        lists = self._consumers
+        if len(lists) > start:  # the consumer index reached into the tail: index it again
+            for node in tail[:len(lists) - start]:
+                for x in node.inputs:
+                    while x.id < start and lists[x.id] and lists[x.id][-1].id >= start:
+                        lists[x.id].pop()  # (the tail's consumers come last)
+            del lists[start:]
         setter = object.__setattr__
         for new, node in enumerate(kept, first):
             name, op = node.name, node.op
@@ -606,9 +624,8 @@ class Graph:
                     by_name[fresh] = node
                     setter(node, "name", fresh)
             setter(node, "id", new)
-        del self._nodes[first:], self._consumers[first:]
+        del self._nodes[first:]
         self._nodes.extend(kept)
-        self._consumers.extend(consumers)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
