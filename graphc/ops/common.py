@@ -18,7 +18,7 @@ def probe(kernel, nodes, **attrs) -> np.dtype:
     for n in nodes:  # the key first: a hit (nearly always) makes no arrays
         key.append(freeze(n.attrs["value"].item()) if n.op == "constant" and n.attrs.get("weak")
                    else n.dtype)
-    key.append(attrs_key(attrs))
+    key.append(attrs_key(attrs) if attrs else ())
     key = tuple(key)
     dtype = _PROBED.get(key)
     if dtype is None:
@@ -51,7 +51,11 @@ def dtype_argument(dtype, use: str = "use dtype") -> np.dtype:
 def elementwise_infer(kernel):
     """Shape rule of an elementwise op: broadcasting; dtype: what NumPy would give."""
     def infer(*nodes, **attrs):
-        return broadcast_shapes(*[n.shape for n in nodes]), probe(kernel, nodes, **attrs)
+        if len(nodes) == 2:
+            shape = broadcast_shapes(nodes[0].shape, nodes[1].shape)
+        else:
+            shape = broadcast_shapes(*[n.shape for n in nodes])
+        return shape, probe(kernel, nodes, **attrs)
     return infer
 
 
