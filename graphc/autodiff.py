@@ -29,7 +29,7 @@ from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeErr
 from .graph import Node, as_node, has_fresh_name
 from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
-from .ops.elementwise import add
+from .ops.elementwise import add, mul
 from .ops.reduce import sum as reduce_sum
 from .ops.shape import expand_dims
 from .ops.special import cast, eye_like, zeros_like
@@ -174,11 +174,11 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
             parts = contributions.pop(node.id, None)
             if parts is None:
                 continue
-            if len(parts) > 1:
+            if len(parts) == 1:
+                g = parts[0][1]
+            else:
                 parts.sort(key=_position)  # consumers in creation order, then input index
-            g = parts[0][1]
-            for _, part in parts[1:]:
-                g = add(g, part)
+                g = _sum_contributions([part for _, part in parts])
             grad_table[node.id] = g
         if node.id in stops or node.id not in carries:
             continue
@@ -188,6 +188,37 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
 
 def _position(part: tuple) -> tuple:
     return part[0]
+
+
+def _sum_contributions(parts: list) -> Node:
+    """The sum of a node's contributions, in their order; a node contributed k times (the
+    two inputs of ``x * x`` get the same one) is added once, as ``k * part``."""
+    counts: dict = {}
+    for part in parts:  # nodes hash by identity; a dict keeps the first-seen order
+        counts[part] = counts.get(part, 0) + 1
+    total = None
+    for part, k in counts.items():
+        term = part if k == 1 else _times(part, k)
+        total = term if total is None else add(total, term)
+    return total
+
+
+def _times(part: Node, k: int) -> Node:
+    """``k * part``. When part is ``c * v`` with c a small constant (spread or not), k goes
+    into the constant, so ``2 (c W)`` is built as ``(2c) W``: one product, not two (and
+    ``2 (0.5 x)`` is x)."""
+    if part.op == "mul":
+        for i, factor in enumerate(part.inputs):
+            spread = factor.op == "broadcast_to"
+            c = factor.inputs[0] if spread else factor
+            if c.op == "constant":
+                scaled = mul(c, k)  # constant arithmetic: done at once while sharing
+                if scaled.op == "constant" and scaled.dtype == c.dtype:
+                    if spread:
+                        scaled = broadcast_to(scaled, factor.shape)
+                    other = part.inputs[1 - i]
+                    return mul(scaled, other) if i == 0 else mul(other, scaled)
+    return mul(part, k)
 
 
 def _ancestors(y: Node, stops: set, start: int) -> set:
