@@ -25,15 +25,16 @@ def measure(depths: list) -> dict:
 
     out = {}
     for depth in depths:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         g, x, loss = tanh_chain(gc, depth)
-        forward = time.perf_counter() - start
+        forward, forward_cpu = time.perf_counter() - start, time.process_time() - cpu
         built = len(g)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         gc.grad(loss, x)
-        grads = time.perf_counter() - start
-        out[str(depth)] = {"forward_s": forward, "forward_nodes": built,
-                           "grad_s": grads, "grad_nodes": len(g) - built}
+        grads, grads_cpu = time.perf_counter() - start, time.process_time() - cpu
+        out[str(depth)] = {"forward_s": forward, "forward_cpu_s": forward_cpu,
+                           "forward_nodes": built, "grad_s": grads, "grad_cpu_s": grads_cpu,
+                           "grad_nodes": len(g) - built}
     return out
 
 
@@ -83,16 +84,19 @@ def main() -> None:
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             samples[root].append(json.loads(done.stdout))
     for root in roots:
-        print(f"[{root}] us per node built, median (min-max) over {args.rounds} rounds")
-        print(f"{'depth':>7} {'fwd nodes':>10} {'forward':>20} {'grad nodes':>11} "
-              f"{'gradients':>20} {'grad total s':>13}")
+        print(f"[{root}] us per node built, median (min-max) over {args.rounds} rounds; "
+              "wall clock and CPU time of this process")
+        print(f"{'depth':>7} {'fwd nodes':>10} {'forward wall':>18} {'forward cpu':>18} "
+              f"{'grad nodes':>11} {'gradients wall':>18} {'gradients cpu':>18} "
+              f"{'grad s':>7}")
         for depth in map(str, args.depths):
             runs = [s[depth] for s in samples[root]]
-            fwd = [1e6 * r["forward_s"] / r["forward_nodes"] for r in runs]
-            grd = [1e6 * r["grad_s"] / max(1, r["grad_nodes"]) for r in runs]
+            per = {key: [1e6 * r[f"{key}_s"] / max(1, r[f"{key.split('_')[0]}_nodes"])
+                         for r in runs] for key in ("forward", "forward_cpu", "grad", "grad_cpu")}
             total = statistics.median(r["grad_s"] for r in runs)
-            print(f"{depth:>7} {runs[0]['forward_nodes']:>10} {_spread(fwd):>20} "
-                  f"{runs[0]['grad_nodes']:>11} {_spread(grd):>20} {total:>13.3f}")
+            print(f"{depth:>7} {runs[0]['forward_nodes']:>10} {_spread(per['forward']):>18} "
+                  f"{_spread(per['forward_cpu']):>18} {runs[0]['grad_nodes']:>11} "
+                  f"{_spread(per['grad']):>18} {_spread(per['grad_cpu']):>18} {total:>7.2f}")
         print()
 
 
