@@ -428,17 +428,17 @@ class Graph:
 
     def _weak_constant(self, value) -> Node:
         """A Python scalar: weakly typed, so ``x32 * 2.0`` stays float32 (NumPy 2 rules)."""
-        if self._sharing and type(value) in _WEAK_TYPES:  # derivatives ask for the same few
-            tag = (type(value), value.hex() if type(value) is float else value)
+        tag = None  # derivatives ask for the same few: looked up before an array is made
+        if self._sharing and type(value) in _WEAK_TYPES:
+            tag = (type(value), value.hex() if type(value) is float else value)  # exact
             key = _WEAK_KEYS.get(tag)
-            if key is not None:
-                found = self._shared(key)
-                if found is not None:
-                    return found
+            found = None if key is None else self._shared(key)
+            if found is not None:
+                return found
         array = np.array(value)
         array.flags.writeable = False
         node = self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
-        if self._sharing and type(value) in _WEAK_TYPES:
+        if tag is not None:
             if len(_WEAK_KEYS) > 4096:
                 _WEAK_KEYS.clear()
             _WEAK_KEYS[tag] = _structural_key(node.op, (), node.attrs)
@@ -477,8 +477,8 @@ class Graph:
             for x in inputs:
                 if x.derivative > derivative:
                     derivative = x.derivative
-        if site is None:
-            site = _site_above(sys._getframe(1), *self._site_hint)
+        if site is None:  # from _add's caller's caller: a private method's callers are graphc's
+            site = _site_above(sys._getframe(2), *self._site_hint)
         node = _new_node(self, len(nodes), op, inputs,
                          MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
                          shape if type(shape) is tuple else tuple(shape),
@@ -846,7 +846,8 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
         # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
         if len(inferred) == 3:
             attrs = inferred[2]
-        attrs = op.checked_attrs(attrs) if attrs else {}
+        if attrs:
+            attrs = op.checked_attrs(attrs)
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
