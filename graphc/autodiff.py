@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
-from .graph import Node, as_node, has_fresh_name
+from .graph import Node, as_node, build, has_fresh_name
 from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
 from .ops.elementwise import add, mul
@@ -203,21 +203,30 @@ def _sum_contributions(parts: list) -> Node:
     return total
 
 
+_SPREADS = ("broadcast_to", "broadcast_like", "expand_dims")  # ops that only spread a value
+
+
 def _times(part: Node, k: int) -> Node:
-    """``k * part``. When part is ``c * v`` with c a small constant (spread or not), k goes
-    into the constant, so ``2 (c W)`` is built as ``(2c) W``: one product, not two (and
-    ``2 (0.5 x)`` is x)."""
+    """``k * part``. When part is ``c * v`` with c a small constant, or a one-element value
+    spread out (mean's ``1/n``), k goes into c, so ``2 (c W)`` is built as ``(2c) W``: one
+    product over W, not two (and ``2 (0.5 x)`` is x)."""
     if part.op == "mul":
         for i, factor in enumerate(part.inputs):
-            spread = factor.op == "broadcast_to"
-            c = factor.inputs[0] if spread else factor
-            if c.op == "constant":
-                scaled = mul(c, k)  # constant arithmetic: done at once while sharing
-                if scaled.op == "constant" and scaled.dtype == c.dtype:
-                    if spread:
-                        scaled = broadcast_to(scaled, factor.shape)
-                    other = part.inputs[1 - i]
-                    return mul(scaled, other) if i == 0 else mul(other, scaled)
+            spreads, core = [], factor
+            while core.op in _SPREADS:
+                spreads.append(core)
+                core = core.inputs[0]
+            if core.op != "constant" and not (spreads and size(core.shape) == 1):
+                continue
+            scaled = mul(core, k)  # a constant is multiplied at once while sharing
+            folded = scaled.op == "constant" or core.op != "constant"
+            if not folded or scaled.dtype != core.dtype:
+                continue
+            for spread in reversed(spreads):  # spread out again as before
+                scaled = build(part.graph, spread.op, (scaled,) + spread.inputs[1:],
+                               dict(spread.attrs))
+            other = part.inputs[1 - i]
+            return mul(scaled, other) if i == 0 else mul(other, scaled)
     return mul(part, k)
 
 

@@ -280,3 +280,20 @@ def test_float32_weight_decay_stays_float32():
     Wv = np.linspace(-1, 1, 6, dtype=np.float32).reshape(3, 2)
     t = np.tanh(Wv)
     np.testing.assert_allclose(g.run(dW, {W: Wv}), 1 - t * t + Wv, rtol=1e-6)
+
+
+def test_a_spread_scalar_takes_the_factor_not_the_whole_array():
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 3))  # mean's 1/n is known only at run time
+    h = gc.tanh(x)
+    y = gc.mean(h * h)
+    first = len(g)
+    dx = gc.grad(y, x)
+    doubled = [n for n in g.nodes[first:] if n.op == "mul" and any(
+        i.op == "constant" and i.attrs["value"] == 2 for i in n.inputs)]
+    assert [n.shape for n in doubled] == [()]  # 2 * (1/n), spread after
+    xv = np.random.default_rng(3).standard_normal((4, 3))
+    t = np.tanh(xv)
+    np.testing.assert_allclose(g.run(dx, {x: xv}), 2 * t * (1 - t * t) / t.size, rtol=1e-14)
+    fd = _central_differences(lambda v: g.run(y, {x: v}), xv)
+    np.testing.assert_allclose(g.run(dx, {x: xv}), fd, rtol=1e-7, atol=1e-10)
