@@ -456,7 +456,9 @@ class Graph:
                    attrs_key(attrs) if attrs else ())  # _structural_key, inlined: it is hot
             if self._sharing and name is None:
                 found = memo.get(key)
-                if found is None or found.id in self._protected:
+                if found is not None and found.id in self._protected:
+                    found = self._shared(key)
+                if found is None:
                     found = self._reuse(key, op, inputs, attrs, shape, dtype)
                 if found is not None:
                     return found
@@ -534,9 +536,8 @@ class Graph:
         return found
 
     def _reuse(self, key, op, inputs, attrs, shape, dtype) -> Optional[Node]:
-        found = self._shared(key)
-        if found is not None:
-            return found
+        """A node that ``op`` on ``inputs`` is known to equal though it is not indexed (a
+        product with ones, constant arithmetic folded now), or None."""
         if op == "mul" and (inputs[0].op in _ONE_OPS or inputs[1].op in _ONE_OPS):
             # a product with known ones (the seed of a scalar y, spread or not)
             for one, other in (inputs, inputs[::-1]):

@@ -51,7 +51,9 @@ def dtype_argument(dtype, use: str = "use dtype") -> np.dtype:
 def elementwise_infer(kernel):
     """Shape rule of an elementwise op: broadcasting; dtype: what NumPy would give."""
     def infer(*nodes, **attrs):
-        if len(nodes) == 2:
+        if len(nodes) == 1:
+            shape = nodes[0].shape
+        elif len(nodes) == 2:
             shape = broadcast_shapes(nodes[0].shape, nodes[1].shape)
         else:
             shape = broadcast_shapes(*[n.shape for n in nodes])
