@@ -38,6 +38,16 @@ def _tanh_chain(depth):
     return g, x, gc.sum(h)
 
 
+@pytest.fixture
+def fresh_ops():
+    """Ops a test defines are removed again, so the registry test never sees them."""
+    before = set(REGISTRY)
+    yield
+    for name in set(REGISTRY) - before:
+        del REGISTRY[name]
+        USER_OPS.pop(name, None)
+
+
 # -- sites ---------------------------------------------------------------------------------------
 def test_forward_and_derivative_nodes_point_at_the_users_line():
     g, x, loss = _tanh_chain(3)
@@ -47,15 +57,6 @@ def test_forward_and_derivative_nodes_point_at_the_users_line():
     assert {n.site for n in g.nodes[first:]} == {f"{HERE}:{line}"}
     assert dx.site == f"{HERE}:{line}"
     assert loss.site == f"{HERE}:{_line_of('    return g, x, gc.sum(h)')}"
-
-
-@pytest.fixture
-def fresh_ops():
-    before = set(REGISTRY)
-    yield
-    for name in set(REGISTRY) - before:
-        del REGISTRY[name]
-        USER_OPS.pop(name, None)
 
 
 def _cube_bprop(node, g, i):
@@ -94,7 +95,8 @@ def test_consumers_stay_right_when_gradients_drop_nodes():
     assert h in x.consumers
 
 
-def test_consumers_indexed_during_a_gradient_call_are_indexed_again_after_its_drops():
+def test_consumers_indexed_during_a_gradient_call_are_indexed_again_after_its_drops(
+        fresh_ops):
     g, x, loss = _tanh_chain(3)
     seen = []
 
@@ -103,16 +105,10 @@ def test_consumers_indexed_during_a_gradient_call_are_indexed_again_after_its_dr
         seen.append(len(node.inputs[0].consumers))
         return part
 
-    REGISTRY_BEFORE = set(REGISTRY)
-    try:
-        double = gc.define_op("test_double", infer=lambda a: (a.shape, a.dtype),
-                              kernel=lambda a: 2 * a, bprop=bprop, cases=[Case(((3,),))])
-        y = gc.sum(double(loss * x))
-        gc.grad(y, x)
-    finally:
-        for name in set(REGISTRY) - REGISTRY_BEFORE:
-            del REGISTRY[name]
-            USER_OPS.pop(name, None)
+    double = gc.define_op("test_double", infer=lambda a: (a.shape, a.dtype),
+                          kernel=lambda a: 2 * a, bprop=bprop, cases=[Case(((3,),))])
+    y = gc.sum(double(loss * x))
+    gc.grad(y, x)
     assert seen
     for n in g.nodes:
         assert list(n.consumers) == _consumers_by_scan(g)[n.id], n
@@ -137,7 +133,7 @@ def test_weak_constants_are_shared_only_when_equal_bit_for_bit_and_type():
 
 
 # -- the garbage collector -----------------------------------------------------------------------
-def test_the_collector_waits_during_gradients_and_is_restored_after():
+def test_the_collector_waits_during_gradients_and_is_restored_after(fresh_ops):
     g, x, loss = _tanh_chain(2)
     states = []
 
@@ -145,27 +141,27 @@ def test_the_collector_waits_during_gradients_and_is_restored_after():
         states.append(collector.isenabled())
         return grad * 2.0
 
-    before = set(REGISTRY)
+    double = gc.define_op("test_double_gc", infer=lambda a: (a.shape, a.dtype),
+                          kernel=lambda a: 2 * a, bprop=bprop, cases=[Case(((3,),))])
+    y = gc.sum(double(loss * x))
+    assert collector.isenabled()
+    gc.grad(y, x)
+    assert states == [False] and collector.isenabled()
+    collector.disable()  # a caller who turned it off keeps it off
     try:
-        double = gc.define_op("test_double_gc", infer=lambda a: (a.shape, a.dtype),
-                              kernel=lambda a: 2 * a, bprop=bprop, cases=[Case(((3,),))])
-        y = gc.sum(double(loss * x))
-        assert collector.isenabled()
-        gc.grad(y, x)
-        assert states == [False] and collector.isenabled()
-        collector.disable()  # a caller who turned it off keeps it off
-        try:
-            gc.hessian(y, x)
-            assert not collector.isenabled()
-        finally:
-            collector.enable()
-        with pytest.raises(gc.GraphcError):  # and after a failure it is on again
-            gc.grad(y, [x, g.placeholder("n", (), "int64")])
-        assert collector.isenabled()
+        gc.hessian(y, x)
+        assert not collector.isenabled()
     finally:
-        for name in set(REGISTRY) - before:
-            del REGISTRY[name]
-            USER_OPS.pop(name, None)
+        collector.enable()
+
+    def failing(node, grad, i):
+        raise ValueError("a rule that fails")
+
+    broken = gc.define_op("test_broken_gc", infer=lambda a: (a.shape, a.dtype),
+                          kernel=lambda a: 2 * a, bprop=failing, cases=[Case(((3,),))])
+    with pytest.raises(ValueError, match="a rule that fails"):  # on again after a failure
+        gc.grad(gc.sum(broken(x)), x)
+    assert collector.isenabled()
 
 
 def test_gradients_in_threads_leave_the_collector_on():
