@@ -794,8 +794,7 @@ def as_node(graph: Graph, value) -> Node:
     """A node of ``graph`` for ``value``: nodes pass through, scalars and arrays become constants."""
     if isinstance(value, Node):
         if value.graph is not graph:
-            raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)} belongs to "
-                              "another graph than the other inputs")
+            raise GraphcError(f"cannot mix nodes of two graphs: {describe(value)}")
         return value
     if type(value) in _SCALARS:  # exact types: np.float64 subclasses float but is strong
         return graph._weak_constant(value)
@@ -815,7 +814,11 @@ def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str
     try:
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
-        nodes = tuple(inputs) if plain else tuple([as_node(graph, x) for x in inputs])
+        if plain:
+            nodes = tuple(inputs)
+        else:  # two graphs fail before any constant is made for a scalar among the inputs
+            graph_of(inputs)
+            nodes = tuple([as_node(graph, x) for x in inputs])
     except GraphcError as exc:
         label = name or (graph._fresh_name(op_name) if graph is not None else None)
         node = f"node '{label}' " if label else ""

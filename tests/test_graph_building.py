@@ -84,6 +84,14 @@ def test_nodes_a_user_bprop_builds_point_at_that_bprop(fresh_ops):
     np.testing.assert_allclose(g.run(dx, {x: xv}), (1 - t * t) * 3 * xv ** 2, rtol=1e-12)
 
 
+def test_inputs_of_two_graphs_fail_before_anything_is_built():
+    g, h = gc.Graph(), gc.Graph()
+    a, b = g.placeholder("a", (2,)), h.placeholder("b", (2,))
+    with pytest.raises(gc.GraphcError, match="cannot mix nodes of two graphs.*'b'"):
+        gc.where(a > 0, 3.0, b)
+    assert [n.op for n in g.nodes] == ["placeholder", "constant", "greater"]  # no 3.0
+
+
 # -- consumers -----------------------------------------------------------------------------------
 def test_consumers_stay_right_when_gradients_drop_nodes():
     g, x, loss = _tanh_chain(4)
