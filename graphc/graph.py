@@ -480,7 +480,10 @@ class Graph:
                 if x.derivative > derivative:
                     derivative = x.derivative
         if site is None:  # from _add's caller's caller: a private method's callers are graphc's
-            site = _site_above(sys._getframe(2), *self._site_hint)
+            try:
+                site = _site_above(sys._getframe(2), *self._site_hint)
+            except ValueError:  # no such frame: nothing outside graphc called
+                site = None
         node = _new_node(self, len(nodes), op, inputs,
                          MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
                          shape if type(shape) is tuple else tuple(shape),
