@@ -15,7 +15,7 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen
+from . import codegen, vm
 from .ir import as_described, check_update, from_graph
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
@@ -43,13 +43,17 @@ class Function:
         names = [n.name for n in inputs]
         self._keywords = None if generated.params == names else \
             dict(zip(names, generated.params))
-        self.source: str = generated.source
         self.stats: dict = stats
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
+
+    @property
+    def source(self) -> str:
+        """The generated Python program, or the VM back end's instruction listing."""
+        return self._generated.source
 
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
         if kwargs and self._keywords is not None:
@@ -140,7 +144,8 @@ def _local_value(frame, name: Optional[str]):
 
 def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
-             passes: Optional[Sequence[str]] = None, trust_input: bool = False) -> Function:
+             passes: Optional[Sequence[str]] = None, trust_input: bool = False,
+             backend: str = "auto") -> Function:
     """Compile ``outputs`` (a node, or nested lists, tuples, namedtuples and dicts of nodes)
     as a function of ``inputs``.
 
@@ -155,6 +160,11 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
     floats or NumPy scalars); anything else gives undefined results or errors that need not
     name the input.
+
+    ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
+    function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:
+    fastest to build), ``"auto"`` the VM for programs of :data:`VM_THRESHOLD` instructions or
+    more. Both give the same values bit for bit and the same errors.
 
     Random keys (:func:`graphc.random.key`) that the outputs or updates sample from advance
     after each call (fresh samples per call), unless a key is an input or has an update.
@@ -173,6 +183,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         check_update(var, value)
     # random keys the function samples from advance after each call (fresh samples per call)
     update_pairs += key_updates(flat + [v for _, v in update_pairs], dict(update_pairs), inputs)
+    if backend not in BACKENDS:
+        raise GraphcError(f"function: backend must be one of {', '.join(map(repr, BACKENDS))}, "
+                          f"not {backend!r}")
     if len({n.id for n in inputs}) != len(inputs):
         raise GraphcError("the same node is given twice among the function's inputs")
 
@@ -185,10 +198,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         t0 = time.perf_counter()
         plan = schedule(program)
         t1 = time.perf_counter()
-        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     structure=structure, trust_input=trust_input,
-                                     fastmath="fastmath" in passes)
-        fn = codegen.compile_source(generated)
+        fn, generated, chosen = _lower(program, plan, graph, backend=backend,
+                                       check_numerics=check_numerics, structure=structure,
+                                       trust_input=trust_input, fastmath="fastmath" in passes)
         t2 = time.perf_counter()
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
@@ -196,6 +208,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
         "schedule": plan.strategy,
+        "backend": chosen,
         "planned_peak_bytes": plan.peak_bytes,
         "reused_buffers": len(plan.reuse),
         "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
@@ -205,6 +218,32 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
                         update_lock(graph) if update_pairs else None)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
     return compiled
+
+
+#: The back ends of :func:`function`.
+BACKENDS = ("auto", "source", "vm")
+
+#: From this many instructions on, ``backend="auto"`` runs the instruction list: generating
+#: and compiling source costs about 25-40 us per instruction (Python's ``compile()`` alone
+#: about 20), lowering to the VM about 2, while the VM's loop costs about 0.1 us more per
+#: instruction and call (see benchmarks/bench_chain.py).
+VM_THRESHOLD = 400
+
+
+def _lower(program, plan, graph, *, backend: str = "auto", check_numerics: bool = False,
+           structure=None, trust_input: bool = False, fastmath: bool = False):
+    """The callable for a planned program: ``(fn, generated, backend)`` where ``generated``
+    has the source (or listing) and parameter names, and ``backend`` is "source" or "vm"."""
+    if backend == "auto":
+        backend = "vm" if len(plan.order) >= VM_THRESHOLD else "source"
+    if backend == "vm":
+        machine = vm.lower(program, plan, graph, check_numerics=check_numerics,
+                           structure=structure, trust_input=trust_input)
+        return machine, machine, "vm"
+    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                 structure=structure, trust_input=trust_input,
+                                 fastmath=fastmath)
+    return codegen.compile_source(generated), generated, "source"
 
 
 _LOCK_CREATION = threading.Lock()

@@ -1,0 +1,383 @@
+"""The instruction-list back end: a planned program as a flat list of instructions that one
+loop runs over a list of slots (CasADi's work-vector virtual machine), for programs too large
+to be worth generating and compiling as Python source.
+
+Each instruction is ``(kernel, read, slot, frees, star)``: ``read(slots)`` fetches the input
+values (an ``operator.itemgetter``), the kernel's result goes into ``slots[slot]``, and the
+slots in ``frees`` are cleared right after (so memory follows the plan as with the generated
+code's ``del``). Lowering a term makes the same decisions as :func:`codegen._call`, so both
+back ends compute every value with the same NumPy calls, bit for bit: Python operators where
+the generated code writes operators, ``out=`` into the planned dying buffer, the same direct
+calls (``np.add.reduce``, ``reshape``) and the same 0-d sigmoid steps. Arguments are checked,
+variables read, updates stored and results copied as the generated function does. A failing
+instruction knows its term: the error names the node like the generated code's does.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Optional
+
+import numpy as np
+
+from ..errors import GraphcError, OutOfMemoryError
+from ..ops.nn import _sigmoid
+from ..ops.registry import REGISTRY
+from ..runtime import (check_feed_value, errors_ignored, errors_restored, is_allocation_failure,
+                       kernel_error, rebuild)
+from . import codegen
+from .codegen import (OPERATORS, QUIET_OPS, _EXPAND_DIMS_KERNEL, _SUM_KERNEL, _identity_operand,
+                      _literal, _numerics_checker, _output_checker, _params, _quoted,
+                      fill_where_not)
+from .ir import Program, Term, as_described
+from .schedule import Plan, is_fresh, masked_fill
+
+#: The Python operator behind each template of :data:`codegen.OPERATORS` (``a + b`` is
+#: ``operator.add(a, b)``: the same dispatch, also for NumPy scalars and Python numbers).
+OPERATOR_FUNCTIONS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+                      "div": operator.truediv, "neg": operator.neg,
+                      "square": lambda a: a * a}
+
+
+def lower(program: Program, plan: Plan, graph, *, check_numerics: bool = False,
+          structure=None, trust_input: bool = False) -> "Machine":
+    """The instruction list of ``program`` in ``plan``'s order (arguments as in
+    :func:`codegen.generate`)."""
+    return Machine(program, plan, graph, check_numerics, structure, trust_input)
+
+
+class Machine:
+    """A compiled program as instructions over slots; call it with the inputs' values.
+
+    ``params`` are the parameter names (as the generated function's), ``source`` a readable
+    listing of the instructions (not executable code)."""
+
+    filename = None  # no generated source: Function's traceback search finds no frame
+    lines: dict = {}
+    names: dict = {}
+
+    def __init__(self, program: Program, plan: Plan, graph, check_numerics: bool, structure,
+                 trust_input: bool) -> None:
+        self.params = _params(program)
+        self._values = graph._values
+        slot: dict[int, int] = {}
+        self._terms: list[Term] = []  # slot -> term
+
+        def place(term: Term) -> int:
+            slot[id(term)] = len(self._terms)
+            self._terms.append(term)
+            return len(self._terms) - 1
+
+        self._arguments = [(place(t), _argument(t, trust_input)) for t in program.inputs]
+        template: list = []
+        self._variables = []  # (slot, node id), read at each call
+        for term in plan.leaves:
+            if id(term) in slot:
+                continue
+            k = place(term)
+            if term.op == "variable":
+                self._variables.append((k, term.origin.id))
+            elif term.op == "constant":
+                value = term.attrs["value"]
+                # a weak constant reaches NumPy as a Python scalar (weak promotion), as the
+                # generated code's literal does
+                constants = value.item() if term.attrs.get("weak") else value
+                template.append((k, constants))
+        code = []
+        for pos, term in enumerate(plan.order):
+            k = place(term)
+            reads = [slot[id(x)] for x in term.inputs]
+            weak = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
+            donor = plan.reuse.get(id(term))
+            if donor is not None:
+                fn, out = _kernel(term, operators=False, out=True), slot[id(donor)]
+                if not masked_fill(term):
+                    reads.append(out)
+            else:
+                fn = _kernel(term, operators=not all(weak), out=False)
+            if REGISTRY[term.op].checked:
+                fn = _checked(fn, term, len(term.inputs))
+            if check_numerics and np.issubdtype(term.dtype, np.inexact):
+                fn = _numerics(fn, _numerics_checker(term))
+            frees = tuple(slot[id(x)] for x in plan.frees[pos] if x.ndim > 0)
+            read = operator.itemgetter(*reads) if reads else _nothing
+            code.append((fn, read, k, frees, len(reads) != 1))
+        self._code = code
+        self._template = [None] * len(self._terms)
+        for k, value in template:
+            self._template[k] = value
+        self._quiet = all(term.op in QUIET_OPS for term in plan.order)
+        self._updates, self._outputs = _stores(program, slot), _results(program, slot)
+        self._structure = structure if structure is not None else 0
+        self._plan, self._program = plan, program
+
+    # -- running ------------------------------------------------------------------------------
+    def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
+        if kwargs or len(args) != len(self.params):
+            args = self._bind(args, kwargs)
+        slots = self._template.copy()
+        for (k, check), value in zip(self._arguments, args):
+            slots[k] = value if check is None else check(value)
+        values = self._values
+        for k, node_id in self._variables:
+            slots[k] = values[node_id]
+        code = self._code
+        instruction = None
+        try:
+            token = None if self._quiet else errors_ignored()
+            try:
+                for instruction in code:
+                    fn, read, k, frees, star = instruction
+                    slots[k] = fn(*read(slots)) if star else fn(read(slots))
+                    for i in frees:
+                        slots[i] = None
+            finally:
+                if token is not None:
+                    errors_restored(token)
+        except GraphcError:
+            raise
+        except Exception as exc:
+            if instruction is None:  # entering the error state
+                raise GraphcError(f"compiled function failed: {exc!r}") from exc
+            raise self._failed(self._terms[instruction[2]], slots, exc) from exc
+        new, results = {}, []
+        term = None
+        try:
+            for node_id, k, store, term in self._updates:
+                new[node_id] = slots[k] if store is None else store(slots[k])
+            term = None
+            if new:  # written together, after every update is computed
+                values.update(new)
+            for k, finish, term in self._outputs:
+                results.append(slots[k] if finish is None else finish(slots[k]))
+            term = None
+            return rebuild(self._structure, results)
+        except GraphcError:
+            raise
+        except Exception as exc:
+            if term is not None:  # a store or a copy of the term's value
+                raise self._failed(term, slots, exc) from exc
+            kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
+            raise kind(f"compiled function failed while storing results: {exc}") from exc
+
+    def _failed(self, term: Term, slots: list, exc: Exception) -> GraphcError:
+        """The graphc error for ``term``'s failure, with the input values still held."""
+        index = {id(t): k for k, t in enumerate(self._terms)}
+        values = [slots[index[id(x)]] if id(x) in index else None for x in term.inputs]
+        return kernel_error(as_described(term), exc, values)
+
+    def _bind(self, args: tuple, kwargs: dict) -> list:
+        """Arguments by position and name, in parameter order; a TypeError (which the Function
+        turns into the same message as for the generated code) when they do not fit."""
+        params = self.params
+        if len(args) > len(params):
+            raise TypeError(f"takes {len(params)} arguments but {len(args)} were given")
+        bound = dict(zip(params, args))
+        for key, value in kwargs.items():
+            if key not in params or key in bound:
+                raise TypeError(f"unexpected or repeated argument {key!r}")
+            bound[key] = value
+        if len(bound) != len(params):
+            raise TypeError("missing arguments")
+        return [bound[p] for p in params]
+
+    # -- the listing --------------------------------------------------------------------------
+    @functools.cached_property
+    def source(self) -> str:
+        """The instructions, one line each: ``slot = op(slots)``, the freed slots, the node."""
+        terms = self._terms
+        index = {id(t): k for k, t in enumerate(terms)}
+        lines = [f"# graphc instruction list: {len(self._code)} instructions over "
+                 f"{len(terms)} slots (not Python source)"]
+        for (k, _), param in zip(self._arguments, self.params):
+            lines.append(f"s{k} = argument {param}")
+        for k, term in enumerate(terms):
+            if term.op == "variable":
+                lines.append(f"s{k} = variable {_quoted(term.origin.name)} (read at each call)")
+            elif term.op == "constant":
+                value = self._template[k]
+                text = _literal(value) if np.ndim(value) == 0 and not isinstance(
+                    value, np.ndarray) else None
+                lines.append(f"s{k} = constant {text or shape_text(term)}")
+        reuse = self._plan.reuse
+        for pos, (fn, read, k, frees, star) in enumerate(self._code):
+            term = terms[k]
+            args = [f"s{index[id(x)]}" for x in term.inputs]
+            args += [f"{key}={_literal(v) or '<' + type(v).__name__ + '>'}"
+                     for key, v in term.attrs.items()]
+            donor = reuse.get(id(term))
+            if donor is not None:
+                args.append(f"out=s{index[id(donor)]}")
+            op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
+            freed = f"  free {', '.join(f's{i}' for i in frees)}" if frees else ""
+            lines.append(f"{pos:6d}  s{k} = {op}({', '.join(args)}){freed}"
+                         f"  # {_quoted(term.origin.name)}")
+        for node_id, k, _, _ in self._updates:
+            lines.append(f"update variable {node_id} <- s{k}")
+        lines.append("return " + ", ".join(f"s{k}" for k, _, _ in self._outputs))
+        return "\n".join(lines) + "\n"
+
+
+def shape_text(term: Term) -> str:
+    return f"{term.dtype} array of shape {tuple(term.shape)}"
+
+
+def _nothing(slots):
+    return ()
+
+
+# -- lowering one term: the decisions of codegen._call, as callables --------------------------
+def _kernel(term: Term, operators: bool, out: bool):
+    """The callable computing ``term`` from its input values (and, with ``out``, the dying
+    buffer as the last argument), the same computation as the generated line."""
+    op, attrs = term.op, term.attrs
+    kernel = REGISTRY[op].kernel
+    if not out:
+        ufunc = OPERATORS.get(op, (None, None))[0]
+        if operators and ufunc is not None and kernel is ufunc:
+            return OPERATOR_FUNCTIONS[op]
+        if op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
+            return _transposed
+        if (op == "sigmoid" and term.shape == () and term.inputs[0].dtype.kind == "f"
+                and operators and kernel is _sigmoid):
+            return _scalar_sigmoid
+        direct = _direct(term, operators)
+        if direct is not None:
+            return direct
+        other = _identity_operand(term)
+        if other is not None:
+            return functools.partial(_skip_identity, kernel, term.inputs.index(other))
+    elif masked_fill(term):
+        return fill_where_not
+    if out:
+        return functools.partial(_into, kernel, attrs) if attrs else \
+            functools.partial(_into_plain, kernel)
+    return functools.partial(kernel, **attrs) if attrs else kernel
+
+
+def _direct(term: Term, operators: bool):
+    """:func:`codegen._direct_call` as a callable."""
+    if not operators or not term.inputs or term.inputs[0].ndim == 0:
+        return None
+    kernel = REGISTRY[term.op].kernel
+    if term.op == "sum" and kernel is _SUM_KERNEL:
+        axis, keepdims = term.attrs["axis"], term.attrs["keepdims"]
+        if _literal(axis) is None:
+            return None
+        if keepdims:
+            return lambda x: np.add.reduce(x, axis, None, None, True)
+        return lambda x: np.add.reduce(x, axis)
+    if term.op == "expand_dims" and kernel is _EXPAND_DIMS_KERNEL and None not in term.shape:
+        shape = tuple(map(int, term.shape))
+        return lambda x: x.reshape(shape)
+    return None
+
+
+def _transposed(x):
+    return x.T
+
+
+def _scalar_sigmoid(x):
+    """The generated 0-d sigmoid: the kernel's own steps on a NumPy scalar."""
+    s = x[()]
+    if s >= 0:
+        return 1 / (1 + np.exp(-s))
+    t = np.exp(s)
+    return t * (1 / (1 + t))
+
+
+def _skip_identity(kernel, which: int, *args):
+    x = args[which]
+    return np.array(x) if np.isfinite(x).all() else kernel(*args)
+
+
+def _into(kernel, attrs: dict, *args):
+    return kernel(*args[:-1], out=args[-1], **attrs)
+
+
+def _into_plain(kernel, *args):
+    return kernel(*args[:-1], out=args[-1])
+
+
+def _checked(fn, term: Term, arity: int):
+    """A user's kernel whose output is checked against its rule (inputs: the first ``arity``
+    arguments; an ``out=`` buffer follows them)."""
+    check = functools.partial(_output_checker, term)
+
+    def checked(*args):
+        return check(fn(*args), *args[:arity])
+    return checked
+
+
+def _numerics(fn, fail):
+    def numerics(*args):
+        value = fn(*args)
+        if not np.isfinite(value).all():
+            fail(value)
+        return value
+    return numerics
+
+
+# -- arguments, updates, results: as the generated function's ---------------------------------
+def _argument(term: Term, trust_input: bool):
+    """The check of one argument (``None``: taken as it is)."""
+    dtype, shape = term.dtype, term.shape
+    ndarray = np.ndarray
+    feed = functools.partial(check_feed_value, term.origin)
+    if shape == () and dtype.kind == "f":  # a NumPy scalar, whatever came
+        kind = dtype.type
+        if trust_input:
+            return kind
+
+        def scalar(x):
+            if x.__class__ is ndarray and x.dtype is dtype and x.shape == ():
+                return x[()]
+            return kind(x) if x.__class__ is float or x.__class__ is kind else feed(x)[()]
+        return scalar
+    if trust_input:
+        return None
+    if None not in shape:
+        def fixed(x):
+            if x.__class__ is not ndarray or x.dtype is not dtype or x.shape != shape:
+                return feed(x)
+            return x
+        return fixed
+    known = [(k, int(d)) for k, d in enumerate(shape) if d is not None]
+    ndim = len(shape)
+
+    def sized(x):
+        if (x.__class__ is not ndarray or x.dtype is not dtype or x.ndim != ndim
+                or any(x.shape[k] != d for k, d in known)):
+            return feed(x)
+        return x
+    return sized
+
+
+def _stores(program: Program, slot: dict) -> list:
+    """Per update: (variable id, slot, the store or None to write the value as it is, term)."""
+    outputs = {id(t) for t in program.outputs}
+    stored: set = set()
+    stores = []
+    for var, term in program.updates:
+        direct = (is_fresh(term) and term.ndim > 0 and term.dtype == var.dtype
+                  and term.shape == var.shape and id(term) not in outputs
+                  and id(term) not in stored)
+        stored.add(id(term))
+        store = None if direct else functools.partial(codegen._checked_value, var)
+        stores.append((var.id, slot[id(term)], store, term))
+    return stores
+
+
+def _results(program: Program, slot: dict) -> list:
+    """Per output: (slot, the copy or conversion g.run would make or None, term)."""
+    returned: set = set()
+    results = []
+    for term in program.outputs:
+        finish: Optional[object] = None
+        if term.op == "constant" and term.attrs.get("weak"):
+            finish = functools.partial(np.asarray, dtype=term.dtype)
+        elif id(term) in returned or not is_fresh(term):
+            finish = np.array
+        returned.add(id(term))
+        results.append((slot[id(term)], finish, term))
+    return results
