@@ -43,7 +43,8 @@ class Builder:
         self.index: dict[Term, int] = {}  # term -> position (identity), for the CSE keys
         self.fired: Counter = Counter()
         self.origin = None  # the source node that terms made now are charged to
-        self.made: dict = {}  # (op, inputs) -> terms made, for find()
+        self.made: dict = {}  # (op, inputs) -> terms made, for find(): filled when asked
+        self._made_upto = 0  # terms[:_made_upto] are in ``made``
 
     # -- making terms ---------------------------------------------------------------------
     def make(self, op: str, inputs, attrs: Optional[dict] = None) -> Term:
@@ -71,16 +72,20 @@ class Builder:
             if found is not None:
                 return found
             self.memo[key] = term
-        if term not in self.index:
-            self.index[term] = len(self.terms)
+        index = self.index
+        if term not in index:
+            index[term] = len(self.terms)
             self.terms.append(term)
-            self.made.setdefault((term.op, term.inputs), []).append(term)
         return term
 
     def find(self, op: str, inputs, attrs: dict) -> Optional[Term]:
         """An already-made term ``op(*inputs, **attrs)``, or ``None``."""
+        made = self.made
+        for term in self.terms[self._made_upto:]:
+            made.setdefault((term.op, term.inputs), []).append(term)
+        self._made_upto = len(self.terms)
         key = attrs_key(attrs)
-        for term in self.made.get((op, tuple(inputs)), ()):
+        for term in made.get((op, tuple(inputs)), ()):
             if attrs_key(term.attrs) == key:
                 return term
         return None
@@ -89,10 +94,10 @@ class Builder:
         """The CSE key: op, input positions (sorted for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        ids = [self.index[x] for x in term.inputs]
+        ids = tuple(map(self.index.__getitem__, term.inputs))
         if term.op in COMMUTATIVE:
-            ids.sort()
-        return (term.op, tuple(ids), attrs_key(term.attrs))
+            ids = tuple(sorted(ids))
+        return (term.op, ids, attrs_key(term.attrs))
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
@@ -118,11 +123,11 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
 # -- the passes: each is ``pass(program, fired) -> program`` ----------------------------------
 def prune(program: Program, fired: Counter) -> Program:
     """Dead-code elimination: keep only the ancestors of outputs and update values."""
-    live = {id(t) for t in program.roots}
+    live = set(program.roots)  # terms hash by identity
     for term in reversed(program.terms):
-        if id(term) in live:
-            live.update(id(x) for x in term.inputs)
-    terms = [t for t in program.terms if id(t) in live]
+        if term in live:
+            live.update(term.inputs)
+    terms = [t for t in program.terms if t in live]
     return Program(terms, program.inputs, program.outputs, program.updates)
 
 
@@ -133,8 +138,11 @@ def cse(program: Program, fired: Counter) -> Program:
 
 
 def _fold_hook(term: Term, builder: Builder) -> Optional[Term]:
-    if not term.inputs or any(x.op != "constant" for x in term.inputs):
+    if not term.inputs:
         return None
+    for x in term.inputs:
+        if x.op != "constant":
+            return None
     size = term.size
     if size is None or size > FOLD_MAX_SIZE:
         return None

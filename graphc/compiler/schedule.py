@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..ops.registry import REGISTRY
 from .ir import LEAVES, Program, Term
@@ -93,108 +93,200 @@ class Plan:
     profile: list = field(default_factory=list)  # per position: planned live bytes
 
 
-def plan(program: Program, order: list, strategy: str = "creation") -> Plan:
+class Numbered:
+    """A program's terms numbered once, with the static facts every plan and the greedy
+    scheduler read (so the loops work on lists of ints: no hashing of terms)."""
+
+    def __init__(self, program: Program) -> None:
+        terms = program.terms
+        self.terms = terms
+        self.index = index = {t: i for i, t in enumerate(terms)}  # terms hash by identity
+        n = len(terms)
+        self.inputs = inputs = [()] * n  # per term: its distinct inputs
+        self.computed_inputs = computed_inputs = [()] * n  # the same without the leaves
+        self.leaf = leaf = [False] * n
+        self.fresh = fresh = [False] * n
+        self.writable = writable = [False] * n  # fresh and may write into a dying input
+        self.ownable = ownable = [False] * n  # a fresh array with dimensions: may be a donor
+        self.size = size = [0] * n  # bytes allocated (None when unknown)
+        self.kind = kind = [0] * n  # equal for equal (shape, dtype), where ownable
+        kinds: dict = {}  # (shape, dtype) -> (kind, bytes)
+        inplace_ops = {op for op in {t.op for t in terms} if _inplace(op)}
+        number = index.__getitem__
+        for i, t in enumerate(terms):
+            op = t.op
+            if op in LEAVES:
+                leaf[i] = True
+                continue
+            mine = tuple(map(number, t.inputs))
+            if len(mine) > 1:
+                mine = tuple(dict.fromkeys(mine))
+            inputs[i] = computed_inputs[i] = mine
+            for j in mine:
+                if leaf[j]:
+                    computed_inputs[i] = tuple([j for j in mine if not leaf[j]])
+                    break
+            shape = t.shape
+            known = kinds.get((shape, t.dtype))
+            if known is None:
+                k = t.size
+                known = kinds[shape, t.dtype] = (len(kinds), None if k is None else
+                                                 k * t.dtype.itemsize)
+            if op not in VIEW_OPS:
+                size[i] = known[1]
+            f = fresh[i] = op in FRESH_OPS or op in inplace_ops
+            if f and shape:
+                ownable[i] = True
+                kind[i] = known[0]
+                writable[i] = None not in shape and (op in inplace_ops or masked_fill(t))
+        self.roots = [index[t] for t in program.roots if t in index]
+
+    def computed(self) -> list:
+        """The non-leaf terms' numbers in creation order."""
+        leaf = self.leaf
+        return [i for i in range(len(leaf)) if not leaf[i]]
+
+
+def plan(program: Program, order: list, strategy: str = "creation",
+         numbered: Optional[Numbered] = None) -> Plan:
     """Liveness, buffer reuse and planned peak memory of one execution order."""
-    leaves = [t for t in program.terms if t.op in LEAVES]
-    last_use: dict = {}
-    for pos, term in enumerate(order):
-        last_use[term] = pos  # a value nobody reads dies at once
-        for x in term.inputs:
-            last_use[x] = pos
-    for term in program.roots:
-        last_use[term] = INFINITY
-    holders: dict = {}  # buffer (the term that allocated it) -> live terms holding it
-    size_of: dict = {}
-    bases: dict = {}  # term -> buffers its value may share memory with
+    facts = numbered or Numbered(program)
+    index = facts.index
+    return _finished(facts, _plan(facts, [index[t] for t in order]), strategy)
+
+
+class _Walk(NamedTuple):
+    """One order's plan in term numbers (made a :class:`Plan` only for the order kept)."""
+
+    order: list
+    last_use: list  # per term: position of its last use (-1: none, INFINITY: a root)
+    reuse: dict  # term -> the input whose buffer it writes into
+    peak_bytes: Optional[int]
+    dying: list  # per position: the terms whose values die there
+    profile: list
+
+
+def _plan(facts: Numbered, order: list) -> _Walk:
+    inputs, fresh = facts.inputs, facts.fresh
+    writable, ownable, kind, sizes = facts.writable, facts.ownable, facts.kind, facts.size
+    n = len(inputs)
+    last_use = [-1] * n
+    for pos, i in enumerate(order):
+        last_use[i] = pos  # a value nobody reads dies at once
+        for j in inputs[i]:
+            last_use[j] = pos
+    for j in facts.roots:
+        last_use[j] = INFINITY
+    holders = [0] * n  # buffer (the term that allocated it) -> live terms holding it
+    size_of = [0] * n
+    bases: list = [()] * n  # term -> buffers its value may share memory with
     reuse: dict = {}
-    frees: list = []
+    deaths: list = []
     profile: list = []
     live = peak = 0
     unknown = False
-    for pos, term in enumerate(order):
-        dying = [x for x in dict.fromkeys(term.inputs) if last_use[x] == pos]
-        fresh = is_fresh(term)
-        donor = _donor(term, dying, bases, holders) if fresh and can_write_out(term) else None
+    for pos, i in enumerate(order):
+        dying = []
+        for j in inputs[i]:
+            if last_use[j] == pos:
+                dying.append(j)
+        donor = None
+        if writable[i]:
+            k = kind[i]
+            for x in dying:  # an input dying now whose fresh buffer i may overwrite in place
+                own = bases[x]
+                if kind[x] != k or len(own) != 1 or not ownable[x]:
+                    continue
+                # every live holder of the buffer must be an input that dies here
+                b = own[0]
+                holding = 1
+                if len(dying) > 1:
+                    holding = 0
+                    for y in dying:
+                        if b in bases[y]:
+                            holding += 1
+                if holders[b] == holding:
+                    donor = x
+                    break
         if donor is not None:
-            reuse[id(term)] = donor
+            reuse[i] = donor
             mine = bases[donor]
         else:
-            size = nbytes(term)
+            size = sizes[i]
             if size is None:
                 unknown, size = True, 0
-            mine = (term,) if size or fresh else ()
+            mine = (i,) if size or fresh[i] else ()
             if mine:
-                size_of[term] = size
+                size_of[i] = size
                 live += size
         if live > peak:
             peak = live
         profile.append(live)
-        if not fresh and term.op not in LEAVES:  # may be a view: keeps its inputs' buffers
-            shared = tuple(b for x in term.inputs for b in bases.get(x, ()))
+        if not fresh[i]:  # may be a view: keeps its inputs' buffers
+            shared = tuple(b for x in inputs[i] for b in bases[x])
             if shared:
                 mine = tuple(dict.fromkeys(mine + shared))
-        bases[term] = mine
+        bases[i] = mine
         for b in mine:
-            holders[b] = holders.get(b, 0) + 1
-        if last_use[term] == pos:
-            dying.append(term)
+            holders[b] += 1
+        if last_use[i] == pos:
+            dying.append(i)
         for x in dying:
-            for b in bases.get(x, ()):
+            for b in bases[x]:
                 holders[b] -= 1
                 if holders[b] == 0:
-                    live -= size_of.pop(b, 0)
-        frees.append([x for x in dying if x.op not in LEAVES])
-    return Plan(order, leaves, {id(t): p for t, p in last_use.items()}, reuse,
-                None if unknown else peak, strategy, frees, profile)
+                    live -= size_of[b]
+                    size_of[b] = 0
+        deaths.append(dying)
+    return _Walk(order, last_use, reuse, None if unknown else peak, deaths, profile)
 
 
-def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term]:
-    """An input dying now whose fresh buffer ``term`` may overwrite in place."""
-    for x in dying:
-        if x.shape != term.shape or x.dtype != term.dtype:
-            continue
-        own = bases.get(x, ())
-        if len(own) != 1 or not is_fresh(x) or not x.shape:  # x must be its buffer
-            continue
-        # Every live holder of the buffer must be an input that dies here.
-        holding = sum(1 for y in dying if own[0] in bases.get(y, ()))
-        if holders.get(own[0], 0) == holding:
-            return x
-    return None
+def _finished(facts: Numbered, walk: _Walk, strategy: str) -> Plan:
+    """The :class:`Plan` of a walk, over terms."""
+    terms, leaf = facts.terms, facts.leaf
+    return Plan([terms[i] for i in walk.order], [t for t, is_leaf in zip(terms, leaf) if is_leaf],
+                {id(terms[j]): p for j, p in enumerate(walk.last_use) if p != -1},
+                {id(terms[i]): terms[j] for i, j in walk.reuse.items()}, walk.peak_bytes,
+                strategy, [[terms[x] for x in dying if not leaf[x]] for dying in walk.dying],
+                walk.profile)
 
 
-def greedy_order(program: Program) -> list:
+def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
     minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
     fewer readers left): a term whose input is left with one reader is pushed again at once,
-    stale entries are skipped, so it stays O(n log n). Terms are numbered once, so the loop
-    works on lists of ints (no hashing of terms)."""
-    terms = [t for t in program.terms if t.op not in LEAVES]
-    index = {id(t): i for i, t in enumerate(terms)}
-    inputs: list[list[int]] = []  # per term: its distinct computed inputs
-    consumers: list[list[int]] = [[] for _ in terms]
-    waiting = [0] * len(terms)
-    remaining = [0] * len(terms)  # distinct readers left, per term
-    for i, t in enumerate(terms):
-        mine = [j for j in dict.fromkeys(index.get(id(x)) for x in t.inputs) if j is not None]
-        inputs.append(mine)
+    stale entries are skipped, so it stays O(n log n)."""
+    facts = numbered or Numbered(program)
+    return [facts.terms[i] for i in _greedy(facts)]
+
+
+def _greedy(facts: Numbered) -> list:
+    n = len(facts.terms)
+    inputs = facts.computed_inputs
+    consumers: list = [[] for _ in range(n)]
+    waiting = [0] * n
+    remaining = [0] * n  # distinct readers left, per term
+    for i in facts.computed():
+        mine = inputs[i]
         waiting[i] = len(mine)
         for j in mine:
             remaining[j] += 1
             consumers[j].append(i)
-    size = [nbytes(t) or 0 for t in terms]
-    freeable = list(size)  # what a term's death frees: nothing for the outputs
-    for t in program.roots:
-        j = index.get(id(t))
-        if j is not None:
-            freeable[j] = 0
+    size = [s or 0 for s in facts.size]
+    freeable = size.copy()  # what a term's death frees: nothing for the outputs
+    for j in facts.roots:
+        freeable[j] = 0
 
     def score(i: int) -> int:
-        return sum(freeable[j] for j in inputs[i] if remaining[j] == 1) - size[i]
+        gain = -size[i]
+        for j in inputs[i]:
+            if remaining[j] == 1:
+                gain += freeable[j]
+        return gain
 
-    heap = [(-score(i), i) for i in range(len(terms)) if waiting[i] == 0]
+    heap = [(-score(i), i) for i in facts.computed() if waiting[i] == 0]
     heapq.heapify(heap)
-    done = [False] * len(terms)
+    done = [False] * n
     order = []
     while heap:
         neg, i = heapq.heappop(heap)
@@ -205,7 +297,7 @@ def greedy_order(program: Program) -> list:
             heapq.heappush(heap, (-now, i))
             continue
         done[i] = True
-        order.append(terms[i])
+        order.append(i)
         for j in inputs[i]:
             remaining[j] -= 1
             if remaining[j] == 1:  # its last reader now frees it
@@ -221,13 +313,15 @@ def greedy_order(program: Program) -> list:
 
 def schedule(program: Program) -> Plan:
     """The plan of the creation order or of the greedy order, whichever peaks lower."""
-    creation = plan(program, [t for t in program.terms if t.op not in LEAVES], "creation")
-    if creation.peak_bytes is None or len(creation.order) < 2:
-        return creation
-    order = greedy_order(program)
-    if order == creation.order:  # the same order (compared by identity): the same plan
-        return creation
-    greedy = plan(program, order, "greedy")
+    facts = Numbered(program)
+    computed = facts.computed()
+    creation = _plan(facts, computed)
+    if creation.peak_bytes is None or len(computed) < 2:
+        return _finished(facts, creation, "creation")
+    order = _greedy(facts)
+    if order == computed:  # the same order: the same plan
+        return _finished(facts, creation, "creation")
+    greedy = _plan(facts, order)
     if greedy.peak_bytes < creation.peak_bytes:
-        return greedy
-    return creation
+        return _finished(facts, greedy, "greedy")
+    return _finished(facts, creation, "creation")

@@ -60,52 +60,47 @@ class Machine:
                  trust_input: bool) -> None:
         self.params = _params(program)
         self._values = graph._values
-        slot: dict[int, int] = {}
-        self._terms: list[Term] = []  # slot -> term
-
-        def place(term: Term) -> int:
-            slot[id(term)] = len(self._terms)
-            self._terms.append(term)
-            return len(self._terms) - 1
-
-        self._arguments = [(place(t), _argument(t, trust_input)) for t in program.inputs]
-        template: list = []
+        leaves = [t for t in plan.leaves if t.op != "placeholder"]  # placeholders: inputs
+        self._terms = terms = list(program.inputs) + leaves + plan.order  # slot -> term
+        slot = {t: k for k, t in enumerate(terms)}  # terms hash by identity
+        self._arguments = [(k, _argument(t, trust_input)) for k, t in enumerate(program.inputs)]
+        self._template = template = [None] * len(terms)
         self._variables = []  # (slot, node id), read at each call
-        for term in plan.leaves:
-            if id(term) in slot:
-                continue
-            k = place(term)
+        for term in leaves:
             if term.op == "variable":
-                self._variables.append((k, term.origin.id))
+                self._variables.append((slot[term], term.origin.id))
             elif term.op == "constant":
                 value = term.attrs["value"]
                 # a weak constant reaches NumPy as a Python scalar (weak promotion), as the
                 # generated code's literal does
-                constants = value.item() if term.attrs.get("weak") else value
-                template.append((k, constants))
+                template[slot[term]] = value.item() if term.attrs.get("weak") else value
         code = []
+        reuse, frees, number = plan.reuse, plan.frees, slot.__getitem__
+        itemgetter, first = operator.itemgetter, len(terms) - len(plan.order)
         for pos, term in enumerate(plan.order):
-            k = place(term)
-            reads = [slot[id(x)] for x in term.inputs]
-            weak = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
-            donor = plan.reuse.get(id(term))
-            if donor is not None:
-                fn, out = _kernel(term, operators=False, out=True), slot[id(donor)]
-                if not masked_fill(term):
-                    reads.append(out)
+            reads = list(map(number, term.inputs))
+            donor = reuse.get(id(term))
+            op = term.op
+            if donor is not None:  # out= the dying buffer, or where(c, x, 0) into x
+                if op == "where" and masked_fill(term):
+                    fn = fill_where_not
+                else:
+                    fn = _writing_into(REGISTRY[op].kernel, term.attrs)
+                    reads.append(slot[donor])
+            elif op in _LOWERED:  # maybe an operator, a direct call, ...
+                fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
-                fn = _kernel(term, operators=not all(weak), out=False)
-            if REGISTRY[term.op].checked:
+                fn = REGISTRY[op].kernel
+                if term.attrs:
+                    fn = functools.partial(fn, **term.attrs)
+            if REGISTRY[op].checked:
                 fn = _checked(fn, term, len(term.inputs))
-            if check_numerics and np.issubdtype(term.dtype, np.inexact):
+            if check_numerics and term.dtype.kind in "fc":
                 fn = _numerics(fn, _numerics_checker(term))
-            frees = tuple(slot[id(x)] for x in plan.frees[pos] if x.ndim > 0)
-            read = operator.itemgetter(*reads) if reads else _nothing
-            code.append((fn, read, k, frees, len(reads) != 1))
+            dead = [slot[x] for x in frees[pos] if x.shape]
+            code.append((fn, itemgetter(*reads) if reads else _nothing, first + pos,
+                         tuple(dead), len(reads) != 1))
         self._code = code
-        self._template = [None] * len(self._terms)
-        for k, value in template:
-            self._template[k] = value
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
         self._structure = structure if structure is not None else 0
@@ -162,8 +157,8 @@ class Machine:
 
     def _failed(self, term: Term, slots: list, exc: Exception) -> GraphcError:
         """The graphc error for ``term``'s failure, with the input values still held."""
-        index = {id(t): k for k, t in enumerate(self._terms)}
-        values = [slots[index[id(x)]] if id(x) in index else None for x in term.inputs]
+        index = {t: k for k, t in enumerate(self._terms)}
+        values = [slots[index[x]] if x in index else None for x in term.inputs]
         return kernel_error(as_described(term), exc, values)
 
     def _bind(self, args: tuple, kwargs: dict) -> list:
@@ -186,7 +181,7 @@ class Machine:
     def source(self) -> str:
         """The instructions, one line each: ``slot = op(slots)``, the freed slots, the node."""
         terms = self._terms
-        index = {id(t): k for k, t in enumerate(terms)}
+        index = {t: k for k, t in enumerate(terms)}
         lines = [f"# graphc instruction list: {len(self._code)} instructions over "
                  f"{len(terms)} slots (not Python source)"]
         for (k, _), param in zip(self._arguments, self.params):
@@ -202,12 +197,12 @@ class Machine:
         reuse = self._plan.reuse
         for pos, (fn, read, k, frees, star) in enumerate(self._code):
             term = terms[k]
-            args = [f"s{index[id(x)]}" for x in term.inputs]
+            args = [f"s{index[x]}" for x in term.inputs]
             args += [f"{key}={_literal(v) or '<' + type(v).__name__ + '>'}"
                      for key, v in term.attrs.items()]
             donor = reuse.get(id(term))
             if donor is not None:
-                args.append(f"out=s{index[id(donor)]}")
+                args.append(f"out=s{index[donor]}")
             op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
             freed = f"  free {', '.join(f's{i}' for i in frees)}" if frees else ""
             lines.append(f"{pos:6d}  s{k} = {op}({', '.join(args)}){freed}"
@@ -216,6 +211,14 @@ class Machine:
             lines.append(f"update variable {node_id} <- s{k}")
         lines.append("return " + ", ".join(f"s{k}" for k, _, _ in self._outputs))
         return "\n".join(lines) + "\n"
+
+
+#: Ops whose lowering may be other than ``kernel(*args, **attrs)`` (see :func:`_kernel`).
+_LOWERED = frozenset(OPERATORS) | {"transpose", "sigmoid", "sum", "expand_dims", "matmul"}
+
+
+def _is_weak(term: Term) -> bool:
+    return term.op == "constant" and bool(term.attrs.get("weak"))
 
 
 def shape_text(term: Term) -> str:
@@ -227,32 +230,39 @@ def _nothing(slots):
 
 
 # -- lowering one term: the decisions of codegen._call, as callables --------------------------
-def _kernel(term: Term, operators: bool, out: bool):
-    """The callable computing ``term`` from its input values (and, with ``out``, the dying
-    buffer as the last argument), the same computation as the generated line."""
+def _kernel(term: Term, operators: bool):
+    """The callable computing ``term`` from its input values, the same computation as the
+    generated line (``operators``: some argument is a NumPy value)."""
     op, attrs = term.op, term.attrs
     kernel = REGISTRY[op].kernel
-    if not out:
-        ufunc = OPERATORS.get(op, (None, None))[0]
-        if operators and ufunc is not None and kernel is ufunc:
-            return OPERATOR_FUNCTIONS[op]
-        if op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
-            return _transposed
-        if (op == "sigmoid" and term.shape == () and term.inputs[0].dtype.kind == "f"
-                and operators and kernel is _sigmoid):
-            return _scalar_sigmoid
-        direct = _direct(term, operators)
-        if direct is not None:
-            return direct
-        other = _identity_operand(term)
-        if other is not None:
-            return functools.partial(_skip_identity, kernel, term.inputs.index(other))
-    elif masked_fill(term):
-        return fill_where_not
-    if out:
-        return functools.partial(_into, kernel, attrs) if attrs else \
-            functools.partial(_into_plain, kernel)
+    ufunc = OPERATORS.get(op, (None, None))[0]
+    if operators and ufunc is not None and kernel is ufunc:
+        return OPERATOR_FUNCTIONS[op]
+    if op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
+        return _transposed
+    if (op == "sigmoid" and term.shape == () and term.inputs[0].dtype.kind == "f"
+            and operators and kernel is _sigmoid):
+        return _scalar_sigmoid
+    direct = _direct(term, operators)
+    if direct is not None:
+        return direct
+    other = _identity_operand(term)
+    if other is not None:
+        return functools.partial(_skip_identity, kernel, term.inputs.index(other))
     return functools.partial(kernel, **attrs) if attrs else kernel
+
+
+def _writing_into(kernel, attrs: dict):
+    """``kernel(*inputs, out=buffer, **attrs)`` as a callable of ``(*inputs, buffer)``."""
+    if attrs:
+        return functools.partial(_into, kernel, attrs)
+    into = _INTO.get(kernel)
+    if into is None:
+        into = _INTO[kernel] = functools.partial(_into_plain, kernel)
+    return into
+
+
+_INTO: dict = {}
 
 
 def _direct(term: Term, operators: bool):
@@ -364,7 +374,7 @@ def _stores(program: Program, slot: dict) -> list:
                   and id(term) not in stored)
         stored.add(id(term))
         store = None if direct else functools.partial(codegen._checked_value, var)
-        stores.append((var.id, slot[id(term)], store, term))
+        stores.append((var.id, slot[term], store, term))
     return stores
 
 
@@ -379,5 +389,5 @@ def _results(program: Program, slot: dict) -> list:
         elif id(term) in returned or not is_fresh(term):
             finish = np.array
         returned.add(id(term))
-        results.append((slot[id(term)], finish, term))
+        results.append((slot[term], finish, term))
     return results
