@@ -104,16 +104,29 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
             hashcons: bool = False) -> Program:
     """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
     builder = Builder(hook, hashcons)
-    mapping: dict[Term, Term] = {}
+    emit, terms = builder.emit, program.terms
+    unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
+    for old in terms:
+        builder.origin = old.origin
+        first = emit(old)
+        if first is not old:
+            break
+        unchanged += 1
+    if unchanged == len(terms):  # often: nothing rewritten, no mapping to build
+        fired.update(builder.fired)
+        return Program(builder.terms, list(program.inputs), list(program.outputs),
+                       list(program.updates))
+    mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
+    mapping[terms[unchanged]] = first
     lookup = mapping.__getitem__
-    for old in program.terms:
+    for old in terms[unchanged + 1:]:
         term = old
         if old.inputs:
             inputs = tuple(map(lookup, old.inputs))
             if inputs != old.inputs:  # Terms compare by identity
                 term = Term(old.op, inputs, old.attrs, old.shape, old.dtype, old.origin)
         builder.origin = old.origin
-        mapping[old] = builder.emit(term)
+        mapping[old] = emit(term)
     for term in program.inputs:  # inputs nobody reads are not in the term list
         mapping.setdefault(term, term)
     fired.update(builder.fired)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import heapq
+from itertools import compress
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -85,7 +86,7 @@ class Plan:
 
     order: list  # non-leaf terms, in execution order
     leaves: list  # leaf terms (read before the first instruction)
-    last_use: dict  # id(term) -> position of its last use (INFINITY for roots)
+    last_use: dict  # id(term) -> position of its last use (INFINITY for roots, -1: unread)
     reuse: dict  # id(term) -> the input term whose buffer it writes into (out=)
     peak_bytes: Optional[int]  # planned peak of the live buffers; None when sizes are unknown
     strategy: str = "creation"
@@ -98,47 +99,38 @@ class Numbered:
     scheduler read (so the loops work on lists of ints: no hashing of terms)."""
 
     def __init__(self, program: Program) -> None:
-        terms = program.terms
-        self.terms = terms
+        # (one comprehension per fact: tighter loops than one loop storing them all)
+        self.terms = terms = program.terms
         self.index = index = {t: i for i, t in enumerate(terms)}  # terms hash by identity
-        n = len(terms)
-        self.inputs = inputs = [()] * n  # per term: its distinct inputs
-        self.computed_inputs = computed_inputs = [()] * n  # the same without the leaves
-        self.leaf = leaf = [False] * n
-        self.fresh = fresh = [False] * n
-        self.writable = writable = [False] * n  # fresh and may write into a dying input
-        self.ownable = ownable = [False] * n  # a fresh array with dimensions: may be a donor
-        self.size = size = [0] * n  # bytes allocated (None when unknown)
-        self.kind = kind = [0] * n  # equal for equal (shape, dtype), where ownable
-        kinds: dict = {}  # (shape, dtype) -> (kind, bytes)
-        inplace_ops = {op for op in {t.op for t in terms} if _inplace(op)}
         number = index.__getitem__
-        for i, t in enumerate(terms):
-            op = t.op
-            if op in LEAVES:
-                leaf[i] = True
-                continue
-            mine = tuple(map(number, t.inputs))
-            if len(mine) > 1:
-                mine = tuple(dict.fromkeys(mine))
-            inputs[i] = computed_inputs[i] = mine
-            for j in mine:
-                if leaf[j]:
-                    computed_inputs[i] = tuple([j for j in mine if not leaf[j]])
-                    break
-            shape = t.shape
-            known = kinds.get((shape, t.dtype))
-            if known is None:
-                k = t.size
-                known = kinds[shape, t.dtype] = (len(kinds), None if k is None else
-                                                 k * t.dtype.itemsize)
-            if op not in VIEW_OPS:
-                size[i] = known[1]
-            f = fresh[i] = op in FRESH_OPS or op in inplace_ops
-            if f and shape:
-                ownable[i] = True
-                kind[i] = known[0]
-                writable[i] = None not in shape and (op in inplace_ops or masked_fill(t))
+        ops = [t.op for t in terms]
+        #: per term: whether it is a leaf; its distinct inputs; the same without the leaves
+        self.leaf = leaf = [op in LEAVES for op in ops]
+        self.inputs = inputs = [tuple(dict.fromkeys(map(number, t.inputs))) if len(t.inputs) > 1
+                                else tuple(map(number, t.inputs)) for t in terms]
+        computed = [not is_leaf for is_leaf in leaf]
+        is_computed = computed.__getitem__
+        self.computed_inputs = [tuple(compress(ins, map(is_computed, ins))) for ins in inputs]
+        inplace_ops = {op for op in set(ops) if _inplace(op)}
+        self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops for op in ops]
+        #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
+        #: (None when unknown; nothing for leaves and views)
+        kinds: dict = {}
+        self.kind = kind = [kinds.setdefault((t.shape, t.dtype), len(kinds)) for t in terms]
+        per_kind = [None] * len(kinds)
+        for t, k in zip(terms, kind):
+            if per_kind[k] is None:
+                per_kind[k] = (t.size,)  # (a 1-tuple: the size itself may be None)
+        kind_bytes = [None if (n := pk[0]) is None else n * dt.itemsize
+                      for pk, (_, dt) in zip(per_kind, kinds)]
+        self.size = [0 if is_leaf or op in VIEW_OPS else kind_bytes[k]
+                     for is_leaf, op, k in zip(leaf, ops, kind)]
+        #: fresh arrays with dimensions (may donate their buffer), and the terms that may
+        #: write into a dying input's buffer
+        self.ownable = ownable = [f and bool(t.shape) for f, t in zip(fresh, terms)]
+        self.writable = [o and None not in t.shape and (t.op in inplace_ops or t.op == "where"
+                                                         and masked_fill(t))
+                         for o, t in zip(ownable, terms)]
         self.roots = [index[t] for t in program.roots if t in index]
 
     def computed(self) -> list:
@@ -162,12 +154,12 @@ class _Walk(NamedTuple):
     last_use: list  # per term: position of its last use (-1: none, INFINITY: a root)
     reuse: dict  # term -> the input whose buffer it writes into
     peak_bytes: Optional[int]
-    dying: list  # per position: the terms whose values die there
+    dying: list  # per position: the computed terms whose values die there
     profile: list
 
 
 def _plan(facts: Numbered, order: list) -> _Walk:
-    inputs, fresh = facts.inputs, facts.fresh
+    inputs, computed, fresh = facts.inputs, facts.computed_inputs, facts.fresh
     writable, ownable, kind, sizes = facts.writable, facts.ownable, facts.kind, facts.size
     n = len(inputs)
     last_use = [-1] * n
@@ -186,8 +178,8 @@ def _plan(facts: Numbered, order: list) -> _Walk:
     live = peak = 0
     unknown = False
     for pos, i in enumerate(order):
-        dying = []
-        for j in inputs[i]:
+        dying = []  # (leaves own no buffer: only computed inputs matter)
+        for j in computed[i]:
             if last_use[j] == pos:
                 dying.append(j)
         donor = None
@@ -223,7 +215,7 @@ def _plan(facts: Numbered, order: list) -> _Walk:
             peak = live
         profile.append(live)
         if not fresh[i]:  # may be a view: keeps its inputs' buffers
-            shared = tuple(b for x in inputs[i] for b in bases[x])
+            shared = tuple(b for x in computed[i] for b in bases[x])
             if shared:
                 mine = tuple(dict.fromkeys(mine + shared))
         bases[i] = mine
@@ -244,11 +236,11 @@ def _plan(facts: Numbered, order: list) -> _Walk:
 def _finished(facts: Numbered, walk: _Walk, strategy: str) -> Plan:
     """The :class:`Plan` of a walk, over terms."""
     terms, leaf = facts.terms, facts.leaf
-    return Plan([terms[i] for i in walk.order], [t for t, is_leaf in zip(terms, leaf) if is_leaf],
-                {id(terms[j]): p for j, p in enumerate(walk.last_use) if p != -1},
+    term = terms.__getitem__
+    return Plan(list(map(term, walk.order)), [t for t, is_leaf in zip(terms, leaf) if is_leaf],
+                dict(zip(map(id, terms), walk.last_use)),
                 {id(terms[i]): terms[j] for i, j in walk.reuse.items()}, walk.peak_bytes,
-                strategy, [[terms[x] for x in dying if not leaf[x]] for dying in walk.dying],
-                walk.profile)
+                strategy, [list(map(term, dying)) for dying in walk.dying], walk.profile)
 
 
 def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
