@@ -227,7 +227,7 @@ BACKENDS = ("auto", "source", "vm")
 #: and compiling source costs about 25-40 us per instruction (Python's ``compile()`` alone
 #: about 20), lowering to the VM about 2, while the VM's loop costs about 0.1 us more per
 #: instruction and call (see benchmarks/bench_chain.py).
-VM_THRESHOLD = 400
+VM_THRESHOLD = 500
 
 
 def _lower(program, plan, graph, *, backend: str = "auto", check_numerics: bool = False,

@@ -2,9 +2,10 @@
 loop runs over a list of slots (CasADi's work-vector virtual machine), for programs too large
 to be worth generating and compiling as Python source.
 
-Each instruction is ``(kernel, read, slot, frees, star)``: ``read(slots)`` fetches the input
-values (an ``operator.itemgetter``), the kernel's result goes into ``slots[slot]``, and the
-slots in ``frees`` are cleared right after (so memory follows the plan as with the generated
+Each instruction is ``(kernel, read, slot, frees, mode, out)``: ``read(slots)`` fetches the
+input values (an ``operator.itemgetter``), ``mode`` says how the kernel is called (one, two
+or any number of inputs; plus ``out=slots[out]``, the planned dying buffer, from 3 on), the
+result goes into ``slots[slot]``, and the slots in ``frees`` are cleared right after (so memory follows the plan as with the generated
 code's ``del``). Lowering a term makes the same decisions as :func:`codegen._call`, so both
 back ends compute every value with the same NumPy calls, bit for bit: Python operators where
 the generated code writes operators, ``out=`` into the planned dying buffer, the same direct
@@ -81,25 +82,28 @@ class Machine:
             reads = list(map(number, term.inputs))
             donor = reuse.get(id(term))
             op = term.op
+            spec = REGISTRY[op]
+            out = -1
             if donor is not None:  # out= the dying buffer, or where(c, x, 0) into x
                 if op == "where" and masked_fill(term):
                     fn = fill_where_not
                 else:
-                    fn = _writing_into(REGISTRY[op].kernel, term.attrs)
-                    reads.append(slot[donor])
+                    fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else \
+                        spec.kernel
+                    out = slot[donor]
             elif op in _LOWERED:  # maybe an operator, a direct call, ...
                 fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
-                fn = REGISTRY[op].kernel
-                if term.attrs:
-                    fn = functools.partial(fn, **term.attrs)
-            if REGISTRY[op].checked:
-                fn = _checked(fn, term, len(term.inputs))
+                fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
+            if spec.checked:
+                fn = _checked(fn, term)
             if check_numerics and term.dtype.kind in "fc":
                 fn = _numerics(fn, _numerics_checker(term))
-            dead = [slot[x] for x in frees[pos] if x.shape]
-            code.append((fn, itemgetter(*reads) if reads else _nothing, first + pos,
-                         tuple(dead), len(reads) != 1))
+            dying = frees[pos]
+            dead = tuple([slot[x] for x in dying if x.shape]) if dying else ()
+            mode = (0 if len(reads) == 1 else 1 if len(reads) == 2 else 2) + 3 * (out >= 0)
+            code.append((fn, itemgetter(*reads) if reads else _nothing, first + pos, dead, mode,
+                         out))
         self._code = code
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
@@ -122,8 +126,22 @@ class Machine:
             token = None if self._quiet else errors_ignored()
             try:
                 for instruction in code:
-                    fn, read, k, frees, star = instruction
-                    slots[k] = fn(*read(slots)) if star else fn(read(slots))
+                    fn, read, k, frees, mode, out = instruction
+                    # (calls spelled out per arity: f(*args, out=o) would build a dict)
+                    if mode == 0:
+                        slots[k] = fn(read(slots))
+                    elif mode == 1:
+                        a, b = read(slots)
+                        slots[k] = fn(a, b)
+                    elif mode == 3:
+                        slots[k] = fn(read(slots), out=slots[out])
+                    elif mode == 4:
+                        a, b = read(slots)
+                        slots[k] = fn(a, b, out=slots[out])
+                    elif mode == 2:
+                        slots[k] = fn(*read(slots))
+                    else:
+                        slots[k] = fn(*read(slots), out=slots[out])
                     for i in frees:
                         slots[i] = None
             finally:
@@ -195,7 +213,7 @@ class Machine:
                     value, np.ndarray) else None
                 lines.append(f"s{k} = constant {text or shape_text(term)}")
         reuse = self._plan.reuse
-        for pos, (fn, read, k, frees, star) in enumerate(self._code):
+        for pos, (fn, read, k, frees, mode, out) in enumerate(self._code):
             term = terms[k]
             args = [f"s{index[x]}" for x in term.inputs]
             args += [f"{key}={_literal(v) or '<' + type(v).__name__ + '>'}"
@@ -252,17 +270,6 @@ def _kernel(term: Term, operators: bool):
     return functools.partial(kernel, **attrs) if attrs else kernel
 
 
-def _writing_into(kernel, attrs: dict):
-    """``kernel(*inputs, out=buffer, **attrs)`` as a callable of ``(*inputs, buffer)``."""
-    if attrs:
-        return functools.partial(_into, kernel, attrs)
-    into = _INTO.get(kernel)
-    if into is None:
-        into = _INTO[kernel] = functools.partial(_into_plain, kernel)
-    return into
-
-
-_INTO: dict = {}
 
 
 def _direct(term: Term, operators: bool):
@@ -301,27 +308,18 @@ def _skip_identity(kernel, which: int, *args):
     return np.array(x) if np.isfinite(x).all() else kernel(*args)
 
 
-def _into(kernel, attrs: dict, *args):
-    return kernel(*args[:-1], out=args[-1], **attrs)
-
-
-def _into_plain(kernel, *args):
-    return kernel(*args[:-1], out=args[-1])
-
-
-def _checked(fn, term: Term, arity: int):
-    """A user's kernel whose output is checked against its rule (inputs: the first ``arity``
-    arguments; an ``out=`` buffer follows them)."""
+def _checked(fn, term: Term):
+    """A user's kernel whose output is checked against its rule."""
     check = functools.partial(_output_checker, term)
 
-    def checked(*args):
-        return check(fn(*args), *args[:arity])
+    def checked(*args, **out):
+        return check(fn(*args, **out), *args)
     return checked
 
 
 def _numerics(fn, fail):
-    def numerics(*args):
-        value = fn(*args)
+    def numerics(*args, **out):
+        value = fn(*args, **out)
         if not np.isfinite(value).all():
             fail(value)
         return value
