@@ -210,27 +210,31 @@ def compile_chain(depth: int, repeats: int) -> dict:
     import graphc as gc
 
     from common import tanh_chain
-    totals, per_node, parts = [], [], None
+    totals, per_node, function_per_node, parts = [], [], [], None
     for _ in range(repeats):
         g, x, loss = tanh_chain(gc, depth)
         start = time.perf_counter()
         dx = gc.grad(loss, x)
+        built = time.perf_counter()
         f = gc.function([x], [loss, dx])
         total = time.perf_counter() - start
         totals.append(total)
         per_node.append(total / len(g) * 1e6)
+        function_per_node.append((total - (built - start)) / len(g) * 1e6)
         parts = f.stats["seconds"]
     value = np.linspace(-1, 1, 10)
     np.testing.assert_allclose(f(value)[1], g.run(dx, {x: value}), rtol=1e-12)
     return {"unit": "s", "scale": 1, "times": {"graphc": totals},
-            "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
+            "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts,
+            "function_us_per_node": summary(function_per_node),
+            "backend": f.stats.get("backend", "source")}
 
 
 # -- the run -------------------------------------------------------------------------------------
 def run(quick: bool, rounds: int) -> dict:
     depths = (10, 100) if quick else (10, 100, 1000, 3000)
     sizes = (10, 100) if quick else (10, 100, 300)
-    chains = (250, 1000) if quick else (250, 1000, 4000)
+    chains = (250, 1000) if quick else (250, 1000, 4000, 16000)
     results = {}
     for dtype in ("float64", "float32"):
         results[f"mlp {dtype}"] = mlp(dtype, rounds)
@@ -261,6 +265,10 @@ def print_tables(results: dict, label: str = "") -> None:
         if "us_per_node" in entry:
             u = entry["us_per_node"]
             rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", float("nan")])
+        if "function_us_per_node" in entry:  # gc.function alone, and the back end it chose
+            u = entry["function_us_per_node"]
+            rows.append([name, f"function us/node ({entry['backend']})", u["median"], u["min"],
+                         u["max"], "us", float("nan")])
     print(f"issue 15 benchmarks {label}(median, min, max over rounds; ratio = median / numpy's)")
     print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy"]))
 
@@ -286,9 +294,9 @@ def compare(roots: list, rounds: int, quick: bool) -> dict:
             entry["times"] = {
                 system: summary([s for r in results for s in r[name]["times"][system]["samples"]])
                 for system in entry["times"]}
-            if "us_per_node" in entry:
-                entry["us_per_node"] = summary(
-                    [s for r in results for s in r[name]["us_per_node"]["samples"]])
+            for key in ("us_per_node", "function_us_per_node"):
+                if key in entry:
+                    entry[key] = summary([s for r in results for s in r[name][key]["samples"]])
             out[name] = entry
         merged[root] = out
     return merged
