@@ -269,24 +269,28 @@ def _greedy(facts: Numbered) -> list:
     for j in facts.roots:
         freeable[j] = 0
 
-    def score(i: int) -> int:
+    def key(i: int) -> int:
+        """The heap key: the score first (highest first), then creation order; one int
+        (-score * n + i), cheaper to push and compare than a tuple."""
         gain = -size[i]
         for j in inputs[i]:
             if remaining[j] == 1:
                 gain += freeable[j]
-        return gain
+        return i - gain * n
 
-    heap = [(-score(i), i) for i in facts.computed() if waiting[i] == 0]
+    heap = [key(i) for i in facts.computed() if waiting[i] == 0]
     heapq.heapify(heap)
+    push, pop = heapq.heappush, heapq.heappop
     done = [False] * n
     order = []
     while heap:
-        neg, i = heapq.heappop(heap)
+        entry = pop(heap)
+        i = entry % n
         if done[i]:
             continue
-        now = score(i)
-        if -neg != now:
-            heapq.heappush(heap, (-now, i))
+        now = key(i)
+        if now != entry:  # stale: its score grew since
+            push(heap, now)
             continue
         done[i] = True
         order.append(i)
@@ -295,11 +299,11 @@ def _greedy(facts: Numbered) -> list:
             if remaining[j] == 1:  # its last reader now frees it
                 for k in consumers[j]:
                     if not done[k] and waiting[k] == 0:
-                        heapq.heappush(heap, (-score(k), k))
+                        push(heap, key(k))
         for k in consumers[i]:
             waiting[k] -= 1
             if waiting[k] == 0:
-                heapq.heappush(heap, (-score(k), k))
+                push(heap, key(k))
     return order
 
 
