@@ -110,7 +110,10 @@ class Numbered:
                                 else tuple(map(number, t.inputs)) for t in terms]
         computed = [not is_leaf for is_leaf in leaf]
         is_computed = computed.__getitem__
-        self.computed_inputs = [tuple(compress(ins, map(is_computed, ins))) for ins in inputs]
+        reads_no_leaf = {t for t, is_leaf in zip(terms, leaf) if is_leaf}.isdisjoint
+        self.computed_inputs = [ins if reads_no_leaf(t.inputs) else
+                                tuple(compress(ins, map(is_computed, ins)))
+                                for t, ins in zip(terms, inputs)]
         inplace_ops = {op for op in set(ops) if _inplace(op)}
         self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops for op in ops]
         #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
@@ -158,7 +161,9 @@ class _Walk(NamedTuple):
     profile: list
 
 
-def _plan(facts: Numbered, order: list) -> _Walk:
+def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[_Walk]:
+    """The walk of ``order``; with ``beat``, None as soon as the live bytes reach it (the
+    order cannot peak lower than ``beat``)."""
     inputs, computed, fresh = facts.inputs, facts.computed_inputs, facts.fresh
     writable, ownable, kind, sizes = facts.writable, facts.ownable, facts.kind, facts.size
     n = len(inputs)
@@ -213,6 +218,8 @@ def _plan(facts: Numbered, order: list) -> _Walk:
                 live += size
         if live > peak:
             peak = live
+            if beat is not None and peak >= beat:
+                return None
         profile.append(live)
         if not fresh[i]:  # may be a view: keeps its inputs' buffers
             shared = tuple(b for x in computed[i] for b in bases[x])
@@ -312,12 +319,12 @@ def schedule(program: Program) -> Plan:
     facts = Numbered(program)
     computed = facts.computed()
     creation = _plan(facts, computed)
-    if creation.peak_bytes is None or len(computed) < 2:
+    if not creation.peak_bytes or len(computed) < 2:  # unknown sizes, or nothing to lower
         return _finished(facts, creation, "creation")
     order = _greedy(facts)
     if order == computed:  # the same order: the same plan
         return _finished(facts, creation, "creation")
-    greedy = _plan(facts, order)
-    if greedy.peak_bytes < creation.peak_bytes:
+    greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
+    if greedy is not None:
         return _finished(facts, greedy, "greedy")
     return _finished(facts, creation, "creation")
