@@ -95,7 +95,14 @@ def is_all(t: Term, value) -> bool:
     v = constant_value(t)
     if v is None or v.size == 0:
         return False
-    return bool(v == value) if v.ndim == 0 else bool(np.all(v == value))  # (np.all: 3 us)
+    if v.ndim == 0 and value in _EXACT and v.dtype.kind in "biufc":
+        return v.item() == value  # the same answer as NumPy's, 0.1 us instead of 1-3
+    return bool(np.all(v == value))
+
+
+#: Values every numeric dtype holds exactly: comparing a 0-d constant's Python value with
+#: them gives NumPy's answer (which compares in the constant's dtype).
+_EXACT = frozenset({0, 1, -1, 2, 0.5})
 
 
 def _bitwise_uniform(value: np.ndarray) -> bool:
