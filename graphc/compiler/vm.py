@@ -108,7 +108,7 @@ class Machine:
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
         self._structure = structure if structure is not None else 0
-        self._plan, self._program = plan, program
+        self._updated = [var.name for var, _ in program.updates]  # (for the listing)
 
     # -- running ------------------------------------------------------------------------------
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
@@ -212,21 +212,19 @@ class Machine:
                 text = _literal(value) if np.ndim(value) == 0 and not isinstance(
                     value, np.ndarray) else None
                 lines.append(f"s{k} = constant {text or shape_text(term)}")
-        reuse = self._plan.reuse
         for pos, (fn, read, k, frees, mode, out) in enumerate(self._code):
             term = terms[k]
             args = [f"s{index[x]}" for x in term.inputs]
             args += [f"{key}={_literal(v) or '<' + type(v).__name__ + '>'}"
                      for key, v in term.attrs.items()]
-            donor = reuse.get(id(term))
-            if donor is not None:
-                args.append(f"out=s{index[donor]}")
+            if out >= 0:
+                args.append(f"out=s{out}")
             op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
             freed = f"  free {', '.join(f's{i}' for i in frees)}" if frees else ""
             lines.append(f"{pos:6d}  s{k} = {op}({', '.join(args)}){freed}"
                          f"  # {_quoted(term.origin.name)}")
-        for node_id, k, _, _ in self._updates:
-            lines.append(f"update variable {node_id} <- s{k}")
+        for name, (_, k, _, _) in zip(self._updated, self._updates):
+            lines.append(f"update {_quoted(name)} <- s{k}")
         lines.append("return " + ", ".join(f"s{k}" for k, _, _ in self._outputs))
         return "\n".join(lines) + "\n"
 
