@@ -4,14 +4,15 @@ to be worth generating and compiling as Python source.
 
 Each instruction is ``(kernel, read, slot, frees, mode, out)``: ``read(slots)`` fetches the
 input values (an ``operator.itemgetter``), ``mode`` says how the kernel is called (one, two
-or any number of inputs; plus ``out=slots[out]``, the planned dying buffer, from 3 on), the
-result goes into ``slots[slot]``, and the slots in ``frees`` are cleared right after (so memory follows the plan as with the generated
-code's ``del``). Lowering a term makes the same decisions as :func:`codegen._call`, so both
-back ends compute every value with the same NumPy calls, bit for bit: Python operators where
-the generated code writes operators, ``out=`` into the planned dying buffer, the same direct
-calls (``np.add.reduce``, ``reshape``) and the same 0-d sigmoid steps. Arguments are checked,
-variables read, updates stored and results copied as the generated function does. A failing
-instruction knows its term: the error names the node like the generated code's does.
+or any number of inputs; from 3 on also ``out=slots[out]``, the planned dying buffer), the
+result goes into ``slots[slot]``, and the slots in ``frees`` are cleared right after, so
+memory follows the plan as with the generated code's ``del``. Lowering a term makes the same
+decisions as :func:`codegen._call`, so both back ends compute every value with the same
+NumPy calls, bit for bit: Python operators where the generated code writes operators,
+``out=`` into the planned dying buffer, the same direct calls (``np.add.reduce``,
+``reshape``) and the same 0-d sigmoid steps. Arguments are checked, variables read, updates
+stored and results copied as the generated function does. A failing instruction knows its
+term: the error names the node as the generated code's does.
 """
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class Machine:
     ``params`` are the parameter names (as the generated function's), ``source`` a readable
     listing of the instructions (not executable code)."""
 
-    filename = None  # no generated source: Function's traceback search finds no frame
+    # what a Function reads of codegen.Generated: no file, so its traceback search finds no
+    # frame (the VM turns kernel failures into graphc errors itself)
+    filename = None
     lines: dict = {}
     names: dict = {}
 
