@@ -76,7 +76,7 @@ def test_vm_and_source_agree_bit_for_bit(program, check_numerics):
     _assert_same(outputs, want, got)
 
 
-@pytest.mark.parametrize("depth", [3, 40])
+@pytest.mark.parametrize("depth", [3, 130])
 def test_tanh_chain_gradient_bit_for_bit_and_auto_picks_by_size(depth):
     g = gc.Graph()
     x = g.placeholder("x", (10,))
@@ -89,8 +89,10 @@ def test_tanh_chain_gradient_bit_for_bit_and_auto_picks_by_size(depth):
     want, got = _both([x], [loss, dx], [X])
     _assert_same([loss, dx], want, got)
     auto = gc.function([x], [loss, dx])
-    large = len(dx.graph) >= function_module.VM_THRESHOLD  # terms are about the nodes here
-    assert auto.stats["backend"] == ("vm" if large else "source")
+    instructions = 4 * depth  # tanh, square, 1 - square, product per layer (the sum: 1 less)
+    assert (instructions >= function_module.VM_THRESHOLD) == (depth == 130)
+    assert auto.stats["backend"] == ("vm" if depth == 130 else "source")
+    np.testing.assert_allclose(auto(X)[1], g.run(dx, {x: X}), rtol=1e-12)
 
 
 def test_the_listing_names_every_node_and_is_no_program():
