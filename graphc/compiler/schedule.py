@@ -254,7 +254,7 @@ def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
     minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
     fewer readers left): a term whose input is left with one reader is pushed again at once,
-    stale entries are skipped, so it stays O(n log n)."""
+    older entries are skipped, so it stays O(n log n)."""
     facts = numbered or Numbered(program)
     return [facts.terms[i] for i in _greedy(facts)]
 
@@ -291,14 +291,11 @@ def _greedy(facts: Numbered) -> list:
     done = [False] * n
     order = []
     while heap:
-        entry = pop(heap)
-        i = entry % n
-        if done[i]:
+        i = pop(heap) % n
+        if done[i]:  # an older entry of a term scheduled already
             continue
-        now = key(i)
-        if now != entry:  # stale: its score grew since
-            push(heap, now)
-            continue
+        # This entry is current: scores only grow, each rise pushes a new entry, and the
+        # newest entry of a term has the lowest key, so it pops first.
         done[i] = True
         order.append(i)
         for j in inputs[i]:
