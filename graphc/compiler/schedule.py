@@ -263,14 +263,11 @@ def _greedy(facts: Numbered) -> list:
     n = len(facts.terms)
     inputs = facts.computed_inputs
     consumers: list = [[] for _ in range(n)]
-    waiting = [0] * n
-    remaining = [0] * n  # distinct readers left, per term
-    for i in facts.computed():
-        mine = inputs[i]
-        waiting[i] = len(mine)
+    for i, mine in enumerate(inputs):  # (leaves read nothing)
         for j in mine:
-            remaining[j] += 1
             consumers[j].append(i)
+    waiting = list(map(len, inputs))  # inputs not computed yet, per term
+    remaining = list(map(len, consumers))  # distinct readers left, per term
     size = [s or 0 for s in facts.size]
     freeable = size.copy()  # what a term's death frees: nothing for the outputs
     for j in facts.roots:
