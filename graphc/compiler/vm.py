@@ -82,7 +82,7 @@ class Machine:
         reuse, frees, number = plan.reuse, plan.frees, slot.__getitem__
         itemgetter, first = operator.itemgetter, len(terms) - len(plan.order)
         for pos, term in enumerate(plan.order):
-            reads = list(map(number, term.inputs))
+            arity = len(term.inputs)
             donor = reuse.get(id(term))
             op = term.op
             spec = REGISTRY[op]
@@ -104,9 +104,9 @@ class Machine:
                 fn = _numerics(fn, _numerics_checker(term))
             dying = frees[pos]
             dead = tuple([slot[x] for x in dying if x.shape]) if dying else ()
-            mode = (0 if len(reads) == 1 else 1 if len(reads) == 2 else 2) + 3 * (out >= 0)
-            code.append((fn, itemgetter(*reads) if reads else _nothing, first + pos, dead, mode,
-                         out))
+            mode = (0 if arity == 1 else 1 if arity == 2 else 2) + 3 * (out >= 0)
+            code.append((fn, itemgetter(*map(number, term.inputs)) if arity else _nothing,
+                         first + pos, dead, mode, out))
         self._code = code
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
