@@ -133,7 +133,7 @@ def test_updates_nested_outputs_and_random_keys_match():
         f = gc.function([x], outputs, updates=updates, backend=backend)
         runs.append(([f(X) for _ in range(3)], W.value.copy()))
     (source_calls, source_W), (vm_calls, vm_W) = runs
-    assert _same_bits(source_W, vm_W)
+    assert test_agreement._same(source_W, vm_W)  # (a BLAS product: tight tolerance)
     for a, b in zip(source_calls, vm_calls):
         assert type(b["pair"]).__name__ == "Pair" and type(b["all"][1]) is tuple
         assert test_agreement._same(a["pair"].loss, b["pair"].loss)
