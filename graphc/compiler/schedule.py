@@ -54,13 +54,6 @@ def is_fresh(term: Term) -> bool:
     return term.op not in LEAVES and (term.op in FRESH_OPS or _inplace(term.op))
 
 
-def can_write_out(term: Term) -> bool:
-    """Whether ``term`` may be computed in a dying input's buffer: ``out=`` for a ufunc of an
-    inplace op, or a :func:`masked_fill` ``where``."""
-    return bool(term.shape) and None not in term.shape and (_inplace(term.op) or
-                                                            masked_fill(term))
-
-
 def masked_fill(term: Term) -> bool:
     """Whether ``term`` is ``where(c, x, 0)`` with a bool ``c`` and an ``x`` of the result's
     shape and dtype (relu's gradient): it can be computed in x's buffer by writing the zero
@@ -117,7 +110,7 @@ class Numbered:
         inplace_ops = {op for op in set(ops) if _inplace(op)}
         self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops for op in ops]
         #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
-        #: (None when unknown; nothing for leaves and views)
+        #: (None when unknown; nothing for leaves and views: :func:`nbytes`, once per kind)
         kinds: dict = {}
         self.kind = kind = [kinds.setdefault((t.shape, t.dtype), len(kinds)) for t in terms]
         per_kind = [None] * len(kinds)
@@ -128,8 +121,9 @@ class Numbered:
                       for pk, (_, dt) in zip(per_kind, kinds)]
         self.size = [0 if is_leaf or op in VIEW_OPS else kind_bytes[k]
                      for is_leaf, op, k in zip(leaf, ops, kind)]
-        #: fresh arrays with dimensions (may donate their buffer), and the terms that may
-        #: write into a dying input's buffer
+        #: fresh arrays with dimensions (may donate their buffer), and the terms that may be
+        #: computed in a dying input's buffer (known sizes; out= for a ufunc of an inplace
+        #: op, or a masked_fill where)
         self.ownable = ownable = [f and bool(t.shape) for f, t in zip(fresh, terms)]
         self.writable = [o and None not in t.shape and (t.op in inplace_ops or t.op == "where"
                                                          and masked_fill(t))
