@@ -210,7 +210,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "schedule": plan.strategy,
         "backend": chosen,
         "planned_peak_bytes": plan.peak_bytes,
-        "reused_buffers": len(plan.reuse),
+        "reused_buffers": plan.reused_buffers,
         "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
                     "codegen": t2 - t1, "total": t2 - started},
     }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from itertools import compress
-from dataclasses import dataclass, field
+import functools
 from typing import NamedTuple, Optional
 
 from ..ops.registry import REGISTRY
@@ -73,18 +73,45 @@ def nbytes(term: Term) -> Optional[int]:
     return None if size is None else size * term.dtype.itemsize
 
 
-@dataclass
 class Plan:
-    """A schedule with its liveness and buffer decisions."""
+    """A schedule with its liveness and buffer decisions.
 
-    order: list  # non-leaf terms, in execution order
-    leaves: list  # leaf terms (read before the first instruction)
-    last_use: dict  # id(term) -> position of its last use (INFINITY for roots, -1: unread)
-    reuse: dict  # id(term) -> the input term whose buffer it writes into (out=)
-    peak_bytes: Optional[int]  # planned peak of the live buffers; None when sizes are unknown
-    strategy: str = "creation"
-    frees: list = field(default_factory=list)  # per position: terms whose name can be dropped
-    profile: list = field(default_factory=list)  # per position: planned live bytes
+    ``order``: the non-leaf terms in execution order; ``leaves``: the leaf terms (read before
+    the first instruction); ``peak_bytes``: the planned peak of the live buffers (None when
+    sizes are unknown); ``strategy``: "creation" or "greedy"; ``profile``: per position, the
+    planned live bytes. ``last_use`` (id(term) -> position of its last use; INFINITY for
+    roots, -1: unread), ``reuse`` (id(term) -> the input term whose buffer it writes into,
+    out=) and ``frees`` (per position: the terms whose values die there) are made from the
+    walk's term numbers when first read; ``numbered`` and ``walk`` are those numbers (the VM
+    reads them)."""
+
+    def __init__(self, numbered: "Numbered", walk: "_Walk", strategy: str) -> None:
+        terms = numbered.terms
+        self.order: list = list(map(terms.__getitem__, walk.order))
+        self.leaves: list = [t for t, is_leaf in zip(terms, numbered.leaf) if is_leaf]
+        self.peak_bytes: Optional[int] = walk.peak_bytes
+        self.strategy = strategy
+        self.profile: list = walk.profile
+        self.numbered, self.walk = numbered, walk
+
+    @property
+    def reused_buffers(self) -> int:
+        """How many terms write into a dying input's buffer."""
+        return len(self.walk.reuse)
+
+    @functools.cached_property
+    def last_use(self) -> dict:
+        return dict(zip(map(id, self.numbered.terms), self.walk.last_use))
+
+    @functools.cached_property
+    def reuse(self) -> dict:
+        terms = self.numbered.terms
+        return {id(terms[i]): terms[j] for i, j in self.walk.reuse.items()}
+
+    @functools.cached_property
+    def frees(self) -> list:
+        term = self.numbered.terms.__getitem__
+        return [list(map(term, dying)) for dying in self.walk.dying]
 
 
 class Numbered:
@@ -235,13 +262,7 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
 
 
 def _finished(facts: Numbered, walk: _Walk, strategy: str) -> Plan:
-    """The :class:`Plan` of a walk, over terms."""
-    terms, leaf = facts.terms, facts.leaf
-    term = terms.__getitem__
-    return Plan(list(map(term, walk.order)), [t for t, is_leaf in zip(terms, leaf) if is_leaf],
-                dict(zip(map(id, terms), walk.last_use)),
-                {id(terms[i]): terms[j] for i, j in walk.reuse.items()}, walk.peak_bytes,
-                strategy, [list(map(term, dying)) for dying in walk.dying], walk.profile)
+    return Plan(facts, walk, strategy)
 
 
 def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:

@@ -64,13 +64,17 @@ class Machine:
                  trust_input: bool) -> None:
         self.params = _params(program)
         self._values = graph._values
-        leaves = [t for t in plan.leaves if t.op != "placeholder"]  # placeholders: inputs
-        self._terms = terms = list(program.inputs) + leaves + plan.order  # slot -> term
-        slot = {t: k for k, t in enumerate(terms)}  # terms hash by identity
-        self._arguments = [(k, _argument(t, trust_input)) for k, t in enumerate(program.inputs)]
+        # slot = the plan's number of the term (inputs nobody reads get slots after them)
+        numbered, walk = plan.numbered, plan.walk
+        slot = numbered.index
+        unread = [t for t in program.inputs if t not in slot]
+        self._terms = terms = numbered.terms + unread  # slot -> term
+        if unread:
+            slot = {**slot, **{t: k for k, t in enumerate(terms) if k >= len(numbered.terms)}}
+        self._arguments = [(slot[t], _argument(t, trust_input)) for t in program.inputs]
         self._template = template = [None] * len(terms)
         self._variables = []  # (slot, node id), read at each call
-        for term in leaves:
+        for term in plan.leaves:
             if term.op == "variable":
                 self._variables.append((slot[term], term.origin.id))
             elif term.op == "constant":
@@ -79,11 +83,11 @@ class Machine:
                 # generated code's literal does
                 template[slot[term]] = value.item() if term.attrs.get("weak") else value
         code = []
-        reuse, frees, number = plan.reuse, plan.frees, slot.__getitem__
-        itemgetter, first = operator.itemgetter, len(terms) - len(plan.order)
-        for pos, term in enumerate(plan.order):
+        reuse, number, itemgetter = walk.reuse, slot.__getitem__, operator.itemgetter
+        for k, dying in zip(walk.order, walk.dying):
+            term = terms[k]
             arity = len(term.inputs)
-            donor = reuse.get(id(term))
+            donor = reuse.get(k)
             op = term.op
             spec = REGISTRY[op]
             out = -1
@@ -93,7 +97,7 @@ class Machine:
                 else:
                     fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else \
                         spec.kernel
-                    out = slot[donor]
+                    out = donor
             elif op in _LOWERED:  # maybe an operator, a direct call, ...
                 fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
@@ -102,11 +106,10 @@ class Machine:
                 fn = _checked(fn, term)
             if check_numerics and term.dtype.kind in "fc":
                 fn = _numerics(fn, _numerics_checker(term))
-            dying = frees[pos]
-            dead = tuple([slot[x] for x in dying if x.shape]) if dying else ()
+            dead = tuple([x for x in dying if terms[x].shape]) if dying else ()
             mode = (0 if arity == 1 else 1 if arity == 2 else 2) + 3 * (out >= 0)
-            code.append((fn, itemgetter(*map(number, term.inputs)) if arity else _nothing,
-                         first + pos, dead, mode, out))
+            code.append((fn, itemgetter(*map(number, term.inputs)) if arity else _nothing, k,
+                         dead, mode, out))
         self._code = code
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
