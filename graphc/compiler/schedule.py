@@ -12,12 +12,15 @@
 * Buffer reuse: an ``inplace`` op (a ufunc accepting ``out=``) writes into the buffer of an
   input that dies at this very step when shape and dtype match (``np.add(a, b, out=a)``).
   Reusing only buffers that die at the current step never holds dead memory in between.
+
+The loops work on the terms' numbers (:class:`Numbered`: the static facts of every term, made
+once per program and shared by both plans and the greedy order), so they hash no terms.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from itertools import compress
-import functools
 from typing import NamedTuple, Optional
 
 from ..ops.registry import REGISTRY
@@ -168,7 +171,7 @@ def plan(program: Program, order: list, strategy: str = "creation",
     """Liveness, buffer reuse and planned peak memory of one execution order."""
     facts = numbered or Numbered(program)
     index = facts.index
-    return _finished(facts, _plan(facts, [index[t] for t in order]), strategy)
+    return Plan(facts, _plan(facts, [index[t] for t in order]), strategy)
 
 
 class _Walk(NamedTuple):
@@ -261,10 +264,6 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
     return _Walk(order, last_use, reuse, None if unknown else peak, deaths, profile)
 
 
-def _finished(facts: Numbered, walk: _Walk, strategy: str) -> Plan:
-    return Plan(facts, walk, strategy)
-
-
 def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
     minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
@@ -329,11 +328,11 @@ def schedule(program: Program) -> Plan:
     computed = facts.computed()
     creation = _plan(facts, computed)
     if not creation.peak_bytes or len(computed) < 2:  # unknown sizes, or nothing to lower
-        return _finished(facts, creation, "creation")
+        return Plan(facts, creation, "creation")
     order = _greedy(facts)
     if order == computed:  # the same order: the same plan
-        return _finished(facts, creation, "creation")
+        return Plan(facts, creation, "creation")
     greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
     if greedy is not None:
-        return _finished(facts, greedy, "greedy")
-    return _finished(facts, creation, "creation")
+        return Plan(facts, greedy, "greedy")
+    return Plan(facts, creation, "creation")
