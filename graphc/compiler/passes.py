@@ -40,7 +40,7 @@ class Builder:
         self.hook = hook
         self.hashcons = hashcons
         self.memo: dict = {}
-        self.index: dict[Term, int] = {}  # term -> position (identity), for the CSE keys
+        self.index: dict[Term, int] = {}  # term -> position: each term is appended once
         self.fired: Counter = Counter()
         self.origin = None  # the source node that terms made now are charged to
         self.made: dict = {}  # (op, inputs) -> terms made, for find(): filled when asked
@@ -91,13 +91,14 @@ class Builder:
         return None
 
     def key(self, term: Term) -> tuple:
-        """The CSE key: op, input positions (sorted for commutative ops) and attrs."""
+        """The CSE key: op, inputs (terms made by this builder, which hash by identity; in a
+        fixed order for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        ids = tuple(map(self.index.__getitem__, term.inputs))
+        inputs = term.inputs
         if term.op in COMMUTATIVE:
-            ids = tuple(sorted(ids))
-        return (term.op, ids, attrs_key(term.attrs))
+            inputs = tuple(sorted(inputs, key=id))
+        return (term.op, inputs, attrs_key(term.attrs))
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
