@@ -266,3 +266,39 @@ def test_allocation_failures_name_the_node_on_the_vm(size, monkeypatch):
     test_compiler_calls.test_an_allocation_failure_in_a_compiled_function_names_the_node(size)
     test_compiler_calls.test_an_allocation_failure_while_storing_an_update_names_the_node(
         monkeypatch)
+
+
+def _long_chain(depth=130):
+    g = gc.Graph()
+    x = g.placeholder("x", (None,))
+    h = x
+    for _ in range(depth):
+        h = gc.tanh(h)
+    loss = gc.sum(h)
+    return g, x, [loss, gc.grad(loss, x)]
+
+
+def test_an_automatic_vm_turns_into_generated_source_after_enough_calls(monkeypatch):
+    g, x, outputs = _long_chain()
+    forced = gc.function([x], outputs, backend="vm")
+    monkeypatch.setattr(function_module, "SOURCE_SECONDS_PER_INSTRUCTION", 1e-7)
+    f = gc.function([x], outputs)  # 520 instructions: the VM, promoted once it ran 52 us
+    assert f.stats["backend"] == "vm" and "instruction list" in f.source
+    X = np.linspace(-1, 1, 10)
+    first = f(X)  # long enough: the next call runs generated source
+    assert f.stats["backend"] == "source" and f.source.startswith("def _graphc_function")
+    assert f.stats["seconds"]["promotion"] > 0
+    for a, b, c in zip(first, f(X), forced(X)):
+        assert _same_bits(a, b) and _same_bits(a, c)
+    with pytest.raises(gc.FeedError, match="'x'"):  # errors of generated source, explained
+        f(np.ones((2, 2)))
+    bad = gc.reshape(outputs[1], (2, -1), name="halves")
+    h = gc.function([x], bad)
+    assert h.stats["backend"] == "vm"
+    for _ in range(2):  # before and after the promotion: the same error
+        with pytest.raises(gc.ShapeError, match="'halves'.*test_compiler_vm.py"):
+            h(np.ones(3))
+    assert h.stats["backend"] == "source"
+    for _ in range(3):
+        forced(X)
+    assert forced.stats["backend"] == "vm"  # a back end asked for stays

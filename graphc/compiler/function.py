@@ -214,6 +214,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
                     "codegen": t2 - t1, "total": t2 - started},
     }
+    if chosen == "vm":
+        fn.stats = stats  # (a promotion to generated source updates "backend")
     compiled = Function(fn, generated, inputs, stats,
                         update_lock(graph) if update_pairs else None)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
@@ -231,21 +233,38 @@ BACKENDS = ("auto", "source", "vm")
 #: to build, the VM 1 ms, and source pays back after 20-50 calls of tiny ops.
 VM_THRESHOLD = 500
 
+#: About what generating and compiling source costs per instruction (measured 23-45 us): an
+#: automatically chosen VM program turns into generated source once its calls have run that
+#: long in all (``vm.Machine.promote_after``).
+SOURCE_SECONDS_PER_INSTRUCTION = 30e-6
+
 
 def _lower(program, plan, graph, *, backend: str = "auto", check_numerics: bool = False,
            structure=None, trust_input: bool = False, fastmath: bool = False):
     """The callable for a planned program: ``(fn, generated, backend)`` where ``generated``
     has the source (or listing) and parameter names, and ``backend`` is "source" or "vm"."""
-    if backend == "auto":
+    def generate():
+        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                     structure=structure, trust_input=trust_input,
+                                     fastmath=fastmath)
+        return generated, codegen.compile_source(generated)
+
+    def generate_later():  # (at a call: the collector paused as while compiling)
+        with _collector_paused():
+            return generate()
+
+    automatic = backend == "auto"
+    if automatic:
         backend = "vm" if len(plan.order) >= VM_THRESHOLD else "source"
     if backend == "vm":
         machine = vm.lower(program, plan, graph, check_numerics=check_numerics,
                            structure=structure, trust_input=trust_input)
+        if automatic:  # called often, it runs as generated source (see vm.Machine)
+            machine.promote_after(SOURCE_SECONDS_PER_INSTRUCTION * len(plan.order),
+                                  generate_later)
         return machine, machine, "vm"
-    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                 structure=structure, trust_input=trust_input,
-                                 fastmath=fastmath)
-    return codegen.compile_source(generated), generated, "source"
+    generated, fn = generate()
+    return fn, generated, "source"
 
 
 _LOCK_CREATION = threading.Lock()

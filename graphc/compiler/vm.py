@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import time
 from typing import Optional
 
 import numpy as np
@@ -117,7 +118,47 @@ class Machine:
         self._updated = [var.name for var, _ in program.updates]  # (for the listing)
 
     # -- running ------------------------------------------------------------------------------
+    # -- promotion: generated source once the VM has run as long as compiling it takes -------
+    def promote_after(self, seconds: float, compile_source) -> None:
+        """Run as generated source (``compile_source() -> (generated, fn)``) from the call
+        after the VM has spent ``seconds`` running, about what compiling costs: so the time
+        lost either way is at most what the better choice would have cost (the ski-rental
+        rule). ``stats`` (the Function's, when set) then says ``backend: "source"``."""
+        self._budget, self._compile = seconds, compile_source
+
+    _budget = float("inf")
+    _compiled = None  # the generated function, once promoted
+    stats: Optional[dict] = None
+
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
+        compiled = self._compiled
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        if self._budget == float("inf"):
+            return self._run(args, kwargs)
+        start = time.perf_counter()
+        try:
+            return self._run(args, kwargs)
+        finally:
+            self._budget -= time.perf_counter() - start
+            if self._budget <= 0:
+                self._promote()
+
+    def _promote(self) -> None:
+        self._budget = float("inf")  # (once, also when calls overlap)
+        started = time.perf_counter()
+        generated, fn = self._compile()
+        self._compile = None
+        # what a Function reads to explain a failure in generated code
+        self.filename, self.lines, self.names = generated.filename, generated.lines, \
+            generated.names
+        self._source = generated.source
+        self._compiled = fn
+        if self.stats is not None:
+            self.stats["backend"] = "source"
+            self.stats["seconds"]["promotion"] = time.perf_counter() - started
+
+    def _run(self, args, kwargs):
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
         slots = self._template.copy()
@@ -201,8 +242,16 @@ class Machine:
         return [bound[p] for p in params]
 
     # -- the listing --------------------------------------------------------------------------
-    @functools.cached_property
+    _source = None
+
+    @property
     def source(self) -> str:
+        """The listing of the instructions, or the generated source once promoted."""
+        if self._source is None:
+            self._source = self._listing()
+        return self._source
+
+    def _listing(self) -> str:
         """The instructions, one line each: ``slot = op(slots)``, the freed slots, the node."""
         terms = self._terms
         index = {t: k for k, t in enumerate(terms)}
