@@ -164,7 +164,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
     function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:
     fastest to build), ``"auto"`` the VM for programs of :data:`VM_THRESHOLD` instructions or
-    more. Both give the same values bit for bit and the same errors.
+    more, turned into generated source once its calls have run about as long as compiling
+    takes. Both give the same values bit for bit and the same errors.
 
     Random keys (:func:`graphc.random.key`) that the outputs or updates sample from advance
     after each call (fresh samples per call), unless a key is an input or has an update.
