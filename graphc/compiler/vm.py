@@ -145,10 +145,15 @@ class Machine:
                 self._promote()
 
     def _promote(self) -> None:
-        self._budget = float("inf")  # (once, also when calls overlap)
+        compile_source, self._compile = self._compile, None  # (once, when calls overlap)
+        self._budget = float("inf")
+        if compile_source is None:
+            return
         started = time.perf_counter()
-        generated, fn = self._compile()
-        self._compile = None
+        try:
+            generated, fn = compile_source()
+        except Exception:  # (say, a program too large for compile()): the VM stays
+            return
         # what a Function reads to explain a failure in generated code
         self.filename, self.lines, self.names = generated.filename, generated.lines, \
             generated.names
