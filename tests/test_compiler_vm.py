@@ -268,9 +268,9 @@ def test_allocation_failures_name_the_node_on_the_vm(size, monkeypatch):
         monkeypatch)
 
 
-def _long_chain(depth=130):
+def _long_chain(depth=130, size=10):
     g = gc.Graph()
-    x = g.placeholder("x", (None,))
+    x = g.placeholder("x", (size,))
     h = x
     for _ in range(depth):
         h = gc.tanh(h)
@@ -292,13 +292,24 @@ def test_an_automatic_vm_turns_into_generated_source_after_enough_calls(monkeypa
         assert _same_bits(a, b) and _same_bits(a, c)
     with pytest.raises(gc.FeedError, match="'x'"):  # errors of generated source, explained
         f(np.ones((2, 2)))
-    bad = gc.reshape(outputs[1], (2, -1), name="halves")
-    h = gc.function([x], bad)
-    assert h.stats["backend"] == "vm"
-    for _ in range(2):  # before and after the promotion: the same error
-        with pytest.raises(gc.ShapeError, match="'halves'.*test_compiler_vm.py"):
-            h(np.ones(3))
-    assert h.stats["backend"] == "source"
     for _ in range(3):
         forced(X)
     assert forced.stats["backend"] == "vm"  # a back end asked for stays
+
+
+def test_a_promoted_specialisation_keeps_values_and_errors(monkeypatch):
+    """None sizes: each call shape's program is lowered (the VM here) and promoted alike."""
+    monkeypatch.setattr(function_module, "SOURCE_SECONDS_PER_INSTRUCTION", 1e-7)
+    g, x, outputs = _long_chain(size=None)
+    forced = gc.function([x], outputs, backend="source")
+    f = gc.function([x], outputs)
+    X = np.linspace(-1, 1, 10)
+    for _ in range(3):  # the VM, then generated source
+        for a, b in zip(f(X), forced(X)):
+            assert _same_bits(a, b)
+    assert f.source.startswith("def _graphc_function")
+    bad = gc.reshape(outputs[1], (2, -1), name="halves")
+    h = gc.function([x], bad)
+    for _ in range(3):
+        with pytest.raises(gc.ShapeError, match="'halves'.*test_compiler_vm.py"):
+            h(np.ones(3))

@@ -15,10 +15,11 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen, vm
-from .ir import as_described, check_update, from_graph
+from . import codegen, specialize, vm
+from .ir import as_described, check_update, from_graph, upcasts
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
+from .specialize import Lowered, Specializer
 
 
 class Function:
@@ -28,6 +29,14 @@ class Function:
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes.
 
+    Inputs with ``None`` sizes: the memory plan is made at the first call with each new
+    combination of input shapes (a shape specialisation, see
+    :mod:`graphc.compiler.specialize`); ``source`` and the plan entries of ``stats``
+    (``planned_peak_bytes``, ``reused_buffers``, ``schedule``, ``memory_plan``,
+    ``specialized_shapes``) then describe the program the last call ran, and
+    ``stats["specializations"]`` counts them. Before the first call they describe the generic
+    program (``planned_peak_bytes`` None).
+
     Threads: a function with ``updates`` holds its graph's update lock for the whole call
     (reading the variables, computing, writing), so concurrent calls of the functions that
     update one graph never lose an update; a function without updates takes no lock.
@@ -35,7 +44,8 @@ class Function:
 
     def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
                  lock=None) -> None:
-        self._fn = fn
+        self._fn = fn  # the generated function, or the dispatch of a Specializer
+        self._specializer: Optional[Specializer] = None  # with None sizes: the dispatch
         self._generated = generated
         self._inputs = inputs
         self._lock = lock
@@ -52,7 +62,8 @@ class Function:
 
     @property
     def source(self) -> str:
-        """The generated Python program, or the VM back end's instruction listing."""
+        """The generated Python program, or the VM back end's instruction listing (with
+        ``None`` sizes: of the last call's program)."""
         return self._generated.source
 
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
@@ -87,21 +98,35 @@ class Function:
     def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
         """A graphc error for a failure in the generated code, naming the node that failed."""
         tb = exc.__traceback__
-        frame, line = None, None
+        frame, line, generated = None, None, None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._generated.filename:
-                frame, line = tb.tb_frame, tb.tb_lineno
+            found = self._generated_named(tb.tb_frame.f_code.co_filename)
+            if found is not None:
+                frame, line, generated = tb.tb_frame, tb.tb_lineno, found
             tb = tb.tb_next
         if frame is None:
             if isinstance(exc, TypeError):
                 return self._bad_arguments(args, kwargs, exc)
             return GraphcError(f"compiled function failed: {exc!r}")
-        term = self._generated.lines.get(line)
+        term = generated.lines.get(line)
         if term is None:
             kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
             return kind(f"compiled function failed while storing results: {exc}")
-        values = [_local_value(frame, self._generated.names.get(id(x))) for x in term.inputs]
+        values = [_local_value(frame, generated.names.get(id(x))) for x in term.inputs]
         return kernel_error(as_described(term), exc, values)
+
+    def _generated_named(self, filename: str) -> Optional[codegen.Generated]:
+        """The generated code compiled under ``filename``: the program's, or one of its
+        shape specialisations'."""
+        if self._specializer is not None:
+            return self._specializer.generated_named(filename)
+        return self._generated if filename == self._generated.filename else None
+
+    def _show(self, shown: Lowered) -> None:
+        """Report the program the last call ran (a specialisation or the generic one)."""
+        self._generated = shown.generated
+        self.stats.update(shown.stats)
+        self.stats["specializations"] = self._specializer.count
 
     def _bad_arguments(self, args: tuple, kwargs: dict, exc: Exception) -> GraphcError:
         params = self._generated.params
@@ -196,31 +221,95 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
         program, pass_stats, fired = _optimize(program, tuple(passes))
-        t0 = time.perf_counter()
-        plan = schedule(program)
-        t1 = time.perf_counter()
-        fn, generated, chosen = _lower(program, plan, graph, backend=backend,
-                                       check_numerics=check_numerics, structure=structure,
-                                       trust_input=trust_input, fastmath="fastmath" in passes)
-        t2 = time.perf_counter()
+        options = dict(check_numerics=check_numerics, structure=structure,
+                       trust_input=trust_input, fastmath="fastmath" in passes, backend=backend)
+        generic = _plan_and_lower(program, graph, options)
+    sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
         "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
-        "schedule": plan.strategy,
-        "backend": chosen,
-        "planned_peak_bytes": plan.peak_bytes,
-        "reused_buffers": plan.reused_buffers,
-        "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
-                    "codegen": t2 - t1, "total": t2 - started},
+        **generic.stats,
+        "memory_plan": "generic: before the first call" if sized_at_call else "static",
+        "specializations": 0,
+        "specialized_shapes": None,
+        # where a float value is widened (float32 -> float64): empty for a pure float32 graph
+        "upcasts": upcasts(program.terms),
     }
-    if chosen == "vm":
-        fn.stats = stats  # (a promotion to generated source updates "backend")
-    compiled = Function(fn, generated, inputs, stats,
+    stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
+                        "total": time.perf_counter() - started}
+    fn, specializer = generic.fn, None
+    if isinstance(fn, vm.Machine):  # (a promotion to generated source updates "backend")
+        fn.stats = stats
+    if sized_at_call:  # plan memory again at each call with new input shapes
+        # what stats show while the generic program runs (after a call it could not plan)
+        generic.stats = {key: stats[key] for key in generic.stats}
+        generic.stats["specialized_shapes"] = None
+        if isinstance(generic.fn, vm.Machine):
+            generic.fn.stats = generic.stats
+        specializer = Specializer(program, generic,
+                                  lambda p: _plan_and_lower_paused(p, graph, options),
+                                  lambda shown: compiled._show(shown),
+                                  limit=specialize.MAX_SPECIALIZATIONS)
+        fn = specializer.dispatch
+    compiled = Function(fn, generic.generated, inputs, stats,
                         update_lock(graph) if update_pairs else None)
+    compiled._specializer = specializer
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
     return compiled
+
+
+_LOCK_CREATION = threading.Lock()
+
+
+def update_lock(graph) -> threading.RLock:
+    """The graph's update lock, made at the first compiled function with updates. Reentrant:
+    a kernel (a user's op) may call another updating function of the same graph."""
+    lock = graph.__dict__.get("_update_lock")
+    if lock is None:
+        with _LOCK_CREATION:
+            lock = graph.__dict__.setdefault("_update_lock", threading.RLock())
+    return lock
+
+
+@contextmanager
+def _collector_paused():
+    """Compiling allocates many small objects that all stay alive until it ends; Python's
+    cyclic garbage collector would rescan them again and again (cost growing faster than the
+    graph), and there is no garbage cycle to find meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _plan_and_lower(program, graph, options: dict) -> Lowered:
+    """Schedule (memory plan) and lower one program: the steps every program of a function
+    goes through, the generic one and each shape specialisation."""
+    t0 = time.perf_counter()
+    plan = schedule(program)
+    t1 = time.perf_counter()
+    fn, generated, backend = _lower(program, plan, graph, **options)
+    t2 = time.perf_counter()
+    lowered = Lowered(fn, generated, plan, {
+        "schedule": plan.strategy,
+        "backend": backend,
+        "planned_peak_bytes": plan.peak_bytes,
+        "reused_buffers": plan.reused_buffers,
+        "seconds": {"schedule": t1 - t0, "codegen": t2 - t1},
+    })
+    if backend == "vm":
+        fn.stats = lowered.stats  # (a promotion to generated source updates "backend")
+    return lowered
+
+
+def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
+    with _collector_paused():
+        return _plan_and_lower(program, graph, options)
 
 
 #: The back ends of :func:`function`.
@@ -228,10 +317,10 @@ BACKENDS = ("auto", "source", "vm")
 
 #: From this many instructions on, ``backend="auto"`` runs the instruction list. Measured on
 #: the tanh chain's gradient (benchmarks/bench_chain.py): generating and compiling source
-#: costs 25-45 us per instruction (Python's ``compile()`` alone about 20), lowering to the VM
-#: 1.5-2.5 us; the VM's dispatch adds 0.3-0.5 us per instruction and call (1.5-1.7x on
-#: 10-element ops, nothing on large arrays). At 500 instructions source takes some 15 ms
-#: to build, the VM 1 ms, and source pays back after 20-50 calls of tiny ops.
+#: costs 23-45 us per instruction (Python's ``compile()`` alone about 20), lowering to the VM
+#: 1-2.5 us; the VM's dispatch adds 0.2-0.5 us per instruction and call (1.5x on 10-element
+#: ops, nothing on large arrays). At 500 instructions source takes some 15 ms to build, the
+#: VM 1 ms, and source pays back after 20-100 calls of tiny ops.
 VM_THRESHOLD = 500
 
 #: About what generating and compiling source costs per instruction (measured 23-45 us): an
@@ -266,33 +355,6 @@ def _lower(program, plan, graph, *, backend: str = "auto", check_numerics: bool 
         return machine, machine, "vm"
     generated, fn = generate()
     return fn, generated, "source"
-
-
-_LOCK_CREATION = threading.Lock()
-
-
-def update_lock(graph) -> threading.RLock:
-    """The graph's update lock, made at the first compiled function with updates. Reentrant:
-    a kernel (a user's op) may call another updating function of the same graph."""
-    lock = graph.__dict__.get("_update_lock")
-    if lock is None:
-        with _LOCK_CREATION:
-            lock = graph.__dict__.setdefault("_update_lock", threading.RLock())
-    return lock
-
-
-@contextmanager
-def _collector_paused():
-    """Compiling allocates many small objects that all stay alive until it ends; Python's
-    cyclic garbage collector would rescan them again and again (cost growing faster than the
-    graph), and there is no garbage cycle to find meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _optimize(program, passes: tuple):
