@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import GraphcError
 from ..graph import _checked_value
 from ..ops.nn import _sigmoid  # the kernel whose steps a 0-d sigmoid is written as
 from ..ops.registry import REGISTRY
@@ -143,7 +144,16 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     where: dict[int, Term] = {}
 
     # Arguments: validated like g.run feeds, with a fast path for arrays that already fit.
-    header = f"def _graphc_function({', '.join(params)}):"
+    # The parameters are positional-only with a default, and the rest is gathered, so a call
+    # always binds: keywords and wrong counts go to ``_rebind`` (the Function's), and every
+    # error is explained by ``_explain``; the Function calls this function with no frame
+    # of its own between (see :func:`bind_hooks`).
+    emit.globals.update(_NO=MISSING, _GraphcError=GraphcError)
+    header = "def _graphc_function(" + "".join(f"{p}=_NO, " for p in params) + \
+        ("/, " if params else "") + "*_more, **_named):"
+    prologue = ["    if _more or _named" + "".join(f" or {p} is _NO" for p in params) + ":",
+                f"        return _rebind(_more, _named, ({''.join(p + ', ' for p in params)}))",
+                "    try:"]
     if not check_numerics:  # (the float path has no per-term checks)
         lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
                                  structure, fastmath=fastmath))
@@ -277,28 +287,54 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         results.append(result)
     lines.append(f"    return {_assemble(structure if structure is not None else 0, results, emit)}")
 
-    source = header + "\n" + "\n".join(lines) + "\n"
+    epilogue = ["    except _GraphcError:",
+                "        raise",
+                "    except Exception as _exc:  # a graphc error naming the node that failed",
+                "        raise _explain(_exc) from _exc"]
+    source = "\n".join([header, *prologue, *("    " + line for line in lines), *epilogue]) + "\n"
+    where = {k + len(prologue): term for k, term in where.items()}
     filename = f"<graphc-function-{next(_COUNTER)}>"
     return Generated(source, emit.globals, filename, where, params, names)
 
 
-#: Ops the Python-float path computes (templates over Python floats); ``+ - * /`` on floats
-#: are the same IEEE operations as NumPy's float64 kernels, bit for bit.
-FLOAT_TEMPLATES = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / {}",
-                   "neg": "-{}", "square": "{0} * {0}"}
+#: The largest and the smallest normal float64.
+_BIG, _TINY = "1.7976931348623157e+308", "2.2250738585072014e-308"
+
+#: Ops the Python-float path computes: op -> (the registry kernel it stands for, the
+#: expression over floats, the guard). Each gives the NumPy kernel's float64 value bit for
+#: bit: ``+ - * /``, ``abs`` and ``math.sqrt`` are the same IEEE operations (all correctly
+#: rounded); ``exp``, ``log`` and ``tanh`` call NumPy's own ufunc on the float. The guard is
+#: the range in which the op raises no floating-point flag (so the caller's error state,
+#: which the float path never sets, cannot matter); outside it (NaN, overflow, a subnormal)
+#: the call takes the NumPy path, which computes under the ignoring state as g.run does.
+FLOAT_OPS = {
+    "add": (np.add, "{} + {}", None), "sub": (np.subtract, "{} - {}", None),
+    "mul": (np.multiply, "{} * {}", None), "div": (np.true_divide, "{} / {}", None),
+    "neg": (np.negative, "-{}", None), "square": (np.square, "{0} * {0}", None),
+    "abs": (np.absolute, "abs({})", None),
+    "sqrt": (np.sqrt, "_sqrt({})", "{0} >= 0.0"),
+    "exp": (np.exp, "float(_exp({}))", "-708.0 <= {0} <= 709.0"),
+    "log": (np.log, "float(_log({}))", f"{_TINY} <= {{0}} <= {_BIG}"),
+    "tanh": (np.tanh, "float(_tanh({}))", f"{{0}} == 0.0 or 1e-150 <= abs({{0}}) <= {_BIG}"),
+}
+
+
+class FloatPathExit(Exception):
+    """Raised by a guard of the float path: the NumPy path computes this call."""
 
 
 def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, structure,
                 fastmath: bool) -> list:
     """Lines computing the whole program over Python floats, taken when every argument is a
-    Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all 0-d float64 (a scalar function and its
-    gradients), made of ``+ - * /``, ``neg``, ``square`` and ``sigmoid`` (the kernel's own
-    steps), with no variables, updates or checks. NumPy's 0-d machinery costs 0.1-0.4 us per
-    op; a float operation 0.02 us. The values are the NumPy path's bit for bit: ``exp`` is
-    NumPy's (``math.exp`` differs from it in the last bit for a few percent of arguments, so
-    it is used only with ``fastmath``). A division by zero, which raises for floats, falls
-    through to the NumPy path (which gives inf or NaN as g.run does). Outputs are NumPy
-    float64 scalars or 0-d arrays, as on the NumPy path."""
+    Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all
+    0-d float64 (a scalar function and its gradients), made of the :data:`FLOAT_OPS` and
+    ``sigmoid`` (the kernel's own steps), with no variables, updates or checks. NumPy's 0-d
+    machinery costs 0.1-0.4 us per op; a float operation 0.02 us. The values are the NumPy
+    path's bit for bit: ``exp`` is NumPy's (``math.exp`` differs from it in the last bit for
+    a few percent of arguments, so it is used only with ``fastmath``). A division by zero
+    (which raises for floats) and a value outside a guard fall through to the NumPy path
+    (which gives inf or NaN as g.run does). Outputs are NumPy float64 scalars or 0-d arrays,
+    as on the NumPy path."""
     f64 = np.dtype(np.float64)
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
@@ -311,29 +347,34 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         if term.op != "constant" or term.shape != () or term.dtype.kind not in "fiub":
             return []
         value = term.attrs["value"].item()  # int * float is float * float, as in NumPy
+        if type(value) in (int, bool) and float(value) == value:
+            value = float(value)  # the same value; float-float operations are the fast ones
         local[id(term)] = _literal(value) or emit.bind("_c", value)
     body = []
     for pos, term in enumerate(plan.order):
-        sigmoid = (term.op == "sigmoid" and REGISTRY["sigmoid"].kernel is _sigmoid)
+        kernel = REGISTRY[term.op].kernel
+        sigmoid = term.op == "sigmoid" and kernel is _sigmoid
         if (term.shape != () or term.dtype != f64 or REGISTRY[term.op].checked
-                or not (sigmoid or (term.op in FLOAT_TEMPLATES and REGISTRY[term.op].kernel
-                                    is OPERATORS[term.op][0]))):
+                or not (sigmoid or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
             return []
         args = [local[id(x)] for x in term.inputs]
-        if sigmoid:
-            if fastmath:
-                emit.globals["_math_exp"] = math.exp
-                exp = "_math_exp({})"
-            else:  # NumPy's exp of the float, as a float
-                emit.globals["_exp"] = np.exp
-                exp = "_exp({}).item()"
-            call = (f"1 / (1 + {exp.format('-_s')}) if (_s := {args[0]}) >= 0 else "
-                    f"(_t := {exp.format('_s')}) * (1 / (1 + _t))")
-        else:
-            call = FLOAT_TEMPLATES[term.op].format(*args)
-        local[id(term)] = f"_f{pos}"
-        body.append(f"            _f{pos} = {call}")
-    emit.globals["_float64"] = np.float64
+        name = local[id(term)] = f"_f{pos}"
+        if sigmoid:  # e = exp(-|x|) in (0, 1]; then 1 / (1 + e), or e / (1 + e) for x < 0
+            x, e = args[0], f"_e{pos}"
+            exp = "_math_exp({})" if fastmath else "float(_exp({}))"
+            body += [f"if not -708.0 <= {x} <= 708.0: raise _FloatPathExit",
+                     f"{e} = {exp.format(f'-{x} if {x} >= 0.0 else {x}')}",
+                     f"{name} = 1.0 / (1.0 + {e}) if {x} >= 0.0 else {e} * (1.0 / (1.0 + {e}))"]
+            continue
+        _, template, guard = FLOAT_OPS[term.op]
+        if guard is not None:
+            body.append(f"if not ({guard.format(*args)}): raise _FloatPathExit")
+        if fastmath and term.op == "exp":
+            template = "_math_exp({})"
+        body.append(f"{name} = {template.format(*args)}")
+    emit.globals.update(_float64=np.float64, _dt_float64=f64, _FloatPathExit=FloatPathExit,
+                        _exp=np.exp, _log=np.log, _tanh=np.tanh, _sqrt=math.sqrt,
+                        _math_exp=math.exp)
     returned: set = set()
     results = []
     for term in program.outputs:
@@ -341,17 +382,16 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
         results.append(f"_float64({name})" if result == name else result)
-    emit.globals["_dt_float64"] = f64
     tests, floats = [], []
     for i, term in enumerate(program.inputs):
         p = params[id(term)]
         tests.append(f"({p}.__class__ is float or {p}.__class__ is _float64 or "
                      f"{p}.__class__ is _ndarray and {p}.dtype is _dt_float64 and {p}.shape == ())")
-        floats.append(f"            _a{i} = float({p})")
+        floats.append(f"_a{i} = float({p})")
     return (["    if (" + " and\n            ".join(tests) + "):",
              "        # floats, float64 scalars or 0-d arrays: the same values over Python floats",
-             "        try:"] + floats + body +
-            ["        except ZeroDivisionError:  # inf or NaN: the NumPy path below",
+             "        try:"] + ["            " + line for line in floats + body] +
+            ["        except (ZeroDivisionError, _FloatPathExit):  # inf, NaN: the NumPy path",
              "            pass",
              "        else:",
              f"            return {_assemble(structure if structure is not None else 0, results, emit)}"])
@@ -497,8 +537,21 @@ def _numerics_checker(term: Term):
 
 
 def compile_source(generated: Generated):
-    """Execute the generated text; returns the Python function."""
+    """Execute the generated text; returns the Python function (call :func:`bind_hooks`
+    before calling it)."""
     code = compile(generated.source, generated.filename, "exec")
     namespace = dict(generated.globals)
     exec(code, namespace)
     return namespace["_graphc_function"]
+
+
+#: The default of every parameter of a generated function: the argument was not given.
+MISSING = type("Missing", (), {"__repr__": lambda self: "<not given>"})()
+
+
+def bind_hooks(fn, *, explain, rebind) -> None:
+    """Give a compiled function its two hooks: ``explain(exc)``, the graphc error for an
+    exception raised in it, and ``rebind(more, named, given)``, called for a call with
+    keywords, too many or too few arguments (``given``: one value per parameter,
+    :data:`MISSING` where none came), which checks them and calls ``fn`` positionally."""
+    fn.__globals__.update(_explain=explain, _rebind=rebind)
