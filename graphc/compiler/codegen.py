@@ -297,25 +297,32 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     return Generated(source, emit.globals, filename, where, params, names)
 
 
-#: The largest and the smallest normal float64.
-_BIG, _TINY = "1.7976931348623157e+308", "2.2250738585072014e-308"
+#: The largest finite float64, and a test that a float is 0 or not tiny (NumPy's kernels
+#: may raise the underflow flag for subnormal arguments and results).
+_BIG = "1.7976931348623157e+308"
+_NOT_TINY = "({0} == 0.0 or 1e-150 <= abs({0}))"
 
 #: Ops the Python-float path computes: op -> (the registry kernel it stands for, the
 #: expression over floats, the guard). Each gives the NumPy kernel's float64 value bit for
 #: bit: ``+ - * /``, ``abs`` and ``math.sqrt`` are the same IEEE operations (all correctly
-#: rounded); ``exp``, ``log`` and ``tanh`` call NumPy's own ufunc on the float. The guard is
-#: the range in which the op raises no floating-point flag (so the caller's error state,
-#: which the float path never sets, cannot matter); outside it (NaN, overflow, a subnormal)
-#: the call takes the NumPy path, which computes under the ignoring state as g.run does.
+#: rounded), ``sign`` is NumPy's loop written out; the others (expression None) call NumPy's
+#: own ufunc on the float. The guard is a range in which the op raises no floating-point
+#: flag, so the caller's error state (which the float path never sets) cannot matter; out of
+#: it (NaN, overflow, a subnormal, a pole) the call takes the NumPy path, which computes
+#: under the ignoring state as g.run does.
 FLOAT_OPS = {
     "add": (np.add, "{} + {}", None), "sub": (np.subtract, "{} - {}", None),
     "mul": (np.multiply, "{} * {}", None), "div": (np.true_divide, "{} / {}", None),
     "neg": (np.negative, "-{}", None), "square": (np.square, "{0} * {0}", None),
     "abs": (np.absolute, "abs({})", None),
+    "sign": (np.sign, "(1.0 if {0} > 0.0 else -1.0 if {0} < 0.0 else 0.0 if {0} == 0.0 "
+                      "else {0})", None),
     "sqrt": (np.sqrt, "_sqrt({})", "{0} >= 0.0"),
-    "exp": (np.exp, "float(_exp({}))", "-708.0 <= {0} <= 709.0"),
-    "log": (np.log, "float(_log({}))", f"{_TINY} <= {{0}} <= {_BIG}"),
-    "tanh": (np.tanh, "float(_tanh({}))", f"{{0}} == 0.0 or 1e-150 <= abs({{0}}) <= {_BIG}"),
+    "exp": (np.exp, None, "-708.0 <= {0} <= 709.0"),
+    "expm1": (np.expm1, None, f"-{_BIG} <= {{0}} <= 709.0 and {_NOT_TINY}"),
+    "log": (np.log, None, f"2.2250738585072014e-308 <= {{0}} <= {_BIG}"),
+    "log1p": (np.log1p, None, f"-1.0 < {{0}} <= {_BIG} and {_NOT_TINY}"),
+    "tanh": (np.tanh, None, f"-{_BIG} <= {{0}} <= {_BIG} and {_NOT_TINY}"),
 }
 
 
@@ -371,10 +378,11 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             body.append(f"if not ({guard.format(*args)}): raise _FloatPathExit")
         if fastmath and term.op == "exp":
             template = "_math_exp({})"
+        elif template is None:  # NumPy's ufunc on the float, as a float
+            template = f"float({emit.kernel(term.op)}({{}}))"
         body.append(f"{name} = {template.format(*args)}")
     emit.globals.update(_float64=np.float64, _dt_float64=f64, _FloatPathExit=FloatPathExit,
-                        _exp=np.exp, _log=np.log, _tanh=np.tanh, _sqrt=math.sqrt,
-                        _math_exp=math.exp)
+                        _exp=np.exp, _sqrt=math.sqrt, _math_exp=math.exp)
     returned: set = set()
     results = []
     for term in program.outputs:
