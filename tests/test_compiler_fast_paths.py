@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import ops
 from graphc.compiler.passes import DEFAULT_PASSES
 
 SPECIAL = [3.0, -4.0, 0.0, -0.0, 1e300, -1e300, 800.0, -800.0, 1e-320, float("inf"),
@@ -291,3 +292,69 @@ def test_error_state_only_where_an_op_may_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # -int64 min overflows: ignored, as g.run does
         assert negate(np.int64(-2**63)) == g.run(-k, {k: np.int64(-2**63)})
+
+
+def test_broadcasts_sums_and_indexing_called_directly_give_the_kernels_values():
+    """Each small op written directly in the generated code, against g.run (the registry's
+    kernels), bit for bit, with sizes known and unknown."""
+    g = gc.Graph()
+    m = g.placeholder("m", (None, 3))
+    v = g.placeholder("v", (None,))
+    k = g.placeholder("k", (None, 3), "int8")
+    one = g.constant(np.array([[-0.0]]))
+    outs = {
+        "single": ops.broadcast_like(one, m),  # one element: a strides-0 view
+        "scalar": gc.broadcast_to(g.constant(2.5), (2, 3)),
+        "row": ops.broadcast_like(g.constant(np.array([1.0, -2.0, 3.0])), m),
+        "sum_to": ops.sum_to(m * 2.0, g.constant(np.ones((1, 3)))),
+        "sum_to_lead": ops.sum_to(m * 2.0, g.constant(np.ones(3))),
+        "sum_to_int8": ops.sum_to(k * k, g.constant(np.ones((1, 3), np.int8))),
+        "sliced": (m * 1.0)[::-1, 1:],
+        "picked": (m * 1.0)[:, 2],
+        "stepped": (v * 1.0)[-1:0:-2],
+        "expanded": gc.expand_dims(v * 1.0, (0, 2)),
+        "inner": v[:, None] * g.constant(np.array([1.0, -1.0, 0.5]))[None, :],
+    }
+    f = gc.function([m, v, k], outs)
+    for text in ("_broadcast_single(", "_broadcast_to(", "_add_reduce(", "[..., ::-1, 1:]",
+                 "[..., :, 2]", "[..., -1:0:-2]", "[None, :, None]"):
+        assert text in f.source, text
+    # summing (None, 3) to (1, 3) depends on whether the run-time size is 1: the kernel's
+    assert f.source.count("_k_sum_to(") == 2
+    rng = np.random.default_rng(3)
+    for rows in (1, 4):
+        M = rng.standard_normal((rows, 3))
+        M[0, 0] = -0.0
+        V = rng.standard_normal(rows + 2)
+        K = rng.integers(-100, 100, (rows, 3)).astype(np.int8)  # k * k wraps, as in NumPy
+        got, want = f(M, V, K), g.run(outs, {m: M, v: V, k: K})
+        for key in outs:
+            assert got[key].shape == want[key].shape and got[key].dtype == want[key].dtype, key
+            assert got[key].tobytes() == want[key].tobytes(), key
+            got[key][...] = 0  # outputs are the caller's: writable, sharing nothing
+        assert f(M, V, K)["single"].tobytes() == want["single"].tobytes()
+
+
+def test_gradients_through_broadcast_and_indexing_as_g_run():
+    g = gc.Graph()
+    u, w = g.placeholder("u", (None,)), g.placeholder("w", (3,))
+    X, b = g.placeholder("X", (None, 3)), g.placeholder("b", (3,))
+    p = gc.sum(gc.tanh(u[:, None] * w[None, :])) + gc.sum(gc.tanh(X * w + b) ** 2)
+    outs = [p, *gc.gradients(p, [u, w, X, b])]
+    f = gc.function([u, w, X, b], outs)
+    assert "_k_getitem_grad" not in f.source and "_k_broadcast_like" not in f.source
+    rng = np.random.default_rng(4)
+    U, W, XX, B = (rng.standard_normal(s) for s in ((4,), (3,), (4, 3), (3,)))
+    for a, r in zip(f(U, W, XX, B), g.run(outs, {u: U, w: W, X: XX, b: B})):
+        assert np.asarray(a).tobytes() == np.asarray(r).tobytes()
+    gu = f(U, W, XX, B)[1]  # d/du sum tanh(u w^T) = (1 - tanh^2) w, by hand
+    np.testing.assert_allclose(gu, (1 - np.tanh(np.outer(U, W)) ** 2) @ W, rtol=1e-12)
+
+
+def test_a_broadcast_view_of_one_element_is_read_only_and_keeps_its_base():
+    from graphc.compiler.codegen import broadcast_single
+    base = np.array([[1.5]])
+    view = broadcast_single(base, (2, 3))
+    assert view.shape == (2, 3) and not view.flags.writeable and view.base is base
+    np.testing.assert_array_equal(view, np.broadcast_to(base, (2, 3)))
+    assert broadcast_single(np.float32(2.0), (0, 2)).dtype == np.float32

@@ -511,8 +511,10 @@ def _sum_to_call(term: Term, args: list, emit: _Emitter) -> Optional[str]:
     batch = term.attrs["batch"]
     lead = x.ndim - batch - like.ndim
     pairs = list(zip(like.shape, x.shape[batch + lead:]))
-    if batch or any(d is None and e != 1 for d, e in pairs):
-        return None  # a batch, or a size of like that may or may not be 1
+    # (summing a size that is 1 at run time would turn -0.0 into 0.0: reduce_to skips it)
+    if batch or not all(e == 1 or (d is not None and (d != 1 or e is not None))
+                        for d, e in pairs):
+        return None  # a batch, or a dimension summed only if its run-time size is not 1
     axes = tuple(range(lead)) + tuple(lead + k for k, (d, e) in enumerate(pairs)
                                       if d == 1 and e != 1)
     if not axes:
