@@ -339,16 +339,18 @@ def test_gradients_through_broadcast_and_indexing_as_g_run():
     g = gc.Graph()
     u, w = g.placeholder("u", (None,)), g.placeholder("w", (3,))
     X, b = g.placeholder("X", (None, 3)), g.placeholder("b", (3,))
-    p = gc.sum(gc.tanh(u[:, None] * w[None, :])) + gc.sum(gc.tanh(X * w + b) ** 2)
+    p = (gc.sum(gc.tanh(u[:, None] * w[None, :])) + gc.sum(gc.tanh(X * w + b) ** 2)
+         + gc.sum(X[:, 1] * u) + gc.sum(X[1:, ::-1] * w))  # the other indexes: the kernel
     outs = [p, *gc.gradients(p, [u, w, X, b])]
     f = gc.function([u, w, X, b], outs)
-    assert "_k_getitem_grad" not in f.source and "_k_broadcast_like" not in f.source
+    assert f.source.count("_k_getitem_grad(") == 2 and "_k_broadcast_like" not in f.source
     rng = np.random.default_rng(4)
     U, W, XX, B = (rng.standard_normal(s) for s in ((4,), (3,), (4, 3), (3,)))
     for a, r in zip(f(U, W, XX, B), g.run(outs, {u: U, w: W, X: XX, b: B})):
         assert np.asarray(a).tobytes() == np.asarray(r).tobytes()
-    gu = f(U, W, XX, B)[1]  # d/du sum tanh(u w^T) = (1 - tanh^2) w, by hand
-    np.testing.assert_allclose(gu, (1 - np.tanh(np.outer(U, W)) ** 2) @ W, rtol=1e-12)
+    gu = f(U, W, XX, B)[1]  # d/du: (1 - tanh^2(u w^T)) w + X[:, 1], by hand
+    np.testing.assert_allclose(gu, (1 - np.tanh(np.outer(U, W)) ** 2) @ W + XX[:, 1],
+                               rtol=1e-12)
 
 
 def test_a_broadcast_view_of_one_element_is_read_only_and_keeps_its_base():

@@ -492,7 +492,7 @@ def _direct_call(term: Term, args: list, operators: bool, emit: _Emitter) -> Opt
         # g scattered into zeros through full slices and new axes only: every element of
         # the result is one of g, so it is g without the new axes (no batch dimensions)
         like = term.inputs[1]
-        if term.ndim == like.ndim and all(e[0] != "slice" or e[1:] == (None, None, 1)
+        if term.ndim == like.ndim and all(e == ("newaxis",) or e == ("slice", None, None, 1)
                                           for e in term.attrs["index"]):
             return f"{args[0]}.reshape({args[1]}.shape)"
     return None
