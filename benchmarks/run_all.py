@@ -129,6 +129,15 @@ def scalar(rounds: int) -> dict:
             "compile_ms": compile_s * 1e3}
 
 
+def small_ops(name: str, rounds: int) -> dict:
+    """A small-op gradient graph of bench_scalar.SMALL_OPS (broadcasts, sum_to, indexing)."""
+    from bench_scalar import SMALL_OPS
+
+    ours, theirs = SMALL_OPS[name]()
+    return {"unit": "us", "scale": 1e6,
+            "times": per_round({"graphc": ours, "numpy": theirs}, rounds, 0.05)}
+
+
 def _function_options(gc) -> set:
     import inspect
     return set(inspect.signature(gc.function).parameters)
@@ -235,6 +244,9 @@ def run(quick: bool, rounds: int) -> dict:
     for dtype in ("float64", "float32"):
         results[f"mlp {dtype}"] = mlp(dtype, rounds)
     results["cs231n"] = scalar(rounds)
+    from bench_scalar import SMALL_OPS
+    for name in SMALL_OPS:
+        results[f"small ops: {name}"] = small_ops(name, rounds)
     for d in depths:
         results[f"scalar chain D={d}"] = scalar_chain(d, rounds)
     for n in sizes:

@@ -152,7 +152,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     header = "def _graphc_function(" + "".join(f"{p}=_NO, " for p in params) + \
         ("/, " if params else "") + "*_more, **_named):"
     prologue = ["    if _more or _named" + "".join(f" or {p} is _NO" for p in params) + ":",
-                f"        return _rebind(_more, _named, ({''.join(p + ', ' for p in params)}))",
+                f"        return _rebind(_more, _named, {_tuple_display(params)})",
                 "    try:"]
     if not check_numerics:  # (the float path has no per-term checks)
         lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
@@ -639,8 +639,17 @@ def compile_source(generated: Generated):
     return namespace["_graphc_function"]
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
 #: The default of every parameter of a generated function: the argument was not given.
-MISSING = type("Missing", (), {"__repr__": lambda self: "<not given>"})()
+MISSING = _Missing()
+
+
+def _tuple_display(items: list) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def bind_hooks(fn, *, explain, rebind) -> None:
