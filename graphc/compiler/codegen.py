@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import GraphcError
 from ..graph import _checked_value
-from ..ops.nn import _sigmoid  # the kernel whose steps a 0-d sigmoid is written as
+from ..ops.nn import _relu, _sigmoid  # kernels the float path writes out
 from ..ops.registry import REGISTRY
 from ..runtime import check_feed_value, errors_ignored, errors_restored
 from .ir import Program, Term
@@ -301,6 +301,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
 #: may raise the underflow flag for subnormal arguments and results).
 _BIG = "1.7976931348623157e+308"
 _NOT_TINY = "({0} == 0.0 or 1e-150 <= abs({0}))"
+_ORDERED = "{0} > {1} or {0} < {1} or {0} == {1} != 0.0"  # no NaN, no two zeros
 
 #: Ops the Python-float path computes: op -> (the registry kernel it stands for, the
 #: expression over floats, the guard). Each gives the NumPy kernel's float64 value bit for
@@ -323,7 +324,20 @@ FLOAT_OPS = {
     "log": (np.log, None, f"2.2250738585072014e-308 <= {{0}} <= {_BIG}"),
     "log1p": (np.log1p, None, f"-1.0 < {{0}} <= {_BIG} and {_NOT_TINY}"),
     "tanh": (np.tanh, None, f"-{_BIG} <= {{0}} <= {_BIG} and {_NOT_TINY}"),
+    # NaN and equal zeros (whose sign NumPy's loops may pick either way) go to the NumPy path
+    "maximum": (np.maximum, "({0} if {0} > {1} else {1})", _ORDERED),
+    "minimum": (np.minimum, "({0} if {0} < {1} else {1})", _ORDERED),
+    "relu": (_relu, "({0} if {0} > 0.0 else 0.0)", "{0} > 0.0 or {0} < 0.0"),
+    # bool results (Python bools; NaN compares as in NumPy) and the selection they drive
+    "greater": (np.greater, "{} > {}", None), "less": (np.less, "{} < {}", None),
+    "greater_equal": (np.greater_equal, "{} >= {}", None),
+    "less_equal": (np.less_equal, "{} <= {}", None),
+    "equal": (np.equal, "{} == {}", None), "not_equal": (np.not_equal, "{} != {}", None),
+    "logical_not": (np.logical_not, "(not {})", None),
+    "where": (np.where, "({1} if {0} else {2})", None),
 }
+_BOOL_RESULTS = frozenset({"greater", "less", "greater_equal", "less_equal", "equal",
+                           "not_equal", "logical_not"})
 
 
 class FloatPathExit(Exception):
@@ -361,7 +375,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     for pos, term in enumerate(plan.order):
         kernel = REGISTRY[term.op].kernel
         sigmoid = term.op == "sigmoid" and kernel is _sigmoid
-        if (term.shape != () or term.dtype != f64 or REGISTRY[term.op].checked
+        dtype = np.dtype(bool) if term.op in _BOOL_RESULTS else f64
+        if (term.shape != () or term.dtype != dtype or REGISTRY[term.op].checked
                 or not (sigmoid or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
             return []
         args = [local[id(x)] for x in term.inputs]
@@ -381,7 +396,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         elif template is None:  # NumPy's ufunc on the float, as a float
             template = f"float({emit.kernel(term.op)}({{}}))"
         body.append(f"{name} = {template.format(*args)}")
-    emit.globals.update(_float64=np.float64, _dt_float64=f64, _FloatPathExit=FloatPathExit,
+    emit.globals.update(_float64=np.float64, _bool_=np.bool_, _dt_float64=f64,
+                        _FloatPathExit=FloatPathExit,
                         _exp=np.exp, _sqrt=math.sqrt, _math_exp=math.exp)
     returned: set = set()
     results = []
@@ -389,7 +405,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         name = local[id(term)]
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
-        results.append(f"_float64({name})" if result == name else result)
+        box = "_bool_" if term.dtype == bool else "_float64"  # NumPy scalars, as NumPy gives
+        results.append(f"{box}({name})" if result == name else result)
     tests, floats = [], []
     for i, term in enumerate(program.inputs):
         p = params[id(term)]
@@ -546,7 +563,7 @@ def broadcast_single(x, shape: tuple) -> np.ndarray:
     same read-only view (every stride 0), made directly in a quarter of the time."""
     x = np.asarray(x)
     view = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
-    view.flags.writeable = False
+    view.setflags(write=False)
     return view
 
 
