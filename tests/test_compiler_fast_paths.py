@@ -120,8 +120,8 @@ def test_the_float_ops_match_numpy_on_many_arguments():
     """Each op of the float path against its NumPy kernel on a 0-d array, far from the
     special values too: random arguments over the whole exponent range."""
     rng = np.random.default_rng(15)
-    values = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-5, 6, 2000),
-                             rng.uniform(-750, 750, 500), GRID])
+    values = np.concatenate([rng.standard_normal(800) * 10.0 ** rng.integers(-5, 6, 800),
+                             rng.uniform(-750, 750, 200), GRID])
     g = gc.Graph()
     x = g.placeholder("x", ())
     for op in (gc.exp, gc.expm1, gc.log, gc.log1p, gc.tanh, gc.sqrt, gc.abs, gc.sign,
