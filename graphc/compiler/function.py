@@ -65,14 +65,14 @@ class Function:
         the parameters, then the call; or the FeedError saying what is wrong."""
         args = tuple(v for v in given if v is not codegen.MISSING) + more
         params = self._generated.params
-        by_name = dict(zip((n.name for n in self._inputs), params))
+        position = {p: k for k, p in enumerate(params)}
+        position.update((n.name, k) for k, n in enumerate(self._inputs))  # names, or _p<k>
         full = list(args[:len(params)]) + [codegen.MISSING] * (len(params) - len(args))
         for key, value in named.items():
-            param = by_name.get(key, key)
-            if len(args) > len(params) or param not in params or \
-                    params.index(param) < len(args):
+            k = position.get(key)
+            if len(args) > len(params) or k is None or k < len(args):
                 raise self._bad_arguments(args, named)
-            full[params.index(param)] = value
+            full[k] = value
         if len(args) > len(params) or any(v is codegen.MISSING for v in full):
             raise self._bad_arguments(args, named)
         return self._fn(*full)
