@@ -11,6 +11,7 @@ the same text.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import keyword
@@ -336,6 +337,9 @@ FLOAT_OPS = {
     "logical_not": (np.logical_not, "(not {})", None),
     "where": (np.where, "({1} if {0} else {2})", None),
 }
+#: The float ops whose expression reads each operand once (and has no guard).
+_INLINE_INTO = frozenset({"add", "sub", "mul", "div", "neg", "abs", "greater", "less",
+                          "greater_equal", "less_equal", "equal", "not_equal", "logical_not"})
 _BOOL_RESULTS = frozenset({"greater", "less", "greater_equal", "less_equal", "equal",
                            "not_equal", "logical_not"})
 
@@ -371,6 +375,12 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         if type(value) in (int, bool) and float(value) == value:
             value = float(value)  # the same value; float-float operations are the fast ones
         local[id(term)] = _literal(value) or emit.bind("_c", value)
+    # A value used once, by an operator that reads each operand once, is written inside that
+    # operator's expression: the same operations without a local to store and load.
+    uses = collections.Counter(id(x) for t in plan.order for x in t.inputs)
+    uses.update(id(t) for t in program.outputs)
+    inside = {id(x) for t in plan.order if t.op in _INLINE_INTO for x in t.inputs
+              if uses[id(x)] == 1}
     body = []
     for pos, term in enumerate(plan.order):
         kernel = REGISTRY[term.op].kernel
@@ -395,7 +405,10 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             template = "_math_exp({})"
         elif template is None:  # NumPy's ufunc on the float, as a float
             template = f"float({emit.kernel(term.op)}({{}}))"
-        body.append(f"{name} = {template.format(*args)}")
+        if id(term) in inside:
+            local[id(term)] = f"({template.format(*args)})"
+        else:
+            body.append(f"{name} = {template.format(*args)}")
     emit.globals.update(_float64=np.float64, _bool_=np.bool_, _dt_float64=f64,
                         _FloatPathExit=FloatPathExit,
                         _exp=np.exp, _sqrt=math.sqrt, _math_exp=math.exp)
