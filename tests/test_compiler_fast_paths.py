@@ -1,6 +1,7 @@
 """The compiled functions' fast paths (issue 15) compute what the NumPy path and g.run do:
 the Python-float path of scalar programs, 0-d float arguments, ``trust_input``, the error
 state set without ``np.errstate``, and kernels called directly (``np.add.reduce``, reshape)."""
+import threading
 import warnings
 
 import numpy as np
@@ -377,3 +378,20 @@ def test_a_broadcast_view_of_one_element_is_read_only_and_keeps_its_base():
     assert view.shape == (2, 3) and not view.flags.writeable and view.base is base
     np.testing.assert_array_equal(view, np.broadcast_to(base, (2, 3)))
     assert broadcast_single(np.float32(2.0), (0, 2)).dtype == np.float32
+
+
+def test_a_function_with_updates_takes_keywords_and_releases_its_lock_after_an_error():
+    g = gc.Graph()
+    c = g.variable("c", 0.0)
+    step = g.placeholder("step", ())
+    f = gc.function([step], c, updates={c: c + step})
+    assert f(step=1.0) == 0.0 and f(2.0) == 1.0
+    with pytest.raises(gc.FeedError, match="takes 1 input"):
+        f(1.0, 2.0)
+    with pytest.raises(gc.FeedError, match="'step'"):
+        f("one")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(f(step=4.0)))
+    worker.start()
+    worker.join(timeout=10)
+    assert done == [3.0] and c.value == 7.0  # the lock was free again
