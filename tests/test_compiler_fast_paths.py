@@ -1,6 +1,8 @@
-"""The compiled functions' fast paths (issue 15) compute what the NumPy path and g.run do:
-the Python-float path of scalar programs, 0-d float arguments, ``trust_input``, the error
-state set without ``np.errstate``, and kernels called directly (``np.add.reduce``, reshape)."""
+"""The compiled functions' fast paths compute what the NumPy path and g.run do: the
+Python-float path of scalar programs (in any error state), 0-d float arguments,
+``trust_input``, the error state set without ``np.errstate``, kernels called directly
+(``np.add.reduce``, reshapes, indexes, broadcasts, ``sum_to``), and calls that go straight into
+the generated function (keywords, wrong counts, locks)."""
 import threading
 import warnings
 
