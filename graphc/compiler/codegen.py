@@ -7,7 +7,9 @@ else bound as globals; weak Python-scalar constants are literals, so NumPy's wea
 is preserved. No user object ever reaches the source as code: output keys, container types
 and any other value are bound as globals (data), and names in comments are escaped with the
 built-in ``str.__repr__``. Names are numbered by position, so the same program always gives
-the same text.
+the same text. Every call binds (positional-only parameters with a default, the rest
+gathered) and the function explains its own errors (:func:`bind_hooks`), so a ``Function``
+hands calls straight to it.
 """
 from __future__ import annotations
 
