@@ -51,7 +51,8 @@ def mixed():
     g = gc.Graph()
     x, y = g.placeholder("x", ()), g.placeholder("y", ())
     f = (gc.tanh(x) * gc.exp(-y) + gc.log(x * x + 1.0) + gc.sqrt(x * x + y * y)
-         + gc.abs(x - y) + gc.log(y * y) + gc.expm1(x) / (x - 2.0) + gc.sigmoid(x * y))
+         + gc.abs(x - y) + gc.log(y * y) + gc.expm1(x) / (x - 2.0) + gc.sigmoid(x * y)
+         + gc.softplus(x - y))
     return g, x, y, [f, *gc.gradients(f, [x, y])]
 
 
@@ -128,7 +129,7 @@ def test_the_float_ops_match_numpy_on_many_arguments():
     g = gc.Graph()
     x = g.placeholder("x", ())
     for op in (gc.exp, gc.expm1, gc.log, gc.log1p, gc.tanh, gc.sqrt, gc.abs, gc.sign,
-               gc.sigmoid, gc.relu, lambda v: -v, lambda v: v * v):
+               gc.sigmoid, gc.softplus, gc.relu, lambda v: -v, lambda v: v * v):
         node = op(x)
         f = gc.function([x], node)
         assert "over Python floats" in f.source

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import GraphcError
 from ..graph import _checked_value
-from ..ops.nn import _relu, _sigmoid  # kernels the float path writes out
+from ..ops.nn import _relu, _sigmoid, _softplus  # kernels the float path writes out
 from ..ops.registry import REGISTRY
 from ..runtime import check_feed_value, errors_ignored, errors_restored
 from .ir import Program, Term
@@ -341,6 +341,15 @@ FLOAT_OPS = {
     "logical_not": (np.logical_not, "(not {})", None),
     "where": (np.where, "({1} if {0} else {2})", None),
 }
+#: Kernels of several NumPy steps, written out over floats (the same steps, so the same
+#: values): op -> (the kernel, the guard on x, the last step from x and e = exp(-|x|)).
+FLOAT_STEPS = {
+    "sigmoid": (_sigmoid, "-708.0 <= {0} <= 708.0",  # 1 / (1 + e), or e / (1 + e) for x < 0
+                "1.0 / (1.0 + {1}) if {0} >= 0.0 else {1} * (1.0 / (1.0 + {1}))"),
+    "softplus": (_softplus, "-345.0 <= {0} <= 345.0 and {0} != 0.0",  # max(x, 0) + log1p(e)
+                 "({0} if {0} > 0.0 else 0.0) + float(_log1p({1}))"),
+}
+
 #: The float ops whose expression reads each operand once (and has no guard).
 _INLINE_INTO = frozenset({"add", "sub", "mul", "div", "neg", "abs", "greater", "less",
                           "greater_equal", "less_equal", "equal", "not_equal", "logical_not"})
@@ -357,7 +366,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     """Lines computing the whole program over Python floats, taken when every argument is a
     Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all
     0-d float64 (a scalar function and its gradients), made of the :data:`FLOAT_OPS` and
-    ``sigmoid`` (the kernel's own steps), with no variables, updates or checks. NumPy's 0-d
+    :data:`FLOAT_STEPS`, with no variables, updates or checks. NumPy's 0-d
     machinery costs 0.1-0.4 us per op; a float operation 0.02 us. The values are the NumPy
     path's bit for bit: ``exp`` is NumPy's (``math.exp`` differs from it in the last bit for
     a few percent of arguments, so it is used only with ``fastmath``). A division by zero
@@ -388,19 +397,20 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     body = []
     for pos, term in enumerate(plan.order):
         kernel = REGISTRY[term.op].kernel
-        sigmoid = term.op == "sigmoid" and kernel is _sigmoid
+        steps = term.op in FLOAT_STEPS and kernel is FLOAT_STEPS[term.op][0]
         dtype = np.dtype(bool) if term.op in _BOOL_RESULTS else f64
         if (term.shape != () or term.dtype != dtype or REGISTRY[term.op].checked
-                or not (sigmoid or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
+                or not (steps or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
             return []
         args = [local[id(x)] for x in term.inputs]
         name = local[id(term)] = f"_f{pos}"
-        if sigmoid:  # e = exp(-|x|) in (0, 1]; then 1 / (1 + e), or e / (1 + e) for x < 0
+        if steps:  # e = exp(-|x|) in (0, 1], then the kernel's last steps
             x, e = args[0], f"_e{pos}"
             exp = "_math_exp({})" if fastmath else "float(_exp({}))"
-            body += [f"if not -708.0 <= {x} <= 708.0: raise _FloatPathExit",
+            guard, last = FLOAT_STEPS[term.op][1:]
+            body += [f"if not ({guard.format(x)}): raise _FloatPathExit",
                      f"{e} = {exp.format(f'-{x} if {x} >= 0.0 else {x}')}",
-                     f"{name} = 1.0 / (1.0 + {e}) if {x} >= 0.0 else {e} * (1.0 / (1.0 + {e}))"]
+                     f"{name} = {last.format(x, e)}"]
             continue
         _, template, guard = FLOAT_OPS[term.op]
         if guard is not None:
@@ -415,7 +425,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             body.append(f"{name} = {template.format(*args)}")
     emit.globals.update(_float64=np.float64, _bool_=np.bool_, _dt_float64=f64,
                         _FloatPathExit=FloatPathExit,
-                        _exp=np.exp, _sqrt=math.sqrt, _math_exp=math.exp)
+                        _exp=np.exp, _log1p=np.log1p, _sqrt=math.sqrt, _math_exp=math.exp)
     returned: set = set()
     results = []
     for term in program.outputs:
