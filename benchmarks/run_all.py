@@ -6,7 +6,10 @@ Workloads: the MLP step (float64, float32), the CS231n scalar function with both
 a tanh chain with a scalar weight per layer (loss and all gradients per call), the dense
 Hessian of sum(tanh(A x)) + x.x/2, and gradients + compile time per node of a tanh chain.
 
-Run: python benchmarks/run_all.py [--json out.json] [--rounds 5] [--quick]
+Run: OPENBLAS_NUM_THREADS=1 python benchmarks/run_all.py [--json out.json] [--rounds 5]
+     [--quick] [--only WORKLOAD] [--no-peers] [--all-cpus] [--cpu-time]
+The run pins itself to one CPU (unless --all-cpus), so every system computes on one thread;
+--cpu-time measures CPU seconds instead of wall time (fairer when others load the machine).
 Before/after one change, interleaved process by process (the same run, fair on a busy box):
      python benchmarks/run_all.py --against /path/to/other/checkout --json out.json
 """
@@ -22,6 +25,19 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: whether to time the installed peers (benchmarks/peers.py), the deepest scalar chain they
+#: run, and their time limit per build in seconds (PyTensor and JAX unroll deep chains)
+PEERS, PEER_DEPTH, PEER_SECONDS = True, 100, 60.0
+#: the clock of every timing: wall time, or CPU time with --cpu-time (not inflated by other
+#: programs on a busy machine)
+CLOCK = time.perf_counter
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its finished children (the C
+    compiler PyTensor runs while compiling)."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
 
 
 def _setup_path(root: str) -> None:
@@ -37,7 +53,7 @@ def per_round(fns: dict, rounds: int, min_seconds: float = 0.05) -> dict:
     out = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            out[name].append(best_time(fn, repeat=3, min_seconds=min_seconds))
+            out[name].append(best_time(fn, repeat=3, min_seconds=min_seconds, clock=CLOCK))
     return out
 
 
@@ -57,33 +73,18 @@ def mlp(dtype: str, rounds: int) -> dict:
     Y = rng.integers(0, SIZES[-1], BATCH)
     ps = params(dtype)
     tol = 1e-9 if dtype == "float64" else 2e-4
-    for a, b in zip(step(X, Y), hand(X, Y, *ps)):
-        assert np.allclose(a, b, rtol=tol, atol=tol)
+    expected = hand(X, Y, *ps)
+    for a, b in zip(step(X, Y), expected):
+        assert a.dtype == np.dtype(dtype) and np.allclose(a, b, rtol=tol, atol=tol)
+    assert step.stats.get("upcasts", []) == []  # the step computes in its own dtype only
     fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
-    fns.update(_peer_mlp(dtype, X, Y, ps))
-    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
-
-
-def _peer_mlp(dtype, X, Y, ps) -> dict:
-    peers = {}
-    from common import available
-    if available("torch"):
-        import torch
+    _, batched, _ = build(dtype, batch=None)  # the batch size known at the call only
+    fns["graphc batch None"] = lambda: batched(X, Y)
+    if PEERS:
+        import peers
         from bench_mlp import DECAY
-        tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
-        tp = [torch.tensor(p, requires_grad=True) for p in ps]
-
-        def step():
-            h = tX
-            for k in range(3):
-                h = h @ tp[2 * k] + tp[2 * k + 1]
-                if k < 2:
-                    h = torch.relu(h)
-            loss = torch.nn.functional.cross_entropy(h, tY) + DECAY * sum(
-                (tp[i] * tp[i]).sum() for i in (0, 2, 4))
-            return torch.autograd.grad(loss, tp)
-        peers["torch"] = step
-    return peers
+        fns.update(peers.mlp(dtype, X, Y, ps, expected, tol, DECAY))
+    return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.1)}
 
 
 def scalar(rounds: int) -> dict:
@@ -91,9 +92,9 @@ def scalar(rounds: int) -> dict:
     import graphc as gc
     from bench_scalar import build, hand
 
-    start = time.perf_counter()
+    start = CLOCK()
     fn = build()
-    compile_s = time.perf_counter() - start
+    compile_s = CLOCK() - start
     kw = {}
     if "trust_input" in _function_options(gc):
         g = gc.Graph()
@@ -125,6 +126,9 @@ def scalar(rounds: int) -> dict:
         F = ca.Function("f", [cx, cy], [cf, ca.gradient(cf, cx), ca.gradient(cf, cy)])
         np.testing.assert_allclose([float(v) for v in F(fx, fy)], hand(fx, fy), rtol=1e-13)
         fns["casadi float"] = lambda: F(fx, fy)
+    if PEERS:
+        import peers
+        fns.update(peers.cs231n(fx, fy, hand(fx, fy)))
     return {"unit": "us", "scale": 1e6, "times": per_round(fns, rounds, 0.05),
             "compile_ms": compile_s * 1e3}
 
@@ -156,9 +160,9 @@ def scalar_chain(depth: int, rounds: int) -> dict:
     for w in ws:
         h = gc.tanh(w * h)
     loss = gc.sum(h)
-    start = time.perf_counter()
+    start = CLOCK()
     f = gc.function([x] + ws, [loss] + gc.gradients(loss, [x] + ws))
-    compile_s = time.perf_counter() - start
+    compile_s = CLOCK() - start
     rng = np.random.default_rng(depth)
     X = rng.standard_normal(10)
     W = [np.float64(v) for v in rng.uniform(0.5, 1.5, depth)]
@@ -180,8 +184,16 @@ def scalar_chain(depth: int, rounds: int) -> dict:
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     fns = {"graphc": lambda: f(X, *W), "numpy": lambda: hand(X, W)}
+    timed_out = []
+    if PEERS and depth <= PEER_DEPTH:
+        import peers
+        for who, fn in peers.scalar_chain(X, W, theirs, PEER_SECONDS).items():
+            if fn is None:
+                timed_out.append(who)
+            else:
+                fns[who] = fn
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
-            "compile_ms": compile_s * 1e3}
+            "compile_ms": compile_s * 1e3, "timed_out": timed_out}
 
 
 def hessian(n: int, rounds: int) -> dict:
@@ -209,6 +221,9 @@ def hessian(n: int, rounds: int) -> dict:
         F = ca.Function("h", [cx], [H])
         np.testing.assert_allclose(np.array(F(X)), hand(X), rtol=1e-10, atol=1e-12)
         fns["casadi"] = lambda: F(X)
+    if PEERS:
+        import peers
+        fns.update(peers.hessian(A, X, hand(X)))
     return {"unit": "ms", "scale": 1e3, "times": per_round(fns, rounds, 0.05),
             "nodes": f.stats["nodes"]}
 
@@ -222,10 +237,10 @@ def compile_chain(depth: int, repeats: int) -> dict:
     totals, per_node, parts = [], [], None
     for _ in range(repeats):
         g, x, loss = tanh_chain(gc, depth)
-        start = time.perf_counter()
+        start = CLOCK()
         dx = gc.grad(loss, x)
         f = gc.function([x], [loss, dx])
-        total = time.perf_counter() - start
+        total = CLOCK() - start
         totals.append(total)
         per_node.append(total / len(g) * 1e6)
         parts = f.stats["seconds"]
@@ -235,24 +250,59 @@ def compile_chain(depth: int, repeats: int) -> dict:
             "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
 
 
+def compile_chain_peers(depth: int, repeats: int) -> dict:
+    """The same gradient + compile (+ one call) at a depth the peers manage: graphc against
+    each peer, seconds per build; a peer past PEER_SECONDS is listed under "timed out"."""
+    import numpy as np
+    import graphc as gc
+
+    from common import tanh_chain
+    value = np.linspace(-1, 1, 10)
+    times, timed_out = {"graphc": []}, set()
+    expected = None
+    for _ in range(repeats):
+        g, x, loss = tanh_chain(gc, depth)
+        start = CLOCK()
+        f = gc.function([x], [loss, gc.grad(loss, x)])
+        result = f(value)
+        times["graphc"].append(CLOCK() - start)
+        expected = result
+        if PEERS:
+            import peers
+            for who, seconds in peers.compile_chain(depth, value, expected, PEER_SECONDS,
+                                                    CLOCK).items():
+                if seconds is None:
+                    timed_out.add(who)
+                else:
+                    times.setdefault(who, []).append(seconds)
+    return {"unit": "s", "scale": 1, "times": times, "timed_out": sorted(timed_out)}
+
+
 # -- the run -------------------------------------------------------------------------------------
-def run(quick: bool, rounds: int) -> dict:
+def run(quick: bool, rounds: int, only: str = "") -> dict:
     depths = (10, 100) if quick else (10, 100, 1000, 3000)
     sizes = (10, 100) if quick else (10, 100, 300)
     chains = (250, 1000) if quick else (250, 1000, 4000)
-    results = {}
-    for dtype in ("float64", "float32"):
-        results[f"mlp {dtype}"] = mlp(dtype, rounds)
-    results["cs231n"] = scalar(rounds)
+    peer_depth = 10 if quick else 30  # the peers' gradient + compile take tens of seconds past it
+    repeats = max(1, rounds // 2)
+    workloads = {f"mlp {dtype}": (lambda dtype=dtype: mlp(dtype, rounds))
+                 for dtype in ("float64", "float32")}
+    workloads["cs231n"] = lambda: scalar(rounds)
     from bench_scalar import SMALL_OPS
-    for name in SMALL_OPS:
-        results[f"small ops: {name}"] = small_ops(name, rounds)
+    for small in SMALL_OPS:
+        workloads[f"small ops: {small}"] = lambda small=small: small_ops(small, rounds)
     for d in depths:
-        results[f"scalar chain D={d}"] = scalar_chain(d, rounds)
+        workloads[f"scalar chain D={d}"] = lambda d=d: scalar_chain(d, rounds)
     for n in sizes:
-        results[f"hessian n={n}"] = hessian(n, rounds)
+        workloads[f"hessian n={n}"] = lambda n=n: hessian(n, rounds)
     for d in chains:
-        results[f"compile chain D={d}"] = compile_chain(d, max(1, rounds // 2))
+        workloads[f"compile chain D={d}"] = lambda d=d: compile_chain(d, repeats)
+    workloads[f"compile chain D={peer_depth}"] = lambda: compile_chain_peers(peer_depth, repeats)
+    results = {}
+    for name, build in workloads.items():
+        if only in name:
+            print(f"  {name} ...", file=sys.stderr, flush=True)
+            results[name] = build()
     for entry in results.values():
         entry["times"] = {k: summary(v) for k, v in entry["times"].items()}
     return results
@@ -266,18 +316,24 @@ def print_tables(results: dict, label: str = "") -> None:
         s = entry["scale"]
         base = next((t["median"] for k, t in entry["times"].items() if k.startswith("numpy")),
                     None)
+        ours = next((t["median"] for k, t in entry["times"].items() if k.startswith("graphc")),
+                    None)
         for system, t in entry["times"].items():
             ratio = t["median"] / base if base else float("nan")
             rows.append([name, system, t["median"] * s, t["min"] * s, t["max"] * s,
-                         entry["unit"], ratio])
+                         entry["unit"], ratio, t["median"] / ours if ours else float("nan")])
+        for system in entry.get("timed_out", ()):
+            rows.append([name, system, f"> {PEER_SECONDS:g}", "", "", "s", "", ""])
         if "us_per_node" in entry:
             u = entry["us_per_node"]
-            rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", float("nan")])
-    print(f"issue 15 benchmarks {label}(median, min, max over rounds; ratio = median / numpy's)")
-    print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy"]))
+            rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", "", ""])
+    print(f"issue 15 benchmarks {label}(median, min, max over rounds; x numpy, x graphc = "
+          "median / their median)")
+    print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy",
+                       "x graphc"]))
 
 
-def compare(roots: list, rounds: int, quick: bool) -> dict:
+def compare(roots: list, rounds: int, quick: bool, only: str = "") -> dict:
     """Alternate whole runs between checkouts (one subprocess each, one round per run)."""
     runs = {root: [] for root in roots}
     for _ in range(rounds):
@@ -285,7 +341,9 @@ def compare(roots: list, rounds: int, quick: bool) -> dict:
             with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
                 path = tmp.name
             cmd = [sys.executable, os.path.abspath(__file__), "--root", root, "--rounds", "1",
-                   "--json", path, "--quiet"] + (["--quick"] if quick else [])
+                   "--json", path, "--quiet"] + (["--quick"] if quick else []) + \
+                ([] if PEERS else ["--no-peers"]) + (["--only", only] if only else []) + \
+                (["--cpu-time"] if CLOCK is cpu_seconds else [])
             subprocess.run(cmd, check=True)
             with open(path) as fh:
                 runs[root].append(json.load(fh))
@@ -314,10 +372,23 @@ def main() -> None:
     parser.add_argument("--root", default=os.path.dirname(HERE), help="the graphc checkout")
     parser.add_argument("--against", help="another checkout: alternate runs, before/after")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="graphc and NumPy only")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time calls in CPU seconds of the process (robust on a busy box)")
+    parser.add_argument("--all-cpus", dest="one_cpu", action="store_false",
+                        help="do not pin the run to one CPU (peers may then use threads)")
+    parser.add_argument("--only", help="run the workloads whose name contains this")
     args = parser.parse_args()
+    global PEERS, CLOCK
+    PEERS = not args.no_peers
+    CLOCK = cpu_seconds if args.cpu_time else time.perf_counter
+    if args.one_cpu and hasattr(os, "sched_setaffinity"):
+        # every system on one core: XLA and torch size their thread pools by the affinity,
+        # so JAX and torch run single-threaded like NumPy under OPENBLAS_NUM_THREADS=1
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     if args.against:
         merged = compare([os.path.abspath(args.against), os.path.abspath(args.root)],
-                         args.rounds, args.quick)
+                         args.rounds, args.quick, args.only or "")
         _setup_path(args.root)
         for root, results in merged.items():
             print_tables(results, f"[{root}] ")
@@ -325,7 +396,7 @@ def main() -> None:
         output = merged
     else:
         _setup_path(os.path.abspath(args.root))
-        output = run(args.quick, args.rounds)
+        output = run(args.quick, args.rounds, args.only or "")
         if not args.quiet:
             print_tables(output)
     if args.json:

@@ -398,3 +398,22 @@ def test_a_function_with_updates_takes_keywords_and_releases_its_lock_after_an_e
     worker.start()
     worker.join(timeout=10)
     assert done == [3.0] and c.value == 7.0  # the lock was free again
+
+
+def test_a_function_with_shape_specialisations_takes_keywords_and_names_failing_nodes():
+    g = gc.Graph()
+    m = g.placeholder("m", (None, 3))
+    n = g.placeholder("n", (None,))
+    f = gc.function([m, n], gc.reshape(m * 2.0, (-1,)) + n)
+    M = np.arange(6.0).reshape(2, 3)
+    want = (M * 2.0).ravel() + 1.0
+    for got in (f(M, np.ones(6)), f(n=np.ones(6), m=M), f(M, n=np.ones(6))):
+        np.testing.assert_array_equal(got, want)
+    assert f.stats["specializations"] == 1
+    with pytest.raises(gc.FeedError, match="takes 2 input"):
+        f(M, np.ones(6), 1.0)
+    with pytest.raises(gc.MissingFeedError, match="'n'"):
+        f(M)
+    with pytest.raises(gc.ShapeError, match="add") as info:
+        f(M, np.ones(5))  # 6 values + 5: the add fails in the program, named
+    assert "test_compiler_fast_paths.py" in str(info.value)

@@ -3,7 +3,8 @@
 Pipeline (see docs/compiler.md): copy the needed part of the graph into a private IR
 (:mod:`.ir`), run the graph-to-graph passes (:mod:`.passes`, with the rule table in
 :mod:`.rules`), choose an order and plan memory (:mod:`.schedule`), and generate one
-straight-line Python function (:mod:`.codegen`).
+straight-line Python function (:mod:`.codegen`). Inputs with ``None`` sizes get a plan per
+call shapes (:mod:`.specialize`).
 """
 from .function import Function, function  # noqa: F401
 from .passes import DEFAULT_PASSES, PASSES  # noqa: F401

@@ -16,10 +16,11 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen
-from .ir import as_described, check_update, from_graph
+from . import codegen, specialize
+from .ir import as_described, check_update, from_graph, upcasts
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
+from .specialize import Lowered, Specializer
 
 
 class Function:
@@ -29,22 +30,33 @@ class Function:
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes.
 
+    Inputs with ``None`` sizes: the memory plan is made at the first call with each new
+    combination of input shapes (a shape specialisation, see
+    :mod:`graphc.compiler.specialize`); ``source`` and the plan entries of ``stats``
+    (``planned_peak_bytes``, ``reused_buffers``, ``schedule``, ``memory_plan``,
+    ``specialized_shapes``) then describe the program the last call ran, and
+    ``stats["specializations"]`` counts them. Before the first call they describe the generic
+    program (``planned_peak_bytes`` None).
+
     Threads: a function with ``updates`` holds its graph's update lock for the whole call
     (reading the variables, computing, writing), so concurrent calls of the functions that
     update one graph never lose an update; a function without updates takes no lock.
     """
 
     def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
-                 lock=None) -> None:
-        self._fn = fn
+                 lock=None, specializer: Optional[Specializer] = None) -> None:
+        self._fn = fn  # the generated function, or the dispatch of a Specializer
+        self._specializer: Optional[Specializer] = None  # with None sizes: the dispatch
         self._generated = generated
         self._inputs = inputs
         self._lock = lock
         codegen.bind_hooks(fn, explain=self._explain, rebind=self._rebind)
+        if specializer is not None:  # each specialisation gets the hooks as it is made
+            self._fn, self._specializer = specializer.dispatch, specializer
         # a call goes straight to the generated function, which checks its arguments and
-        # explains its own errors; one with updates holds the lock around it
-        self._entry = fn if lock is None else self._locked_call
-        self.source: str = generated.source
+        # explains its own errors; with updates (the lock) or specialisations (a dispatch
+        # that takes its arguments positionally) it goes through _call_through
+        self._entry = fn if lock is None and specializer is None else self._call_through
         self.stats: dict = stats
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
@@ -52,13 +64,34 @@ class Function:
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
 
+    @property
+    def source(self) -> str:
+        """The generated Python program (with ``None`` sizes: of the last call's program)."""
+        return self._generated.source
+
     #: ``f(...)`` calls ``f._entry`` directly: special-method lookup goes through this
     #: descriptor, so no wrapper frame costs 0.1-0.2 us a call.
     __call__ = property(operator.attrgetter("_entry"))
 
-    def _locked_call(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
-        with self._lock:
-            return self._fn(*args, **kwargs)
+    def _call_through(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
+        """A call of a function with updates (under the graph's lock) or with shape
+        specialisations (the dispatch takes exactly its arguments, positionally)."""
+        if kwargs or len(args) != len(self._inputs):
+            return self._rebind((), kwargs, args)
+        try:
+            if self._lock is None:
+                return self._fn(*args)
+            with self._lock:
+                return self._fn(*args)
+        except GraphcError:
+            raise
+        except Exception as exc:  # (the generated programs explain their own errors)
+            raise self._explain(exc) from exc
+
+    def _hooked(self, lowered: Lowered) -> Lowered:
+        """A shape specialisation, its generated function given the hooks."""
+        codegen.bind_hooks(lowered.fn, explain=self._explain, rebind=self._rebind)
+        return lowered
 
     def _rebind(self, more: tuple, named: dict, given: tuple):
         """A call with keywords or a wrong number of arguments: the arguments in the order of
@@ -75,7 +108,7 @@ class Function:
             full[k] = value
         if len(args) > len(params) or any(v is codegen.MISSING for v in full):
             raise self._bad_arguments(args, named)
-        return self._fn(*full)
+        return self._entry(*full)
 
     def __repr__(self) -> str:
         """A one-line summary: inputs, outputs, updated variables, terms by op, peak memory."""
@@ -96,19 +129,33 @@ class Function:
     def _explain(self, exc: Exception) -> GraphcError:
         """A graphc error for a failure in the generated code, naming the node that failed."""
         tb = exc.__traceback__
-        frame, line = None, None
+        frame, line, generated = None, None, None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._generated.filename:
-                frame, line = tb.tb_frame, tb.tb_lineno
+            found = self._generated_named(tb.tb_frame.f_code.co_filename)
+            if found is not None:
+                frame, line, generated = tb.tb_frame, tb.tb_lineno, found
             tb = tb.tb_next
         if frame is None:
             return GraphcError(f"compiled function failed: {exc!r}")
-        term = self._generated.lines.get(line)
+        term = generated.lines.get(line)
         if term is None:
             kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
             return kind(f"compiled function failed while storing results: {exc}")
-        values = [_local_value(frame, self._generated.names.get(id(x))) for x in term.inputs]
+        values = [_local_value(frame, generated.names.get(id(x))) for x in term.inputs]
         return kernel_error(as_described(term), exc, values)
+
+    def _generated_named(self, filename: str) -> Optional[codegen.Generated]:
+        """The generated code compiled under ``filename``: the program's, or one of its
+        shape specialisations'."""
+        if self._specializer is not None:
+            return self._specializer.generated_named(filename)
+        return self._generated if filename == self._generated.filename else None
+
+    def _show(self, shown: Lowered) -> None:
+        """Report the program the last call ran (a specialisation or the generic one)."""
+        self._generated = shown.generated
+        self.stats.update(shown.stats)
+        self.stats["specializations"] = self._specializer.count
 
     def _bad_arguments(self, args: tuple, kwargs: dict) -> GraphcError:
         params = self._generated.params
@@ -193,27 +240,35 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
         program, pass_stats, fired = _optimize(program, tuple(passes))
-        t0 = time.perf_counter()
-        plan = schedule(program)
-        t1 = time.perf_counter()
-        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                     structure=structure, trust_input=trust_input,
-                                     fastmath="fastmath" in passes)
-        fn = codegen.compile_source(generated)
-        t2 = time.perf_counter()
+        options = dict(check_numerics=check_numerics, structure=structure,
+                       trust_input=trust_input, fastmath="fastmath" in passes)
+        generic = _plan_and_lower(program, graph, options)
+    sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
         "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
-        "schedule": plan.strategy,
-        "planned_peak_bytes": plan.peak_bytes,
-        "reused_buffers": len(plan.reuse),
-        "seconds": {"passes": sum(p["seconds"] for p in pass_stats), "schedule": t1 - t0,
-                    "codegen": t2 - t1, "total": t2 - started},
+        **generic.stats,
+        "memory_plan": "generic: before the first call" if sized_at_call else "static",
+        "specializations": 0,
+        "specialized_shapes": None,
+        # where a float value is widened (float32 -> float64): empty for a pure float32 graph
+        "upcasts": upcasts(program.terms),
     }
-    compiled = Function(fn, generated, inputs, stats,
-                        update_lock(graph) if update_pairs else None)
+    stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
+                        "total": time.perf_counter() - started}
+    fn, specializer = generic.fn, None
+    if sized_at_call:  # plan memory again at each call with new input shapes
+        # what stats show while the generic program runs (after a call it could not plan)
+        generic.stats = {key: stats[key] for key in generic.stats}
+        generic.stats["specialized_shapes"] = None
+        specializer = Specializer(
+            program, generic,
+            lambda p: compiled._hooked(_plan_and_lower_paused(p, graph, options)),
+            lambda shown: compiled._show(shown), limit=specialize.MAX_SPECIALIZATIONS)
+    compiled = Function(fn, generic.generated, inputs, stats,
+                        update_lock(graph) if update_pairs else None, specializer)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
     return compiled
 
@@ -243,6 +298,36 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _plan_and_lower(program, graph, options: dict) -> Lowered:
+    """Schedule (memory plan) and lower one program: the steps every program of a function
+    goes through, the generic one and each shape specialisation."""
+    t0 = time.perf_counter()
+    plan = schedule(program)
+    t1 = time.perf_counter()
+    fn, generated = _lower(program, plan, graph, **options)
+    t2 = time.perf_counter()
+    return Lowered(fn, generated, plan, {
+        "schedule": plan.strategy,
+        "planned_peak_bytes": plan.peak_bytes,
+        "reused_buffers": len(plan.reuse),
+        "seconds": {"schedule": t1 - t0, "codegen": t2 - t1},
+    })
+
+
+def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
+    with _collector_paused():
+        return _plan_and_lower(program, graph, options)
+
+
+def _lower(program, plan, graph, *, check_numerics: bool = False, structure=None,
+           trust_input: bool = False, fastmath: bool = False):
+    """The callable for a planned program, and its generated code: ``(fn, generated)``."""
+    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                 structure=structure, trust_input=trust_input,
+                                 fastmath=fastmath)
+    return codegen.compile_source(generated), generated
 
 
 def _optimize(program, passes: tuple):

@@ -155,3 +155,31 @@ def check_update(var, value) -> None:
     if not np.can_cast(value.dtype, var.dtype, "same_kind"):
         raise DTypeError(f"update of {describe(var)} (dtype {var.dtype}) with {describe(value)} "
                          f"of dtype {value.dtype}: not a safe 'same_kind' cast")
+
+
+# -- the upcast report (f.stats["upcasts"]) ------------------------------------------------------
+def float_bits(dtype: np.dtype) -> Optional[int]:
+    """The precision of a float or complex dtype in bits (complex64: 32), else None."""
+    return np.finfo(dtype).bits if dtype.kind in "fc" else None
+
+
+def upcasts(terms: list) -> list:
+    """The terms that compute in a wider float than one of their floating inputs: where a
+    value of lower precision is widened (``x32 + np.float64 array``, ``x32.astype("float64")``,
+    a strong float64 constant meeting float32). Weak constants (Python scalars) never widen.
+
+    One dict per term: ``op``, ``node`` (the source node's name), ``site`` (the user's line),
+    ``dtype`` (the term's) and ``from`` (its narrowest floating input's dtype).
+    """
+    found = []
+    for term in terms:
+        bits = float_bits(term.dtype)
+        if bits is None or not term.inputs:
+            continue
+        narrow = [x.dtype for x in term.inputs
+                  if not x.is_weak() and (float_bits(x.dtype) or bits) < bits]
+        if narrow:
+            found.append({"op": term.op, "node": term.name, "site": term.site,
+                          "dtype": str(term.dtype),
+                          "from": str(min(narrow, key=float_bits))})
+    return found

@@ -136,7 +136,9 @@ def _fold_hook(term: Term, builder: Builder) -> Optional[Term]:
     if not term.inputs or any(x.op != "constant" for x in term.inputs):
         return None
     size = term.size
-    if size is None or size > FOLD_MAX_SIZE:
+    # large results fold too when no larger than an input constant (I + I, I @ A.T of a
+    # Hessian's seed): the program then holds at most one more array of an input's size
+    if size is None or size > max(FOLD_MAX_SIZE, *(x.size or 0 for x in term.inputs)):
         return None
     kernel = REGISTRY[term.op].kernel
     constant_kernel = REGISTRY["constant"].kernel

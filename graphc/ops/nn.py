@@ -25,6 +25,7 @@ loss, so the loss and its gradient can share one pass over the logits.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -62,8 +63,8 @@ def _negative_axes(axis, ndim: int) -> tuple:
 
 def _safe_max(x, axis):
     """The max along ``axis`` (kept), with non-finite maxima (all -inf, empty) replaced by 0."""
-    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
-    return np.where(np.isfinite(m), m, 0)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)  # np.max, 2 us less
+    return m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0)
 
 
 def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
@@ -82,7 +83,18 @@ def _relu_infer(x):
 
 
 def _relu(x, out=None):
+    if isinstance(x, np.ndarray) and x.ndim and x.dtype.kind == "f":
+        # against a row of zeros, not the scalar 0: NumPy's SIMD loop for maximum skips a
+        # broadcast scalar (2x slower on large arrays); the same values bit for bit
+        return np.maximum(x, _zeros_row(x.dtype, x.shape[-1]), out=out)
     return np.maximum(x, 0, out=out)
+
+
+@lru_cache(maxsize=64)
+def _zeros_row(dtype: np.dtype, n: int) -> np.ndarray:
+    row = np.zeros(n, dtype)
+    row.flags.writeable = False  # shared between calls
+    return row
 
 
 def _sigmoid(x):
@@ -125,7 +137,8 @@ def _softmax(x, *, axis):
     x = _as_float(x)
     e = np.exp(x - _safe_max(x, axis))
     with np.errstate(invalid="ignore"):  # a row of -inf has no softmax: NaN, as intended
-        return e / np.sum(e, axis=axis, keepdims=True)
+        e /= np.add.reduce(e, axis=axis, keepdims=True)  # in e's buffer: no second array
+    return e
 
 
 def _log_softmax(x, *, axis):
@@ -133,7 +146,7 @@ def _log_softmax(x, *, axis):
     z = x - _safe_max(x, axis)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
     with np.errstate(divide="ignore", invalid="ignore"):
-        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+        return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
 
 
 def _softmax_bprop(node, g, i):
@@ -201,7 +214,7 @@ def _logsumexp(x, *, axis, keepdims):
     x = _as_float(x)
     m = _safe_max(x, axis)  # +inf entries give +inf, all -inf (or empty) gives -inf
     with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        out = np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -251,14 +264,16 @@ def _softmax_cross_entropy_infer(logits, labels):
 def _softmax_cross_entropy(logits, labels):
     logits, labels = _as_float(logits), np.asarray(labels)
     z = logits - _safe_max(logits, -1)
-    lse = np.log(np.sum(np.exp(z), axis=-1))  # >= 0: the max entry contributes 1
+    lse = np.log(np.add.reduce(np.exp(z), axis=-1))  # >= 0: the max entry contributes 1
     if labels.dtype.kind in "iu":
         classes = logits.shape[-1]
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        if labels.size and (labels.max() >= classes or
+                            (labels.dtype.kind == "i" and labels.min() < 0)):
             bad = labels[(labels < 0) | (labels >= classes)].flat[0]
             raise IndexError(f"label {bad} is out of range for {classes} classes "
                              f"(labels must lie in [0, {classes}))")
-        picked = np.take_along_axis(z, labels[..., None].astype(np.intp), axis=-1)[..., 0]
+        rows = z.reshape(labels.size, classes)  # a view (z is new): one row per example
+        picked = rows[np.arange(labels.size), labels.reshape(-1)].reshape(labels.shape)
         return lse - picked
     dtype = np.result_type(logits, labels)
     return np.sum(labels * (lse[..., None] - z), axis=-1).astype(dtype, copy=False)
