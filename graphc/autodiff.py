@@ -20,15 +20,16 @@ pass.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .errors import DisconnectedGradientError, DTypeError, GraphcError, ShapeError, describe
-from .graph import Node, as_node, has_fresh_name
+from .graph import Node, as_node, build, has_fresh_name
 from .ops import registry
 from .ops.broadcast import broadcast_like, broadcast_to, sum_to
-from .ops.elementwise import add
+from .ops.elementwise import add, mul
 from .ops.reduce import sum as reduce_sum
 from .ops.shape import expand_dims
 from .ops.special import cast, eye_like, zeros_like
@@ -38,7 +39,7 @@ _UNCONNECTED = ("zero", "none", "raise")
 
 
 def _is_float(node: Node) -> bool:
-    return np.issubdtype(node.dtype, np.floating)
+    return node.dtype.kind == "f"
 
 
 def gradients(y: Node, xs: Union[Node, Sequence[Node]], grad_y: Any = None, *,
@@ -140,7 +141,8 @@ def build_grad(y: Node, xs: list, seed: Node, *, stop_at=(), unconnected="zero")
                 any(x.id in carries for x in node.inputs):
             carries.add(node.id)
 
-    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs):
+    with graph._deriving(max(y.derivative + 1, seed.derivative)), graph._protecting(xs), \
+            graph._sites_from(sys._getframe()):
         grad_table = _backward_sweep(y, seed, nodes[start:y.id + 1], carries, stops, batch)
         out, needed = [], None
         for x in xs:
@@ -172,15 +174,60 @@ def _backward_sweep(y, seed, span, carries, stops, batch) -> dict:
             parts = contributions.pop(node.id, None)
             if parts is None:
                 continue
-            parts.sort(key=lambda p: p[0])  # consumers in creation order, then input index
-            g = parts[0][1]
-            for _, part in parts[1:]:
-                g = add(g, part)
+            if len(parts) == 1:
+                g = parts[0][1]
+            else:
+                parts.sort(key=_position)  # consumers in creation order, then input index
+                g = _sum_contributions([part for _, part in parts])
             grad_table[node.id] = g
         if node.id in stops or node.id not in carries:
             continue
         _backprop_node(node, g, batch, carries, contributions)
     return grad_table
+
+
+def _position(part: tuple) -> tuple:
+    return part[0]
+
+
+def _sum_contributions(parts: list) -> Node:
+    """The sum of a node's contributions, in their order; a node contributed k times (the
+    two inputs of ``x * x`` get the same one) is added once, as ``k * part``."""
+    counts: dict = {}
+    for part in parts:  # nodes hash by identity; a dict keeps the first-seen order
+        counts[part] = counts.get(part, 0) + 1
+    total = None
+    for part, k in counts.items():
+        term = part if k == 1 else _times(part, k)
+        total = term if total is None else add(total, term)
+    return total
+
+
+_SPREADS = ("broadcast_to", "broadcast_like", "expand_dims")  # ops that only spread a value
+
+
+def _times(part: Node, k: int) -> Node:
+    """``k * part``. When part is ``c * v`` with c a small constant, or a one-element value
+    spread out (mean's ``1/n``), k goes into c, so ``2 (c W)`` is built as ``(2c) W``: one
+    product over W, not two (and ``2 (0.5 x)`` is x)."""
+    if part.op == "mul":
+        for i, factor in enumerate(part.inputs):
+            spreads, core = [], factor
+            while core.op in _SPREADS:
+                spreads.append(core)
+                core = core.inputs[0]
+            if core.op != "constant" and not (spreads and size(core.shape) == 1):
+                continue
+            scaled = mul(core, k)  # a constant is multiplied at once while sharing
+            folded = scaled.op == "constant" or core.op != "constant"
+            if not folded or scaled.dtype != core.dtype:
+                continue
+            for spread in reversed(spreads):  # spread out again as before
+                scaled = build(part.graph, spread.op, (scaled,) + spread.inputs[1:],
+                               dict(spread.attrs))
+            other = part.inputs[1 - i]
+            return mul(scaled, other) if i == 0 else mul(other, scaled)
+    return mul(part, k)
 
 
 def _ancestors(y: Node, stops: set, start: int) -> set:
@@ -237,9 +284,9 @@ def _is_zero(node: Node) -> bool:
 
 def _fit(part: Node, x: Node, consumer: Node, batch: int) -> Node:
     """Sum a contribution down to ``batch + x.shape`` and cast it to x's dtype."""
-    if part.ndim < batch + x.ndim:
+    if len(part.shape) < batch + len(x.shape):
         part = broadcast_like(part, x)
-    lead = part.ndim - batch - x.ndim
+    lead = len(part.shape) - batch - len(x.shape)
     ambiguous, ones = False, []
     for k, want in enumerate(x.shape):
         have = part.shape[batch + lead + k]

@@ -5,10 +5,11 @@ is a plain loop over ``graph.nodes`` — no recursion, whatever the depth.
 """
 from __future__ import annotations
 
+import gc as _gc
 import os
 import sys
+import threading
 from contextlib import contextmanager
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -23,22 +24,41 @@ from .keys import attrs_key
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-@lru_cache(maxsize=None)
-def _is_internal(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
+_INTERNAL: dict = {}  # file name -> whether it is one of graphc's (asked once per file)
 
 
 def user_site() -> Optional[str]:
     """``file:line`` of the innermost frame outside graphc: where the user built a node."""
-    frame = sys._getframe(1)
+    return _site_above(sys._getframe(1))
+
+
+def _site_above(frame, known=None, known_site: Optional[str] = None) -> Optional[str]:
+    """:func:`user_site` from ``frame`` outwards. ``known`` is a graphc frame still running
+    whose answer is ``known_site`` (its callers wait at fixed lines): the walk stops there."""
+    internal = _INTERNAL
     while frame is not None:
-        if not _is_internal(frame.f_code.co_filename):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        if frame is known:
+            return known_site
+        filename = frame.f_code.co_filename
+        inside = internal.get(filename)
+        if inside is None:
+            inside = internal[filename] = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if not inside:
+            return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back
     return None
 
 
-class Node:
+class _Fields:
+    """A node's fields with plain writes: a node is filled in as one of these, then becomes a
+    :class:`Node`, which refuses writes (4x cheaper than ``object.__setattr__`` per field,
+    and graphs are built node by node)."""
+
+    __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
+                 "derivative", "__weakref__")
+
+
+class Node(_Fields):
     """One value in a graph: the result of ``op`` applied to ``inputs`` with ``attrs``.
 
     Nodes are immutable; only the graph that owns them records their ``consumers``.
@@ -46,8 +66,7 @@ class Node:
     :func:`graphc.equal` for elementwise equality.
     """
 
-    __slots__ = ("graph", "id", "op", "inputs", "attrs", "shape", "dtype", "name", "site",
-                 "derivative", "__weakref__")
+    __slots__ = ()
     graph: "Graph"
     id: int
     op: str
@@ -58,21 +77,6 @@ class Node:
     name: str
     site: Optional[str]
     derivative: int
-
-    def __init__(self, graph: "Graph", id: int, op: str, inputs: "tuple[Node, ...]",
-                 attrs: Mapping[str, Any], shape: "tuple[Optional[int], ...]", dtype: np.dtype,
-                 name: str, site: Optional[str], derivative: int = 0) -> None:
-        setter = object.__setattr__
-        setter(self, "graph", graph)
-        setter(self, "id", id)
-        setter(self, "op", op)
-        setter(self, "inputs", inputs)
-        setter(self, "attrs", attrs)
-        setter(self, "shape", shape)
-        setter(self, "dtype", dtype)
-        setter(self, "name", name)
-        setter(self, "site", site)
-        setter(self, "derivative", derivative)
 
     def __setattr__(self, key, value):
         if key == "value":  # the variable's value is the graph's, not the node's
@@ -86,7 +90,7 @@ class Node:
     @property
     def consumers(self) -> "tuple[Node, ...]":
         """The nodes that use this one as an input, in creation order."""
-        return tuple(self.graph._consumers[self.id])
+        return tuple(self.graph._consumer_lists()[self.id])
 
     @property
     def value(self) -> np.ndarray:
@@ -281,9 +285,25 @@ class Node:
         return At(self)
 
 
+def _new_node(graph: "Graph", id: int, op: str, inputs: tuple, attrs: Mapping, shape: tuple,
+              dtype: np.dtype, name: str, site: Optional[str], derivative: int) -> Node:
+    node = _Fields()
+    node.graph, node.id, node.op, node.inputs, node.attrs = graph, id, op, inputs, attrs
+    node.shape, node.dtype, node.name, node.site = shape, dtype, name, site
+    node.derivative = derivative
+    node.__class__ = Node
+    return node
+
+
+_OPS: Any = None  # graphc.ops, imported at the first operator (it imports this module)
+
+
 def _ops() -> Any:
-    from . import ops
-    return ops
+    global _OPS
+    if _OPS is None:
+        from . import ops
+        _OPS = ops
+    return _OPS
 
 
 #: What an op takes as an input: a node, or a value that becomes a constant node (a Python
@@ -315,6 +335,8 @@ class Graph:
     def __init__(self) -> None:
         self._nodes: list[Node] = []
         self._by_name: dict[str, Node] = {}
+        # consumers by node id, indexed on demand (nodes only ever come at the end, so the
+        # index resumes where it stopped): building a node does not pay for it
         self._consumers: list[list[Node]] = []
         self._values: dict[int, np.ndarray] = {}  # variable id -> current value
         self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
@@ -327,7 +349,10 @@ class Graph:
         # key -> the first duplicate built instead of such a target
         self._protected: frozenset = frozenset()
         self._alternates: dict = {}
-        self._written: list = []  # keys written to the index while sharing (see _drop_unused)
+        # keys of folded constants indexed while sharing (see _drop_unused): the one kind of
+        # entry whose key is not the structural key of the node it gives
+        self._folded: list = []
+        self._site_hint: tuple = (None, None)  # (frame, its user_site) while _sites_from
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -403,47 +428,85 @@ class Graph:
 
     def _weak_constant(self, value) -> Node:
         """A Python scalar: weakly typed, so ``x32 * 2.0`` stays float32 (NumPy 2 rules)."""
+        tag = None  # derivatives ask for the same few: looked up before an array is made
+        if self._sharing and type(value) in _WEAK_TYPES:
+            tag = (type(value), value.hex() if type(value) is float else value)  # exact
+            key = _WEAK_KEYS.get(tag)
+            found = None if key is None else self._shared(key)
+            if found is not None:
+                return found
         array = np.array(value)
         array.flags.writeable = False
-        return self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
+        node = self._add("constant", (), {"value": array, "weak": True}, (), array.dtype, None)
+        if tag is not None:
+            if len(_WEAK_KEYS) > 4096:
+                _WEAK_KEYS.clear()
+            _WEAK_KEYS[tag] = _structural_key(node.op, (), node.attrs)
+        return node
 
-    def _add(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype, name,
+    def _add(self, op: str, inputs: tuple, attrs: Mapping, shape: tuple, dtype, name,
              site: Optional[str] = None, derivative: Optional[int] = None) -> Node:
         """Append a node (rules already checked). ``site`` and ``derivative`` default to the
         caller's line and the current derivative order; the JSON loader restores them."""
-        if self._sharing and name is None:
-            found = self._reuse(op, inputs, attrs, shape, dtype)
-            if found is not None:
-                return found
+        memo = self._memo
+        key = None
+        if memo is not None and op not in _UNSHARED and (op != "constant" or
+                                                          attrs["value"].size <= 64):
+            key = (op, inputs if type(inputs) is tuple else tuple(inputs),
+                   attrs_key(attrs) if attrs else ())  # _structural_key, inlined: it is hot
+            if self._sharing and name is None:
+                found = memo.get(key)
+                if found is not None and found.id in self._protected:
+                    found = self._shared(key)
+                if found is None:
+                    found = self._reuse(key, op, inputs, attrs, shape, dtype)
+                if found is not None:
+                    return found
+        nodes, by_name = self._nodes, self._by_name
         if name is None:
-            name = self._fresh_name(op)
+            name = f"{op}_{len(nodes)}"
+            if name in by_name:
+                name = self._fresh_name(op)
         elif not isinstance(name, str) or not name or not name.isprintable():
             raise GraphcError(f"{op} node built at {user_site()}: a node name must be a "
                               f"non-empty string of printable characters, not {name!r:.60}")
-        elif name in self._by_name:
-            raise GraphcError(f"duplicate name {name!r}: {describe(self._by_name[name])} "
+        elif name in by_name:
+            raise GraphcError(f"duplicate name {name!r}: {describe(by_name[name])} "
                               f"already has it (names are unique in a graph); new {op} node "
                               f"built at {user_site()}")
-        node = Node(self, len(self._nodes), op, inputs, MappingProxyType(dict(attrs)),
-                    tuple(shape), np.dtype(dtype),
-                    name, user_site() if site is None else site,
-                    self._order(inputs) if derivative is None else derivative)
-        self._nodes.append(node)
-        self._consumers.append([])
-        self._by_name[name] = node
-        if self._memo is not None:
-            key = _structural_key(op, inputs, attrs)
-            if key is not None:
-                first = self._memo.setdefault(key, node)
-                if first is not node and first.id in self._protected:
-                    self._alternates.setdefault(key, node)
-                if self._sharing:
-                    self._written.append(key)
-        for x in inputs:
-            consumers = self._consumers[x.id]
-            if not consumers or consumers[-1] is not node:  # x * x is one consumer
-                consumers.append(node)
+        if derivative is None:  # the order being built, or the highest among the inputs
+            derivative = self._derivative_level
+            for x in inputs:
+                if x.derivative > derivative:
+                    derivative = x.derivative
+        if site is None:  # from _add's caller's caller: a private method's callers are graphc's
+            try:
+                site = _site_above(sys._getframe(2), *self._site_hint)
+            except ValueError:  # no such frame: nothing outside graphc called
+                site = None
+        node = _new_node(self, len(nodes), op, inputs,
+                         MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS,
+                         shape if type(shape) is tuple else tuple(shape),
+                         dtype if isinstance(dtype, np.dtype) else np.dtype(dtype),
+                         name, site, derivative)
+        nodes.append(node)
+        by_name[name] = node
+        if key is not None:
+            first = memo.setdefault(key, node)
+            if first is not node and first.id in self._protected:
+                self._alternates.setdefault(key, node)
         return node
+
+    def _consumer_lists(self) -> "list[list[Node]]":
+        """Each node's consumers, by id, in creation order."""
+        lists = self._consumers
+        for node in self._nodes[len(lists):]:
+            lists.append([])
+            for x in node.inputs:
+                consumers = lists[x.id]
+                if not consumers or consumers[-1] is not node:  # x * x is one consumer
+                    consumers.append(node)
+        return lists
 
     @contextmanager
     def _deriving(self, level: int):
@@ -459,34 +522,49 @@ class Graph:
                 if key is not None:
                     self._memo.setdefault(key, node)
         try:
-            yield
+            with _collector_paused():
+                yield
         finally:
             self._derivative_level, self._sharing = saved
             if not self._sharing:  # the outermost call is over: its log is no longer needed
-                self._written = []
+                self._folded = []
 
-    def _reuse(self, op, inputs, attrs, shape, dtype) -> Optional[Node]:
-        key = _structural_key(op, inputs, attrs)
-        if key is None:
-            return None
+    def _shared(self, key) -> Optional[Node]:
+        """The node indexed under ``key``, unless it is a protected target (then the first
+        duplicate built instead of it, if any)."""
         found = self._memo.get(key)
         if found is not None and found.id in self._protected:
             found = self._alternates.get(key)
             found = None if found is None or found.id in self._protected else found
-        if found is not None:
-            return found
-        if op == "mul":  # a product with known ones (the seed of a scalar y, spread or not)
-            from .ops.common import neutral_one
+        return found
+
+    def _reuse(self, key, op, inputs, attrs, shape, dtype) -> Optional[Node]:
+        """A node that ``op`` on ``inputs`` is known to equal though it is not indexed (a
+        product with ones, constant arithmetic folded now), or None."""
+        if op == "mul" and (inputs[0].op in _ONE_OPS or inputs[1].op in _ONE_OPS):
+            # a product with known ones (the seed of a scalar y, spread or not)
             for one, other in (inputs, inputs[::-1]):
-                if neutral_one(one, other):
+                if _neutral_one(one, other):
                     return other
-        if inputs and all(x.op == "constant" for x in inputs) and (size(shape) or 0) <= 64:
+        if inputs and inputs[0].op == "constant" and all(x.op == "constant" for x in inputs) \
+                and (size(shape) or 0) <= 64:
             folded = self._fold(op, inputs, attrs, dtype)
             if folded is not None:
                 self._memo[key] = folded
-                self._written.append(key)
+                self._folded.append(key)
                 return folded
         return None
+
+    @contextmanager
+    def _sites_from(self, frame):
+        """While ``frame`` (graphc's, still running) builds many nodes, their user_site is
+        looked up from the nodes' builders out to ``frame`` only: its own answer is known."""
+        saved = self._site_hint
+        self._site_hint = (frame, _site_above(frame, *saved))
+        try:
+            yield
+        finally:
+            self._site_hint = saved
 
     @contextmanager
     def _protecting(self, targets):
@@ -522,36 +600,42 @@ class Graph:
         flags = alive[first - start:]
         kept = [n for n, a in zip(moved, flags) if a]
         dropped = [n for n, a in zip(moved, flags) if not a]
-        dead = {id(n) for n in dropped}
+        dead = set(dropped)  # nodes hash by identity
+        memo, alternates, by_name = self._memo, self._alternates, self._by_name
         # Index entries that give or read a dropped node go (keys hold nodes, not ids, so the
-        # others stay right through the renumbering). Every entry written is in the log.
-        for key in self._written:
-            for index in (self._memo, self._alternates):
-                found = index.get(key)
-                if found is not None and (id(found) in dead or
-                                          not dead.isdisjoint(map(id, key[1]))):
-                    del index[key]
+        # others stay right through the renumbering). A node's own entry reads only its inputs,
+        # which live while it does; a folded constant's entry reads other nodes: it is logged.
+        for key in self._folded:
+            found = memo.get(key)
+            if found is not None and (found in dead or not dead.isdisjoint(key[1])):
+                del memo[key]
         for node in dropped:
-            key = _structural_key(node.op, node.inputs, node.attrs)  # (indexed, maybe unlogged,
-            if key is not None and self._memo.get(key) is node:  # when the index was built)
-                del self._memo[key]
-            del self._by_name[node.name]
-            for x in node.inputs:
-                if id(x) not in dead and node in self._consumers[x.id]:
-                    self._consumers[x.id].remove(node)
-        consumers = [self._consumers[n.id] for n in kept]
+            key = _structural_key(node.op, node.inputs, node.attrs)
+            if key is not None:
+                if memo.get(key) is node:
+                    del memo[key]
+                if alternates.get(key) is node:
+                    del alternates[key]
+            del by_name[node.name]
+        lists = self._consumers
+        if len(lists) > start:  # the consumer index reached into the tail: index it again
+            for node in tail[:len(lists) - start]:
+                for x in node.inputs:
+                    while x.id < start and lists[x.id] and lists[x.id][-1].id >= start:
+                        lists[x.id].pop()  # (the tail's consumers come last)
+            del lists[start:]
+        setter = object.__setattr__
         for new, node in enumerate(kept, first):
-            auto = f"{node.op}_{node.id}"
-            if node.name == auto:  # a generated name follows the id, when that one is free
-                name = f"{node.op}_{new}"
-                if name not in self._by_name:
-                    del self._by_name[auto]
-                    self._by_name[name] = node
-                    object.__setattr__(node, "name", name)
-            object.__setattr__(node, "id", new)
-        del self._nodes[first:], self._consumers[first:]
+            name, op = node.name, node.op
+            if name == f"{op}_{node.id}":  # a generated name follows the id, when that one is free
+                fresh = f"{op}_{new}"
+                if fresh not in by_name:
+                    del by_name[name]
+                    by_name[fresh] = node
+                    setter(node, "name", fresh)
+            setter(node, "id", new)
+        del self._nodes[first:]
         self._nodes.extend(kept)
-        self._consumers.extend(consumers)
 
     def _fold(self, op, inputs, attrs, dtype) -> Optional[Node]:
         """A constant for ``op`` applied to constants, or None to build the node as usual (a
@@ -569,12 +653,6 @@ class Graph:
             if np.asarray(scalar).dtype == dtype:
                 return self._weak_constant(scalar)
         return self.constant(np.asarray(value, dtype=dtype))
-
-    def _order(self, inputs: tuple) -> int:
-        """A new node's derivative order: the order being built, or the highest among its
-        inputs (``sum(d)`` of a first derivative ``d`` is of order 1, so differentiating it
-        again builds order 2)."""
-        return max(self._derivative_level, max((x.derivative for x in inputs), default=0))
 
     def _rename(self, node: Node, name: str) -> str:
         """Give ``node`` the printable ``name``, made unique with a suffix; returns the name
@@ -616,15 +694,55 @@ class Graph:
         return out
 
 
+_PAUSES = [0, False]  # derivative builds under way (all threads), collector on before them
+_PAUSES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector waits while derivatives are built. Everything they
+    make stays alive (nodes, the sharing index), yet each full collection walks the whole,
+    growing graph again: a quarter of the build time at 150k nodes, for nothing. Collection
+    resumes when the last build ends (and only if it was on before the first began)."""
+    with _PAUSES_LOCK:
+        if _PAUSES[0] == 0:
+            _PAUSES[1] = _gc.isenabled()
+            _gc.disable()
+        _PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _PAUSES_LOCK:
+            _PAUSES[0] -= 1
+            if _PAUSES[0] == 0 and _PAUSES[1]:
+                _gc.enable()
+
+
+_NO_ATTRS: Mapping = MappingProxyType({})  # the attrs of every node without any (most)
+_WEAK_TYPES = (float, int, bool)
+_WEAK_KEYS: dict = {}  # (type, exact value) -> structural key of that weak constant
+
+
+def _neutral_one(one: Node, other: Node) -> bool:
+    from .ops.common import neutral_one  # the ops package imports this module
+    global _neutral_one
+    _neutral_one = neutral_one
+    return neutral_one(one, other)
+
+
 def has_fresh_name(node: Node) -> bool:
     """Whether ``node`` carries the name graphc made up for it (``mul_28``), not a user's."""
     stem = node.name.rstrip("_")
     return stem == f"{node.op}_{node.id}"
 
 
+_UNSHARED = frozenset({"placeholder", "variable"})  # each one is its own value
+_ONE_OPS = frozenset({"constant", "broadcast_to"})  # what a known one is built by
+
+
 def _structural_key(op: str, inputs: tuple, attrs: dict):
     """What makes two nodes the same computation, or None for nodes never shared."""
-    if op in ("placeholder", "variable") or (op == "constant" and attrs["value"].size > 64):
+    if op in _UNSHARED or (op == "constant" and attrs["value"].size > 64):
         return None
     # inputs by identity, not id: dropping unused derivative nodes renumbers the survivors
     return (op, tuple(inputs), attrs_key(attrs))
@@ -688,17 +806,30 @@ def as_node(graph: Graph, value) -> Node:
 
 def apply(op_name: str, inputs, attrs: Optional[dict] = None, name: Optional[str] = None) -> Node:
     """Build one node: wrap inputs, infer shape and dtype, report bad input at the user's line."""
-    graph = None
+    graph, plain = None, True  # plain: all inputs are nodes of one graph (nearly always)
+    for x in inputs:
+        if not isinstance(x, Node):
+            plain = False
+        elif graph is None:
+            graph = x.graph
+        elif x.graph is not graph:
+            plain = False
     try:
-        graph = graph_of(inputs)
         if graph is None:
             raise GraphcError("needs at least one graphc Node among its inputs")
-        nodes = tuple(as_node(graph, x) for x in inputs)
+        if plain:
+            nodes = tuple(inputs)
+        else:  # two graphs fail before any constant is made for a scalar among the inputs
+            graph_of(inputs)
+            nodes = tuple([as_node(graph, x) for x in inputs])
     except GraphcError as exc:
         label = name or (graph._fresh_name(op_name) if graph is not None else None)
         node = f"node '{label}' " if label else ""
         raise type(exc)(f"{op_name}: {exc}; {node}built at {user_site()}") from None
     return build(graph, op_name, nodes, attrs or {}, name)
+
+
+_REGISTRY: Optional[dict] = None  # graphc.ops.registry.REGISTRY, bound at the first build
 
 
 def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[str] = None,
@@ -709,14 +840,21 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
     ``site`` and ``derivative`` are the JSON loader's (default: the caller's line and the
     current derivative order).
     """
-    from .ops.registry import get as get_op  # the ops package imports this module
-
-    op = get_op(op_name)
+    global _REGISTRY
+    if _REGISTRY is None:  # the ops package imports this module
+        from .ops.registry import REGISTRY as _REGISTRY
+    op = _REGISTRY.get(op_name)
+    if op is None:
+        from .ops.registry import get as get_op
+        op = get_op(op_name)  # raises, naming the op
     try:
         op.check_call(len(nodes), attrs)
         inferred = op.infer(*nodes, **attrs)
         # the rule may put the attrs in canonical form (axis=-1 -> (1,), ...)
-        attrs = op.checked_attrs(inferred[2] if len(inferred) == 3 else attrs)
+        if len(inferred) == 3:
+            attrs = inferred[2]
+        if attrs:
+            attrs = op.checked_attrs(attrs)
     except (TypeError, ValueError, OverflowError) as exc:
         # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
@@ -726,6 +864,9 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
         where = site if site is not None else user_site()
         at = f" built at {where}" if where else ""
         raise kind(f"{op_name}: {exc}; inputs: {args}; node '{label}'{at}") from None
-    shape, dtype = inferred[:2]
-    shape = tuple(None if d is None else int(d) for d in shape)
+    shape, dtype = inferred[0], inferred[1]
+    for d in shape:  # sizes as plain ints (a rule may give NumPy integers)
+        if d is not None and type(d) is not int:
+            shape = tuple(None if d is None else int(d) for d in shape)
+            break
     return graph._add(op_name, nodes, attrs, shape, dtype, name, site, derivative)

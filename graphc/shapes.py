@@ -21,6 +21,14 @@ def fmt(shape: Shape) -> str:
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """NumPy broadcasting where ``None`` is an unknown size."""
+    if len(shapes) == 2:  # the common cases: equal shapes, or a scalar and a shape
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
+    elif len(shapes) == 1:
+        return tuple(shapes[0])
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(-ndim, 0):

@@ -14,12 +14,16 @@ def probe(kernel, nodes, **attrs) -> np.dtype:
     Running the kernel on 0-d zeros is the one way to match NumPy's promotion exactly; the
     answer is cached per kernel, input dtypes (or weak scalars, exactly) and attrs.
     """
-    args = [n.attrs["value"].item() if n.op == "constant" and n.attrs.get("weak")
-            else np.zeros((), n.dtype) for n in nodes]
-    key = (kernel, tuple(a.dtype.str if isinstance(a, np.ndarray) else freeze(a) for a in args),
-           attrs_key(attrs))
+    key = [kernel]
+    for n in nodes:  # the key first: a hit (nearly always) makes no arrays
+        key.append(freeze(n.attrs["value"].item()) if n.op == "constant" and n.attrs.get("weak")
+                   else n.dtype)
+    key.append(attrs_key(attrs) if attrs else ())
+    key = tuple(key)
     dtype = _PROBED.get(key)
     if dtype is None:
+        args = [n.attrs["value"].item() if n.op == "constant" and n.attrs.get("weak")
+                else np.zeros((), n.dtype) for n in nodes]
         try:
             with np.errstate(all="ignore"):
                 dtype = np.asarray(kernel(*args, **attrs)).dtype
@@ -47,7 +51,13 @@ def dtype_argument(dtype, use: str = "use dtype") -> np.dtype:
 def elementwise_infer(kernel):
     """Shape rule of an elementwise op: broadcasting; dtype: what NumPy would give."""
     def infer(*nodes, **attrs):
-        return broadcast_shapes(*(n.shape for n in nodes)), probe(kernel, nodes, **attrs)
+        if len(nodes) == 1:
+            shape = nodes[0].shape
+        elif len(nodes) == 2:
+            shape = broadcast_shapes(nodes[0].shape, nodes[1].shape)
+        else:
+            shape = broadcast_shapes(*[n.shape for n in nodes])
+        return shape, probe(kernel, nodes, **attrs)
     return infer
 
 

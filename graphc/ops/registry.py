@@ -116,13 +116,14 @@ class Op:
         Raises TypeError saying what is wrong; the node builder adds the op, the node and the
         user's line.
         """
-        unknown = sorted(map(str, set(attrs) - set(self.attrs)))
-        if unknown:
-            known = ", ".join(self.attrs) or "none"
-            raise TypeError(f"unknown attrs {unknown} (declared: {known})")
-        missing = sorted(self.required - set(attrs))
-        if missing:
-            raise TypeError(f"missing attrs {missing}")
+        if attrs or self.required:
+            unknown = sorted(map(str, set(attrs) - set(self.attrs)))
+            if unknown:
+                known = ", ".join(self.attrs) or "none"
+                raise TypeError(f"unknown attrs {unknown} (declared: {known})")
+            missing = sorted(self.required - set(attrs))
+            if missing:
+                raise TypeError(f"missing attrs {missing}")
         least, most = self.arity
         if count < least or (most is not None and count > most):
             wanted = (f"{least}" if least == most else
