@@ -133,6 +133,15 @@ def scalar(rounds: int) -> dict:
             "compile_ms": compile_s * 1e3}
 
 
+def small_ops(name: str, rounds: int) -> dict:
+    """A small-op gradient graph of bench_scalar.SMALL_OPS (broadcasts, sum_to, indexing)."""
+    from bench_scalar import SMALL_OPS
+
+    ours, theirs = SMALL_OPS[name]()
+    return {"unit": "us", "scale": 1e6,
+            "times": per_round({"graphc": ours, "numpy": theirs}, rounds, 0.05)}
+
+
 def _function_options(gc) -> set:
     import inspect
     return set(inspect.signature(gc.function).parameters)
@@ -283,6 +292,9 @@ def run(quick: bool, rounds: int, only: str = "") -> dict:
     workloads = {f"mlp {dtype}": (lambda dtype=dtype: mlp(dtype, rounds))
                  for dtype in ("float64", "float32")}
     workloads["cs231n"] = lambda: scalar(rounds)
+    from bench_scalar import SMALL_OPS
+    for small in SMALL_OPS:
+        workloads[f"small ops: {small}"] = lambda small=small: small_ops(small, rounds)
     for d in depths:
         workloads[f"scalar chain D={d}"] = lambda d=d: scalar_chain(d, rounds)
     for n in sizes:

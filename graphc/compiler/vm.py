@@ -29,7 +29,7 @@ from ..ops.registry import REGISTRY
 from ..runtime import (check_feed_value, errors_ignored, errors_restored, is_allocation_failure,
                        kernel_error, rebuild)
 from . import codegen
-from .codegen import (OPERATORS, QUIET_OPS, _EXPAND_DIMS_KERNEL, _SUM_KERNEL, _identity_operand,
+from .codegen import (OPERATORS, QUIET_OPS, _KERNELS, _identity_operand,
                       _literal, _numerics_checker, _output_checker, _params, _quoted,
                       fill_where_not)
 from .ir import Program, Term, as_described
@@ -128,6 +128,13 @@ class Machine:
 
     _budget = float("inf")
     _compiled = None  # the generated function, once promoted
+    _hooks: Optional[dict] = None  # the Function's hooks, for the generated function
+
+    def bind_hooks(self, **hooks) -> None:
+        """Keep the Function's hooks (:func:`codegen.bind_hooks`) for the generated source."""
+        self._hooks = hooks
+        if self._compiled is not None:
+            codegen.bind_hooks(self._compiled, **hooks)
     stats: Optional[dict] = None
 
     def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
@@ -158,6 +165,8 @@ class Machine:
         self.filename, self.lines, self.names = generated.filename, generated.lines, \
             generated.names
         self._source = generated.source
+        if self._hooks is not None:
+            codegen.bind_hooks(fn, **self._hooks)
         self._compiled = fn
         if self.stats is not None:
             self.stats["backend"] = "source"
@@ -335,14 +344,14 @@ def _direct(term: Term, operators: bool):
     if not operators or not term.inputs or term.inputs[0].ndim == 0:
         return None
     kernel = REGISTRY[term.op].kernel
-    if term.op == "sum" and kernel is _SUM_KERNEL:
+    if term.op == "sum" and kernel is _KERNELS["sum"]:
         axis, keepdims = term.attrs["axis"], term.attrs["keepdims"]
         if _literal(axis) is None:
             return None
         if keepdims:
             return lambda x: np.add.reduce(x, axis, None, None, True)
         return lambda x: np.add.reduce(x, axis)
-    if term.op == "expand_dims" and kernel is _EXPAND_DIMS_KERNEL and None not in term.shape:
+    if term.op == "expand_dims" and kernel is _KERNELS["expand_dims"] and None not in term.shape:
         shape = tuple(map(int, term.shape))
         return lambda x: x.reshape(shape)
     return None
