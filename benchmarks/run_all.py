@@ -133,6 +133,15 @@ def scalar(rounds: int) -> dict:
             "compile_ms": compile_s * 1e3}
 
 
+def small_ops(name: str, rounds: int) -> dict:
+    """A small-op gradient graph of bench_scalar.SMALL_OPS (broadcasts, sum_to, indexing)."""
+    from bench_scalar import SMALL_OPS
+
+    ours, theirs = SMALL_OPS[name]()
+    return {"unit": "us", "scale": 1e6,
+            "times": per_round({"graphc": ours, "numpy": theirs}, rounds, 0.05)}
+
+
 def _function_options(gc) -> set:
     import inspect
     return set(inspect.signature(gc.function).parameters)
@@ -225,20 +234,24 @@ def compile_chain(depth: int, repeats: int) -> dict:
     import graphc as gc
 
     from common import tanh_chain
-    totals, per_node, parts = [], [], None
+    totals, per_node, function_per_node, parts = [], [], [], None
     for _ in range(repeats):
         g, x, loss = tanh_chain(gc, depth)
         start = CLOCK()
         dx = gc.grad(loss, x)
+        built = CLOCK()
         f = gc.function([x], [loss, dx])
         total = CLOCK() - start
         totals.append(total)
         per_node.append(total / len(g) * 1e6)
+        function_per_node.append((total - (built - start)) / len(g) * 1e6)
         parts = f.stats["seconds"]
     value = np.linspace(-1, 1, 10)
     np.testing.assert_allclose(f(value)[1], g.run(dx, {x: value}), rtol=1e-12)
     return {"unit": "s", "scale": 1, "times": {"graphc": totals},
-            "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts}
+            "us_per_node": summary(per_node), "nodes": len(g), "last_parts": parts,
+            "function_us_per_node": summary(function_per_node),
+            "backend": f.stats.get("backend", "source")}
 
 
 def fusion(dtype: str, n: int, rounds: int) -> dict:
@@ -283,13 +296,16 @@ def compile_chain_peers(depth: int, repeats: int) -> dict:
 def run(quick: bool, rounds: int, only: str = "") -> dict:
     depths = (10, 100) if quick else (10, 100, 1000, 3000)
     sizes = (10, 100) if quick else (10, 100, 300)
-    chains = (250, 1000) if quick else (250, 1000, 4000)
+    chains = (250, 1000) if quick else (250, 1000, 4000, 16000)
     elements = (10**6,) if quick else (10**6, 10**7)
     peer_depth = 10 if quick else 30  # the peers' gradient + compile take tens of seconds past it
     repeats = max(1, rounds // 2)
     workloads = {f"mlp {dtype}": (lambda dtype=dtype: mlp(dtype, rounds))
                  for dtype in ("float64", "float32")}
     workloads["cs231n"] = lambda: scalar(rounds)
+    from bench_scalar import SMALL_OPS
+    for small in SMALL_OPS:
+        workloads[f"small ops: {small}"] = lambda small=small: small_ops(small, rounds)
     for d in depths:
         workloads[f"scalar chain D={d}"] = lambda d=d: scalar_chain(d, rounds)
     for n in sizes:
@@ -328,6 +344,10 @@ def print_tables(results: dict, label: str = "") -> None:
         if "us_per_node" in entry:
             u = entry["us_per_node"]
             rows.append([name, "us/node", u["median"], u["min"], u["max"], "us", "", ""])
+        if "function_us_per_node" in entry:  # gc.function alone, and the back end it chose
+            u = entry["function_us_per_node"]
+            rows.append([name, f"function us/node ({entry['backend']})", u["median"], u["min"],
+                         u["max"], "us", "", ""])
     print(f"issue 15 benchmarks {label}(median, min, max over rounds; x numpy, x graphc = "
           "median / their median)")
     print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy",
@@ -357,9 +377,9 @@ def compare(roots: list, rounds: int, quick: bool, only: str = "") -> dict:
             entry["times"] = {
                 system: summary([s for r in results for s in r[name]["times"][system]["samples"]])
                 for system in entry["times"]}
-            if "us_per_node" in entry:
-                entry["us_per_node"] = summary(
-                    [s for r in results for s in r[name]["us_per_node"]["samples"]])
+            for key in ("us_per_node", "function_us_per_node"):
+                if key in entry:
+                    entry[key] = summary([s for r in results for s in r[name][key]["samples"]])
             out[name] = entry
         merged[root] = out
     return merged

@@ -1,12 +1,16 @@
-"""The compiled functions' fast paths (issue 15) compute what the NumPy path and g.run do:
-the Python-float path of scalar programs, 0-d float arguments, ``trust_input``, the error
-state set without ``np.errstate``, and kernels called directly (``np.add.reduce``, reshape)."""
+"""The compiled functions' fast paths compute what the NumPy path and g.run do: the
+Python-float path of scalar programs (in any error state), 0-d float arguments,
+``trust_input``, the error state set without ``np.errstate``, kernels called directly
+(``np.add.reduce``, reshapes, indexes, broadcasts, ``sum_to``), and calls that go straight into
+the generated function (keywords, wrong counts, locks)."""
+import threading
 import warnings
 
 import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import ops
 from graphc.compiler.passes import DEFAULT_PASSES
 
 SPECIAL = [3.0, -4.0, 0.0, -0.0, 1e300, -1e300, 800.0, -800.0, 1e-320, float("inf"),
@@ -42,6 +46,124 @@ def test_float_path_gives_the_numpy_paths_values_bit_for_bit():
                     assert same_bits(p, q) and same_bits(p, r), (a, b, p, q, r)
 
 
+def mixed():
+    """A scalar function of every op of the float path, with both gradients."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    f = (gc.tanh(x) * gc.exp(-y) + gc.log(x * x + 1.0) + gc.sqrt(x * x + y * y)
+         + gc.abs(x - y) + gc.log(y * y) + gc.expm1(x) / (x - 2.0) + gc.sigmoid(x * y)
+         + gc.softplus(x - y))
+    return g, x, y, [f, *gc.gradients(f, [x, y])]
+
+
+def piecewise():
+    """A scalar function of max, min, relu, comparisons and where, with both gradients."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    f = (gc.relu(x) * y + gc.maximum(x, y) - gc.minimum(y, 0.5)
+         + gc.where(x > y, x * x, y / 3.0) + gc.where(gc.logical_not(x <= 1.0), 1.0, -x))
+    return g, x, y, [f, *gc.gradients(f, [x, y]), x >= y, gc.equal(x, y), gc.not_equal(x, y)]
+
+
+GRID = SPECIAL + [0.5, -0.25, 2.0, 1e-200, -1e-200, 708.5, -708.5, 709.5, 1e-155, -1.0]
+
+
+def numpy_path(v):
+    """A 0-d argument the float path does not take (a big-endian float64: converted exactly
+    by the argument check), so the call runs the generated NumPy code."""
+    return np.array(v, dtype=">f8")
+
+
+@pytest.mark.parametrize("build", [cs231n, mixed, piecewise])
+def test_float_path_numpy_path_and_g_run_agree_bit_for_bit_in_any_error_state(build):
+    g, x, y, outs = build()
+    f = gc.function([x, y], outs)
+    assert "over Python floats" in f.source
+    for state in ({"all": "raise"}, {"all": "warn"}):
+        with warnings.catch_warnings(), np.errstate(**state):
+            warnings.simplefilter("error")  # no path may warn or raise: inf and NaN are values
+            for a in GRID:
+                for b in GRID:
+                    floats = f(a, b)
+                    arrays = f(np.array(a), np.array(b))
+                    generated = f(numpy_path(a), numpy_path(b))
+                    run = g.run(outs, {x: a, y: b})
+                    for p, q, n, r in zip(floats, arrays, generated, run):
+                        assert type(p) is type(q) is type(n) is type(r), (p, q, n, r)
+                        assert same_bits(p, q) and same_bits(p, n) and same_bits(p, r), \
+                            (a, b, p, n, r)
+
+
+def test_float_path_computes_ordinary_values_and_hands_the_rest_to_numpy():
+    g, x, y, outs = mixed()
+    f = gc.function([x, y], outs)
+
+    def numpy_path_taken(*args) -> bool:
+        f._fn.__globals__["_fp_enter"] = fail  # the NumPy path's first step
+        try:
+            f(*args)
+        except gc.GraphcError:
+            return True
+        finally:
+            f._fn.__globals__["_fp_enter"] = enter
+        return False
+
+    def fail():
+        raise RuntimeError("the NumPy path ran")
+    enter = f._fn.__globals__["_fp_enter"]
+    assert not numpy_path_taken(0.5, 0.25) and not numpy_path_taken(np.array(3.0), -4.0)
+    for a, b in ((2.0, 1.0),  # expm1(x) / (x - 2): a division by zero
+                 (800.0, 1.0),  # tanh, sigmoid: beyond the guards, as is exp(-y) for y=-800
+                 (0.5, 0.0),  # log(y * y) = log(0)
+                 (float("nan"), 1.0), (1e-200, 1.0)):  # NaN; tanh of a tiny value
+        assert numpy_path_taken(a, b), (a, b)
+    assert numpy_path_taken(numpy_path(0.5), 0.25)
+
+
+def test_the_float_ops_match_numpy_on_many_arguments():
+    """Each op of the float path against its NumPy kernel on a 0-d array, far from the
+    special values too: random arguments over the whole exponent range."""
+    rng = np.random.default_rng(15)
+    values = np.concatenate([rng.standard_normal(800) * 10.0 ** rng.integers(-5, 6, 800),
+                             rng.uniform(-750, 750, 200), GRID])
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    for op in (gc.exp, gc.expm1, gc.log, gc.log1p, gc.tanh, gc.sqrt, gc.abs, gc.sign,
+               gc.sigmoid, gc.softplus, gc.relu, lambda v: -v, lambda v: v * v):
+        node = op(x)
+        f = gc.function([x], node)
+        assert "over Python floats" in f.source
+        with np.errstate(all="ignore"):
+            for v in values:
+                assert same_bits(f(float(v)), g.run(node, {x: np.array(v)})), (node, v)
+    y = g.placeholder("y", ())
+    pairs = [(a, b) for a in SPECIAL + [1.5, -2.5] for b in SPECIAL + [1.5, -2.5]]
+    for op in (gc.maximum, gc.minimum, lambda a, b: gc.where(a < b, a, b)):
+        node = op(x, y)
+        f = gc.function([x, y], node)
+        assert "over Python floats" in f.source
+        for a, b in pairs:  # NaN and zeros of both signs included
+            assert same_bits(f(a, b), g.run(node, {x: np.array(a), y: np.array(b)})), (a, b)
+
+
+def test_calls_with_keywords_and_wrong_counts():
+    g, x, y, outs = cs231n()
+    f = gc.function([x, y], outs)
+    want = f(3.0, -4.0)
+    for got in (f(3.0, y=-4.0), f(y=-4.0, x=3.0), f(*[3.0], **{"y": -4.0})):
+        assert all(same_bits(p, q) for p, q in zip(got, want))
+    with pytest.raises(gc.FeedError, match="takes 2 input"):
+        f(3.0, -4.0, 1.0)
+    with pytest.raises(gc.FeedError, match="given twice"):
+        f(3.0, x=3.0)
+    with pytest.raises(gc.MissingFeedError, match="'y'"):
+        f(3.0)
+    with pytest.raises(gc.MissingFeedError, match="'x'"):
+        f(y=3.0)
+    with pytest.raises(gc.FeedError, match="no input named 'z'"):
+        f(3.0, -4.0, z=1.0)
+
+
 def test_float_path_closed_form():
     g, x, y, outs = cs231n()
     f = gc.function([x, y], outs)
@@ -74,7 +196,7 @@ def test_float_path_only_for_scalar_float64_programs():
     x = g.placeholder("x", ())
     v = g.placeholder("v", (3,))
     assert "over Python floats" not in gc.function([x, v], gc.sum(x * v)).source
-    assert "over Python floats" not in gc.function([x], gc.exp(x)).source  # no exp op
+    assert "over Python floats" not in gc.function([x], gc.sin(x)).source  # no sin op
     x32 = g.placeholder("x32", (), "float32")
     f32 = gc.function([x32], x32 * 3.0)
     assert "over Python floats" not in f32.source
@@ -191,3 +313,107 @@ def test_error_state_only_where_an_op_may_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # -int64 min overflows: ignored, as g.run does
         assert negate(np.int64(-2**63)) == g.run(-k, {k: np.int64(-2**63)})
+
+
+def test_broadcasts_sums_and_indexing_called_directly_give_the_kernels_values():
+    """Each small op written directly in the generated code, against g.run (the registry's
+    kernels), bit for bit, with sizes known and unknown."""
+    g = gc.Graph()
+    m = g.placeholder("m", (None, 3))
+    v = g.placeholder("v", (None,))
+    k = g.placeholder("k", (None, 3), "int8")
+    one = g.constant(np.array([[-0.0]]))
+    outs = {
+        "single": ops.broadcast_like(one, m),  # one element: a strides-0 view
+        "scalar": gc.broadcast_to(g.constant(2.5), (2, 3)),
+        "row": ops.broadcast_like(g.constant(np.array([1.0, -2.0, 3.0])), m),
+        "sum_to": ops.sum_to(m * 2.0, g.constant(np.ones((1, 3)))),
+        "sum_to_lead": ops.sum_to(m * 2.0, g.constant(np.ones(3))),
+        "sum_to_int8": ops.sum_to(k * k, g.constant(np.ones((1, 3), np.int8))),
+        "sliced": (m * 1.0)[::-1, 1:],
+        "picked": (m * 1.0)[:, 2],
+        "stepped": (v * 1.0)[-1:0:-2],
+        "expanded": gc.expand_dims(v * 1.0, (0, 2)),
+        "inner": v[:, None] * g.constant(np.array([1.0, -1.0, 0.5]))[None, :],
+    }
+    f = gc.function([m, v, k], outs)
+    for text in ("_broadcast_single(", "_broadcast_to(", "_add_reduce(", "[..., ::-1, 1:]",
+                 "[..., :, 2]", "[..., -1:0:-2]", "[None, :, None]"):
+        assert text in f.source, text
+    # summing (None, 3) to (1, 3) depends on whether the run-time size is 1: the kernel's
+    assert f.source.count("_k_sum_to(") == 2
+    rng = np.random.default_rng(3)
+    for rows in (1, 4):
+        M = rng.standard_normal((rows, 3))
+        M[0, 0] = -0.0
+        V = rng.standard_normal(rows + 2)
+        K = rng.integers(-100, 100, (rows, 3)).astype(np.int8)  # k * k wraps, as in NumPy
+        got, want = f(M, V, K), g.run(outs, {m: M, v: V, k: K})
+        for key in outs:
+            assert got[key].shape == want[key].shape and got[key].dtype == want[key].dtype, key
+            assert got[key].tobytes() == want[key].tobytes(), key
+            got[key][...] = 0  # outputs are the caller's: writable, sharing nothing
+        assert f(M, V, K)["single"].tobytes() == want["single"].tobytes()
+
+
+def test_gradients_through_broadcast_and_indexing_as_g_run():
+    g = gc.Graph()
+    u, w = g.placeholder("u", (None,)), g.placeholder("w", (3,))
+    X, b = g.placeholder("X", (None, 3)), g.placeholder("b", (3,))
+    p = (gc.sum(gc.tanh(u[:, None] * w[None, :])) + gc.sum(gc.tanh(X * w + b) ** 2)
+         + gc.sum(X[:, 1] * u) + gc.sum(X[1:, ::-1] * w))  # the other indexes: the kernel
+    outs = [p, *gc.gradients(p, [u, w, X, b])]
+    f = gc.function([u, w, X, b], outs)
+    assert f.source.count("_k_getitem_grad(") == 2 and "_k_broadcast_like" not in f.source
+    rng = np.random.default_rng(4)
+    U, W, XX, B = (rng.standard_normal(s) for s in ((4,), (3,), (4, 3), (3,)))
+    for a, r in zip(f(U, W, XX, B), g.run(outs, {u: U, w: W, X: XX, b: B})):
+        assert np.asarray(a).tobytes() == np.asarray(r).tobytes()
+    gu = f(U, W, XX, B)[1]  # d/du: (1 - tanh^2(u w^T)) w + X[:, 1], by hand
+    np.testing.assert_allclose(gu, (1 - np.tanh(np.outer(U, W)) ** 2) @ W + XX[:, 1],
+                               rtol=1e-12)
+
+
+def test_a_broadcast_view_of_one_element_is_read_only_and_keeps_its_base():
+    from graphc.compiler.codegen import broadcast_single
+    base = np.array([[1.5]])
+    view = broadcast_single(base, (2, 3))
+    assert view.shape == (2, 3) and not view.flags.writeable and view.base is base
+    np.testing.assert_array_equal(view, np.broadcast_to(base, (2, 3)))
+    assert broadcast_single(np.float32(2.0), (0, 2)).dtype == np.float32
+
+
+def test_a_function_with_updates_takes_keywords_and_releases_its_lock_after_an_error():
+    g = gc.Graph()
+    c = g.variable("c", 0.0)
+    step = g.placeholder("step", ())
+    f = gc.function([step], c, updates={c: c + step})
+    assert f(step=1.0) == 0.0 and f(2.0) == 1.0
+    with pytest.raises(gc.FeedError, match="takes 1 input"):
+        f(1.0, 2.0)
+    with pytest.raises(gc.FeedError, match="'step'"):
+        f("one")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(f(step=4.0)))
+    worker.start()
+    worker.join(timeout=10)
+    assert done == [3.0] and c.value == 7.0  # the lock was free again
+
+
+def test_a_function_with_shape_specialisations_takes_keywords_and_names_failing_nodes():
+    g = gc.Graph()
+    m = g.placeholder("m", (None, 3))
+    n = g.placeholder("n", (None,))
+    f = gc.function([m, n], gc.reshape(m * 2.0, (-1,)) + n)
+    M = np.arange(6.0).reshape(2, 3)
+    want = (M * 2.0).ravel() + 1.0
+    for got in (f(M, np.ones(6)), f(n=np.ones(6), m=M), f(M, n=np.ones(6))):
+        np.testing.assert_array_equal(got, want)
+    assert f.stats["specializations"] == 1
+    with pytest.raises(gc.FeedError, match="takes 2 input"):
+        f(M, np.ones(6), 1.0)
+    with pytest.raises(gc.MissingFeedError, match="'n'"):
+        f(M)
+    with pytest.raises(gc.ShapeError, match="add") as info:
+        f(M, np.ones(5))  # 6 values + 5: the add fails in the program, named
+    assert "test_compiler_fast_paths.py" in str(info.value)

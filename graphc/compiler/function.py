@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import gc
 import inspect
+import operator
 import threading
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen, specialize
+from . import codegen, specialize, vm
 from .ir import as_described, check_update, from_graph, upcasts
 from .fusion import fuse, unfused
 from .passes import DEFAULT_PASSES, optimize as run_passes
@@ -44,16 +45,21 @@ class Function:
     """
 
     def __init__(self, fn, generated: codegen.Generated, inputs: list, stats: dict,
-                 lock=None) -> None:
+                 lock=None, specializer: Optional[Specializer] = None) -> None:
         self._fn = fn  # the generated function, or the dispatch of a Specializer
         self._specializer: Optional[Specializer] = None  # with None sizes: the dispatch
         self._generated = generated
         self._inputs = inputs
         self._lock = lock
-        # keyword -> parameter, when the parameters are not the input names
-        names = [n.name for n in inputs]
-        self._keywords = None if generated.params == names else \
-            dict(zip(names, generated.params))
+        codegen.bind_hooks(fn, explain=self._explain, rebind=self._rebind)
+        if specializer is not None:  # each specialisation gets the hooks as it is made
+            self._fn, self._specializer = specializer.dispatch, specializer
+        # a call goes straight to the generated function, which checks its arguments and
+        # explains its own errors; with updates (the lock) or specialisations (a dispatch
+        # that takes its arguments positionally) or on the VM it goes through _call_through
+        # (the VM binds its arguments by position only)
+        direct = lock is None and specializer is None and not isinstance(fn, vm.Machine)
+        self._entry = fn if direct else self._call_through
         self.stats: dict = stats
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
@@ -63,21 +69,50 @@ class Function:
 
     @property
     def source(self) -> str:
-        """The generated Python program (with ``None`` sizes: of the last call's program)."""
+        """The generated Python program, or the VM back end's instruction listing (with
+        ``None`` sizes: of the last call's program)."""
         return self._generated.source
 
-    def __call__(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
-        if kwargs and self._keywords is not None:
-            kwargs = {self._keywords.get(k, k): v for k, v in kwargs.items()}
+    #: ``f(...)`` calls ``f._entry`` directly: special-method lookup goes through this
+    #: descriptor, so no wrapper frame costs 0.1-0.2 us a call.
+    __call__ = property(operator.attrgetter("_entry"))
+
+    def _call_through(self, /, *args, **kwargs):  # self positional-only: an input may be "self"
+        """A call of a function with updates (under the graph's lock) or with shape
+        specialisations (the dispatch takes exactly its arguments, positionally)."""
+        if kwargs or len(args) != len(self._inputs):
+            return self._rebind((), kwargs, args)
         try:
             if self._lock is None:
-                return self._fn(*args, **kwargs)
+                return self._fn(*args)
             with self._lock:
-                return self._fn(*args, **kwargs)
+                return self._fn(*args)
         except GraphcError:
             raise
-        except Exception as exc:
-            raise self._explain(exc, args, kwargs) from exc
+        except Exception as exc:  # (the generated programs explain their own errors)
+            raise self._explain(exc) from exc
+
+    def _hooked(self, lowered: Lowered) -> Lowered:
+        """A shape specialisation, its generated function given the hooks."""
+        codegen.bind_hooks(lowered.fn, explain=self._explain, rebind=self._rebind)
+        return lowered
+
+    def _rebind(self, more: tuple, named: dict, given: tuple):
+        """A call with keywords or a wrong number of arguments: the arguments in the order of
+        the parameters, then the call; or the FeedError saying what is wrong."""
+        args = tuple(v for v in given if v is not codegen.MISSING) + more
+        params = self._generated.params
+        position = {p: k for k, p in enumerate(params)}
+        position.update((n.name, k) for k, n in enumerate(self._inputs))  # names, or _p<k>
+        full = list(args[:len(params)]) + [codegen.MISSING] * (len(params) - len(args))
+        for key, value in named.items():
+            k = position.get(key)
+            if len(args) > len(params) or k is None or k < len(args):
+                raise self._bad_arguments(args, named)
+            full[k] = value
+        if len(args) > len(params) or any(v is codegen.MISSING for v in full):
+            raise self._bad_arguments(args, named)
+        return self._entry(*full)
 
     def __repr__(self) -> str:
         """A one-line summary: inputs, outputs, updated variables, terms by op, peak memory."""
@@ -95,7 +130,7 @@ class Function:
                 f"{memory}>")
 
     # -- errors -----------------------------------------------------------------------------
-    def _explain(self, exc: Exception, args: tuple, kwargs: dict) -> GraphcError:
+    def _explain(self, exc: Exception) -> GraphcError:
         """A graphc error for a failure in the generated code, naming the node that failed."""
         tb = exc.__traceback__
         frame, line, generated = None, None, None
@@ -105,8 +140,6 @@ class Function:
                 frame, line, generated = tb.tb_frame, tb.tb_lineno, found
             tb = tb.tb_next
         if frame is None:
-            if isinstance(exc, TypeError):
-                return self._bad_arguments(args, kwargs, exc)
             return GraphcError(f"compiled function failed: {exc!r}")
         term = generated.lines.get(line)
         if term is None:
@@ -128,7 +161,7 @@ class Function:
         self.stats.update(shown.stats)
         self.stats["specializations"] = self._specializer.count
 
-    def _bad_arguments(self, args: tuple, kwargs: dict, exc: Exception) -> GraphcError:
+    def _bad_arguments(self, args: tuple, kwargs: dict) -> GraphcError:
         params = self._generated.params
         names = [n.name for n in self._inputs]
         by_name = dict(zip(names, params))
@@ -150,7 +183,7 @@ class Function:
             return MissingFeedError(
                 f"input{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(describe(n) for n in missing)} not given to the compiled function")
-        return GraphcError(f"bad arguments for the compiled function: {exc}")
+        return GraphcError("bad arguments for the compiled function")
 
 
 def _local_value(frame, name: Optional[str]):
@@ -169,7 +202,8 @@ def _local_value(frame, name: Optional[str]):
 
 def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
-             passes: Optional[Sequence[str]] = None, trust_input: bool = False) -> Function:
+             passes: Optional[Sequence[str]] = None, trust_input: bool = False,
+             backend: str = "auto") -> Function:
     """Compile ``outputs`` (a node, or nested lists, tuples, namedtuples and dicts of nodes)
     as a function of ``inputs``.
 
@@ -184,6 +218,12 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
     floats or NumPy scalars); anything else gives undefined results or errors that need not
     name the input.
+
+    ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
+    function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:
+    fastest to build), ``"auto"`` the VM for programs of :data:`VM_THRESHOLD` instructions or
+    more, turned into generated source once its calls have run about as long as compiling
+    takes. Both give the same values bit for bit and the same errors.
 
     Random keys (:func:`graphc.random.key`) that the outputs or updates sample from advance
     after each call (fresh samples per call), unless a key is an input or has an update.
@@ -202,6 +242,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         check_update(var, value)
     # random keys the function samples from advance after each call (fresh samples per call)
     update_pairs += key_updates(flat + [v for _, v in update_pairs], dict(update_pairs), inputs)
+    if backend not in BACKENDS:
+        raise GraphcError(f"function: backend must be one of {', '.join(map(repr, BACKENDS))}, "
+                          f"not {backend!r}")
     if len({n.id for n in inputs}) != len(inputs):
         raise GraphcError("the same node is given twice among the function's inputs")
 
@@ -214,7 +257,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
             passes = tuple(p for p in passes if p != "fuse")
         program, pass_stats, fired = _optimize(program, tuple(passes))
         options = dict(check_numerics=check_numerics, structure=structure,
-                       trust_input=trust_input, fastmath="fastmath" in passes)
+                       trust_input=trust_input, fastmath="fastmath" in passes, backend=backend)
         generic = _plan_and_lower(program, graph, options)
     sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
@@ -232,20 +275,21 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
                         "total": time.perf_counter() - started}
     fn, specializer = generic.fn, None
+    if isinstance(fn, vm.Machine):  # (a promotion to generated source updates "backend")
+        fn.stats = stats
     if sized_at_call:  # plan memory again at each call with new input shapes
         # what stats show while the generic program runs (after a call it could not plan)
         generic.stats = {key: stats[key] for key in generic.stats}
         generic.stats["specialized_shapes"] = None
-        specializer = Specializer(program, generic,
-                                  lambda p: _plan_and_lower_paused(
-                                      fuse(p, Counter()) if "fuse" in passes else p, graph,
-                                      options),  # sizes known now: fusion may apply
-                                  lambda shown: compiled._show(shown),
-                                  limit=specialize.MAX_SPECIALIZATIONS)
-        fn = specializer.dispatch
+        if isinstance(generic.fn, vm.Machine):
+            generic.fn.stats = generic.stats
+        specializer = Specializer(
+            program, generic,
+            lambda p: compiled._hooked(_plan_and_lower_paused(  # sizes known: fusion may apply
+                fuse(p, Counter()) if "fuse" in passes else p, graph, options)),
+            lambda shown: compiled._show(shown), limit=specialize.MAX_SPECIALIZATIONS)
     compiled = Function(fn, generic.generated, inputs, stats,
-                        update_lock(graph) if update_pairs else None)
-    compiled._specializer = specializer
+                        update_lock(graph) if update_pairs else None, specializer)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
     return compiled
 
@@ -283,14 +327,18 @@ def _plan_and_lower(program, graph, options: dict) -> Lowered:
     t0 = time.perf_counter()
     plan = schedule(program)
     t1 = time.perf_counter()
-    fn, generated = _lower(program, plan, graph, **options)
+    fn, generated, backend = _lower(program, plan, graph, **options)
     t2 = time.perf_counter()
-    return Lowered(fn, generated, plan, {
+    lowered = Lowered(fn, generated, plan, {
         "schedule": plan.strategy,
+        "backend": backend,
         "planned_peak_bytes": plan.peak_bytes,
-        "reused_buffers": len(plan.reuse),
+        "reused_buffers": plan.reused_buffers,
         "seconds": {"schedule": t1 - t0, "codegen": t2 - t1},
     })
+    if backend == "vm":
+        fn.stats = lowered.stats  # (a promotion to generated source updates "backend")
+    return lowered
 
 
 def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
@@ -298,13 +346,49 @@ def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
         return _plan_and_lower(program, graph, options)
 
 
-def _lower(program, plan, graph, *, check_numerics: bool = False, structure=None,
-           trust_input: bool = False, fastmath: bool = False):
-    """The callable for a planned program, and its generated code: ``(fn, generated)``."""
-    generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
-                                 structure=structure, trust_input=trust_input,
-                                 fastmath=fastmath)
-    return codegen.compile_source(generated), generated
+#: The back ends of :func:`function`.
+BACKENDS = ("auto", "source", "vm")
+
+#: From this many instructions on, ``backend="auto"`` runs the instruction list. Measured on
+#: the tanh chain's gradient (benchmarks/bench_chain.py): generating and compiling source
+#: costs 23-45 us per instruction (Python's ``compile()`` alone about 20), lowering to the VM
+#: 1-2.5 us; the VM's dispatch adds 0.2-0.5 us per instruction and call (1.5x on 10-element
+#: ops, nothing on large arrays). At 500 instructions source takes some 15 ms to build, the
+#: VM 1 ms, and source pays back after 20-100 calls of tiny ops.
+VM_THRESHOLD = 500
+
+#: About what generating and compiling source costs per instruction (measured 23-45 us): an
+#: automatically chosen VM program turns into generated source once its calls have run that
+#: long in all (``vm.Machine.promote_after``).
+SOURCE_SECONDS_PER_INSTRUCTION = 30e-6
+
+
+def _lower(program, plan, graph, *, backend: str = "auto", check_numerics: bool = False,
+           structure=None, trust_input: bool = False, fastmath: bool = False):
+    """The callable for a planned program: ``(fn, generated, backend)`` where ``generated``
+    has the source (or listing) and parameter names, and ``backend`` is "source" or "vm"."""
+    def generate():
+        generated = codegen.generate(program, plan, graph, check_numerics=check_numerics,
+                                     structure=structure, trust_input=trust_input,
+                                     fastmath=fastmath)
+        return generated, codegen.compile_source(generated)
+
+    def generate_later():  # (at a call: the collector paused as while compiling)
+        with _collector_paused():
+            return generate()
+
+    automatic = backend == "auto"
+    if automatic:
+        backend = "vm" if len(plan.order) >= VM_THRESHOLD else "source"
+    if backend == "vm":
+        machine = vm.lower(program, plan, graph, check_numerics=check_numerics,
+                           structure=structure, trust_input=trust_input)
+        if automatic:  # called often, it runs as generated source (see vm.Machine)
+            machine.promote_after(SOURCE_SECONDS_PER_INSTRUCTION * len(plan.order),
+                                  generate_later)
+        return machine, machine, "vm"
+    generated, fn = generate()
+    return fn, generated, "source"
 
 
 def _optimize(program, passes: tuple):

@@ -139,24 +139,22 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     roots = list(outputs) + [value for _, value in updates]
     needed = needed_nodes(graph, roots, fed)
     require_fed(needed, fed, "(as inputs of the function) to compute its outputs")
-    order = [n.id for n in needed]
-    nodes = graph._nodes
     terms: list[Term] = []
-    by_id: dict[int, Term] = {}
-    for i in order:
-        node = nodes[i]
-        if i in fed:
+    by_node: dict = {}  # node -> term (nodes hash by identity)
+    term_of = by_node.__getitem__
+    for node in needed:
+        if node.id in fed:
             term = Term("placeholder", (), {}, node.shape, node.dtype, node)
         else:
-            term = Term(node.op, tuple(by_id[x.id] for x in node.inputs), node.attrs,
+            term = Term(node.op, tuple(map(term_of, node.inputs)), node.attrs,
                         node.shape, node.dtype, node)
-        by_id[i] = term
+        by_node[node] = term
         terms.append(term)
     for n in inputs:  # inputs nobody needs still take an argument
-        if n.id not in by_id:
-            by_id[n.id] = Term("placeholder", (), {}, n.shape, n.dtype, n)
-    return Program(terms, [by_id[n.id] for n in inputs], [by_id[n.id] for n in outputs],
-                   [(var, by_id[value.id]) for var, value in updates])
+        if n not in by_node:
+            by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
+    return Program(terms, [by_node[n] for n in inputs], [by_node[n] for n in outputs],
+                   [(var, by_node[value]) for var, value in updates])
 
 
 def infer(op: str, inputs: tuple, attrs: dict) -> tuple:

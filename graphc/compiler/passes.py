@@ -40,10 +40,11 @@ class Builder:
         self.hook = hook
         self.hashcons = hashcons
         self.memo: dict = {}
-        self.index: dict[Term, int] = {}  # term -> position (identity), for the CSE keys
+        self.index: dict[Term, int] = {}  # term -> position: each term is appended once
         self.fired: Counter = Counter()
         self.origin = None  # the source node that terms made now are charged to
-        self.made: dict = {}  # (op, inputs) -> terms made, for find()
+        self.made: dict = {}  # (op, inputs) -> terms made, for find(): filled when asked
+        self._made_upto = 0  # terms[:_made_upto] are in ``made``
 
     # -- making terms ---------------------------------------------------------------------
     def make(self, op: str, inputs, attrs: Optional[dict] = None) -> Term:
@@ -71,44 +72,62 @@ class Builder:
             if found is not None:
                 return found
             self.memo[key] = term
-        if term not in self.index:
-            self.index[term] = len(self.terms)
+        index = self.index
+        if term not in index:
+            index[term] = len(self.terms)
             self.terms.append(term)
-            self.made.setdefault((term.op, term.inputs), []).append(term)
         return term
 
     def find(self, op: str, inputs, attrs: dict) -> Optional[Term]:
         """An already-made term ``op(*inputs, **attrs)``, or ``None``."""
+        made = self.made
+        for term in self.terms[self._made_upto:]:
+            made.setdefault((term.op, term.inputs), []).append(term)
+        self._made_upto = len(self.terms)
         key = attrs_key(attrs)
-        for term in self.made.get((op, tuple(inputs)), ()):
+        for term in made.get((op, tuple(inputs)), ()):
             if attrs_key(term.attrs) == key:
                 return term
         return None
 
     def key(self, term: Term) -> tuple:
-        """The CSE key: op, input positions (sorted for commutative ops) and attrs."""
+        """The CSE key: op, inputs (terms made by this builder, which hash by identity; in a
+        fixed order for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        ids = [self.index[x] for x in term.inputs]
+        inputs = term.inputs
         if term.op in COMMUTATIVE:
-            ids.sort()
-        return (term.op, tuple(ids), attrs_key(term.attrs))
+            inputs = tuple(sorted(inputs, key=id))
+        return (term.op, inputs, attrs_key(term.attrs))
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
             hashcons: bool = False) -> Program:
     """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
     builder = Builder(hook, hashcons)
-    mapping: dict[Term, Term] = {}
+    emit, terms = builder.emit, program.terms
+    unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
+    for old in terms:
+        builder.origin = old.origin
+        first = emit(old)
+        if first is not old:
+            break
+        unchanged += 1
+    if unchanged == len(terms):  # often: nothing rewritten, no mapping to build
+        fired.update(builder.fired)
+        return Program(builder.terms, list(program.inputs), list(program.outputs),
+                       list(program.updates))
+    mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
+    mapping[terms[unchanged]] = first
     lookup = mapping.__getitem__
-    for old in program.terms:
+    for old in terms[unchanged + 1:]:
         term = old
         if old.inputs:
             inputs = tuple(map(lookup, old.inputs))
             if inputs != old.inputs:  # Terms compare by identity
                 term = Term(old.op, inputs, old.attrs, old.shape, old.dtype, old.origin)
         builder.origin = old.origin
-        mapping[old] = builder.emit(term)
+        mapping[old] = emit(term)
     for term in program.inputs:  # inputs nobody reads are not in the term list
         mapping.setdefault(term, term)
     fired.update(builder.fired)
@@ -118,11 +137,11 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
 # -- the passes: each is ``pass(program, fired) -> program`` ----------------------------------
 def prune(program: Program, fired: Counter) -> Program:
     """Dead-code elimination: keep only the ancestors of outputs and update values."""
-    live = {id(t) for t in program.roots}
+    live = set(program.roots)  # terms hash by identity
     for term in reversed(program.terms):
-        if id(term) in live:
-            live.update(id(x) for x in term.inputs)
-    terms = [t for t in program.terms if id(t) in live]
+        if term in live:
+            live.update(term.inputs)
+    terms = [t for t in program.terms if t in live]
     return Program(terms, program.inputs, program.outputs, program.updates)
 
 
@@ -133,8 +152,11 @@ def cse(program: Program, fired: Counter) -> Program:
 
 
 def _fold_hook(term: Term, builder: Builder) -> Optional[Term]:
-    if not term.inputs or any(x.op != "constant" for x in term.inputs):
+    if not term.inputs:
         return None
+    for x in term.inputs:
+        if x.op != "constant":
+            return None
     size = term.size
     # large results fold too when no larger than an input constant (I + I, I @ A.T of a
     # Hessian's seed): the program then holds at most one more array of an input's size

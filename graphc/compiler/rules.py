@@ -93,7 +93,16 @@ def constant_value(t: Term) -> Optional[np.ndarray]:
 def is_all(t: Term, value) -> bool:
     """Whether every element of ``t`` is known to equal ``value``."""
     v = constant_value(t)
-    return v is not None and v.size > 0 and bool(np.all(v == value))
+    if v is None or v.size == 0:
+        return False
+    if v.ndim == 0 and value in _EXACT and v.dtype.kind in "biufc":
+        return v.item() == value  # the same answer as NumPy's, 0.1 us instead of 1-3
+    return bool(np.all(v == value))
+
+
+#: Values every numeric dtype holds exactly: comparing a 0-d constant's Python value with
+#: them gives NumPy's answer (which compares in the constant's dtype).
+_EXACT = frozenset({0, 1, -1, 2, 0.5})
 
 
 def _bitwise_uniform(value: np.ndarray) -> bool:

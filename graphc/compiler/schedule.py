@@ -12,12 +12,16 @@
 * Buffer reuse: an ``inplace`` op (a ufunc accepting ``out=``) writes into the buffer of an
   input that dies at this very step when shape and dtype match (``np.add(a, b, out=a)``).
   Reusing only buffers that die at the current step never holds dead memory in between.
+
+The loops work on the terms' numbers (:class:`Numbered`: the static facts of every term, made
+once per program and shared by both plans and the greedy order), so they hash no terms.
 """
 from __future__ import annotations
 
+import functools
 import heapq
-from dataclasses import dataclass, field
-from typing import Optional
+from itertools import compress
+from typing import NamedTuple, Optional
 
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
 from .ir import LEAVES, Program, Term
@@ -53,13 +57,6 @@ def is_fresh(term: Term) -> bool:
     return term.op not in LEAVES and (term.op in FRESH_OPS or _inplace(term.op))
 
 
-def can_write_out(term: Term) -> bool:
-    """Whether ``term`` may be computed in a dying input's buffer: ``out=`` for a ufunc of an
-    inplace op, or a :func:`masked_fill` ``where``."""
-    return bool(term.shape) and None not in term.shape and (_inplace(term.op) or
-                                                            masked_fill(term))
-
-
 def masked_fill(term: Term) -> bool:
     """Whether ``term`` is ``where(c, x, 0)`` with a bool ``c`` and an ``x`` of the result's
     shape and dtype (relu's gradient): it can be computed in x's buffer by writing the zero
@@ -79,155 +76,263 @@ def nbytes(term: Term) -> Optional[int]:
     return None if size is None else size * term.dtype.itemsize
 
 
-@dataclass
 class Plan:
-    """A schedule with its liveness and buffer decisions."""
+    """A schedule with its liveness and buffer decisions.
 
-    order: list  # non-leaf terms, in execution order
-    leaves: list  # leaf terms (read before the first instruction)
-    last_use: dict  # id(term) -> position of its last use (INFINITY for roots)
-    reuse: dict  # id(term) -> the input term whose buffer it writes into (out=)
-    peak_bytes: Optional[int]  # planned peak of the live buffers; None when sizes are unknown
-    strategy: str = "creation"
-    frees: list = field(default_factory=list)  # per position: terms whose name can be dropped
-    profile: list = field(default_factory=list)  # per position: planned live bytes
+    ``order``: the non-leaf terms in execution order; ``leaves``: the leaf terms (read before
+    the first instruction); ``peak_bytes``: the planned peak of the live buffers (None when
+    sizes are unknown); ``strategy``: "creation" or "greedy"; ``profile``: per position, the
+    planned live bytes. ``last_use`` (id(term) -> position of its last use; INFINITY for
+    roots, -1: unread), ``reuse`` (id(term) -> the input term whose buffer it writes into,
+    out=) and ``frees`` (per position: the terms whose values die there) are made from the
+    walk's term numbers when first read; ``numbered`` and ``walk`` are those numbers (the VM
+    reads them)."""
+
+    def __init__(self, numbered: "Numbered", walk: "_Walk", strategy: str) -> None:
+        terms = numbered.terms
+        self.order: list = list(map(terms.__getitem__, walk.order))
+        self.leaves: list = [t for t, is_leaf in zip(terms, numbered.leaf) if is_leaf]
+        self.peak_bytes: Optional[int] = walk.peak_bytes
+        self.strategy = strategy
+        self.profile: list = walk.profile
+        self.numbered, self.walk = numbered, walk
+
+    @property
+    def reused_buffers(self) -> int:
+        """How many terms write into a dying input's buffer."""
+        return len(self.walk.reuse)
+
+    @functools.cached_property
+    def last_use(self) -> dict:
+        return dict(zip(map(id, self.numbered.terms), self.walk.last_use))
+
+    @functools.cached_property
+    def reuse(self) -> dict:
+        terms = self.numbered.terms
+        return {id(terms[i]): terms[j] for i, j in self.walk.reuse.items()}
+
+    @functools.cached_property
+    def frees(self) -> list:
+        term = self.numbered.terms.__getitem__
+        return [list(map(term, dying)) for dying in self.walk.dying]
 
 
-def plan(program: Program, order: list, strategy: str = "creation") -> Plan:
+class Numbered:
+    """A program's terms numbered once, with the static facts every plan and the greedy
+    scheduler read (so the loops work on lists of ints: no hashing of terms)."""
+
+    def __init__(self, program: Program) -> None:
+        # (one comprehension per fact: tighter loops than one loop storing them all)
+        self.terms = terms = program.terms
+        self.index = index = {t: i for i, t in enumerate(terms)}  # terms hash by identity
+        number = index.__getitem__
+        ops = [t.op for t in terms]
+        #: per term: whether it is a leaf; its distinct inputs; the same without the leaves
+        self.leaf = leaf = [op in LEAVES for op in ops]
+        self.inputs = inputs = [tuple(dict.fromkeys(map(number, t.inputs))) if len(t.inputs) > 1
+                                else tuple(map(number, t.inputs)) for t in terms]
+        computed = [not is_leaf for is_leaf in leaf]
+        is_computed = computed.__getitem__
+        reads_no_leaf = {t for t, is_leaf in zip(terms, leaf) if is_leaf}.isdisjoint
+        self.computed_inputs = [ins if reads_no_leaf(t.inputs) else
+                                tuple(compress(ins, map(is_computed, ins)))
+                                for t, ins in zip(terms, inputs)]
+        inplace_ops = {op for op in set(ops) if _inplace(op)}
+        self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops for op in ops]
+        #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
+        #: (None when unknown; nothing for leaves and views: :func:`nbytes`, once per kind)
+        kinds: dict = {}
+        self.kind = kind = [kinds.setdefault((t.shape, t.dtype), len(kinds)) for t in terms]
+        per_kind = [None] * len(kinds)
+        for t, k in zip(terms, kind):
+            if per_kind[k] is None:
+                per_kind[k] = (t.size,)  # (a 1-tuple: the size itself may be None)
+        kind_bytes = [None if (n := pk[0]) is None else n * dt.itemsize
+                      for pk, (_, dt) in zip(per_kind, kinds)]
+        self.size = [0 if is_leaf or op in VIEW_OPS else kind_bytes[k]
+                     for is_leaf, op, k in zip(leaf, ops, kind)]
+        #: fresh arrays with dimensions (may donate their buffer), and the terms that may be
+        #: computed in a dying input's buffer (known sizes; out= for a ufunc of an inplace
+        #: op, or a masked_fill where)
+        self.ownable = ownable = [f and bool(t.shape) for f, t in zip(fresh, terms)]
+        self.writable = [o and None not in t.shape and (t.op in inplace_ops or t.op == "where"
+                                                         and masked_fill(t))
+                         for o, t in zip(ownable, terms)]
+        self.roots = [index[t] for t in program.roots if t in index]
+
+    def computed(self) -> list:
+        """The non-leaf terms' numbers in creation order."""
+        leaf = self.leaf
+        return [i for i in range(len(leaf)) if not leaf[i]]
+
+
+def plan(program: Program, order: list, strategy: str = "creation",
+         numbered: Optional[Numbered] = None) -> Plan:
     """Liveness, buffer reuse and planned peak memory of one execution order."""
-    leaves = [t for t in program.terms if t.op in LEAVES]
-    last_use: dict = {}
-    for pos, term in enumerate(order):
-        last_use[term] = pos  # a value nobody reads dies at once
-        for x in term.inputs:
-            last_use[x] = pos
-    for term in program.roots:
-        last_use[term] = INFINITY
-    holders: dict = {}  # buffer (the term that allocated it) -> live terms holding it
-    size_of: dict = {}
-    bases: dict = {}  # term -> buffers its value may share memory with
+    facts = numbered or Numbered(program)
+    index = facts.index
+    return Plan(facts, _plan(facts, [index[t] for t in order]), strategy)
+
+
+class _Walk(NamedTuple):
+    """One order's plan in term numbers (made a :class:`Plan` only for the order kept)."""
+
+    order: list
+    last_use: list  # per term: position of its last use (-1: none, INFINITY: a root)
+    reuse: dict  # term -> the input whose buffer it writes into
+    peak_bytes: Optional[int]
+    dying: list  # per position: the computed terms whose values die there
+    profile: list
+
+
+def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[_Walk]:
+    """The walk of ``order``; with ``beat``, None as soon as the live bytes reach it (the
+    order cannot peak lower than ``beat``)."""
+    inputs, computed, fresh = facts.inputs, facts.computed_inputs, facts.fresh
+    writable, ownable, kind, sizes = facts.writable, facts.ownable, facts.kind, facts.size
+    n = len(inputs)
+    last_use = [-1] * n
+    for pos, i in enumerate(order):
+        last_use[i] = pos  # a value nobody reads dies at once
+        for j in inputs[i]:
+            last_use[j] = pos
+    for j in facts.roots:
+        last_use[j] = INFINITY
+    holders = [0] * n  # buffer (the term that allocated it) -> live terms holding it
+    size_of = [0] * n
+    bases: list = [()] * n  # term -> buffers its value may share memory with
     reuse: dict = {}
-    frees: list = []
+    deaths: list = []
     profile: list = []
     live = peak = 0
     unknown = False
-    for pos, term in enumerate(order):
-        dying = [x for x in dict.fromkeys(term.inputs) if last_use[x] == pos]
-        fresh = is_fresh(term)
-        donor = _donor(term, dying, bases, holders) if fresh and can_write_out(term) else None
+    for pos, i in enumerate(order):
+        dying = []  # (leaves own no buffer: only computed inputs matter)
+        for j in computed[i]:
+            if last_use[j] == pos:
+                dying.append(j)
+        donor = None
+        if writable[i]:
+            k = kind[i]
+            for x in dying:  # an input dying now whose fresh buffer i may overwrite in place
+                own = bases[x]
+                if kind[x] != k or len(own) != 1 or not ownable[x]:
+                    continue
+                # every live holder of the buffer must be an input that dies here
+                b = own[0]
+                holding = 1
+                if len(dying) > 1:
+                    holding = 0
+                    for y in dying:
+                        if b in bases[y]:
+                            holding += 1
+                if holders[b] == holding:
+                    donor = x
+                    break
         if donor is not None:
-            reuse[id(term)] = donor
+            reuse[i] = donor
             mine = bases[donor]
         else:
-            size = nbytes(term)
+            size = sizes[i]
             if size is None:
                 unknown, size = True, 0
-            mine = (term,) if size or fresh else ()
+            mine = (i,) if size or fresh[i] else ()
             if mine:
-                size_of[term] = size
+                size_of[i] = size
                 live += size
         if live > peak:
             peak = live
+            if beat is not None and peak >= beat:
+                return None
         profile.append(live)
-        if not fresh and term.op not in LEAVES:  # may be a view: keeps its inputs' buffers
-            shared = tuple(b for x in term.inputs for b in bases.get(x, ()))
+        if not fresh[i]:  # may be a view: keeps its inputs' buffers
+            shared = tuple(b for x in computed[i] for b in bases[x])
             if shared:
                 mine = tuple(dict.fromkeys(mine + shared))
-        bases[term] = mine
+        bases[i] = mine
         for b in mine:
-            holders[b] = holders.get(b, 0) + 1
-        if last_use[term] == pos:
-            dying.append(term)
+            holders[b] += 1
+        if last_use[i] == pos:
+            dying.append(i)
         for x in dying:
-            for b in bases.get(x, ()):
+            for b in bases[x]:
                 holders[b] -= 1
                 if holders[b] == 0:
-                    live -= size_of.pop(b, 0)
-        frees.append([x for x in dying if x.op not in LEAVES])
-    return Plan(order, leaves, {id(t): p for t, p in last_use.items()}, reuse,
-                None if unknown else peak, strategy, frees, profile)
+                    live -= size_of[b]
+                    size_of[b] = 0
+        deaths.append(dying)
+    return _Walk(order, last_use, reuse, None if unknown else peak, deaths, profile)
 
 
-def _donor(term: Term, dying: list, bases: dict, holders: dict) -> Optional[Term]:
-    """An input dying now whose fresh buffer ``term`` may overwrite in place."""
-    for x in dying:
-        if x.shape != term.shape or x.dtype != term.dtype:
-            continue
-        own = bases.get(x, ())
-        if len(own) != 1 or not is_fresh(x) or not x.shape:  # x must be its buffer
-            continue
-        # Every live holder of the buffer must be an input that dies here.
-        holding = sum(1 for y in dying if own[0] in bases.get(y, ()))
-        if holders.get(own[0], 0) == holding:
-            return x
-    return None
-
-
-def greedy_order(program: Program) -> list:
+def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     """A topological order that prefers, among ready terms, the one that frees the most bytes
     minus the bytes it allocates (ties: creation order). Priorities only grow (inputs get
     fewer readers left): a term whose input is left with one reader is pushed again at once,
-    stale entries are skipped, so it stays O(n log n). Terms are numbered once, so the loop
-    works on lists of ints (no hashing of terms)."""
-    terms = [t for t in program.terms if t.op not in LEAVES]
-    index = {id(t): i for i, t in enumerate(terms)}
-    inputs: list[list[int]] = []  # per term: its distinct computed inputs
-    consumers: list[list[int]] = [[] for _ in terms]
-    waiting = [0] * len(terms)
-    remaining = [0] * len(terms)  # distinct readers left, per term
-    for i, t in enumerate(terms):
-        mine = [j for j in dict.fromkeys(index.get(id(x)) for x in t.inputs) if j is not None]
-        inputs.append(mine)
-        waiting[i] = len(mine)
+    older entries are skipped, so it stays O(n log n)."""
+    facts = numbered or Numbered(program)
+    return [facts.terms[i] for i in _greedy(facts)]
+
+
+def _greedy(facts: Numbered) -> list:
+    n = len(facts.terms)
+    inputs = facts.computed_inputs
+    consumers: list = [[] for _ in range(n)]
+    for i, mine in enumerate(inputs):  # (leaves read nothing)
         for j in mine:
-            remaining[j] += 1
             consumers[j].append(i)
-    size = [nbytes(t) or 0 for t in terms]
-    freeable = list(size)  # what a term's death frees: nothing for the outputs
-    for t in program.roots:
-        j = index.get(id(t))
-        if j is not None:
-            freeable[j] = 0
+    waiting = list(map(len, inputs))  # inputs not computed yet, per term
+    remaining = list(map(len, consumers))  # distinct readers left, per term
+    size = [s or 0 for s in facts.size]
+    freeable = size.copy()  # what a term's death frees: nothing for the outputs
+    for j in facts.roots:
+        freeable[j] = 0
 
-    def score(i: int) -> int:
-        return sum(freeable[j] for j in inputs[i] if remaining[j] == 1) - size[i]
+    def key(i: int) -> int:
+        """The heap key: the score first (highest first), then creation order; one int
+        (-score * n + i), cheaper to push and compare than a tuple."""
+        gain = -size[i]
+        for j in inputs[i]:
+            if remaining[j] == 1:
+                gain += freeable[j]
+        return i - gain * n
 
-    heap = [(-score(i), i) for i in range(len(terms)) if waiting[i] == 0]
+    heap = [key(i) for i in facts.computed() if waiting[i] == 0]
     heapq.heapify(heap)
-    done = [False] * len(terms)
+    push, pop = heapq.heappush, heapq.heappop
+    done = [False] * n
     order = []
     while heap:
-        neg, i = heapq.heappop(heap)
-        if done[i]:
+        i = pop(heap) % n
+        if done[i]:  # an older entry of a term scheduled already
             continue
-        now = score(i)
-        if -neg != now:
-            heapq.heappush(heap, (-now, i))
-            continue
+        # This entry is current: scores only grow, each rise pushes a new entry, and the
+        # newest entry of a term has the lowest key, so it pops first.
         done[i] = True
-        order.append(terms[i])
+        order.append(i)
         for j in inputs[i]:
             remaining[j] -= 1
             if remaining[j] == 1:  # its last reader now frees it
                 for k in consumers[j]:
                     if not done[k] and waiting[k] == 0:
-                        heapq.heappush(heap, (-score(k), k))
+                        push(heap, key(k))
         for k in consumers[i]:
             waiting[k] -= 1
             if waiting[k] == 0:
-                heapq.heappush(heap, (-score(k), k))
+                push(heap, key(k))
     return order
 
 
 def schedule(program: Program) -> Plan:
     """The plan of the creation order or of the greedy order, whichever peaks lower."""
-    creation = plan(program, [t for t in program.terms if t.op not in LEAVES], "creation")
-    if creation.peak_bytes is None or len(creation.order) < 2:
-        return creation
-    order = greedy_order(program)
-    if order == creation.order:  # the same order (compared by identity): the same plan
-        return creation
-    greedy = plan(program, order, "greedy")
-    if greedy.peak_bytes < creation.peak_bytes:
-        return greedy
-    return creation
+    facts = Numbered(program)
+    computed = facts.computed()
+    creation = _plan(facts, computed)
+    if not creation.peak_bytes or len(computed) < 2:  # unknown sizes, or nothing to lower
+        return Plan(facts, creation, "creation")
+    order = _greedy(facts)
+    if order == computed:  # the same order: the same plan
+        return Plan(facts, creation, "creation")
+    greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
+    if greedy is not None:
+        return Plan(facts, greedy, "greedy")
+    return Plan(facts, creation, "creation")

@@ -114,7 +114,12 @@ class Specializer:
 
     def generated_named(self, filename: str):
         """The generated code (of any program this dispatch runs) compiled under ``filename``."""
-        return self._by_file.get(filename)
+        found = self._by_file.get(filename)
+        if found is None and filename is not None:  # a VM program promoted to source since
+            for entry in [self._generic, *self._cache.values()]:
+                if entry.generated.filename == filename:
+                    return entry.generated
+        return found
 
     def switch(self, entry: Lowered) -> None:
         self.last = entry

@@ -224,6 +224,10 @@ def next_key(key: Node) -> Node:
 def key_updates(nodes, updates: dict, inputs) -> list:
     """``(key, next_key(key))`` for every key that ``nodes`` sample from, that ``updates`` does
     not already update and that is not among ``inputs`` (how gc.function advances keys)."""
+    graph = next((n.graph for n in nodes), None)
+    if graph is None or not any(v.dtype == np.uint64 and v.shape == (2,)
+                                for v in graph._values.values()):
+        return []  # no variable can be a key: no walk over the graph
     fed = {n.id for n in inputs}
     updated = {v.id for v in updates}
     seen, stack, keys = set(), list(nodes), {}

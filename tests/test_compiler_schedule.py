@@ -1,0 +1,67 @@
+"""schedule() keeps the lower-peaking of the creation and the greedy plan, and its shortcuts
+(one numbering for both, the greedy walk abandoned once it cannot peak lower, a walk's term
+form made only for the plan kept) give the plans that plan() computes on its own."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+
+import graphc as gc
+from graphc.compiler import ir, passes
+from graphc.compiler.schedule import LEAVES, greedy_order, plan, schedule
+
+import test_agreement
+import test_compiler
+
+
+def _facts(p):
+    """A plan as plain data: orders, reuse, frees and liveness by term position."""
+    index = {id(t): i for i, t in enumerate(p.order + p.leaves)}
+    return ([index[id(t)] for t in p.order], p.peak_bytes, p.profile,
+            sorted((index[k], index[id(v)]) for k, v in p.reuse.items()),
+            [[index[id(t)] for t in f] for f in p.frees],
+            sorted((index[k], v) for k, v in p.last_use.items() if k in index and v != -1))
+
+
+def _check(program) -> str:
+    creation = plan(program, [t for t in program.terms if t.op not in LEAVES], "creation")
+    greedy = plan(program, greedy_order(program), "greedy")
+    chosen = schedule(program)
+    lower = (greedy.peak_bytes is not None and creation.peak_bytes is not None
+             and greedy.peak_bytes < creation.peak_bytes)
+    want = greedy if lower else creation
+    assert chosen.strategy == want.strategy
+    assert [id(t) for t in chosen.order] == [id(t) for t in want.order]
+    assert _facts(chosen) == _facts(want)
+    return chosen.strategy
+
+
+@settings(max_examples=test_agreement.EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(test_agreement.programs())
+def test_schedule_is_the_lower_of_both_plans(program):
+    inputs, outputs, _ = program
+    p = ir.from_graph(inputs[0].graph, inputs, outputs, [])
+    _check(p)
+    _check(passes.optimize(p)[0])
+
+
+def test_schedule_on_networks_picks_greedy_where_it_peaks_lower():
+    strategies = []
+    g, (x, y, *_), loss, grads, _ = test_compiler.mlp(batch=256)
+    strategies.append(_check(passes.optimize(ir.from_graph(g, [x, y], [loss] + grads, []))[0]))
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    h = x
+    for _ in range(50):
+        h = gc.tanh(h)
+    loss = gc.sum(h)
+    strategies.append(_check(passes.optimize(
+        ir.from_graph(g, [x], [loss, gc.grad(loss, x)], []))[0]))
+    g = gc.Graph()
+    x = g.placeholder("x", (64, 64))
+    w = g.variable("w", np.eye(64))
+    z = gc.sum(gc.exp(x @ w) * gc.sin(x))
+    strategies.append(_check(passes.optimize(
+        ir.from_graph(g, [x], [z, gc.grad(z, w)], []))[0]))
+    assert "greedy" in strategies and "creation" in strategies
