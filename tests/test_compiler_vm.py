@@ -297,6 +297,31 @@ def test_an_automatic_vm_turns_into_generated_source_after_enough_calls(monkeypa
     assert forced.stats["backend"] == "vm"  # a back end asked for stays
 
 
+@pytest.mark.parametrize("promoted", [False, True])
+def test_keywords_and_wrong_calls_on_the_vm_and_after_promotion(promoted, monkeypatch):
+    """The VM binds arguments through the Function, before and after turning into source."""
+    g, x, outputs = _long_chain()
+    monkeypatch.setattr(function_module, "SOURCE_SECONDS_PER_INSTRUCTION",
+                        1e-7 if promoted else 1.0)
+    f = gc.function([x], outputs)
+    X = np.linspace(-1, 1, 10)
+    expected = f(X)
+    assert f.stats["backend"] == ("source" if promoted else "vm")
+    for a, b in zip(f(x=X), expected):
+        assert _same_bits(a, b)
+    with pytest.raises(gc.MissingFeedError, match="'x'"):
+        f()
+    with pytest.raises(gc.FeedError, match="takes 1 input"):
+        f(X, X)
+    with pytest.raises(gc.FeedError, match="no input named 'y'"):
+        f(X, y=X)
+    g, u, chained = _long_chain(size=None)
+    h = gc.function([u], gc.reshape(chained[1], (3, -1), name="thirds"))
+    for _ in range(3):  # a kernel failure names the node, on the VM and as source
+        with pytest.raises(gc.ShapeError, match="'thirds'.*test_compiler_vm.py"):
+            h(X)
+
+
 def test_a_promoted_specialisation_keeps_values_and_errors(monkeypatch):
     """None sizes: each call shape's program is lowered (the VM here) and promoted alike."""
     monkeypatch.setattr(function_module, "SOURCE_SECONDS_PER_INSTRUCTION", 1e-7)
