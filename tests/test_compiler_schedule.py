@@ -4,6 +4,7 @@ form made only for the plan kept) give the plans that plan() computes on its own
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 import graphc as gc
@@ -65,3 +66,23 @@ def test_schedule_on_networks_picks_greedy_where_it_peaks_lower():
     strategies.append(_check(passes.optimize(
         ir.from_graph(g, [x], [z, gc.grad(z, w)], []))[0]))
     assert "greedy" in strategies and "creation" in strategies
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+def test_a_masked_fill_never_writes_into_its_condition_or_an_input(backend):
+    """where(c, x, False) on bools: the condition dies at the where and has the result's kind,
+    but only x's buffer may be filled; an input or variable x is never written."""
+    g = gc.Graph()
+    a = g.placeholder("a", (4,))
+    xb = g.placeholder("xb", (4,), dtype=bool)
+    m = g.variable("m", np.array([True, True, False, True]))
+    outputs = [gc.where(gc.greater(a, 0.0), xb, False), gc.logical_not(xb),
+               gc.where(gc.less(a, 0.0), m, False)]
+    A, X = np.array([1.0, -1.0, 1.0, -1.0]), np.array([True, True, False, True])
+    expected = g.run(outputs, {a: A, xb: X})
+    given = X.copy()
+    f = gc.function([a, xb], outputs, backend=backend)
+    for ours, theirs in zip(f(A, given), expected):
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(given, X)
+    np.testing.assert_array_equal(m.value, [True, True, False, True])

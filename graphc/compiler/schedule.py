@@ -158,6 +158,10 @@ class Numbered:
         self.writable = [o and None not in t.shape and (t.op in inplace_ops or t.op == "where"
                                                          and masked_fill(t))
                          for o, t in zip(ownable, terms)]
+        #: per term: the one input it may write into (a masked fill writes into its x, never
+        #: into its condition), or -1 for any dying input of its kind
+        self.donor_only = [index[t.inputs[1]] if w and t.op == "where" else -1
+                           for w, t in zip(self.writable, terms)]
         self.roots = [index[t] for t in program.roots if t in index]
 
     def computed(self) -> list:
@@ -190,6 +194,7 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
     order cannot peak lower than ``beat``)."""
     inputs, computed, fresh = facts.inputs, facts.computed_inputs, facts.fresh
     writable, ownable, kind, sizes = facts.writable, facts.ownable, facts.kind, facts.size
+    donor_only = facts.donor_only
     n = len(inputs)
     last_use = [-1] * n
     for pos, i in enumerate(order):
@@ -213,10 +218,10 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
                 dying.append(j)
         donor = None
         if writable[i]:
-            k = kind[i]
+            k, only = kind[i], donor_only[i]
             for x in dying:  # an input dying now whose fresh buffer i may overwrite in place
                 own = bases[x]
-                if kind[x] != k or len(own) != 1 or not ownable[x]:
+                if kind[x] != k or len(own) != 1 or not ownable[x] or only >= 0 and x != only:
                     continue
                 # every live holder of the buffer must be an input that dies here
                 b = own[0]
