@@ -218,10 +218,14 @@ def _times(part: Node, k: int) -> Node:
                 core = core.inputs[0]
             if core.op != "constant" and not (spreads and size(core.shape) == 1):
                 continue
+            if core.dtype != part.dtype:  # k * c in a narrower dtype may wrap or round
+                continue
             scaled = mul(core, k)  # a constant is multiplied at once while sharing
             folded = scaled.op == "constant" or core.op != "constant"
             if not folded or scaled.dtype != core.dtype:
                 continue
+            if scaled.op == "constant" and not np.isfinite(scaled.attrs["value"]).all():
+                continue  # k c overflows where k (c v) may not
             for spread in reversed(spreads):  # spread out again as before
                 scaled = build(part.graph, spread.op, (scaled,) + spread.inputs[1:],
                                dict(spread.attrs))

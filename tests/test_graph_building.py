@@ -301,3 +301,19 @@ def test_a_spread_scalar_takes_the_factor_not_the_whole_array():
     np.testing.assert_allclose(g.run(dx, {x: xv}), 2 * t * (1 - t * t) / t.size, rtol=1e-14)
     fd = _central_differences(lambda v: g.run(y, {x: v}), xv)
     np.testing.assert_allclose(g.run(dx, {x: xv}), fd, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("value", [np.array(100, np.int8), np.array(40000, np.float16),
+                                   np.array(0.1, np.float32), np.array(1e308)])
+def test_a_factor_that_would_wrap_round_or_overflow_is_not_folded(value):
+    """x*c + c*x contributes c*x twice: 2 goes into c only where 2c is exact in the product's
+    dtype (an int8 100 would wrap, a float16 40000 overflow, a float32 0.1 round)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    c = g.constant(value)
+    gx, = gc.gradients(gc.sum(gc.sin(x * c + c * x)), [x])
+    X = np.full(3, 0.3 if value < 1e300 else 1e-300)
+    cv = float(value)
+    expected = cv * np.cos(2 * (cv * X)) * 2  # (in this order: no overflow at 1e308)
+    np.testing.assert_allclose(g.run(gx, {x: X}), expected, rtol=1e-12)
+    np.testing.assert_allclose(gc.function([x], gx)(X), expected, rtol=1e-12)
