@@ -338,6 +338,7 @@ class Graph:
         # consumers by node id, indexed on demand (nodes only ever come at the end, so the
         # index resumes where it stopped): building a node does not pay for it
         self._consumers: list[list[Node]] = []
+        self._consumers_lock = threading.Lock()  # (reading consumers from threads extends it)
         self._values: dict[int, np.ndarray] = {}  # variable id -> current value
         self._derivative_level = 0  # > 0 while gradients() appends derivative nodes
         # structural key -> node: built at the first gradients() call, then kept up to date;
@@ -500,12 +501,15 @@ class Graph:
     def _consumer_lists(self) -> "list[list[Node]]":
         """Each node's consumers, by id, in creation order."""
         lists = self._consumers
-        for node in self._nodes[len(lists):]:
-            lists.append([])
-            for x in node.inputs:
-                consumers = lists[x.id]
-                if not consumers or consumers[-1] is not node:  # x * x is one consumer
-                    consumers.append(node)
+        if len(lists) == len(self._nodes):
+            return lists
+        with self._consumers_lock:
+            for node in self._nodes[len(lists):]:
+                lists.append([])
+                for x in node.inputs:
+                    consumers = lists[x.id]
+                    if not consumers or consumers[-1] is not node:  # x * x is one consumer
+                        consumers.append(node)
         return lists
 
     @contextmanager

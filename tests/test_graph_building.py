@@ -317,3 +317,30 @@ def test_a_factor_that_would_wrap_round_or_overflow_is_not_folded(value):
     expected = cv * np.cos(2 * (cv * X)) * 2  # (in this order: no overflow at 1e308)
     np.testing.assert_allclose(g.run(gx, {x: X}), expected, rtol=1e-12)
     np.testing.assert_allclose(gc.function([x], gx)(X), expected, rtol=1e-12)
+
+
+def test_consumers_read_from_threads_are_indexed_once(monkeypatch):
+    """The consumer index is extended on demand; threads reading it at once extend it once."""
+    import sys
+    import threading
+
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: overlapping catch-ups if unguarded
+    try:
+        g = gc.Graph()
+        x = g.placeholder("x", (3,))
+        y = x
+        for _ in range(5000):
+            y = y * 1.5 + x
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(len(x.consumers)))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert seen == [5001] * 4  # every add, and the first product
+    assert len(g._consumers) == len(g)
