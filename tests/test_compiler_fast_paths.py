@@ -11,7 +11,9 @@ import pytest
 
 import graphc as gc
 from graphc import ops
+from graphc.compiler import codegen
 from graphc.compiler.passes import DEFAULT_PASSES
+from graphc.ops.registry import REGISTRY
 
 SPECIAL = [3.0, -4.0, 0.0, -0.0, 1e300, -1e300, 800.0, -800.0, 1e-320, float("inf"),
            float("-inf"), float("nan")]
@@ -417,3 +419,26 @@ def test_a_function_with_shape_specialisations_takes_keywords_and_names_failing_
     with pytest.raises(gc.ShapeError, match="add") as info:
         f(M, np.ones(5))  # 6 values + 5: the add fails in the program, named
     assert "test_compiler_fast_paths.py" in str(info.value)
+
+
+@pytest.mark.parametrize("op", sorted(set(codegen.FLOAT_OPS) | set(codegen.FLOAT_STEPS)))
+def test_float_path_outputs_have_the_types_of_the_numpy_path(op):
+    """The float path returns what the generated NumPy path returns (which check_numerics
+    always takes): a NumPy scalar, or a 0-d array (where; copies of non-fresh values)."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    if op == "where":
+        out = gc.where(gc.less(x, y), x, y)
+    elif op == "logical_not":
+        out = gc.logical_not(gc.less(x, y))
+    elif REGISTRY[op].arity[1] == 1:
+        out = getattr(gc, op)(x)
+    else:
+        out = getattr(gc, op)(x, y)
+    f = gc.function([x, y], out)
+    assert "floats, float64 scalars or 0-d arrays" in f.source  # (the float path exists)
+    expected = gc.function([x, y], out, check_numerics=True)(0.7, 1.3)
+    assert expected == g.run(out, {x: 0.7, y: 1.3})
+    for args in ((0.7, 1.3), (np.float64(0.7), np.float64(1.3)), (np.array(0.7), np.array(1.3))):
+        value = f(*args)
+        assert type(value) is type(expected) and value == expected

@@ -353,6 +353,8 @@ FLOAT_STEPS = {
 #: The float ops whose expression reads each operand once (and has no guard).
 _INLINE_INTO = frozenset({"add", "sub", "mul", "div", "neg", "abs", "greater", "less",
                           "greater_equal", "less_equal", "equal", "not_equal", "logical_not"})
+#: The float ops whose kernels return a 0-d array (not a NumPy scalar) for 0-d inputs.
+_ARRAY_RESULTS = frozenset({"where"})
 _BOOL_RESULTS = frozenset({"greater", "less", "greater_equal", "less_equal", "equal",
                            "not_equal", "logical_not"})
 
@@ -371,8 +373,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     path's bit for bit: ``exp`` is NumPy's (``math.exp`` differs from it in the last bit for
     a few percent of arguments, so it is used only with ``fastmath``). A division by zero
     (which raises for floats) and a value outside a guard fall through to the NumPy path
-    (which gives inf or NaN as g.run does). Outputs are NumPy float64 scalars or 0-d arrays,
-    as on the NumPy path."""
+    (which gives inf or NaN as g.run does). Outputs are of the kernels' types, as on the
+    NumPy path: NumPy scalars, or a 0-d array for ``where``."""
     f64 = np.dtype(np.float64)
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
@@ -432,7 +434,9 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         name = local[id(term)]
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
-        box = "_bool_" if term.dtype == bool else "_float64"  # NumPy scalars, as NumPy gives
+        # as the kernels give: NumPy scalars from ufuncs, a 0-d array from np.where
+        box = ("_np.array" if term.op in _ARRAY_RESULTS else
+               "_bool_" if term.dtype == bool else "_float64")
         results.append(f"{box}({name})" if result == name else result)
     tests, floats = [], []
     for i, term in enumerate(program.inputs):
