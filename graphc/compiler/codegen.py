@@ -471,7 +471,7 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             # overflows), 0.3 us, not 4.
             emit.globals["_exp"] = np.exp
             return (f"1 / (1 + _exp(-_s)) if (_s := {args[0]}[()]) >= 0 else "
-                    f"(_t := _exp(_s)) * (1 / (1 + _t))")
+                    f"(_t := _exp(-abs(_s))) * (1 / (1 + _t))")
         direct = _direct_call(term, args, operators, emit)
         if direct is not None:
             return direct

@@ -5,7 +5,9 @@ Unfused, each elementwise op streams its whole operands through memory (the plan
 members block by block instead: :data:`BLOCK_BYTES` per buffer at a time, through buffers
 that stay in cache, calling the *same* NumPy ufuncs on the same operands (weak Python
 scalars, 0-d constants and broadcast inputs as they are), so every value is bit for bit the
-unfused program's and ``g.run``'s.
+unfused program's and ``g.run``'s. The one exception is NumPy's own: where two NaNs of
+opposite sign meet (``nan + -nan``), which one an add returns depends on whether the element
+falls in the SIMD body or the tail of the loop, so a NaN's sign may differ.
 
 A group is a maximal set of terms that all
 

@@ -178,7 +178,8 @@ def _fold_hook(term: Term, builder: Builder) -> Optional[Term]:
 
 def fold(program: Program, fired: Counter) -> Program:
     """Constant folding: a term whose inputs are all constants becomes a constant, computed
-    by the op's own kernel (results larger than :data:`FOLD_MAX_SIZE` elements stay)."""
+    by the op's own kernel (results larger than :data:`FOLD_MAX_SIZE` elements stay, unless no
+    larger than one of the constants they are computed from)."""
     return rebuild(program, fired, _fold_hook)
 
 

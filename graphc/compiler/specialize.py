@@ -180,7 +180,7 @@ def _dispatcher(params: list, slots: list, by_len: list, specializer: Specialize
     which the Function explains as it does for the program itself. The key is
     ``len(x)`` or ``x.shape`` per ``None``-sized input (a tuple of them for several)."""
     args = ", ".join(params)
-    parts = [f"len({params[i]})" if first else f"{params[i]}.shape"
+    parts = [f"_len({params[i]})" if first else f"{params[i]}.shape"
              for i, first in zip(slots, by_len)]
     key = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
     source = (f"def _graphc_dispatch({args}):\n"
@@ -191,6 +191,7 @@ def _dispatcher(params: list, slots: list, by_len: list, specializer: Specialize
               f"    if _e is not _spec.last:\n"
               f"        _spec.switch(_e)\n"
               f"    return _e.fn({args})\n")
-    namespace = {"_cache": specializer._cache, "_find": specializer.find, "_spec": specializer}
+    namespace = {"_cache": specializer._cache, "_find": specializer.find, "_spec": specializer,
+                 "_len": len}  # (an input may be named len)
     exec(compile(source, "<graphc-dispatch>", "exec"), namespace)
     return namespace["_graphc_dispatch"]

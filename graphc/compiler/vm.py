@@ -366,7 +366,7 @@ def _scalar_sigmoid(x):
     s = x[()]
     if s >= 0:
         return 1 / (1 + np.exp(-s))
-    t = np.exp(s)
+    t = np.exp(-abs(s))  # (for NaN: the sign the kernel gives)
     return t * (1 / (1 + t))
 
 
