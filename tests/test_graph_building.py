@@ -312,7 +312,7 @@ def test_a_factor_that_would_wrap_round_or_overflow_is_not_folded(value):
     x = g.placeholder("x", (3,))
     c = g.constant(value)
     gx, = gc.gradients(gc.sum(gc.sin(x * c + c * x)), [x])
-    X = np.full(3, 0.3 if value < 1e300 else 1e-300)
+    X = np.full(3, 0.3 if float(value) < 1e300 else 1e-300)
     cv = float(value)
     expected = cv * np.cos(2 * (cv * X)) * 2  # (in this order: no overflow at 1e308)
     np.testing.assert_allclose(g.run(gx, {x: X}), expected, rtol=1e-12)
