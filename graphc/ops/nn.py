@@ -83,11 +83,15 @@ def _relu_infer(x):
 
 
 def _relu(x, out=None):
-    if isinstance(x, np.ndarray) and x.ndim and x.dtype.kind == "f":
+    if isinstance(x, np.ndarray) and 0 < x.ndim and x.dtype.kind == "f" and \
+            x.shape[-1] <= _ZEROS_ROW_MAX:
         # against a row of zeros, not the scalar 0: NumPy's SIMD loop for maximum skips a
         # broadcast scalar (2x slower on large arrays); the same values bit for bit
         return np.maximum(x, _zeros_row(x.dtype, x.shape[-1]), out=out)
     return np.maximum(x, 0, out=out)
+
+
+_ZEROS_ROW_MAX = 4096  # the cached rows stay small (64 of them at most: 2 MB)
 
 
 @lru_cache(maxsize=64)

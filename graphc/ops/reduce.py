@@ -75,9 +75,11 @@ define("sum", infer=_reduce_infer(np.sum), attrs=_REDUCE_ATTRS,
 
 
 def _mean(x, *, axis, keepdims):
-    """``np.mean``'s two steps for float32/float64 arrays (sum, then divide by the count: a
-    Python int, so float32 divides in float32) without its Python layers (5-8 us per call);
-    other values go to np.mean (ints and float16 accumulate wider there)."""
+    """The mean of float32/float64 arrays as a sum, then a division by the count (a Python
+    int, so float32 divides in float32, where ``np.mean`` divides by an intp in float64 and
+    casts back: past 2^24 elements the float32 results may differ in the last bit), without
+    np.mean's Python layers (5-8 us per call); other values go to np.mean (ints and float16
+    accumulate wider there)."""
     if (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize >= 4
             and not isinstance(axis, int)):
         count = math.prod([x.shape[a] for a in axis]) if axis is not None else x.size
