@@ -6,11 +6,12 @@ Each instruction is ``(kernel, read, slot, frees, mode, out)``: ``read(slots)`` 
 input values (an ``operator.itemgetter``), ``mode`` says how the kernel is called (one, two
 or any number of inputs; from 3 on also ``out=slots[out]``, the planned dying buffer), the
 result goes into ``slots[slot]``, and the slots in ``frees`` are cleared right after, so
-memory follows the plan as with the generated code's ``del``. Lowering a term makes the same
-decisions as :func:`codegen._call`, so both back ends compute every value with the same
-NumPy calls, bit for bit: Python operators where the generated code writes operators,
-``out=`` into the planned dying buffer, the same direct calls (``np.add.reduce``,
-``reshape``) and the same 0-d sigmoid steps. Arguments are checked, variables read, updates
+memory follows the plan as with the generated code's ``del``. Lowering a term makes most of
+the decisions of :func:`codegen._call`: Python operators where the generated code writes
+operators, ``out=`` into the planned dying buffer, the direct calls for ``sum`` and a
+fixed-shape ``expand_dims``, and the same 0-d sigmoid steps. The generated code's other
+direct calls (broadcasts, ``sum_to``, basic indexing) are the registry kernels here: the same
+values, bit for bit, a few microseconds slower each. Arguments are checked, variables read, updates
 stored and results copied as the generated function does. A failing instruction knows its
 term: the error names the node as the generated code's does.
 """
