@@ -333,6 +333,7 @@ def test_a_promoted_specialisation_keeps_values_and_errors(monkeypatch):
         for a, b in zip(f(X), forced(X)):
             assert _same_bits(a, b)
     assert f.source.startswith("def _graphc_function")
+    assert f.stats["backend"] == "source"  # (stats follow the shown program's promotion)
     bad = gc.reshape(outputs[1], (2, -1), name="halves")
     h = gc.function([x], bad)
     for _ in range(3):

@@ -60,12 +60,21 @@ class Function:
         # (the VM binds its arguments by position only)
         direct = lock is None and specializer is None and not isinstance(fn, vm.Machine)
         self._entry = fn if direct else self._call_through
-        self.stats: dict = stats
+        self._stats: dict = stats
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for p in generated.params])
+
+    @property
+    def stats(self) -> dict:
+        """See the class docstring."""
+        if self._specializer is not None:  # the program shown may since run as source
+            fn = self._specializer.last.fn
+            if isinstance(fn, vm.Machine) and fn.promoted:
+                self._stats["backend"] = "source"
+        return self._stats
 
     @property
     def source(self) -> str:

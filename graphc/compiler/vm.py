@@ -131,6 +131,11 @@ class Machine:
     _compiled = None  # the generated function, once promoted
     _hooks: Optional[dict] = None  # the Function's hooks, for the generated function
 
+    @property
+    def promoted(self) -> bool:
+        """Whether calls now run the generated source."""
+        return self._compiled is not None
+
     def bind_hooks(self, **hooks) -> None:
         """Keep the Function's hooks (:func:`codegen.bind_hooks`) for the generated source."""
         self._hooks = hooks
