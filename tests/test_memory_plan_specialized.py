@@ -171,6 +171,14 @@ def test_errors_are_those_of_g_run():
     assert err[0] is gc.ShapeError and "'add_" in err[1]
     assert f.stats["memory_plan"] == "generic: the input shapes do not fit together"
     assert f.stats["specializations"] == 1
+    calls = []  # refused shapes are remembered: not inferred again at the next call
+    original = specialize.specialize
+    try:
+        specialize.specialize = lambda *a: calls.append(a) or original(*a)
+        assert _error(lambda: f(*bad)) == err
+    finally:
+        specialize.specialize = original
+    assert calls == []
     # a shape that does not fit the placeholder: g.run's FeedError
     wrong = np.ones((5, 4)), np.ones((5, 3))
     err = _error(lambda: f(*wrong))

@@ -98,6 +98,7 @@ class Specializer:
         self._cache: dict = {}  # shapes of the slots' arguments -> Lowered
         self._by_file = {generic.generated.filename: generic.generated}
         self._generic_because: dict = {}  # reason -> the generic program, reported so
+        self._rejected: dict = {}  # shape key -> the generic program: shapes a rule refused
         self._lock = threading.Lock()
         self.last: Lowered = generic
         self._unfit = self._generic_as("generic: an argument does not fit its input")
@@ -140,7 +141,7 @@ class Specializer:
         key = tuple(shape[0] if by_len else shape for shape, by_len in zip(shapes, self._by_len))
         if len(key) == 1:
             key = key[0]
-        entry = self._cache.get(key)
+        entry = self._cache.get(key) or self._rejected.get(key)
         if entry is not None:
             return entry
         with self._lock:
@@ -153,7 +154,10 @@ class Specializer:
             program = specialize(self._program,
                                  {term: shape for (_, term), shape in zip(self._slots, shapes)})
             if program is None:  # inputs that do not fit together: g.run's error (or values)
-                return self._generic_as("generic: the input shapes do not fit together")
+                entry = self._generic_as("generic: the input shapes do not fit together")
+                if len(self._rejected) < self.limit:  # (not inferred again at every call)
+                    self._rejected[key] = entry
+                return entry
             entry = self._lower(program)
             entry.stats["memory_plan"] = "specialized"
             entry.stats["specialized_shapes"] = {
