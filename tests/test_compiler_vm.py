@@ -16,6 +16,7 @@ import graphc as gc
 import test_agreement
 import test_compiler
 import test_compiler_calls
+from test_io_json import same_bits
 import test_compiler_fast_paths
 
 function_module = importlib.import_module("graphc.compiler.function")  # (not gc.function)
@@ -26,11 +27,6 @@ def _outcome(call):
         return "ok", call()
     except gc.GraphcError as exc:
         return type(exc), str(exc)
-
-
-def _same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def _both(inputs, outputs, args, **options):
@@ -52,7 +48,7 @@ def _assert_same(outputs, want, got):
         if any(t.op == "matmul" for t in _ancestors(node)):
             assert test_agreement._same(a, b), (node, a, b)
         else:
-            assert _same_bits(a, b), (node, a, b)
+            assert same_bits(a, b), (node, a, b)
         assert isinstance(a, np.ndarray) == isinstance(b, np.ndarray), (node, a, b)
 
 
@@ -289,7 +285,7 @@ def test_an_automatic_vm_turns_into_generated_source_after_enough_calls(monkeypa
     assert f.stats["backend"] == "source" and f.source.startswith("def _graphc_function")
     assert f.stats["seconds"]["promotion"] > 0
     for a, b, c in zip(first, f(X), forced(X)):
-        assert _same_bits(a, b) and _same_bits(a, c)
+        assert same_bits(a, b) and same_bits(a, c)
     with pytest.raises(gc.FeedError, match="'x'"):  # errors of generated source, explained
         f(np.ones((2, 2)))
     for _ in range(3):
@@ -308,7 +304,7 @@ def test_keywords_and_wrong_calls_on_the_vm_and_after_promotion(promoted, monkey
     expected = f(X)
     assert f.stats["backend"] == ("source" if promoted else "vm")
     for a, b in zip(f(x=X), expected):
-        assert _same_bits(a, b)
+        assert same_bits(a, b)
     with pytest.raises(gc.MissingFeedError, match="'x'"):
         f()
     with pytest.raises(gc.FeedError, match="takes 1 input"):
@@ -331,7 +327,7 @@ def test_a_promoted_specialisation_keeps_values_and_errors(monkeypatch):
     X = np.linspace(-1, 1, 10)
     for _ in range(3):  # the VM, then generated source
         for a, b in zip(f(X), forced(X)):
-            assert _same_bits(a, b)
+            assert same_bits(a, b)
     assert f.source.startswith("def _graphc_function")
     assert f.stats["backend"] == "source"  # (stats follow the shown program's promotion)
     bad = gc.reshape(outputs[1], (2, -1), name="halves")

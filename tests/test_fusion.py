@@ -15,6 +15,7 @@ import pytest
 import graphc as gc
 from graphc.compiler import DEFAULT_PASSES, fusion
 from graphc.ops.registry import REGISTRY
+from test_io_json import same_bits
 
 UNFUSED = tuple(p for p in DEFAULT_PASSES if p != "fuse")
 RNG = np.random.default_rng(15)
@@ -36,11 +37,6 @@ def special(shape, dtype) -> np.ndarray:
     flat[picks] = np.resize(extras, picks.size)
     with np.errstate(over="ignore"):  # 1e300 is inf in float32
         return x.astype(dtype)
-
-
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 #: The compiler's back ends, where it has several (the fused term is an ordinary term to each).

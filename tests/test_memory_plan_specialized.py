@@ -2,7 +2,6 @@
 call's shapes (a shape specialisation), cached per shapes, capped."""
 import os
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,6 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import graphc as gc
 from graphc.compiler import specialize
+from test_compiler import measured_peak
+from test_io_json import same_bits as one_same_bits
 
 SIZES = (20, 16, 8, 4)
 
@@ -39,23 +40,8 @@ def batch(n, seed=1, dtype="float64"):
 
 
 def same_bits(a, b):
-    """The same dtypes, shapes and bytes (NaN, inf and the sign of zero included)."""
-    a, b = [np.asarray(u) for u in a], [np.asarray(v) for v in b]
-    return len(a) == len(b) and all(u.dtype == v.dtype and u.shape == v.shape
-                                    and u.tobytes() == v.tobytes() for u, v in zip(a, b))
-
-
-def traced_peak(fn):
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = fn()
-        peak = tracemalloc.get_traced_memory()[1] - base
-        del result
-    finally:
-        tracemalloc.stop()
-    return peak
+    """Lists of values with the same dtypes, shapes and bytes (NaN, inf, -0.0 included)."""
+    return len(a) == len(b) and all(map(one_same_bits, a, b))
 
 
 def test_plan_is_made_at_the_first_call():
@@ -105,9 +91,9 @@ def test_batched_mlp_reuses_buffers_with_the_values_of_the_generic_program_and_g
     assert same_bits(ours, g.run(outs, {x: X, y: Y}))
     # the plan is what the call allocates (NumPy reports to tracemalloc), below the generic
     planned = f.stats["planned_peak_bytes"]
-    measured = traced_peak(lambda: f(X, Y))
+    measured = measured_peak(lambda: f(X, Y))
     assert abs(measured - planned) <= 0.05 * planned + 16384, (planned, measured)
-    assert measured < traced_peak(lambda: generic(X, Y))
+    assert measured < measured_peak(lambda: generic(X, Y))
 
 
 def test_float32_specialisation_keeps_float32():
