@@ -10,6 +10,17 @@ Run: OPENBLAS_NUM_THREADS=1 python benchmarks/run_all.py [--json out.json] [--ro
      [--quick] [--only WORKLOAD] [--no-peers] [--all-cpus] [--cpu-time]
 The run pins itself to one CPU (unless --all-cpus), so every system computes on one thread;
 --cpu-time measures CPU seconds instead of wall time (fairer when others load the machine).
+
+How a call is timed (the same for graphc, NumPy and every peer, so a figure measures the
+function, not the harness): each system is a ``common.Call``, its function and arguments,
+timed by timeit as the statement ``fn(a, b)`` with them as globals, the call a user's code
+makes, with no wrapper frame (a lambda around the call costs 0.05-0.08 us: 5-8 % of the 1 us
+CS231n call); JAX's statement waits for its result (``block_until_ready(fn(a, b))``). What
+timeit adds, its loop with an empty statement, is measured per workload and printed under
+the table (about 0.01 us). The cyclic collector stays on, as in a user's program. In each
+round every system is timed once, in turn (interleaved): the number of calls is doubled
+until one run lasts a third of the workload's budget (17 ms for most), and the figure is
+the best of 3 such runs; the table gives the median and min-max of the per-round figures.
 Before/after one change, interleaved process by process (the same run, fair on a busy box):
      python benchmarks/run_all.py --against /path/to/other/checkout --json out.json
 """
