@@ -383,12 +383,15 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     An argument that is not a float becomes one (``float()``: exact) if it is a float64
     scalar or 0-d array; any other kind leaves for the NumPy path (an exception: 0.4 us on
     a path of several), which takes the converted floats as they are. With ``trust_input``
-    (the caller promised 0-d float64 values) every argument is converted, with no test. Outputs are of the kernels'
-    types, as on the NumPy path: NumPy scalars, or a 0-d array for ``where``. A float64 scalar
-    is made by adding ``np.float64(-0.0)`` (NumPy's scalar arithmetic: 0.05 us, against 0.06
-    for the ``np.float64`` constructor): ``v + -0.0`` is ``v`` for every float, zeros of both
-    signs and NaN payloads included, and raises no flag, except for a signalling NaN, so
-    values that may be an argument's (:data:`_MAY_SIGNAL`) use the constructor."""
+    (the caller promised 0-d float64 values) every argument is converted, with no test.
+
+    Outputs are of the kernels' types, as on the NumPy path: NumPy scalars, or a 0-d array
+    for ``where``. A float64 scalar is made by adding ``np.float64(-0.0)`` (NumPy's scalar
+    arithmetic: 0.05 us, against 0.06 for the ``np.float64`` constructor): ``v + -0.0`` is
+    ``v`` for every float, zeros of both signs and NaN payloads included, and raises no
+    flag, except for a signalling NaN, so values that may be an argument's
+    (:data:`_MAY_SIGNAL`) use the constructor. (With denormals-are-zero set in the CPU, which
+    NumPy never sets, the add would flush a subnormal result to zero.)"""
     f64 = np.dtype(np.float64)
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
@@ -423,15 +426,14 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         name = local[id(term)] = f"_f{pos}"
         if steps:  # the branch of x's sign, e = exp(-|x|) in (0, 1], the kernel's last step
             x, e = args[0], f"_e{pos}"
-            _, *branches = FLOAT_STEPS[term.op]
-            for k, (test, last, arg) in enumerate(((*branches[:2], f"-{x}"),
-                                                   (*branches[2:], x))):
-                value = exp.format(arg)
+            _, plus_range, plus_last, minus_range, minus_last = FLOAT_STEPS[term.op]
+            for keyword, test, last, arg in (("if", plus_range, plus_last, f"-{x}"),
+                                             ("elif", minus_range, minus_last, x)):
                 if last.count("{1}") == 1:  # e read once: no local for it
-                    step = f"{name} = {last.format(x, value)}"
+                    step = f"{name} = {last.format(x, exp.format(arg))}"
                 else:
-                    step = f"{e} = {value}; {name} = {last.format(x, e)}"
-                body.append(f"{'elif' if k else 'if'} {test.format(x)}: {step}")
+                    step = f"{e} = {exp.format(arg)}; {name} = {last.format(x, e)}"
+                body.append(f"{keyword} {test.format(x)}: {step}")
             body.append("else: raise _FloatPathExit")
             continue
         _, template, guard = FLOAT_OPS[term.op]
