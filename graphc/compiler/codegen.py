@@ -447,7 +447,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             local[id(term)] = f"({template.format(*args)})"
         else:
             body.append(f"{name} = {template.format(*args)}")
-    emit.globals.update(_float64=np.float64, _bool_=np.bool_, _dt_float64=f64,
+    emit.globals.update(_float64=np.float64, _true=np.True_, _false=np.False_, _dt_float64=f64,
                         _minus_zero=np.float64(-0.0), _FloatPathExit=FloatPathExit,
                         _exp=np.exp, _log1p=np.log1p, _sqrt=math.sqrt, _math_exp=math.exp,
                         _float=float, _abs=abs)  # (an input may be named float or abs)
@@ -461,8 +461,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             results.append(result)
         elif term.op in _ARRAY_RESULTS:  # as the kernels give: a 0-d array from np.where,
             results.append(f"_np.array({name})")
-        elif term.dtype == bool:  # NumPy scalars from ufuncs
-            results.append(f"_bool_({name})")
+        elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
+            results.append(f"(_true if {name} else _false)")
         elif term.op in _MAY_SIGNAL:
             results.append(f"_float64({name})")
         else:
