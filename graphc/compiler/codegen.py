@@ -475,7 +475,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             convert.append(f"    {p} = _float({p})")
         else:
             convert += [f"    if {p}.__class__ is _float64 or {p}.__class__ is _ndarray and "
-                        f"{p}.dtype is _dt_float64 and {p}.shape == (): {p} = _float({p})",
+                        f"{p}.dtype is _dt_float64 and not {p}.ndim: {p} = _float({p})",
                         "    else: raise _FloatPathExit"]
     return [
         "    # floats, float64 scalars or 0-d arrays: the same values over Python floats",
