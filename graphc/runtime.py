@@ -4,6 +4,8 @@ Iterative, each node once, every value released right after its last consumer ha
 """
 from __future__ import annotations
 
+import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -152,29 +154,107 @@ errors_restored = _ERROR_STATE.reset if _ERROR_STATE is not None else _errstate_
 
 
 def check_feed_value(node, value) -> np.ndarray:
-    """A fed value as an array of the node's dtype, or :class:`FeedError` saying why not."""
+    """A fed value as an array of the node's dtype, or :class:`FeedError` saying why not
+    (naming the node and the caller's line): g.run and compiled functions convert their
+    arguments here, so both refuse the same values with the same words."""
     try:
         array = np.asarray(value)
     except MemoryError as exc:
         raise out_of_memory(node, exc, "while converting the value fed to it") from exc
     except Exception as exc:
-        raise FeedError(f"cannot feed a {type(value).__name__} to {describe(node)}") from exc
+        raise _feed_error(node, f"cannot feed a {type(value).__name__} to {describe(node)}") \
+            from exc
     if array.dtype.kind not in "biufc":
-        raise FeedError(f"cannot feed {value!r:.60} to {describe(node)}: a value must be "
-                        f"numbers or bools, not {array.dtype}")
+        if array.dtype == object and type(value) is int:  # beyond every integer dtype
+            raise _feed_error(node, f"cannot feed the integer {value:.3g} to {describe(node)} "
+                              f"of dtype {node.dtype}: it is out of the dtype's range")
+        raise _feed_error(node, f"cannot feed {value!r:.60} to {describe(node)}: a value must "
+                          f"be numbers or bools, not {array.dtype}")
     if not shapes.fits(array.shape, node.shape):
-        raise FeedError(f"cannot feed a value of shape {array.shape} to {describe(node)}, "
-                        f"which has shape {shapes.fmt(node.shape)}")
+        raise _feed_error(node, f"cannot feed a value of shape {array.shape} to "
+                          f"{describe(node)}, which has shape {shapes.fmt(node.shape)}")
     if array.dtype != node.dtype:
         if not np.can_cast(array.dtype, node.dtype, "same_kind"):
-            raise FeedError(f"cannot feed a value of dtype {array.dtype} to {describe(node)} of "
-                            f"dtype {node.dtype} (not a safe 'same_kind' cast)")
-        try:
-            array = array.astype(node.dtype)
-        except MemoryError as exc:
-            raise out_of_memory(node, exc, f"while casting the value fed to it "
-                                f"(shape {array.shape}) to {node.dtype}") from exc
+            raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                              f"{describe(node)} of dtype {node.dtype} (not a safe "
+                              f"'same_kind' cast)")
+        array = _cast_fed(node, array)
     return array
+
+
+def _cast_fed(node, array: np.ndarray) -> np.ndarray:
+    """``array`` cast to the node's dtype, refusing values the dtype cannot hold: a finite
+    value that would become inf, an integer that would wrap. The same in every error state
+    and warnings filter of the caller (the cast itself neither warns nor raises)."""
+    dtype = node.dtype
+    if array.dtype.kind in "iu" and dtype.kind in "iu" and array.size \
+            and not np.can_cast(array.dtype, dtype, "safe"):
+        low, high, limits = array.min(), array.max(), np.iinfo(dtype)
+        if low < limits.min or high > limits.max:
+            bad = low if low < limits.min else high
+            raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                              f"{describe(node)} of dtype {dtype}: {bad} is out of {dtype}'s "
+                              f"range [{limits.min}, {limits.max}]")
+    token = _ERROR_STATE.set(_overflow_raising()) if _ERROR_STATE is not None else None
+    try:
+        return array.astype(dtype)
+    except FloatingPointError as exc:  # (NumPy flags a cast overflow only: finite -> inf)
+        raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                          f"{describe(node)} of dtype {dtype}: it overflows {dtype} "
+                          f"(whose largest finite value is {str(np.finfo(dtype).max)})") from exc
+    except MemoryError as exc:
+        raise out_of_memory(node, exc, f"while casting the value fed to it "
+                            f"(shape {array.shape}) to {dtype}") from exc
+    finally:
+        if token is not None:
+            _ERROR_STATE.reset(token)
+
+
+def narrow_float_max(dtype: np.dtype) -> Optional[float]:
+    """The largest finite value of a float dtype narrower than float64 (a Python float within
+    +-it converts without overflow: the fast paths' guard, out of it :func:`check_feed_value`
+    decides); ``None`` when every Python float fits."""
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return None
+    return float(np.finfo(dtype).max)
+
+
+_OVERFLOW_RAISING: dict = {}
+
+
+def _overflow_raising():
+    """The error state of ``np.errstate(all="ignore", over="raise")`` (cached per current
+    state, as :func:`errors_ignored` caches its own)."""
+    current = _ERROR_STATE.get()
+    state = _OVERFLOW_RAISING.get(current)
+    if state is None:
+        with np.errstate(all="ignore", over="raise"):
+            state = _ERROR_STATE.get()
+        if len(_OVERFLOW_RAISING) > 64:
+            _OVERFLOW_RAISING.clear()
+        _OVERFLOW_RAISING[current] = state
+    return state
+
+
+def _feed_error(node, message: str) -> FeedError:
+    """A FeedError ending with the line of the user's call (of g.run or a compiled function)."""
+    site = call_site()
+    return FeedError(f"{message} (called at {site})" if site else message)
+
+
+def call_site() -> Optional[str]:
+    """``file:line`` of the innermost frame outside graphc and outside the code it generated:
+    the user's call of ``g.run`` or of a compiled function."""
+    from .graph import _PACKAGE_DIR
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<graphc-") and \
+                not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
 
 
 def resolve_feed(graph, feed: Optional[dict]) -> dict:
