@@ -1,0 +1,117 @@
+"""One meaning on every path: ``g.run``, the generated source and the VM back end convert a fed
+value the same way, and refuse a bad one with the same graphc error, word for word, whatever
+the caller's floating-point error state and warnings filter."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+HERE = os.path.basename(__file__)
+SITE = re.compile(re.escape(HERE) + r":\d+")
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _paths(g, inputs: list, output) -> dict:
+    """The three ways to evaluate ``output`` from ``inputs``, for :func:`_call`."""
+    return {"run": (g, inputs, output), "source": gc.function(inputs, output, backend="source"),
+            "vm": gc.function(inputs, output, backend="vm")}
+
+
+def _call(path, values):
+    """One path called on ``values``; every path from the same line (the same "called at")."""
+    return path[0].run(path[2], dict(zip(path[1], values))) if type(path) is tuple else path(*values)
+
+
+@contextlib.contextmanager
+def _raising_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+MODES = {
+    "default": contextlib.nullcontext,
+    "raise": lambda: np.errstate(all="raise"),
+    "ignore": lambda: np.errstate(all="ignore"),
+    "warnings-as-errors": _raising_warnings,
+}
+
+# (shape, dtype, value fed, words the message must hold)
+REFUSED = [
+    ((), "float32", 1e300, "overflows float32"),
+    ((), "float32", -1e300, "overflows float32"),
+    ((), "float32", np.float64(1e300), "overflows float32"),
+    ((), "float32", np.array(1e300), "overflows float32"),
+    ((3,), "float32", np.full(3, 1e300), "overflows float32"),
+    ((3,), "float32", [1.0, -1e39, 2.0], "overflows float32"),
+    ((2,), "float16", [1e5, 1.0], "overflows float16"),
+    ((2,), "float16", np.array([70000, 1]), "overflows float16"),
+    ((2,), "complex64", np.array([1e300 + 1j, 0j]), "overflows complex64"),
+    ((2,), "int8", [1000, 2], "1000 is out of int8's range [-128, 127]"),
+    ((2,), "int8", np.array([-129, 0]), "-129 is out of int8's range [-128, 127]"),
+    ((), "int8", 200, "200 is out of int8's range"),
+    ((1,), "uint8", np.array([300], dtype=np.uint16), "300 is out of uint8's range [0, 255]"),
+    ((1,), "int64", np.array([2**63], dtype=np.uint64), "out of int64's range"),
+    ((), "int64", 2**70, "out of the dtype's range"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", range(len(REFUSED)),
+                         ids=[f"{c[1]}-{type(c[2]).__name__}-{k}" for k, c in enumerate(REFUSED)])
+def test_a_value_the_dtype_cannot_hold_is_the_same_feed_error_on_every_path(k, mode):
+    shape, dtype, value, words = REFUSED[k]
+    g = gc.Graph()
+    p = g.placeholder("p", shape, dtype=dtype)
+    paths = _paths(g, [p], gc.neg(p, name="minus"))
+    messages = {}
+    for name, path in paths.items():
+        with MODES[mode]():
+            with pytest.raises(gc.FeedError) as info:
+                _call(path, [value])
+        messages[name] = str(info.value)
+    message = messages["run"]
+    assert messages["source"] == message and messages["vm"] == message, messages
+    assert "placeholder node 'p'" in message and words in message, message
+    built, called = SITE.findall(message)  # where p was built, where the call was made
+    assert built == f"{HERE}:{p.site.rsplit(':', 1)[1]}"
+    assert called == f"{HERE}:{_call.__code__.co_firstlineno + 2}"
+
+
+# (shape, dtype, value fed, the value the placeholder holds: exact by construction)
+ACCEPTED = [
+    ((), "float32", F32_MAX, np.float32(F32_MAX)),
+    ((), "float32", F32_MAX * (1 + 1e-9), np.float32(F32_MAX)),  # rounds down: no overflow
+    ((), "float32", float("inf"), np.float32("inf")),
+    ((), "float32", float("-inf"), np.float32("-inf")),
+    ((), "float32", float("nan"), np.float32("nan")),
+    ((), "float32", 1e-50, np.float32(0.0)),  # underflow is rounding, not an error
+    ((3,), "float32", np.array([np.inf, -np.inf, np.nan]), np.array([np.inf, -np.inf, np.nan],
+                                                                   np.float32)),
+    ((2,), "int8", [127, -127], np.array([127, -127], np.int8)),
+    ((), "int8", np.int64(-127), np.int8(-127)),
+    ((1,), "int64", np.array([2**63 - 1], dtype=np.uint64), np.array([2**63 - 1])),
+    ((0,), "int8", np.zeros(0, np.int64), np.zeros(0, np.int8)),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", range(len(ACCEPTED)))
+def test_a_value_the_dtype_holds_converts_alike_on_every_path_without_a_warning(k, mode):
+    shape, dtype, value, held = ACCEPTED[k]
+    g = gc.Graph()
+    p = g.placeholder("p", shape, dtype=dtype)
+    expected = np.negative(held)
+    for name, path in _paths(g, [p], gc.neg(p)).items():
+        with MODES[mode](), warnings.catch_warnings():
+            warnings.simplefilter("error")  # (a conversion that warns fails here too)
+            result = _call(path, [value])
+        assert np.asarray(result).dtype == np.dtype(dtype), name
+        np.testing.assert_array_equal(result, expected, err_msg=name)
