@@ -4,6 +4,7 @@ the caller's floating-point error state and warnings filter."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import warnings
@@ -12,10 +13,13 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.compiler import DEFAULT_PASSES, fusion
+from graphc.ops.registry import REGISTRY
 
 HERE = os.path.basename(__file__)
 SITE = re.compile(re.escape(HERE) + r":\d+")
 F32_MAX = float(np.finfo(np.float32).max)
+UNFUSED = tuple(p for p in DEFAULT_PASSES if p != "fuse")
 
 
 def _paths(g, inputs: list, output) -> dict:
@@ -115,3 +119,38 @@ def test_a_value_the_dtype_holds_converts_alike_on_every_path_without_a_warning(
             result = _call(path, [value])
         assert np.asarray(result).dtype == np.dtype(dtype), name
         np.testing.assert_array_equal(result, expected, err_msg=name)
+
+
+def test_a_fused_member_failing_in_a_lent_buffer_is_named_not_the_group_root(monkeypatch):
+    """A fused group computed in place of a dying input cannot start again member by member
+    (the input is half overwritten): the error names the member that failed, with its own
+    inputs, as the unfused program's does."""
+    def fails_on_big(v):
+        if abs(v) > 100:
+            raise ValueError("argument too large for this test's sin")
+        return np.sin(v)
+
+    monkeypatch.setattr(fusion, "MIN_BYTES", 1)
+    monkeypatch.setattr(fusion, "BLOCK_BYTES", 56)  # several blocks
+    # a ufunc that raises for some elements (np.frompyfunc makes a real np.ufunc)
+    monkeypatch.setitem(REGISTRY, "sin", dataclasses.replace(
+        REGISTRY["sin"], kernel=np.frompyfunc(fails_on_big, 1, 1)))
+    g = gc.Graph()
+    x = g.placeholder("x", (12, 3))
+    c = gc.sum(x, axis=1, name="c")  # a fresh buffer, dying at the group: lent to it
+    y = gc.exp(gc.sin(c * 2, name="the_sin")) + 1
+    X = np.linspace(-1, 1, 36).reshape(12, 3)
+    X[9] = 1e3  # fails in a late block, after earlier ones were written
+    messages = []
+    for backend in ("source", "vm"):
+        f = gc.function([x], y, backend=backend)
+        assert f.stats["rules"]["fuse:groups"] == 1
+        assert backend == "vm" or "out=_v0" in f.source  # the lent buffer
+        with pytest.raises(gc.GraphcError) as info:
+            f(X)
+        messages.append(str(info.value))
+    with pytest.raises(gc.GraphcError) as info:
+        gc.function([x], y, passes=UNFUSED)(X)
+    assert messages[0] == messages[1] == str(info.value)
+    assert messages[0].startswith("sin node 'the_sin' (built at "), messages[0]
+    assert SITE.search(messages[0]) and messages[0].endswith("; inputs: (12,) float64")
