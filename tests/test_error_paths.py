@@ -15,6 +15,7 @@ import pytest
 import graphc as gc
 from graphc.compiler import DEFAULT_PASSES, fusion
 from graphc.ops.registry import REGISTRY
+from graphc.shapes import fmt
 
 HERE = os.path.basename(__file__)
 SITE = re.compile(re.escape(HERE) + r":\d+")
@@ -154,3 +155,49 @@ def test_a_fused_member_failing_in_a_lent_buffer_is_named_not_the_group_root(mon
     assert messages[0] == messages[1] == str(info.value)
     assert messages[0].startswith("sin node 'the_sin' (built at "), messages[0]
     assert SITE.search(messages[0]) and messages[0].endswith("; inputs: (12,) float64")
+
+
+# -- softmax_cross_entropy: labels of the wrong shape, and what the message says to do ---------
+def _cross_entropy(logits, labels):
+    """The NumPy formula: -log softmax(logits) at integer labels, or against probabilities."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    if labels.dtype.kind in "iu":
+        return -np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+    return -(labels * log_p).sum(axis=-1)
+
+
+# (labels' shape, dtype, value, what the message must say, the fix it names)
+LABELS = [
+    ((1,), "int64", np.array([2]), "labels are not broadcast: give one label per example "
+     "(gc.broadcast_to(labels, (4,))", lambda t: gc.broadcast_to(t, (4,))),
+    ((), "int64", np.array(3), "labels are not broadcast", lambda t: gc.broadcast_to(t, (4,))),
+    ((5,), "float64", np.full(5, 0.2), "give one row of probabilities per example",
+     lambda t: gc.broadcast_to(t, (4, 5))),
+    ((4, 1), "int64", np.array([[0], [4], [1], [1]]), "gc.squeeze(labels, -1)",
+     lambda t: gc.squeeze(t, -1)),
+    ((4, 5), "int64", np.eye(5, dtype=np.int64)[[0, 4, 1, 1]], "gc.cast(labels, logits.dtype)",
+     lambda t: gc.cast(t, "float64")),
+    ((4,), "float64", np.array([0.0, 4.0, 1.0, 1.0]), "gc.cast(labels, 'int64')",
+     lambda t: gc.cast(t, "int64")),
+]
+
+
+@pytest.mark.parametrize("k", range(len(LABELS)))
+def test_cross_entropy_labels_of_a_wrong_shape_say_what_to_do_and_the_fix_works(k):
+    shape, dtype, value, words, fix = LABELS[k]
+    g = gc.Graph()
+    logits = g.placeholder("logits", (4, 5))
+    labels = g.placeholder("labels", shape, dtype=dtype)
+    with pytest.raises(gc.ShapeError) as info:
+        gc.softmax_cross_entropy(logits, labels, name="loss")
+    message = str(info.value)
+    assert "softmax_cross_entropy" in message and "'loss'" in message and SITE.search(message)
+    assert f"got {fmt(shape)}: " in message, message
+    assert words in message, message
+    loss = gc.softmax_cross_entropy(logits, fix(labels), name="fixed")
+    X = np.linspace(-2.0, 3.0, 20).reshape(4, 5)
+    fixed = fix(gc.Graph().constant(value))  # the same fix on the value, for the oracle
+    expected = _cross_entropy(X, np.asarray(fixed.graph.run(fixed)))
+    for name, path in _paths(g, [logits, labels], loss).items():
+        np.testing.assert_allclose(_call(path, [X, value]), expected, rtol=1e-12, err_msg=name)

@@ -255,14 +255,39 @@ def _softmax_cross_entropy_infer(logits, labels):
     else:
         raise DTypeError(f"labels must be integer class indices or float probabilities of the "
                          f"logits' shape, not {labels.dtype}")
-    if labels.ndim != len(want) or not all(map(same_dims, labels.shape, want)):
-        hint = (" (for one-hot or probability targets, use a float array of the logits' shape)"
-                if kind in "iu" else " (integer labels have shape logits.shape[:-1])")
+    if not _fits_dims(labels.shape, want):
         raise ShapeError(f"{what} must have shape {fmt(want)} for logits of shape "
-                         f"{fmt(logits.shape)}, got {fmt(labels.shape)}{hint}")
+                         f"{fmt(logits.shape)}, got {fmt(labels.shape)}: "
+                         f"{_labels_hint(logits, labels, want)}")
     shape = tuple(b if a is None else a for a, b in zip(logits.shape[:-1], labels.shape))
     dtype = float_dtype(logits.dtype)
     return shape, dtype if kind in "iu" else np.result_type(dtype, labels.dtype)
+
+
+def _fits_dims(shape: tuple, want: tuple) -> bool:
+    return len(shape) == len(want) and all(map(same_dims, shape, want))
+
+
+def _labels_hint(logits, labels, want: tuple) -> str:
+    """What to do about labels of the wrong shape (``want``: the shape they need)."""
+    integer, shape = labels.dtype.kind in "iu", labels.shape
+    if integer and _fits_dims(shape, logits.shape):
+        return ("one-hot or probability targets have the logits' shape and must be floats "
+                "(gc.cast(labels, logits.dtype))")
+    if not integer and _fits_dims(shape, logits.shape[:-1]):
+        return ("class indices have shape logits.shape[:-1] and must be integers "
+                "(gc.cast(labels, 'int64'))")
+    if integer and len(shape) == len(want) + 1 and shape[-1] == 1 \
+            and _fits_dims(shape[:-1], want):
+        return "drop the labels' last axis of size 1 (gc.squeeze(labels, -1))"
+    if len(shape) <= len(want) and all(d in (1, None) or same_dims(d, w)
+                                       for d, w in zip(shape[::-1], want[::-1])):
+        per = "label" if integer else "row of probabilities"
+        same = "" if None in want else \
+            f" (gc.broadcast_to(labels, {fmt(want)}) if every example has the same one)"
+        return f"labels are not broadcast: give one {per} per example{same}"
+    return ("integer class indices have shape logits.shape[:-1], probability targets the "
+            "logits' shape")
 
 
 def _softmax_cross_entropy(logits, labels):
