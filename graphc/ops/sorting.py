@@ -394,6 +394,10 @@ def quantile(x: Operand, q: Operand, axis: Axis = None, keepdims: bool = False,
     linear interpolation like ``numpy.quantile``'s default. ``q`` is a number in [0, 1] or a
     sequence of them (stacked along a new first axis). The gradient goes to the one or two
     elements the result interpolates."""
+    if isinstance(q, Node):
+        raise DTypeError(f"quantile: q must be a number in [0, 1] or a sequence of them, "
+                         f"known when the graph is built, not {q.op} node '{q.name}'; built "
+                         f"at {user_site()}")
     if np.ndim(q) == 1:
         return stack([quantile(x, float(v), axis, keepdims) for v in np.asarray(q)], name=name)
     if np.ndim(q) > 1:
