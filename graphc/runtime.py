@@ -164,10 +164,9 @@ def check_feed_value(node, value) -> np.ndarray:
     except Exception as exc:
         raise _feed_error(node, f"cannot feed a {type(value).__name__} to {describe(node)}") \
             from exc
+    if array.dtype == object and type(value) is int and node.dtype.kind in "iufc":
+        array = _huge_int(node, value)  # beyond int64 and uint64: NumPy keeps it an object
     if array.dtype.kind not in "biufc":
-        if array.dtype == object and type(value) is int:  # beyond every integer dtype
-            raise _feed_error(node, f"cannot feed the integer {value:.3g} to {describe(node)} "
-                              f"of dtype {node.dtype}: it is out of the dtype's range")
         raise _feed_error(node, f"cannot feed {value!r:.60} to {describe(node)}: a value must "
                           f"be numbers or bools, not {array.dtype}")
     if not shapes.fits(array.shape, node.shape):
@@ -180,6 +179,20 @@ def check_feed_value(node, value) -> np.ndarray:
                               f"'same_kind' cast)")
         array = _cast_fed(node, array)
     return array
+
+
+def _huge_int(node, value: int) -> np.ndarray:
+    """A Python int beyond 64 bits as an array of the node's (numeric) dtype, if it holds it."""
+    token = _ERROR_STATE.set(_overflow_raising()) if _ERROR_STATE is not None else None
+    try:
+        return np.asarray(value, dtype=node.dtype)
+    except (OverflowError, FloatingPointError) as exc:
+        raise _feed_error(node, f"cannot feed an integer of {value.bit_length()} bits to "
+                          f"{describe(node)} of dtype {node.dtype}: it is out of "
+                          f"{node.dtype}'s range") from exc
+    finally:
+        if token is not None:
+            _ERROR_STATE.reset(token)
 
 
 def _cast_fed(node, array: np.ndarray) -> np.ndarray:

@@ -64,7 +64,9 @@ REFUSED = [
     ((), "int8", 200, "200 is out of int8's range"),
     ((1,), "uint8", np.array([300], dtype=np.uint16), "300 is out of uint8's range [0, 255]"),
     ((1,), "int64", np.array([2**63], dtype=np.uint64), "out of int64's range"),
-    ((), "int64", 2**70, "out of the dtype's range"),
+    ((), "int64", 2**70, "an integer of 71 bits to placeholder node 'p' (built at "),
+    ((), "float64", 2**1100, "out of float64's range"),
+    ((), "float32", 2**200, "out of float32's range"),
 ]
 
 
@@ -104,6 +106,8 @@ ACCEPTED = [
     ((), "int8", np.int64(-127), np.int8(-127)),
     ((1,), "int64", np.array([2**63 - 1], dtype=np.uint64), np.array([2**63 - 1])),
     ((0,), "int8", np.zeros(0, np.int64), np.zeros(0, np.int8)),
+    ((), "float64", 2**70, np.float64(2.0**70)),  # a Python int beyond int64, held exactly
+    ((), "float32", -2**80, np.float32(-2.0**80)),
 ]
 
 
