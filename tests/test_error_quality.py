@@ -37,6 +37,8 @@ q = g.placeholder("q", (1,))
 other = gc.Graph()
 alien = other.placeholder("alien", (3,))
 X, Y = sp.Symbol("s"), sp.Symbol("t")
+im = g.placeholder("im", (1, 2, 5, 5))  # an image batch (NCHW) and conv weights (OIHW)
+kw = g.placeholder("kw", (3, 2, 3, 3))
 
 
 @dataclass
@@ -93,6 +95,12 @@ TABLE = [
     Wrong(lambda t: gc.where(x == 0, 1.0, x), gc.GraphcError),  # a Python bool
     Wrong(lambda t: gc.logical_and(gt, x != 1), gc.GraphcError),
     Wrong(lambda t: gc.logical_not(x == x), gc.GraphcError),
+    Wrong(lambda t: gc.conv2d(im, kw, stride=0, name="cv"), gc.ShapeError, "conv2d", "cv"),
+    Wrong(lambda t: gc.conv2d(im, kw, groups=0, name="cv2"), gc.ShapeError, "conv2d", "cv2"),
+    Wrong(lambda t: gc.max_pool2d(im, 0, name="mp"), gc.ShapeError, "max_pool2d", "mp"),
+    Wrong(lambda t: gc.avg_pool2d(im, 2, stride=0, name="ap"), gc.ShapeError, "avg_pool2d", "ap"),
+    Wrong(lambda t: gc.quantile(x, s), gc.DTypeError, "placeholder", "s"),
+    Wrong(lambda t: gc.dynamic_slice(x, i[:1], 2), gc.ShapeError, "dynamic_slice"),
     # -- sources and values ----------------------------------------------------------------------
     Wrong(lambda t: g.placeholder("p1", dtype="floatx"), gc.DTypeError, "placeholder", "p1"),
     Wrong(lambda t: g.placeholder("p2", shape=(-1,)), gc.ShapeError, "placeholder", "p2"),
