@@ -137,12 +137,18 @@ def errors_ignored():
     current = _ERROR_STATE.get()
     ignoring = _IGNORING.get(current)
     if ignoring is None:
-        with np.errstate(all="ignore"):
-            ignoring = _ERROR_STATE.get()
-        if len(_IGNORING) > 64:  # states made by callers' errstate blocks: keep a few
-            _IGNORING.clear()
-        _IGNORING[current] = ignoring
+        ignoring = _remember(_IGNORING, current, all="ignore")
     return _ERROR_STATE.set(ignoring)
+
+
+def _remember(cache: dict, current, **settings):
+    """The state of ``np.errstate(**settings)`` entered from ``current``, kept in ``cache``."""
+    with np.errstate(**settings):
+        state = _ERROR_STATE.get()
+    if len(cache) > 64:  # states made by callers' errstate blocks: keep a few
+        cache.clear()
+    cache[current] = state
+    return state
 
 
 def _errstate_exit(token) -> None:  # pragma: no cover - other NumPy layouts
@@ -183,16 +189,12 @@ def check_feed_value(node, value) -> np.ndarray:
 
 def _huge_int(node, value: int) -> np.ndarray:
     """A Python int beyond 64 bits as an array of the node's (numeric) dtype, if it holds it."""
-    token = _ERROR_STATE.set(_overflow_raising()) if _ERROR_STATE is not None else None
     try:
-        return np.asarray(value, dtype=node.dtype)
+        return _raising_overflow(np.asarray, value, node.dtype)
     except (OverflowError, FloatingPointError) as exc:
         raise _feed_error(node, f"cannot feed an integer of {value.bit_length()} bits to "
                           f"{describe(node)} of dtype {node.dtype}: it is out of "
                           f"{node.dtype}'s range") from exc
-    finally:
-        if token is not None:
-            _ERROR_STATE.reset(token)
 
 
 def _cast_fed(node, array: np.ndarray) -> np.ndarray:
@@ -208,9 +210,8 @@ def _cast_fed(node, array: np.ndarray) -> np.ndarray:
             raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
                               f"{describe(node)} of dtype {dtype}: {bad} is out of {dtype}'s "
                               f"range [{limits.min}, {limits.max}]")
-    token = _ERROR_STATE.set(_overflow_raising()) if _ERROR_STATE is not None else None
     try:
-        return array.astype(dtype)
+        return _raising_overflow(array.astype, dtype)
     except FloatingPointError as exc:  # (NumPy flags a cast overflow only: finite -> inf)
         raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
                           f"{describe(node)} of dtype {dtype}: it overflows {dtype} "
@@ -218,9 +219,6 @@ def _cast_fed(node, array: np.ndarray) -> np.ndarray:
     except MemoryError as exc:
         raise out_of_memory(node, exc, f"while casting the value fed to it "
                             f"(shape {array.shape}) to {dtype}") from exc
-    finally:
-        if token is not None:
-            _ERROR_STATE.reset(token)
 
 
 def narrow_float_max(dtype: np.dtype) -> Optional[float]:
@@ -235,18 +233,22 @@ def narrow_float_max(dtype: np.dtype) -> Optional[float]:
 _OVERFLOW_RAISING: dict = {}
 
 
-def _overflow_raising():
-    """The error state of ``np.errstate(all="ignore", over="raise")`` (cached per current
-    state, as :func:`errors_ignored` caches its own)."""
+def _raising_overflow(convert, *args):
+    """``convert(*args)`` in the state of ``np.errstate(all="ignore", over="raise")``,
+    whatever the caller's: a conversion that overflows raises FloatingPointError, nothing
+    else warns (the state cached per caller's state, as :func:`errors_ignored` caches)."""
+    if _ERROR_STATE is None:  # pragma: no cover - other NumPy layouts
+        with np.errstate(all="ignore", over="raise"):
+            return convert(*args)
     current = _ERROR_STATE.get()
     state = _OVERFLOW_RAISING.get(current)
     if state is None:
-        with np.errstate(all="ignore", over="raise"):
-            state = _ERROR_STATE.get()
-        if len(_OVERFLOW_RAISING) > 64:
-            _OVERFLOW_RAISING.clear()
-        _OVERFLOW_RAISING[current] = state
-    return state
+        state = _remember(_OVERFLOW_RAISING, current, all="ignore", over="raise")
+    token = _ERROR_STATE.set(state)
+    try:
+        return convert(*args)
+    finally:
+        _ERROR_STATE.reset(token)
 
 
 def _feed_error(node, message: str) -> FeedError:
