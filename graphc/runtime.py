@@ -357,7 +357,9 @@ def kernel_error(node, exc: Exception, values) -> GraphcError:
     given = _given(values)
     if is_allocation_failure(exc):
         return out_of_memory(node, exc, f"computing from inputs {given}")
-    shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
+    text = str(exc).lower()
+    shapey = any(word in text for word in ("shape", "broadcast", "dimension", "size", "empty",
+                                           "larger than the padded input"))
     kind = IndexOutOfRangeError if isinstance(exc, IndexError) else \
         ShapeError if isinstance(exc, ValueError) and shapey else GraphcError
     return kind(f"{describe(node)} failed at run time: {exc}; inputs: {given}")

@@ -244,6 +244,8 @@ def _quantile_infer(x, *, q, axis, keepdims):
 
 def _quantile_kernel(x, *, q, axis, keepdims):
     x = np.asarray(x)
+    if x.shape[axis] == 0:  # (a size known only at run time; NumPy's IndexError says less)
+        raise ValueError("cannot take a quantile over an empty dimension")
     return np.asarray(np.quantile(x, q, axis=axis, keepdims=keepdims)).astype(
         float_dtype(x.dtype), copy=False)
 
