@@ -1,6 +1,8 @@
 """One meaning on every path: ``g.run``, the generated source and the VM back end convert a fed
 value the same way, and refuse a bad one with the same graphc error, word for word, whatever
-the caller's floating-point error state and warnings filter."""
+the caller's floating-point error state and warnings filter; a fused group's failure names the
+member that failed; softmax_cross_entropy's label errors say what to do. (The table of bad
+values at run time over all ops is tests/test_error_quality.py's ``RUN_TABLE``.)"""
 from __future__ import annotations
 
 import contextlib
