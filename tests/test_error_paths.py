@@ -33,7 +33,8 @@ def _paths(g, inputs: list, output) -> dict:
 
 def _call(path, values):
     """One path called on ``values``; every path from the same line (the same "called at")."""
-    return path[0].run(path[2], dict(zip(path[1], values))) if type(path) is tuple else path(*values)
+    run = type(path) is tuple
+    return path[0].run(path[2], dict(zip(path[1], values))) if run else path(*values)
 
 
 @contextlib.contextmanager
@@ -91,7 +92,23 @@ def test_a_value_the_dtype_cannot_hold_is_the_same_feed_error_on_every_path(k, m
     assert "placeholder node 'p'" in message and words in message, message
     built, called = SITE.findall(message)  # where p was built, where the call was made
     assert built == f"{HERE}:{p.site.rsplit(':', 1)[1]}"
-    assert called == f"{HERE}:{_call.__code__.co_firstlineno + 2}"
+    assert called == f"{HERE}:{_call.__code__.co_firstlineno + 3}"
+
+
+def test_a_function_with_updates_refuses_an_overflowing_value_before_updating():
+    g = gc.Graph()
+    p = g.placeholder("p", (2,), dtype="float32")
+    w = g.variable("w", np.zeros(2, np.float32))
+    step = gc.function([p], gc.sum(p), updates={w: w + p}, backend="source")
+    machine = gc.function([p], gc.sum(p), updates={w: w + p}, backend="vm")
+    messages = []
+    for f in (step, machine):
+        with np.errstate(all="raise"), pytest.raises(gc.FeedError) as info:
+            f([1.0, 1e39])
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]  # (both called from one line)
+    assert "overflows float32" in messages[0] and SITE.search(messages[0])
+    np.testing.assert_array_equal(w.value, [0.0, 0.0])  # nothing was written
 
 
 # (shape, dtype, value fed, the value the placeholder holds: exact by construction)
