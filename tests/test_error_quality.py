@@ -316,6 +316,11 @@ RUN_TABLE = [
     BadValue(lambda g: ([a := _p(g, "a", (None, 4)), k := _p(g, "k", (None,), "int64")],
                         gc.softmax_cross_entropy(a, k, name="n"), [np.ones((3, 4)), _int(0, 1)]),
              gc.ShapeError, "softmax_cross_entropy"),
+    # (targets of batch 1 against a run-time batch: g.run refused them, compiled code broadcast)
+    BadValue(lambda g: ([a := _p(g, "a", (None, 4)), k := _p(g, "k", (1, 4))],
+                        gc.sum(gc.softmax_cross_entropy(a, k, name="n")),
+                        [np.ones((3, 4)), np.full((1, 4), 0.25)]),
+             gc.ShapeError, "softmax_cross_entropy"),
     # -- run-time sizes (None) that do not fit --------------------------------------------------
     BadValue(lambda g: ([a := _p(g, "a", (None,)), b := _p(g, "b", (None,))],
                         gc.add(a, b, name="n"), [np.ones(3), np.ones(4)]),
