@@ -380,6 +380,10 @@ RUN_TABLE = [
     BadValue(lambda g: ([a := _p(g, "a", (2, 2)), b := _p(g, "b", (2,))],
                         gc.linalg.solve_triangular(a, b, name="n"), [np.zeros((2, 2)), np.ones(2)]),
              gc.GraphcError, "solve_triangular"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, None)), b := _p(g, "b", (None,))],  # LAPACK
+                        gc.linalg.solve_triangular(a, b, name="n"),  # solved 3 of the 4 rows
+                        [np.eye(3), np.ones(4)]),
+             gc.ShapeError, "solve_triangular"),
     BadValue(lambda g: ([a := _p(g, "a", (2,), "int64"), b := _p(g, "b", (2,), "int64")],
                         gc.pow(a, b, name="n"), [_int(1, 2), _int(-1, 1)]),
              gc.GraphcError, "pow"),
