@@ -2,7 +2,10 @@
 the line of this file where the node was built (or where the wrong call was made).
 
 The table is the measure of issue 9's "errors that point at the user": ``test_the_figure``
-prints how many of the wrong calls name op, node and site.
+prints how many of the wrong calls name op, node and site. ``RUN_TABLE`` holds bad values at
+run time (indices and labels out of range, run-time sizes that do not fit, failing linear
+algebra, bad feeds): each must raise the same error, word for word, on ``g.run``, the
+generated source and the VM, in the caller's default, raising and warnings-as-errors states.
 """
 from __future__ import annotations
 
