@@ -224,3 +224,71 @@ def test_cross_entropy_labels_of_a_wrong_shape_say_what_to_do_and_the_fix_works(
     expected = _cross_entropy(X, np.asarray(fixed.graph.run(fixed)))
     for name, path in _paths(g, [logits, labels], loss).items():
         np.testing.assert_allclose(_call(path, [X, value]), expected, rtol=1e-12, err_msg=name)
+
+
+# -- every op, run-time sizes that do not fit ----------------------------------------------------
+from graphc.graph import apply  # noqa: E402
+from graphc.testing import case_arrays  # noqa: E402
+
+#: Derivative-internal ops whose rules take their static shape from a "like" input the
+#: derivative builds consistently: fed a like of size 1 against a larger run-time size, g.run
+#: refuses the kernel's output (its static shape check) where compiled code returns it.
+LIKE_SHAPED = {"axis_map_adjoint", "conv2d_weight_grad", "pick_along", "pick_along_adjoint"}
+OPS = sorted(name for name, op in REGISTRY.items()
+             if op.kernel is not None and op.cases and name not in ("composite",))
+
+
+def _outcome(path, op, attrs, shapes, arrays):
+    """``("ok", value)``, ``("error", class, message)`` or None when the rule refuses."""
+    g = gc.Graph()
+    inputs = [g.placeholder(f"in{i}", s, a.dtype) for i, (s, a) in enumerate(zip(shapes, arrays))]
+    try:
+        node = apply(op, inputs, attrs)
+    except gc.GraphcError:
+        return None
+    f = None if path == "run" else gc.function(inputs, node, backend=path)
+    try:
+        value = g.run(node, dict(zip(inputs, arrays))) if f is None else f(*arrays)
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+    return ("ok", np.asarray(value))
+
+
+def _variants(arrays):
+    """Inputs with run-time sizes that may not fit: one input's dimension grown by one (every
+    size None), or cut to 1 (that input's sizes known, the others' None)."""
+    for i, a in enumerate(arrays):
+        for d in range(a.ndim):
+            if a.shape[d] == 0:
+                continue
+            first = np.take(a, [0], axis=d)
+            grown = [x if j != i else np.concatenate([x, first], axis=d)
+                     for j, x in enumerate(arrays)]
+            yield [(None,) * x.ndim for x in grown], grown
+            if a.shape[d] > 1:
+                cut = [x if j != i else first for j, x in enumerate(arrays)]
+                yield [x.shape if j == i else (None,) * x.ndim for j, x in enumerate(cut)], cut
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
+    """Each path either computes the same values or raises the same graphc error."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # (LAPACK-backed kernels may warn; not the subject)
+        for k, case in enumerate(REGISTRY[op].cases):
+            for shapes, arrays in _variants(case_arrays(op, k)):
+                outcomes = [_outcome(p, op, case.attrs, shapes, arrays)
+                            for p in ("run", "source", "vm")]
+                if outcomes[0] is None:
+                    continue
+                run, *compiled = outcomes
+                if op in LIKE_SHAPED and run[0] == "error":
+                    continue
+                for other in compiled:
+                    assert other[0] == run[0], (k, shapes, outcomes)
+                    if run[0] == "ok":
+                        assert other[1].shape == run[1].shape and other[1].dtype == run[1].dtype
+                        assert np.array_equal(other[1], run[1], equal_nan=True), (k, shapes)
+                    else:
+                        assert other[1:] == run[1:], (k, shapes)
+                        assert issubclass(run[1], gc.GraphcError), run
