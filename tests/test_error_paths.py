@@ -16,8 +16,10 @@ import pytest
 
 import graphc as gc
 from graphc.compiler import DEFAULT_PASSES, fusion
+from graphc.graph import apply
 from graphc.ops.registry import REGISTRY
 from graphc.shapes import fmt
+from graphc.testing import case_arrays
 
 HERE = os.path.basename(__file__)
 SITE = re.compile(re.escape(HERE) + r":\d+")
@@ -227,9 +229,6 @@ def test_cross_entropy_labels_of_a_wrong_shape_say_what_to_do_and_the_fix_works(
 
 
 # -- every op, run-time sizes that do not fit ----------------------------------------------------
-from graphc.graph import apply  # noqa: E402
-from graphc.testing import case_arrays  # noqa: E402
-
 #: Derivative-internal ops whose rules take their static shape from a "like" input the
 #: derivative builds consistently: fed a like of size 1 against a larger run-time size, g.run
 #: refuses the kernel's output (its static shape check) where compiled code returns it.
