@@ -456,7 +456,7 @@ def test_a_bad_value_at_run_time_gets_the_same_graphc_error_on_every_path(k, mod
     lambda: gc.random.key(3),
     lambda: gc.random.uniform(shape=(2,)),
     lambda: gc.random.permutation(x=None, seed=1, graph=g),
-    lambda: gc.random.normal(gc.random.key(g), (2,), size=(2,)),
+    lambda: gc.random.normal(gc.random.key(gc.Graph()), (2,), size=(2,)),
 ])
 def test_a_wrong_call_of_a_random_builder_names_the_callers_line(call):
     with pytest.raises(gc.GraphcError) as info:
