@@ -28,7 +28,7 @@ from ..errors import GraphcError
 from ..graph import _checked_value
 from ..ops.nn import _relu, _sigmoid, _softplus  # kernels the float path writes out
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
-from ..runtime import check_feed_value, errors_ignored, errors_restored
+from ..runtime import check_feed_value, errors_ignored, errors_restored, narrow_float_max
 from .ir import Program, Term
 from .rules import _is_identity
 from .schedule import Plan, is_fresh, masked_fill
@@ -188,7 +188,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                          f"and {param}.shape == ():")
             lines.append(f"            {param} = {param}[()]")
             lines.append("        else:")
-            lines.append(f"            {param} = {kind}({param}) if {param}.__class__ is float "
+            test = f"{param}.__class__ is float"
+            big = narrow_float_max(term.dtype)  # (float32: a Python float may overflow it)
+            if big is not None:
+                test += f" and -{big!r} <= {param} <= {big!r}"
+            lines.append(f"            {param} = {kind}({param}) if {test} "
                          f"else {check}({param})[()]")
         else:
             lines.append(f"    if {test}:")
