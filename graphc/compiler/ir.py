@@ -117,6 +117,9 @@ class Program:
     inputs: list  # one input term per function argument, in the user's order
     outputs: list
     updates: list  # [(variable node, term)]
+    #: every term is an ancestor of a root (pruning would keep them all): set by
+    #: :func:`from_graph` and the ``prune`` pass, kept by a rewrite that changed nothing
+    live: bool = False
 
     @property
     def roots(self) -> list:
@@ -154,7 +157,7 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
         if n not in by_node:
             by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
     return Program(terms, [by_node[n] for n in inputs], [by_node[n] for n in outputs],
-                   [(var, by_node[value]) for var, value in updates])
+                   [(var, by_node[value]) for var, value in updates], live=True)
 
 
 def infer(op: str, inputs: tuple, attrs: dict) -> tuple:
@@ -203,8 +206,14 @@ def upcasts(terms: list) -> list:
     """
     found = []
     for term in terms:
-        bits = float_bits(term.dtype)
-        if bits is None or not term.inputs or all(x.dtype == term.dtype for x in term.inputs):
+        dtype = term.dtype
+        for x in term.inputs:  # (a plain loop: most terms share their inputs' dtype)
+            if x.dtype is not dtype and x.dtype != dtype:
+                break
+        else:
+            continue  # no inputs, or none of another dtype: nothing widened
+        bits = float_bits(dtype)
+        if bits is None:
             continue
         narrow = [x.dtype for x in term.inputs
                   if not x.is_weak() and (float_bits(x.dtype) or bits) < bits]

@@ -116,7 +116,8 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
     if unchanged == len(terms):  # often: nothing rewritten, no mapping to build
         fired.update(builder.fired)
         return Program(builder.terms, list(program.inputs), list(program.outputs),
-                       list(program.updates))
+                       list(program.updates),  # (live still unless a hook made unused terms)
+                       live=program.live and len(builder.terms) == len(terms))
     mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
     mapping[terms[unchanged]] = first
     lookup = mapping.__getitem__
@@ -137,12 +138,14 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
 # -- the passes: each is ``pass(program, fired) -> program`` ----------------------------------
 def prune(program: Program, fired: Counter) -> Program:
     """Dead-code elimination: keep only the ancestors of outputs and update values."""
+    if program.live:  # (a program from the graph, or a pass that changed nothing)
+        return program
     live = set(program.roots)  # terms hash by identity
     for term in reversed(program.terms):
         if term in live:
             live.update(term.inputs)
     terms = [t for t in program.terms if t in live]
-    return Program(terms, program.inputs, program.outputs, program.updates)
+    return Program(terms, program.inputs, program.outputs, program.updates, live=True)
 
 
 def cse(program: Program, fired: Counter) -> Program:
