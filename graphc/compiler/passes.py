@@ -95,10 +95,10 @@ class Builder:
         fixed order for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        inputs = term.inputs
+        inputs, attrs = term.inputs, term.attrs
         if term.op in COMMUTATIVE:
             inputs = tuple(sorted(inputs, key=id))
-        return (term.op, inputs, attrs_key(term.attrs))
+        return (term.op, inputs, attrs_key(attrs) if attrs else ())
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
@@ -107,17 +107,33 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
     builder = Builder(hook, hashcons)
     emit, terms = builder.emit, program.terms
     unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
+    # Until the first rewrite, terms are emitted as they are: ``emit`` spelled out (no call
+    # per term; most programs change little). An old term is new to the builder (hooks make
+    # new terms), so the index of appended terms is made only if the walk goes on.
+    made, memo = builder.terms, builder.memo
+    key = builder.key if hashcons else None
     for old in terms:
         builder.origin = old.origin
-        first = emit(old)
-        if first is not old:
-            break
+        if hook is not None and old.op not in LEAVES:
+            first = hook(old, builder)
+            if first is not None and first is not old:
+                break
+        if key is not None:
+            k = key(old)
+            first = memo.get(k)
+            if first is not None:
+                break  # (an equal term made already: an old term is never in memo)
+            memo[k] = old
+        made.append(old)
         unchanged += 1
+    else:
+        first = None
     if unchanged == len(terms):  # often: nothing rewritten, no mapping to build
         fired.update(builder.fired)
         return Program(builder.terms, list(program.inputs), list(program.outputs),
                        list(program.updates),  # (live still unless a hook made unused terms)
                        live=program.live and len(builder.terms) == len(terms))
+    builder.index = {t: i for i, t in enumerate(made)}
     mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
     mapping[terms[unchanged]] = first
     lookup = mapping.__getitem__
