@@ -278,7 +278,13 @@ def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     return [facts.terms[i] for i in _greedy(facts)]
 
 
-def _greedy(facts: Numbered) -> list:
+def _greedy(facts: Numbered, beat=INFINITY) -> Optional[list]:
+    """The greedy order; None as soon as its plan surely peaks at ``beat`` or higher.
+
+    That test is a lower bound of the plan's live bytes (:func:`_plan`), kept as the order
+    grows: the bytes of the fresh terms computed and not dead yet. Each of them holds one
+    buffer of its own size, and no two hold the same one (a term writes into a buffer only
+    when every other holder dies at that step), so the plan's live bytes are at least that."""
     n = len(facts.terms)
     inputs = facts.computed_inputs
     consumers: list = [[] for _ in range(n)]
@@ -289,8 +295,10 @@ def _greedy(facts: Numbered) -> list:
     remaining = list(map(len, consumers))  # distinct readers left, per term
     size = [s or 0 for s in facts.size]
     freeable = size.copy()  # what a term's death frees: nothing for the outputs
+    held = [s if f else 0 for s, f in zip(size, facts.fresh)]  # (the bound's bytes per term)
+    released = held.copy()  # what its death takes off the bound: nothing for the outputs
     for j in facts.roots:
-        freeable[j] = 0
+        freeable[j] = released[j] = 0
 
     def key(i: int) -> int:
         """The heap key: the score first (highest first), then creation order; one int
@@ -306,6 +314,7 @@ def _greedy(facts: Numbered) -> list:
     push, pop = heapq.heappush, heapq.heappop
     done = [False] * n
     order = []
+    bound = 0  # the lower bound of the plan's live bytes
     while heap:
         i = pop(heap) % n
         if done[i]:  # an older entry of a term scheduled already
@@ -320,6 +329,13 @@ def _greedy(facts: Numbered) -> list:
                 for k in consumers[j]:
                     if not done[k] and waiting[k] == 0:
                         push(heap, key(k))
+            elif not remaining[j]:  # read for the last time: dead
+                bound -= released[j]
+        bound += held[i]
+        if bound >= beat:
+            return None
+        if not remaining[i]:  # nobody reads it: dead at once
+            bound -= released[i]
         for k in consumers[i]:
             waiting[k] -= 1
             if waiting[k] == 0:
@@ -334,8 +350,8 @@ def schedule(program: Program) -> Plan:
     creation = _plan(facts, computed)
     if not creation.peak_bytes or len(computed) < 2:  # unknown sizes, or nothing to lower
         return Plan(facts, creation, "creation")
-    order = _greedy(facts)
-    if order == computed:  # the same order: the same plan
+    order = _greedy(facts, beat=creation.peak_bytes)
+    if order is None or order == computed:  # it cannot peak lower; the same order, same plan
         return Plan(facts, creation, "creation")
     greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
     if greedy is not None:
