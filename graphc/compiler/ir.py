@@ -143,16 +143,20 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     needed = needed_nodes(graph, roots, fed)
     require_fed(needed, fed, "(as inputs of the function) to compute its outputs")
     terms: list[Term] = []
+    append = terms.append
     by_node: dict = {}  # node -> term (nodes hash by identity)
     term_of = by_node.__getitem__
     for node in needed:
         if node.id in fed:
             term = Term("placeholder", (), {}, node.shape, node.dtype, node)
         else:
-            term = Term(node.op, tuple(map(term_of, node.inputs)), node.attrs,
-                        node.shape, node.dtype, node)
+            ins = node.inputs  # (one and two inputs spelled out: most nodes)
+            k = len(ins)
+            term = Term(node.op, (term_of(ins[0]),) if k == 1 else
+                        (term_of(ins[0]), term_of(ins[1])) if k == 2 else
+                        tuple(map(term_of, ins)), node.attrs, node.shape, node.dtype, node)
         by_node[node] = term
-        terms.append(term)
+        append(term)
     for n in inputs:  # inputs nobody needs still take an argument
         if n not in by_node:
             by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
