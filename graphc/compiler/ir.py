@@ -212,10 +212,10 @@ def upcasts(terms: list) -> list:
     for term in terms:
         dtype = term.dtype
         for x in term.inputs:  # (a plain loop: most terms share their inputs' dtype)
-            if x.dtype is not dtype and x.dtype != dtype:
+            if x.dtype is not dtype and x.dtype != dtype and not x.is_weak():
                 break
         else:
-            continue  # no inputs, or none of another dtype: nothing widened
+            continue  # no inputs, or none of another dtype but weak constants: none widened
         bits = float_bits(dtype)
         if bits is None:
             continue
