@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from operator import attrgetter
 from typing import Callable, Optional
 
 import numpy as np
@@ -102,8 +103,10 @@ class Builder:
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
-            hashcons: bool = False) -> Program:
-    """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
+            hashcons: bool = False, hooked: Optional[frozenset] = None) -> Program:
+    """Re-create every term over rewritten inputs (rule counts are added to ``fired``).
+    ``hooked``: the ops the hook may rewrite, when known (it is not asked about the others'
+    terms of the program; the terms its rules make, it sees all)."""
     builder = Builder(hook, hashcons)
     emit, terms = builder.emit, program.terms
     unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
@@ -112,9 +115,11 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
     # new terms), so the index of appended terms is made only if the walk goes on.
     made, memo = builder.terms, builder.memo
     key = builder.key if hashcons else None
+    if hook is not None and hooked is None:
+        hooked = frozenset(map(attrgetter("op"), terms)) - LEAVES
     for old in terms:
         builder.origin = old.origin
-        if hook is not None and old.op not in LEAVES:
+        if hook is not None and old.op in hooked:
             first = hook(old, builder)
             if first is not None and first is not old:
                 break
@@ -220,7 +225,7 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     def run(program: Program, fired: Counter) -> Program:
         table.clear()
         table.update(rules_by_op(stage))  # ops may have been registered since last time
-        return rebuild(program, fired, hook)
+        return rebuild(program, fired, hook, hooked=frozenset(table))
 
     run.__name__ = stage
     run.__doc__ = f"Apply the {stage!r} rules of the rule table, bottom-up, to a fixed point."
