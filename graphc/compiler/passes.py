@@ -105,8 +105,8 @@ class Builder:
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
             hashcons: bool = False, hooked: Optional[frozenset] = None) -> Program:
     """Re-create every term over rewritten inputs (rule counts are added to ``fired``).
-    ``hooked``: the ops the hook may rewrite, when known (it is not asked about the others'
-    terms of the program; the terms its rules make, it sees all)."""
+    ``hooked``: the ops whose terms the hook may rewrite, when the pass knows them; the
+    program's terms of other ops are not shown to it (the terms its rules make always are)."""
     builder = Builder(hook, hashcons)
     emit, terms = builder.emit, program.terms
     unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
