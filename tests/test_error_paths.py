@@ -72,6 +72,17 @@ REFUSED = [
     ((), "int64", 2**70, "an integer of 71 bits to placeholder node 'p' (built at "),
     ((), "float64", 2**1100, "out of float64's range"),
     ((), "float32", 2**200, "out of float32's range"),
+    ((2,), "int64", [2**70, 1], "an integer of 71 bits to placeholder node 'p' (built at "),
+    ((2,), "uint8", [2**70, -1], "an integer of 71 bits"),
+    ((1,), "int8", np.array([200], dtype=object), "cannot feed 200 to placeholder node 'p'"),
+    ((2,), "uint8", np.array([-1, 2], dtype=object), "-1 to placeholder node 'p' (built at "),
+    ((2,), "float32", [2**200, 1], "out of float32's range"),
+    ((2,), "float64", [2**1100, 0], "out of float64's range"),
+    ((2,), "float64", [2**70, "a"], "a value must be numbers or bools, not object"),
+    ((2,), "float16", [1e5, 1.0], "(whose largest finite value is 65504.0)"),
+    ((3,), "float32", np.full(3, 1e300), "(whose largest finite value is 3.4028234663852886e+38)"),
+    ((6,), "int32", np.array([0, 0, 0, 0, 0, 2**40]), "1099511627776 is out of int32's range"),
+    ((2,), "int16", np.array([0, 40000], np.uint16), "40000 is out of int16's range [-32768, "),
 ]
 
 
@@ -129,6 +140,16 @@ ACCEPTED = [
     ((0,), "int8", np.zeros(0, np.int64), np.zeros(0, np.int8)),
     ((), "float64", 2**70, np.float64(2.0**70)),  # a Python int beyond int64, held exactly
     ((), "float32", -2**80, np.float32(-2.0**80)),
+    ((2,), "float64", [2**70, 1], np.array([2.0**70, 1.0])),  # a list of them: as a scalar
+    ((2,), "float32", np.array([-2**80, True], dtype=object), np.array([-2.0**80, 1], np.float32)),
+    ((2,), "float32", [1e-40, -1e-45], np.array([1e-40, -1e-45], np.float32)),  # subnormal
+    ((2,), "float32", [-0.0, 3.0], np.array([-0.0, 3.0], np.float32)),
+    ((2,), "float16", np.array([65504, -65504]), np.array([65504, -65504], np.float16)),
+    ((2,), "float16", np.array([True, False]), np.array([1, 0], np.float16)),
+    ((2,), "int8", np.array([True, False]), np.array([1, 0], np.int8)),
+    ((2,), "int16", np.array([0, 32767], np.uint64), np.array([0, 32767], np.int16)),
+    ((2,), "int64", np.array([-5, 7], np.int8), np.array([-5, 7])),
+    ((8,), "float32", np.arange(8.0), np.arange(8.0, dtype=np.float32)),  # beyond the few
 ]
 
 
