@@ -252,8 +252,17 @@ def test_cross_entropy_labels_of_a_wrong_shape_say_what_to_do_and_the_fix_works(
 # -- every op, run-time sizes that do not fit ----------------------------------------------------
 #: Derivative-internal ops whose rules take their static shape from a "like" input the
 #: derivative builds consistently: fed a like of size 1 against a larger run-time size, g.run
-#: refuses the kernel's output (its static shape check) where compiled code returns it.
+#: refuses the kernel's output (its static shape check) where compiled code returns it. Only
+#: that difference is skipped; their other errors must agree as any op's.
 LIKE_SHAPED = {"axis_map_adjoint", "conv2d_weight_grad", "pick_along", "pick_along_adjoint"}
+LIKE_SHAPED_SKIPS = {"axis_map_adjoint": 5, "conv2d_weight_grad": 4, "pick_along": 3,
+                     "pick_along_adjoint": 4}  # (variants skipped, of 103 where g.run errs)
+
+
+def _static_shape_refusal(outcome) -> bool:
+    """Whether g.run refused a kernel's output for not having its node's static shape."""
+    return outcome[0] == "error" and "produced shape" in outcome[2] and \
+        "but its static shape is" in outcome[2]
 OPS = sorted(name for name, op in REGISTRY.items()
              if op.kernel is not None and op.cases and name not in ("composite",))
 
@@ -293,6 +302,7 @@ def _variants(arrays):
 @pytest.mark.parametrize("op", OPS)
 def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
     """Each path either computes the same values or raises the same graphc error."""
+    skipped = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # (LAPACK-backed kernels may warn; not the subject)
         for k, case in enumerate(REGISTRY[op].cases):
@@ -302,7 +312,9 @@ def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
                 if outcomes[0] is None:
                     continue
                 run, *compiled = outcomes
-                if op in LIKE_SHAPED and run[0] == "error":
+                if op in LIKE_SHAPED and _static_shape_refusal(run) and \
+                        all(other[0] == "ok" for other in compiled):
+                    skipped.append(k)
                     continue
                 for other in compiled:
                     assert other[0] == run[0], (k, shapes, outcomes)
@@ -312,3 +324,4 @@ def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
                     else:
                         assert other[1:] == run[1:], (k, shapes)
                         assert issubclass(run[1], gc.GraphcError), run
+    assert len(skipped) == LIKE_SHAPED_SKIPS.get(op, 0), skipped  # the skip stays this narrow
