@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import runtime
 from graphc.compiler import DEFAULT_PASSES, fusion
 from graphc.graph import apply
 from graphc.ops.registry import REGISTRY
@@ -106,6 +107,29 @@ def test_a_value_the_dtype_cannot_hold_is_the_same_feed_error_on_every_path(k, m
     built, called = SITE.findall(message)  # where p was built, where the call was made
     assert built == f"{HERE}:{p.site.rsplit(':', 1)[1]}"
     assert called == f"{HERE}:{_call.__code__.co_firstlineno + 3}"
+
+
+@pytest.mark.parametrize("same_value", [True, False], ids=["same_value-cast", "min-max"])
+@pytest.mark.parametrize("size", [3, 2**15 + 1])
+def test_integer_narrowing_names_the_value_out_of_range_with_or_without_checked_casts(
+        monkeypatch, same_value, size):
+    """NumPy >= 2.4's checked cast (small arrays) and the min/max reductions (large arrays, or
+    older NumPy) refuse the same values with the same words, and cast the same values alike."""
+    if same_value and not runtime._SAME_VALUE:
+        pytest.skip("this NumPy has no casting='same_value'")
+    monkeypatch.setattr(runtime, "_SAME_VALUE", same_value)
+    g = gc.Graph()
+    p = g.placeholder("p", (None,), dtype="int16")
+    f = gc.function([p], p + 1)
+    fits = np.arange(size, dtype=np.int64) % 30000 - 15000
+    np.testing.assert_array_equal(f(fits), (fits + 1).astype(np.int16))
+    for bad, named in ((40000, "40000"), (-2**40, "-1099511627776")):
+        value = fits.copy()
+        value[size // 2] = bad
+        for call in (lambda: g.run(p, {p: value}), lambda: f(value)):
+            with pytest.raises(gc.FeedError, match=f"int64 to placeholder node 'p' .* of dtype "
+                               f"int16: {named} is out of int16's range \\[-32768, 32767\\]"):
+                call()
 
 
 def test_a_function_with_updates_refuses_an_overflowing_value_before_updating():
