@@ -253,7 +253,8 @@ def _narrowed_ints(node, array: np.ndarray) -> np.ndarray:
     a few values, against 2 us for the min and max reductions); on more, it is slower than
     min, max and a plain cast."""
     dtype = node.dtype
-    if _SAME_VALUE and array.size <= 1 << 15:
+    # (NumPy 2.4 casts a byte-swapped array unchecked: ">i8" [2**40] becomes int32 0)
+    if _SAME_VALUE and array.size <= 1 << 15 and array.dtype.isnative:
         try:
             return array.astype(dtype, casting="same_value")
         except ValueError:

@@ -83,6 +83,8 @@ REFUSED = [
     ((2,), "float16", [1e5, 1.0], "(whose largest finite value is 65504.0)"),
     ((3,), "float32", np.full(3, 1e300), "(whose largest finite value is 3.4028234663852886e+38)"),
     ((6,), "int32", np.array([0, 0, 0, 0, 0, 2**40]), "1099511627776 is out of int32's range"),
+    ((2,), "int32", np.array([1, 2**40], ">i8"), "1099511627776 is out of int32's range"),
+    ((2,), "uint8", np.array([1, 256], ">u2"), "256 is out of uint8's range [0, 255]"),
     ((2,), "int16", np.array([0, 40000], np.uint16), "40000 is out of int16's range [-32768, "),
 ]
 
@@ -173,6 +175,7 @@ ACCEPTED = [
     ((2,), "int8", np.array([True, False]), np.array([1, 0], np.int8)),
     ((2,), "int16", np.array([0, 32767], np.uint64), np.array([0, 32767], np.int16)),
     ((2,), "int64", np.array([-5, 7], np.int8), np.array([-5, 7])),
+    ((2,), "int16", np.array([-5, 7], ">i8"), np.array([-5, 7], np.int16)),  # byte-swapped
     ((8,), "float32", np.arange(8.0), np.arange(8.0, dtype=np.float32)),  # beyond the few
 ]
 
