@@ -64,11 +64,108 @@ def _negative_axes(axis, ndim: int) -> tuple:
 def _safe_max(x, axis):
     """The max along ``axis`` (kept), with non-finite maxima (all -inf, empty) replaced by 0."""
     m = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)  # np.max, 2 us less
+    return _finite_or_zero(m)
+
+
+def _finite_or_zero(m):
     return m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0)
 
 
+# -- reductions along a short last axis -----------------------------------------------------------
+# NumPy reduces along the last axis one row at a time: one inner loop of length k per row, so a
+# 128x10 max costs 7 us against 1 us for a whole exp. The softmax family therefore works on the
+# *columns*: a C-contiguous (k, rows) copy whose reductions over axis 0 are k long vector
+# operations. The max is exact in any order; the sum keeps the bits of NumPy's own sum along a
+# contiguous row (see _column_sum), so results are those of the row-wise formulas.
+_SHORT_AXIS = 32  # past this many classes (or below 2, or few rows) the row-wise loops win
+_MIN_ROWS = 8
+
+
+def _columns(x, axis) -> Optional[np.ndarray]:
+    """The rows along ``x``'s last axis as the columns of a new C-contiguous ``(k, rows)``
+    array, when ``axis`` is that last axis alone and it is short; else None."""
+    if (x.ndim < 2 or tuple(axis) not in ((-1,), (x.ndim - 1,)) or x.dtype.itemsize not in (4, 8)
+            or not 2 <= x.shape[-1] <= _SHORT_AXIS or x.size < _MIN_ROWS * x.shape[-1]):
+        return None
+    return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
+
+
+def _column_sum(c) -> np.ndarray:
+    """``np.add.reduce(c, axis=0)`` for a C-contiguous ``(k, n)`` float32/float64 ``c`` with
+    2 <= k <= 128, added in the order NumPy's pairwise sum adds a contiguous row of k (so the
+    same bits as ``np.add.reduce(c.T, axis=-1)`` on a contiguous ``c.T``): the result starts
+    at 0; rows below 8 are added in turn; from 8 on, 8 accumulators take every 8th row, are
+    added as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the remaining rows in turn."""
+    k = c.shape[0]
+    if k < 8:
+        return np.add.reduce(c, axis=0, initial=0)
+    blocks = k // 8
+    r = np.add.reduce(c[:8 * blocks].reshape(blocks, 8, -1), axis=0) if blocks > 1 else c[:8]
+    r = np.add(r[0::2], r[1::2])  # r0+r1, r2+r3, r4+r5, r6+r7
+    r = np.add(r[0::2], r[1::2])
+    total = np.add(r[0], r[1])
+    for i in range(8 * blocks, k):
+        np.add(total, c[i], out=total)
+    return np.add(total, 0, out=total)  # NumPy's start at 0: a sum of -0.0s is +0.0
+
+
+_COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
+
+
+def _along(x, axis):
+    """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest,
+    its columns (axis ``_COLUMNS``) or x itself."""
+    x = _as_float(x)
+    c = _columns(x, axis)
+    return (x, axis) if c is None else (c, _COLUMNS)
+
+
+def _max_along(v, axis):
+    """The finite max along ``axis`` of an ``_along`` layout (kept dims; see _safe_max)."""
+    return _safe_max(v, 0 if axis is _COLUMNS else axis)
+
+
+def _sum_along(v, axis):
+    """The sum along ``axis`` of an ``_along`` layout (broadcasts against v)."""
+    return _column_sum(v) if axis is _COLUMNS else np.add.reduce(v, axis=axis, keepdims=True)
+
+
+def _restore(r, axis, shape) -> np.ndarray:
+    """A result in an ``_along`` layout as a C-contiguous array of ``shape``."""
+    return r.T.copy().reshape(shape) if axis is _COLUMNS else r
+
+
 def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
-    return (np.asarray(indices)[..., None] == np.arange(depth)).astype(dtype)
+    """Rows of zeros with a 1 at each index in [0, depth), written through a flat index."""
+    indices = np.asarray(indices)
+    out = np.zeros(indices.shape + (depth,), dtype)
+    flat = indices.reshape(-1)
+    if not (flat.size and depth):
+        return out
+    offsets = _row_offsets(flat.size, depth)
+    if not _in_range(flat, depth):
+        keep = (flat >= 0) & (flat < depth)
+        flat, offsets = flat[keep], offsets[keep]
+    out.reshape(-1)[offsets + flat.astype(np.intp, copy=False)] = 1  # in range: no wrap
+    return out
+
+
+@lru_cache(maxsize=64)
+def _row_offsets(rows: int, depth: int) -> np.ndarray:
+    """0, depth, 2 depth, ...: where each row starts in a flat (rows, depth) array."""
+    offsets = np.arange(0, rows * depth, depth, dtype=np.intp)
+    offsets.flags.writeable = False  # shared between calls
+    return offsets
+
+
+def _in_range(indices, depth: int) -> bool:
+    """Whether every integer index lies in [0, depth)."""
+    if not indices.size:
+        return True
+    if indices.dtype.kind == "i":
+        return bool(np.minimum.reduce(indices, axis=None) >= 0 and
+                    np.maximum.reduce(indices, axis=None) < depth)
+    return bool(np.maximum.reduce(indices, axis=None) < depth)
 
 
 # -- activations ----------------------------------------------------------------------------------
@@ -138,19 +235,20 @@ def _softmax_infer(x, *, axis):
 
 
 def _softmax(x, *, axis):
-    x = _as_float(x)
-    e = np.exp(x - _safe_max(x, axis))
+    v, along = _along(x, axis)
+    e = np.exp(v - _max_along(v, along))
     with np.errstate(invalid="ignore"):  # a row of -inf has no softmax: NaN, as intended
-        e /= np.add.reduce(e, axis=axis, keepdims=True)  # in e's buffer: no second array
-    return e
+        e /= _sum_along(e, along)  # in e's buffer: no second array
+    return _restore(e, along, np.shape(x))
 
 
 def _log_softmax(x, *, axis):
-    x = _as_float(x)
-    z = x - _safe_max(x, axis)
+    v, along = _along(x, axis)
+    z = v - _max_along(v, along)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
     with np.errstate(divide="ignore", invalid="ignore"):
-        return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
+        z -= np.log(_sum_along(np.exp(z), along))
+    return _restore(z, along, np.shape(x))
 
 
 def _softmax_bprop(node, g, i):
@@ -215,10 +313,12 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 
 def _logsumexp(x, *, axis, keepdims):
-    x = _as_float(x)
-    m = _safe_max(x, axis)  # +inf entries give +inf, all -inf (or empty) gives -inf
+    v, along = _along(x, axis)
+    m = _max_along(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
     with np.errstate(divide="ignore"):
-        out = np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True)) + m
+        out = np.log(_sum_along(np.exp(v - m), along)) + m
+    if along is _COLUMNS:
+        return out.reshape(np.shape(x)[:-1] + (1,) * keepdims)
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -266,21 +366,35 @@ def _softmax_cross_entropy_infer(logits, labels):
 
 
 def _softmax_cross_entropy(logits, labels):
-    logits, labels = _as_float(logits), np.asarray(labels)
-    z = logits - _safe_max(logits, -1)
-    lse = np.log(np.add.reduce(np.exp(z), axis=-1))  # >= 0: the max entry contributes 1
-    if labels.dtype.kind in "iu":
-        classes = logits.shape[-1]
-        if labels.size and (labels.max() >= classes or
-                            (labels.dtype.kind == "i" and labels.min() < 0)):
+    labels, shape = np.asarray(labels), np.shape(logits)
+    sparse = labels.dtype.kind in "iu"
+    if labels.shape != shape[:-1 if sparse else None]:
+        logits, along = _as_float(logits), -1  # broadcast labels: the row layout's errors
+    else:
+        logits, along = _along(logits, (-1,))
+    columns = along is _COLUMNS
+    classes = shape[-1]
+    z = logits - _max_along(logits, along)
+    lse = np.log(_sum_along(np.exp(z), along))  # >= 0: the max entry contributes 1
+    lse = lse.reshape(-1 if columns else shape[:-1])  # one per example: columns' or rows'
+    if sparse:
+        if not _in_range(labels, classes):
             bad = labels[(labels < 0) | (labels >= classes)].flat[0]
             raise IndexError(f"label {bad} is out of range for {classes} classes "
                              f"(labels must lie in [0, {classes}))")
-        rows = z.reshape(labels.size, classes)  # a view (z is new): one row per example
-        picked = rows[np.arange(labels.size), labels.reshape(-1)].reshape(labels.shape)
-        return lse - picked
+        flat = labels.reshape(-1)
+        examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
+        if columns:  # one column per example
+            picked = z[flat, examples]
+        else:  # a view (z is new): one row per example
+            picked = z.reshape(flat.size, classes)[examples, flat]
+        return lse.reshape(shape[:-1]) - picked.reshape(labels.shape)
     dtype = np.result_type(logits, labels)
-    return np.sum(labels * (lse[..., None] - z), axis=-1).astype(dtype, copy=False)
+    if columns:
+        loss = _column_sum(labels.reshape(-1, classes).T * (lse - z)).reshape(shape[:-1])
+    else:
+        loss = np.sum(labels * (lse[..., None] - z), axis=-1)
+    return loss.astype(dtype, copy=False)
 
 
 def _softmax_cross_entropy_bprop(node, g, i):
