@@ -25,6 +25,7 @@ loss, so the loss and its gradient can share one pass over the logits.
 """
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Optional
 
@@ -61,73 +62,92 @@ def _negative_axes(axis, ndim: int) -> tuple:
     return tuple(a - ndim for a in normalize_axis(axis, ndim))
 
 
-def _safe_max(x, axis):
-    """The max along ``axis`` (kept), with non-finite maxima (all -inf, empty) replaced by 0."""
-    m = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)  # np.max, 2 us less
-    return _finite_or_zero(m)
-
-
-def _finite_or_zero(m):
-    return m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0)
-
-
 # -- reductions along a short last axis -----------------------------------------------------------
 # NumPy reduces along the last axis one row at a time: one inner loop of length k per row, so a
-# 128x10 max costs 7 us against 1 us for a whole exp. The softmax family therefore works on the
-# *columns*: a C-contiguous (k, rows) copy whose reductions over axis 0 are k long vector
-# operations. The max is exact in any order; the sum keeps the bits of NumPy's own sum along a
-# contiguous row (see _column_sum), so results are those of the row-wise formulas.
-_SHORT_AXIS = 32  # past this many classes (or below 2, or few rows) the row-wise loops win
+# 128x10 float32 max costs 7 us against 1 us for a whole exp. Along a short last axis the
+# softmax family therefore reduces *columns*: those of a C-contiguous (k, rows) copy, whose
+# reductions over axis 0 are k vector operations. The max is exact in any order. The sum keeps
+# the bits of NumPy's own sum along a contiguous row (see _column_sum), but costs 3-7 vector
+# operations, so below _COLUMN_ROWS rows only the max is taken over columns.
+_SHORT_AXIS = 32  # past this many classes (or below 2, or 8 rows) the row-wise loops win
 _MIN_ROWS = 8
+_COLUMN_ROWS = 256
+_COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
 
 
-def _columns(x, axis) -> Optional[np.ndarray]:
-    """The rows along ``x``'s last axis as the columns of a new C-contiguous ``(k, rows)``
-    array, when ``axis`` is that last axis alone and it is short; else None."""
-    if (x.ndim < 2 or tuple(axis) not in ((-1,), (x.ndim - 1,)) or x.dtype.itemsize not in (4, 8)
-            or not 2 <= x.shape[-1] <= _SHORT_AXIS or x.size < _MIN_ROWS * x.shape[-1]):
-        return None
+def _short_last_axis(x, axis) -> bool:
+    """Whether ``axis`` is x's last axis alone, short, over enough rows of float32/float64."""
+    return (x.ndim >= 2 and x.dtype.itemsize in (4, 8) and 2 <= x.shape[-1] <= _SHORT_AXIS
+            and x.size >= _MIN_ROWS * x.shape[-1] and tuple(axis) in ((-1,), (x.ndim - 1,)))
+
+
+def _as_columns(x) -> np.ndarray:
+    """The rows along x's last axis as the columns of a new C-contiguous ``(k, rows)`` array."""
     return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
 
 
-def _column_sum(c) -> np.ndarray:
-    """``np.add.reduce(c, axis=0)`` for a C-contiguous ``(k, n)`` float32/float64 ``c`` with
-    2 <= k <= 128, added in the order NumPy's pairwise sum adds a contiguous row of k (so the
-    same bits as ``np.add.reduce(c.T, axis=-1)`` on a contiguous ``c.T``): the result starts
-    at 0; rows below 8 are added in turn; from 8 on, 8 accumulators take every 8th row, are
-    added as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the remaining rows in turn."""
+def _along(x, axis):
+    """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest: its
+    columns (see _as_columns; the axis is then ``_COLUMNS``) or x itself."""
+    x = _as_float(x)
+    if _short_last_axis(x, axis) and x.size >= _COLUMN_ROWS * x.shape[-1]:
+        return _as_columns(x), _COLUMNS
+    return x, axis
+
+
+def _finite_max(v, axis):
+    """``(m, finite)``: the max along ``axis`` of an ``_along`` layout (kept dims), with
+    non-finite maxima (all -inf, +inf, NaN, empty) replaced by 0, and whether all were finite.
+    Then every row's exp(x - m) sums to at least 1 (its max gives exp(0)): no 0/0, inf/inf or
+    log(0) follows, and the kernels need no errstate."""
+    if axis is _COLUMNS:
+        m = np.maximum.reduce(v, axis=0, keepdims=True)
+    elif _short_last_axis(v, axis):
+        m = np.maximum.reduce(_as_columns(v), axis=0).reshape(v.shape[:-1] + (1,))
+    else:
+        m = np.maximum.reduce(v, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
+    total = float(np.add.reduce(m, None))  # finite unless some max is not (or overflow)
+    if total - total == 0:
+        return m, True
+    finite = np.isfinite(m)
+    return np.where(finite, m, 0), bool(finite.all())
+
+
+_QUIET = contextlib.nullcontext()  # no floating-point state to change (0.2 us, errstate 1 us)
+
+
+def _shifted(v, axis):
+    """``(v - m, m, finite)`` for ``m`` the finite max along ``axis`` of an ``_along`` layout
+    (see _finite_max); a columns array (our own copy) is shifted in its own buffer."""
+    m, finite = _finite_max(v, axis)
+    return np.subtract(v, m, out=v if axis is _COLUMNS else None), m, finite
+
+
+def _sum_along(v, axis, signed=True):
+    """The sum along ``axis`` of an ``_along`` layout (it broadcasts against v). ``signed``
+    False: no term is -0.0 (exps), so the sum need not turn -0.0 to +0.0 as NumPy's does."""
+    if axis is _COLUMNS:
+        return _column_sum(v, signed)
+    return np.add.reduce(v, axis=axis, keepdims=True)
+
+
+def _column_sum(c, signed=True) -> np.ndarray:
+    """``np.add.reduce(c, axis=0)`` for a ``(k, n)`` float32/float64 ``c`` with 2 <= k <= 128,
+    added in the order NumPy's pairwise sum adds a contiguous row of k (so the same bits as
+    ``np.add.reduce`` along the rows of a contiguous ``c.T``): from 0, rows below 8 in turn;
+    from 8 rows on, 8 accumulators take every 8th row and are added as
+    ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the remaining rows in turn, then 0."""
     k = c.shape[0]
     if k < 8:
         return np.add.reduce(c, axis=0, initial=0)
     blocks = k // 8
-    r = np.add.reduce(c[:8 * blocks].reshape(blocks, 8, -1), axis=0) if blocks > 1 else c[:8]
-    r = np.add(r[0::2], r[1::2])  # r0+r1, r2+r3, r4+r5, r6+r7
+    r = np.add.reduce(c[:8 * blocks].reshape(blocks, 8, -1), axis=0) if blocks > 1 else c
+    r = np.add(r[0:8:2], r[1:8:2])  # r0+r1, r2+r3, r4+r5, r6+r7
     r = np.add(r[0::2], r[1::2])
     total = np.add(r[0], r[1])
     for i in range(8 * blocks, k):
         np.add(total, c[i], out=total)
-    return np.add(total, 0, out=total)  # NumPy's start at 0: a sum of -0.0s is +0.0
-
-
-_COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
-
-
-def _along(x, axis):
-    """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest,
-    its columns (axis ``_COLUMNS``) or x itself."""
-    x = _as_float(x)
-    c = _columns(x, axis)
-    return (x, axis) if c is None else (c, _COLUMNS)
-
-
-def _max_along(v, axis):
-    """The finite max along ``axis`` of an ``_along`` layout (kept dims; see _safe_max)."""
-    return _safe_max(v, 0 if axis is _COLUMNS else axis)
-
-
-def _sum_along(v, axis):
-    """The sum along ``axis`` of an ``_along`` layout (broadcasts against v)."""
-    return _column_sum(v) if axis is _COLUMNS else np.add.reduce(v, axis=axis, keepdims=True)
+    return np.add(total, 0, out=total) if signed else total  # 0 + (-0.0) is +0.0
 
 
 def _restore(r, axis, shape) -> np.ndarray:
@@ -159,13 +179,13 @@ def _row_offsets(rows: int, depth: int) -> np.ndarray:
 
 
 def _in_range(indices, depth: int) -> bool:
-    """Whether every integer index lies in [0, depth)."""
+    """Whether every integer index lies in [0, depth): one max, of signed indices read as
+    unsigned (negatives become huge)."""
     if not indices.size:
         return True
     if indices.dtype.kind == "i":
-        return bool(np.minimum.reduce(indices, axis=None) >= 0 and
-                    np.maximum.reduce(indices, axis=None) < depth)
-    return bool(np.maximum.reduce(indices, axis=None) < depth)
+        indices = indices.view(indices.dtype.str.replace("i", "u"))
+    return int(np.maximum.reduce(indices, axis=None)) < depth  # (a uint64 scalar's < is slow)
 
 
 # -- activations ----------------------------------------------------------------------------------
@@ -236,18 +256,20 @@ def _softmax_infer(x, *, axis):
 
 def _softmax(x, *, axis):
     v, along = _along(x, axis)
-    e = np.exp(v - _max_along(v, along))
-    with np.errstate(invalid="ignore"):  # a row of -inf has no softmax: NaN, as intended
-        e /= _sum_along(e, along)  # in e's buffer: no second array
+    e, _, finite = _shifted(v, along)
+    np.exp(e, out=e)
+    # a row of -inf has no softmax (0/0: NaN, as intended), nor one with +inf (inf/inf)
+    with _QUIET if finite else np.errstate(invalid="ignore"):
+        e /= _sum_along(e, along, signed=False)  # in e's buffer: no second array
     return _restore(e, along, np.shape(x))
 
 
 def _log_softmax(x, *, axis):
     v, along = _along(x, axis)
-    z = v - _max_along(v, along)
+    z, _, finite = _shifted(v, along)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z -= np.log(_sum_along(np.exp(z), along))
+    with _QUIET if finite else np.errstate(divide="ignore", invalid="ignore"):
+        z -= np.log(_sum_along(np.exp(z), along, signed=False))
     return _restore(z, along, np.shape(x))
 
 
@@ -314,9 +336,9 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 def _logsumexp(x, *, axis, keepdims):
     v, along = _along(x, axis)
-    m = _max_along(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
-    with np.errstate(divide="ignore"):
-        out = np.log(_sum_along(np.exp(v - m), along)) + m
+    e, m, finite = _shifted(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
+    with _QUIET if finite else np.errstate(divide="ignore"):
+        out = np.log(_sum_along(np.exp(e, out=e), along, signed=False)) + m
     if along is _COLUMNS:
         return out.reshape(np.shape(x)[:-1] + (1,) * keepdims)
     return out if keepdims else np.squeeze(out, axis=axis)
@@ -374,8 +396,8 @@ def _softmax_cross_entropy(logits, labels):
         logits, along = _along(logits, (-1,))
     columns = along is _COLUMNS
     classes = shape[-1]
-    z = logits - _max_along(logits, along)
-    lse = np.log(_sum_along(np.exp(z), along))  # >= 0: the max entry contributes 1
+    z = _shifted(logits, along)[0]
+    lse = np.log(_sum_along(np.exp(z), along, signed=False))  # >= 0: the max contributes 1
     lse = lse.reshape(-1 if columns else shape[:-1])  # one per example: columns' or rows'
     if sparse:
         if not _in_range(labels, classes):
