@@ -391,33 +391,33 @@ def _softmax_cross_entropy_infer(logits, labels):
 
 def _softmax_cross_entropy(logits, labels):
     labels, shape = np.asarray(labels), np.shape(logits)
-    sparse = labels.dtype.kind in "iu"
+    sparse, classes = labels.dtype.kind in "iu", shape[-1]
+    if sparse and not _in_range(labels, classes):
+        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
+        raise IndexError(f"label {bad} is out of range for {classes} classes "
+                         f"(labels must lie in [0, {classes}))")
     if labels.shape != shape[:-1 if sparse else None]:
         logits, along = _as_float(logits), -1  # broadcast labels: the row layout's errors
     else:
         logits, along = _along(logits, (-1,))
     columns = along is _COLUMNS
-    classes = shape[-1]
-    z = _shifted(logits, along)[0]
-    lse = np.log(_sum_along(np.exp(z), along, signed=False))  # >= 0: the max contributes 1
-    lse = lse.reshape(-1 if columns else shape[:-1])  # one per example: columns' or rows'
+    z = _shifted(logits, along)[0]  # a new array (or our columns copy)
     if sparse:
-        if not _in_range(labels, classes):
-            bad = labels[(labels < 0) | (labels >= classes)].flat[0]
-            raise IndexError(f"label {bad} is out of range for {classes} classes "
-                             f"(labels must lie in [0, {classes}))")
         flat = labels.reshape(-1)
         examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
         if columns:  # one column per example
             picked = z[flat, examples]
         else:  # a view (z is new): one row per example
             picked = z.reshape(flat.size, classes)[examples, flat]
+        # z is needed no more: its exps in its own buffer (one temporary, not two)
+        lse = np.log(_sum_along(np.exp(z, out=z), along, signed=False))  # >= 0: max gives 1
         return lse.reshape(shape[:-1]) - picked.reshape(labels.shape)
+    lse = np.log(_sum_along(np.exp(z), along, signed=False))
     dtype = np.result_type(logits, labels)
-    if columns:
+    if columns:  # one lse per column
         loss = _column_sum(labels.reshape(-1, classes).T * (lse - z)).reshape(shape[:-1])
     else:
-        loss = np.sum(labels * (lse[..., None] - z), axis=-1)
+        loss = np.sum(labels * (lse - z), axis=-1)
     return loss.astype(dtype, copy=False)
 
 
