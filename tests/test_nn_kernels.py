@@ -125,6 +125,23 @@ def test_other_axes_and_int_logits_keep_the_row_path():
     assert same_bits(_run("log_softmax", half, axis=(-1,)), _row_log_softmax(half, -1))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 10), (64, 10), (10,), (64, 100)], ids=str)
+def test_no_floating_point_flag_the_row_formulas_do_not_raise(shape, dtype):
+    """Rows of the largest finite value (their maxima would overflow a sum) and finite logits
+    raise nothing under np.errstate(all="raise"), like the row formulas."""
+    big = np.full(shape, np.finfo(dtype).max, dtype)
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(_run("softmax", big, axis=(-1,)), dtype(1) / shape[-1])
+        np.testing.assert_allclose(_run("log_softmax", big, axis=(-1,)), -np.log(shape[-1]),
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(_run("logsumexp", big[..., :1], axis=(-1,),
+                                           keepdims=False), big[..., 0])
+        labels = np.zeros(shape[:-1], np.int64)
+        np.testing.assert_allclose(_run("softmax_cross_entropy", big, labels), np.log(shape[-1]),
+                                   rtol=1e-6)
+
+
 def test_cross_entropy_labels_out_of_range():
     x = _logits((20, 10), np.float32)
     for bad, shown in ((10, "10"), (-1, "-1")):

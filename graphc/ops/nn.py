@@ -106,11 +106,10 @@ def _finite_max(v, axis):
         m = np.maximum.reduce(_as_columns(v), axis=0).reshape(v.shape[:-1] + (1,))
     else:
         m = np.maximum.reduce(v, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
-    total = float(np.add.reduce(m, None))  # finite unless some max is not (or overflow)
-    if total - total == 0:
-        return m, True
     finite = np.isfinite(m)
-    return np.where(finite, m, 0), bool(finite.all())
+    if finite.all():
+        return m, True
+    return np.where(finite, m, 0), False
 
 
 _QUIET = contextlib.nullcontext()  # no floating-point state to change (0.2 us, errstate 1 us)
