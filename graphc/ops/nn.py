@@ -67,18 +67,23 @@ def _negative_axes(axis, ndim: int) -> tuple:
 # 128x10 float32 max costs 7 us against 1 us for a whole exp. Along a short last axis the
 # softmax family therefore reduces *columns*: those of a C-contiguous (k, rows) copy, whose
 # reductions over axis 0 are k vector operations. The max is exact in any order. The sum keeps
-# the bits of NumPy's own sum along a contiguous row (see _column_sum), but costs 3-7 vector
-# operations, so below _COLUMN_ROWS rows only the max is taken over columns.
-_SHORT_AXIS = 32  # past this many classes (or below 2, or 8 rows) the row-wise loops win
-_MIN_ROWS = 8
-_COLUMN_ROWS = 256
+# the bits of NumPy's own sum along a contiguous row (see _column_sum) but costs 3-7 vector
+# operations, and a softmax computed in columns is transposed back: so only from
+# _COLUMN_ROWS rows, and up to _SHORT_RESULT classes for a softmax, does the whole kernel run
+# in columns; below that only the max is taken over columns (measured on float32 and float64,
+# 8 to 8192 rows, 4 to 64 classes: benchmarks/bench_nn_kernels.py).
+_SHORT_AXIS = 32  # classes: the longest last axis whose max (or reduction) goes by columns
+_SHORT_RESULT = 16  # classes: the longest for a softmax or log_softmax in columns
+_MAX_ROWS = 32  # rows: the fewest for the max by columns
+_COLUMN_ROWS = 256  # rows: the fewest for the whole kernel in columns
 _COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
 
 
-def _short_last_axis(x, axis) -> bool:
-    """Whether ``axis`` is x's last axis alone, short, over enough rows of float32/float64."""
-    return (x.ndim >= 2 and x.dtype.itemsize in (4, 8) and 2 <= x.shape[-1] <= _SHORT_AXIS
-            and x.size >= _MIN_ROWS * x.shape[-1] and tuple(axis) in ((-1,), (x.ndim - 1,)))
+def _short_last_axis(x, axis, rows=_MAX_ROWS, classes=_SHORT_AXIS) -> bool:
+    """Whether ``axis`` is x's last axis alone, of 2 to ``classes`` float32/float64 values,
+    over at least ``rows`` rows."""
+    return (x.ndim >= 2 and x.dtype.itemsize in (4, 8) and 2 <= x.shape[-1] <= classes
+            and x.size >= rows * x.shape[-1] and tuple(axis) in ((-1,), (x.ndim - 1,)))
 
 
 def _as_columns(x) -> np.ndarray:
@@ -86,11 +91,12 @@ def _as_columns(x) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
 
 
-def _along(x, axis):
+def _along(x, axis, classes=_SHORT_AXIS):
     """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest: its
-    columns (see _as_columns; the axis is then ``_COLUMNS``) or x itself."""
+    columns (see _as_columns; the axis is then ``_COLUMNS``) or x itself. ``classes``: the
+    longest last axis to take in columns."""
     x = _as_float(x)
-    if _short_last_axis(x, axis) and x.size >= _COLUMN_ROWS * x.shape[-1]:
+    if _short_last_axis(x, axis, _COLUMN_ROWS, classes):
         return _as_columns(x), _COLUMNS
     return x, axis
 
@@ -160,7 +166,7 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
     128x1000), else that comparison."""
     indices = np.asarray(indices)
     flat = indices.reshape(-1)
-    if flat.size < _MIN_ROWS or not depth:
+    if flat.size < 8 or not depth:
         return (indices[..., None] == np.arange(depth)).astype(dtype)
     out = np.zeros(indices.shape + (depth,), dtype)
     offsets = _row_offsets(flat.size, depth)
@@ -256,7 +262,7 @@ def _softmax_infer(x, *, axis):
 
 
 def _softmax(x, *, axis):
-    v, along = _along(x, axis)
+    v, along = _along(x, axis, _SHORT_RESULT)
     e, _, finite = _shifted(v, along)
     np.exp(e, out=e)
     # a row of -inf has no softmax (0/0: NaN, as intended), nor one with +inf (inf/inf)
@@ -266,7 +272,7 @@ def _softmax(x, *, axis):
 
 
 def _log_softmax(x, *, axis):
-    v, along = _along(x, axis)
+    v, along = _along(x, axis, _SHORT_RESULT)
     z, _, finite = _shifted(v, along)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
     with _QUIET if finite else np.errstate(divide="ignore", invalid="ignore"):
