@@ -114,6 +114,16 @@ def test_cross_entropy_bits_equal_the_row_formulas(shape, dtype):
         assert same_bits(got, np.asarray(want).astype(got.dtype)), labels.dtype
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_d_results_are_numpy_scalars_as_before(dtype):
+    x = np.array(1.5, dtype)
+    for got, want in [(_run("softmax", x, axis=()), _row_softmax(x, ())),
+                      (_run("log_softmax", x, axis=()), _row_log_softmax(x, ())),
+                      (_run("logsumexp", x, axis=(), keepdims=False),
+                       _row_logsumexp(x, (), False))]:
+        assert type(got) is type(want) and same_bits(got, want)
+
+
 @np.errstate(all="ignore")
 def test_other_axes_and_int_logits_keep_the_row_path():
     x = _logits((6, 5, 4), np.float64)

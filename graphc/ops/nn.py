@@ -125,7 +125,9 @@ def _shifted(v, axis):
     """``(v - m, m, finite)`` for ``m`` the finite max along ``axis`` of an ``_along`` layout
     (see _finite_max); a columns array (our own copy) is shifted in its own buffer."""
     m, finite = _finite_max(v, axis)
-    return np.subtract(v, m, out=v if axis is _COLUMNS else None), m, finite
+    if axis is _COLUMNS:
+        return np.subtract(v, m, out=v), m, finite
+    return np.asarray(v - m), m, finite  # an array even for a 0-d v: kernels write into it
 
 
 def _sum_along(v, axis, signed=True):
@@ -156,8 +158,11 @@ def _column_sum(c, signed=True) -> np.ndarray:
 
 
 def _restore(r, axis, shape) -> np.ndarray:
-    """A result in an ``_along`` layout as a C-contiguous array of ``shape``."""
-    return r.T.copy().reshape(shape) if axis is _COLUMNS else r
+    """A result in an ``_along`` layout as a C-contiguous array of ``shape`` (a 0-d one as a
+    NumPy scalar, as NumPy's own operators give)."""
+    if axis is _COLUMNS:
+        return r.T.copy().reshape(shape)
+    return r if r.ndim else r[()]
 
 
 def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
