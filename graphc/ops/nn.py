@@ -540,9 +540,14 @@ def _one_hot_like_infer(indices, like):
     return indices.shape + like.shape[-1:], float_dtype(like.dtype)
 
 
+def _one_hot_like(indices, like):
+    like = np.asarray(like)
+    dtype = like.dtype if like.dtype.kind in "fc" else np.dtype(np.float64)  # float_dtype's
+    return _one_hot_array(indices, like.shape[-1], dtype)
+
+
 define("one_hot_like", infer=_one_hot_like_infer,
-       kernel=lambda indices, like: _one_hot_array(
-           indices, np.shape(like)[-1], float_dtype(np.result_type(like))),
+       kernel=_one_hot_like,
        bprop=None,
        reference=lambda indices, like: _one_hot_reference(
            indices, depth=like.shape[-1], dtype=float_dtype(like.dtype)),
