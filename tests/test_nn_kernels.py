@@ -1,7 +1,8 @@
 """The softmax family's and one_hot's kernels (graphc/ops/nn.py) against the row-wise NumPy
-formulas they replace, bit for bit: along a short last axis they reduce a transposed copy
-column by column (``_columns``), and the column sum adds in the order of NumPy's own pairwise
-sum along a row, so nothing may change but the speed. Many shapes (short and long last axes,
+formulas they replace, bit for bit: along a short last axis they take the max over the columns
+of a transposed copy (from 32 rows) or run wholly in columns (from 256 rows, ``_along``), and
+the column sum adds in the order of NumPy's own pairwise sum along a row, so nothing may
+change but the speed. Many shapes (short and long last axes,
 1-d, 3-d, empty), both float dtypes, and the extremes (rows of -inf, +inf, NaN, huge logits,
 float32's overflow range, -0.0), then g.run against gc.function on both back ends."""
 from __future__ import annotations
@@ -87,16 +88,23 @@ def test_column_sum_adds_in_numpys_row_order(dtype):
                              np.add.reduce(x, axis=-1)), k
 
 
+_FORMULAS = [("softmax", {"axis": (-1,)}, lambda x: _row_softmax(x, -1)),
+             ("log_softmax", {"axis": (-1,)}, lambda x: _row_log_softmax(x, -1)),
+             ("logsumexp", {"axis": (-1,), "keepdims": False},
+              lambda x: _row_logsumexp(x, -1, False)),
+             ("logsumexp", {"axis": (-1,), "keepdims": True},
+              lambda x: _row_logsumexp(x, -1, True))]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_softmax_family_bits_equal_the_row_formulas(shape, dtype):
     x = _logits(shape, dtype)
+    before = x.copy()
     with np.errstate(all="ignore"):
-        assert same_bits(_run("softmax", x, axis=(-1,)), _row_softmax(x, -1))
-        assert same_bits(_run("log_softmax", x, axis=(-1,)), _row_log_softmax(x, -1))
-        for keepdims in (False, True):
-            assert same_bits(_run("logsumexp", x, axis=(-1,), keepdims=keepdims),
-                             _row_logsumexp(x, -1, keepdims))
+        for name, attrs, formula in _FORMULAS:
+            assert same_bits(_run(name, x, **attrs), formula(x)), name
+    assert same_bits(x, before)  # the input is left alone
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -108,10 +116,12 @@ def test_cross_entropy_bits_equal_the_row_formulas(shape, dtype):
                    rng.integers(0, shape[-1], shape[:-1]).astype(np.uint8),
                    rng.dirichlet(np.ones(shape[-1]), shape[:-1]).astype(dtype),
                    rng.dirichlet(np.ones(shape[-1]), shape[:-1])):  # float64 targets
+        before = x.copy(), labels.copy()
         with np.errstate(all="ignore"):
             got = _run("softmax_cross_entropy", x, labels)
             want = _row_cross_entropy(x, labels)
         assert same_bits(got, np.asarray(want).astype(got.dtype)), labels.dtype
+        assert same_bits(x, before[0]) and same_bits(labels, before[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -122,6 +132,22 @@ def test_zero_d_results_are_numpy_scalars_as_before(dtype):
                       (_run("logsumexp", x, axis=(), keepdims=False),
                        _row_logsumexp(x, (), False))]:
         assert type(got) is type(want) and same_bits(got, want)
+
+
+@np.errstate(all="ignore")
+def test_non_contiguous_logits():
+    """In columns, the values are the row formulas' on a contiguous copy, whatever the layout
+    (an F-ordered array's row sums would otherwise run sequentially: less accurate); below 256
+    rows, the row formulas' on the array itself."""
+    for shape, copy in (((2000, 10), np.ascontiguousarray), ((128, 10), lambda a: a)):
+        x = _logits(shape, np.float32)
+        for view in (np.asfortranarray(x), np.repeat(x, 2, axis=1)[:, ::2]):
+            for name, attrs, formula in _FORMULAS:
+                assert same_bits(_run(name, view, **attrs), formula(copy(view))), name
+            labels = np.arange(shape[0]) % shape[1]
+            assert same_bits(_run("softmax_cross_entropy", view, labels),
+                             _row_cross_entropy(copy(view), labels))
+            assert same_bits(view, x)  # the input is left alone
 
 
 @np.errstate(all="ignore")

@@ -87,8 +87,9 @@ def _short_last_axis(x, axis, rows=_MAX_ROWS, classes=_SHORT_AXIS) -> bool:
 
 
 def _as_columns(x) -> np.ndarray:
-    """The rows along x's last axis as the columns of a new C-contiguous ``(k, rows)`` array."""
-    return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
+    """The rows along x's last axis as the columns of a new C-contiguous ``(k, rows)`` array
+    (always a copy: the kernels write into it; x.T of an F-ordered x is C-contiguous)."""
+    return x.reshape(-1, x.shape[-1]).T.copy()
 
 
 def _along(x, axis, classes=_SHORT_AXIS):
