@@ -183,9 +183,16 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
 def _row_offsets(rows: int, depth: int) -> np.ndarray:
-    """0, depth, 2 depth, ...: where each row starts in a flat (rows, depth) array."""
+    """0, depth, 2 depth, ...: where each row starts in a flat (rows, depth) array (read-only;
+    cached for up to 2^16 rows: at most 64 such arrays, 32 MB)."""
+    if rows > 1 << 16:
+        return np.arange(0, rows * depth, depth, dtype=np.intp)
+    return _cached_row_offsets(rows, depth)
+
+
+@lru_cache(maxsize=64)
+def _cached_row_offsets(rows: int, depth: int) -> np.ndarray:
     offsets = np.arange(0, rows * depth, depth, dtype=np.intp)
     offsets.flags.writeable = False  # shared between calls
     return offsets
