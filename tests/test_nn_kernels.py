@@ -192,7 +192,8 @@ def test_cross_entropy_labels_out_of_range():
 @pytest.mark.parametrize("dtype", ["float64", "float32", "int64", "bool"])
 def test_one_hot_against_the_comparison(dtype):
     rng = np.random.default_rng(3)
-    for shape, depth in [((128,), 10), ((4, 5), 3), ((0,), 4), ((), 3), ((6,), 0), ((3,), 1)]:
+    for shape, depth in [((128,), 10), ((4, 5), 3), ((0,), 4), ((), 3), ((6,), 0), ((3,), 1),
+                         ((70000,), 3)]:  # past the cached row offsets
         indices = rng.integers(-2, depth + 2, shape)
         want = (indices[..., None] == np.arange(depth)).astype(dtype)
         assert same_bits(REGISTRY["one_hot"].kernel(
