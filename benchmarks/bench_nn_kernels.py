@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -106,7 +107,8 @@ def main() -> None:
     runs = {root: [] for root in roots}
     for _ in range(args.rounds):
         for root in roots:
-            path = os.path.join(HERE, f".nn_kernels_{os.getpid()}.json")
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+                path = tmp.name
             subprocess.run([sys.executable, __file__, "--root", root, "--json", path,
                             "--only", args.only],
                            check=True)
