@@ -15,6 +15,7 @@ import graphc as gc
 from graphc.compiler import arena, fusion
 from graphc.compiler.arena import layout
 from test_agreement import programs
+from test_custom_ops import fresh_ops  # noqa: F401  (a fixture: the hook ops are removed)
 from test_io_json import same_bits
 
 BACKENDS = ["source", "vm"]
@@ -117,7 +118,7 @@ def test_results_never_change_at_the_next_call(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_threads_at_once_never_share_an_arena(backend):
+def test_two_threads_at_once_never_share_an_arena(backend, fresh_ops):
     barrier = threading.Barrier(2, timeout=20)
     g, x, out = hooked_program(lambda _: barrier.wait())
     f = gc.function([x], out, backend=backend)
@@ -140,7 +141,7 @@ def test_two_threads_at_once_never_share_an_arena(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_kernel_calling_its_own_function_gets_another_arena(backend):
+def test_a_kernel_calling_its_own_function_gets_another_arena(backend, fresh_ops):
     inner: list = []
     holder: dict = {}
 
@@ -158,7 +159,7 @@ def test_a_kernel_calling_its_own_function_gets_another_arena(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_an_error_in_the_middle_gives_the_arena_back(backend):
+def test_an_error_in_the_middle_gives_the_arena_back(backend, fresh_ops):
     def fail_on_negative(x):
         if x[0, 0] < 0:
             raise ValueError("negative corner")
