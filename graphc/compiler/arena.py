@@ -96,10 +96,12 @@ def layout(plan) -> tuple:
     end = 0
     pending: list = []  # heap of (release position, offset, size)
     places = []
-    for pos, i in enumerate(walk.order):
-        size = sizes[i]
-        if not size or released[i] == infinity or i in reuse or not writes_into(terms[i]):
+    candidates = [(pos, i) for pos, i in enumerate(walk.order)  # (the cheap tests first)
+                  if sizes[i] and released[i] != infinity and i not in reuse]
+    for pos, i in candidates:
+        if not writes_into(terms[i]):
             continue
+        size = sizes[i]
         while pending and pending[0][0] < pos:  # regions whose buffers died before this step
             _, offset, room = heapq.heappop(pending)
             _give(free, offset, room)

@@ -29,7 +29,9 @@ class Function:
 
     ``source`` is the generated Python program; ``stats`` reports the term count before and
     after each pass, the time of each pass, how often each rewrite rule fired, and the
-    planned peak memory of the intermediate values in bytes.
+    planned peak memory of the intermediate values in bytes. ``arena_bytes`` is the size of
+    the buffers the program keeps across calls (one arena, :mod:`graphc.compiler.arena`),
+    ``kept_bytes`` what the function keeps now; :meth:`release_buffers` drops them.
 
     Inputs with ``None`` sizes: the memory plan is made at the first call with each new
     combination of input shapes (a shape specialisation, see

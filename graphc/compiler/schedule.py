@@ -86,7 +86,8 @@ class Plan:
     roots, -1: unread), ``reuse`` (id(term) -> the input term whose buffer it writes into,
     out=) and ``frees`` (per position: the terms whose values die there) are made from the
     walk's term numbers when first read; ``numbered`` and ``walk`` are those numbers (the VM
-    reads them)."""
+    and the arena layout read them: ``walk.released`` is, per buffer, the step where its last
+    holder dies); ``arena`` the buffers kept across calls."""
 
     def __init__(self, numbered: "Numbered", walk: "_Walk", strategy: str) -> None:
         terms = numbered.terms
