@@ -308,3 +308,25 @@ def test_random_programs_twice_on_both_back_ends(program):
         for a, b, c, d in zip(first, kept, want[0], want[1]):
             assert same_bits(a, b) and same_bits(a, c), (a, b, c, f.source)
         assert all(same_bits(a, b) for a, b in zip(second, want[1])), f.source
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_what_a_users_kernel_is_given_stays_its_own(backend, fresh_ops):
+    """A user's kernel may keep the arrays it is given (a probe recording activations): no
+    buffer it reads, directly or through a view, lives in an arena."""
+    seen: list = []
+    probe = gc.define_op(f"arena_probe_{next(_NAMES)}", infer=lambda x: (x.shape, x.dtype),
+                         kernel=lambda x: (seen.append(x), x * 1.0)[1])
+    g = gc.Graph()
+    x = g.placeholder("x", (8, 8))
+    t = gc.exp(x) * 2.0
+    u = gc.tanh(x) + 1.0
+    out = gc.sum(probe(t) + probe(gc.transpose(u)) + t @ u)
+    f = gc.function([x], out, backend=backend)
+    X1, X2 = RNG.standard_normal((8, 8)), RNG.standard_normal((8, 8))
+    seen.clear()
+    f(X1)
+    first = [np.array(a) for a in seen[:2]]
+    f(X2)
+    assert all(same_bits(a, b) for a, b in zip(seen[:2], first))  # unchanged by call 2
+    assert same_bits(first[0], np.exp(X1) * 2.0) and same_bits(first[1], (np.tanh(X1) + 1.0).T)

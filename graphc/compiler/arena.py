@@ -15,6 +15,8 @@ What never lives in an arena (:func:`writes_into` and :func:`layout`):
 * an output or an update value, or any buffer one of them may view (the plan's holders: a
   reshape of a temporary holds the temporary), so what a call returns, or stores in a
   variable, never changes at the next call;
+* any buffer a user's kernel (``gc.define_op``) reads, directly or through views: the kernel
+  may keep the arrays it is given;
 * leaves (arguments, variables, constants), 0-d values, buffers of unknown size, and values
   of kernels that take no ``out=`` (``softmax``, ``one_hot``, ...), of users' ops, of fused
   terms (a lent buffer would stop their member-by-member fallback) and of a matmul with an
@@ -96,8 +98,9 @@ def layout(plan) -> tuple:
     end = 0
     pending: list = []  # heap of (release position, offset, size)
     places = []
+    seen = _seen_by_users(facts, walk.order, reuse)
     candidates = [(pos, i) for pos, i in enumerate(walk.order)  # (the cheap tests first)
-                  if sizes[i] and released[i] != infinity and i not in reuse]
+                  if sizes[i] and released[i] != infinity and i not in reuse and i not in seen]
     for pos, i in candidates:
         if not writes_into(terms[i]):
             continue
@@ -114,6 +117,25 @@ def layout(plan) -> tuple:
         places.append((i, offset))
         heapq.heappush(pending, (released[i], offset, size))
     return places, end
+
+
+def _seen_by_users(facts, order: list, reuse: dict) -> set:
+    """The buffers (allocating terms' numbers) that a user's kernel (``gc.define_op``) reads,
+    directly or through views: a kernel may keep the arrays it is given (a probe that records
+    values), and those must stay the call's own, as without an arena."""
+    terms, fresh, computed = facts.terms, facts.fresh, facts.computed_inputs
+    stack = [j for i in order if REGISTRY[terms[i].op].checked for j in computed[i]]
+    seen: set = set()
+    while stack:
+        j = stack.pop()
+        if j in seen:
+            continue
+        seen.add(j)
+        if j in reuse:  # written into a dying input's buffer: that buffer's first writer
+            stack.append(reuse[j])
+        elif not fresh[j]:  # may be a view of its inputs' buffers
+            stack.extend(computed[j])
+    return seen
 
 
 def _fit(free: list, size: int, end: int) -> tuple:
