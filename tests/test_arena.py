@@ -23,6 +23,13 @@ RNG = np.random.default_rng(7)
 _NAMES = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def every_size(monkeypatch):
+    """Places for buffers of any size (the default leaves those under 4 KiB out), so that
+    small programs exercise arenas."""
+    monkeypatch.setattr(arena, "SMALLEST", 0)
+
+
 def places(f) -> list:
     """Every array of every arena the function keeps (idle ones: what the next call uses)."""
     return [a for kept in f._arenas() for held in kept.pool for a in held]
@@ -330,3 +337,14 @@ def test_what_a_users_kernel_is_given_stays_its_own(backend, fresh_ops):
     f(X2)
     assert all(same_bits(a, b) for a, b in zip(seen[:2], first))  # unchanged by call 2
     assert same_bits(first[0], np.exp(X1) * 2.0) and same_bits(first[1], (np.tanh(X1) + 1.0).T)
+
+
+def test_small_buffers_get_no_place_by_default(monkeypatch):
+    monkeypatch.setattr(arena, "SMALLEST", 4096)
+    g = gc.Graph()
+    v = g.placeholder("v", (100,))  # 800-byte temporaries
+    x = g.placeholder("x", (40, 40))  # 12.8 kB ones
+    small, large = [gc.sum(gc.exp(u) * gc.sin(u)) for u in (v, x)]
+    assert gc.function([v], small).stats["arena_bytes"] == 0
+    f = gc.function([x], large)
+    assert f.stats["arena_bytes"] >= 40 * 40 * 8

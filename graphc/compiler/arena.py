@@ -17,7 +17,8 @@ What never lives in an arena (:func:`writes_into` and :func:`layout`):
   variable, never changes at the next call;
 * any buffer a user's kernel (``gc.define_op``) reads, directly or through views: the kernel
   may keep the arrays it is given;
-* leaves (arguments, variables, constants), 0-d values, buffers of unknown size, and values
+* leaves (arguments, variables, constants), 0-d values, buffers of unknown size or smaller
+  than :data:`SMALLEST` (4 KiB), and values
   of kernels that take no ``out=`` (``softmax``, ``one_hot``, ...), of users' ops, of fused
   terms (a lent buffer would stop their member-by-member fallback) and of a matmul with an
   identity operand (the generated code skips that product).
@@ -52,6 +53,11 @@ from .rules import _is_identity
 
 #: The largest arena a program gets, in bytes (buffers beyond it are allocated at each call).
 MAX_BYTES = 64 * 2**20
+
+#: Buffers smaller than this get no place (malloc serves them from its caches at little cost,
+#: and glibc never returns their pages to the OS; leaving them out keeps the layout cheap on
+#: programs of many tiny terms).
+SMALLEST = 4096
 
 #: How many idle arenas a program keeps (more are made while more calls run at once, and
 #: dropped when they end).
@@ -98,11 +104,14 @@ def layout(plan) -> tuple:
     end = 0
     pending: list = []  # heap of (release position, offset, size)
     places = []
-    seen = _seen_by_users(facts, walk.order, reuse)
+    smallest = max(SMALLEST, 1)
     candidates = [(pos, i) for pos, i in enumerate(walk.order)  # (the cheap tests first)
-                  if sizes[i] and released[i] != infinity and i not in reuse and i not in seen]
+                  if (sizes[i] or 0) >= smallest and released[i] != infinity and i not in reuse]
+    if not candidates:
+        return places, end
+    seen = _seen_by_users(facts, walk.order, reuse)
     for pos, i in candidates:
-        if not writes_into(terms[i]):
+        if i in seen or not writes_into(terms[i]):
             continue
         size = sizes[i]
         while pending and pending[0][0] < pos:  # regions whose buffers died before this step
@@ -124,7 +133,10 @@ def _seen_by_users(facts, order: list, reuse: dict) -> set:
     directly or through views: a kernel may keep the arrays it is given (a probe that records
     values), and those must stay the call's own, as without an arena."""
     terms, fresh, computed = facts.terms, facts.fresh, facts.computed_inputs
-    stack = [j for i in order if REGISTRY[terms[i].op].checked for j in computed[i]]
+    users = {op for op in {t.op for t in terms} if REGISTRY[op].checked}
+    if not users:
+        return set()
+    stack = [j for i in order if terms[i].op in users for j in computed[i]]
     seen: set = set()
     while stack:
         j = stack.pop()
