@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graphc as gc  # noqa: E402
-from common import available, interleaved, table  # noqa: E402
+from common import Call, available, interleaved, table  # noqa: E402
 
 
 def build(**options):
@@ -63,28 +63,27 @@ def casadi_function():
 
 
 def scalar_calls() -> dict:
-    """name -> a call of the CS231n function and gradients, each checked against hand()."""
+    """name -> a Call of the CS231n function and gradients, each checked against hand()."""
     fn, trusted = build(), build(trust_input=True)
     fx, fy = 3.0, -4.0
     X, Y = np.array(fx), np.array(fy)
     for args in ((fx, fy), (X, Y)):
         np.testing.assert_allclose(fn(*args), hand(*args), rtol=1e-13)
         assert all(a.tobytes() == b.tobytes() for a, b in zip(fn(*args), trusted(*args)))
-    calls = {"graphc float": lambda: fn(fx, fy), "graphc 0-d": lambda: fn(X, Y),
-             "graphc trust float": lambda: trusted(fx, fy),
-             "graphc trust 0-d": lambda: trusted(X, Y),
-             "numpy float": lambda: hand(fx, fy), "numpy 0-d": lambda: hand(X, Y)}
+    calls = {"graphc float": Call(fn, fx, fy), "graphc 0-d": Call(fn, X, Y),
+             "graphc trust float": Call(trusted, fx, fy), "graphc trust 0-d": Call(trusted, X, Y),
+             "numpy float": Call(hand, fx, fy), "numpy 0-d": Call(hand, X, Y)}
     F = casadi_function()
     if F is not None:
         np.testing.assert_allclose([float(v) for v in F(fx, fy)], hand(fx, fy), rtol=1e-13)
-        calls["casadi float"] = lambda: F(fx, fy)
+        calls["casadi float"] = Call(F, fx, fy)
     return calls
 
 
 # -- small-op gradient graphs -------------------------------------------------------------------
 def tiny_mlp():
     """Loss 0.5 |tanh(X W + b) V + c|^2 and its 4 gradients, batch None (fed 4): the bias
-    gradients go through broadcast_like and sums; (graphc call, numpy call)."""
+    gradients go through broadcast_like and sums; (graphc Call, numpy Call)."""
     g = gc.Graph()
     X = g.placeholder("X", (None, 3))
     W, b = g.placeholder("W", (3, 5)), g.placeholder("b", (5,))
@@ -102,12 +101,12 @@ def tiny_mlp():
     args = [rng.standard_normal(s) for s in ((4, 3), (3, 5), (5,), (5, 2), (2,))]
     for a, r in zip(f(*args), hand_mlp(*args)):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-14)
-    return (lambda: f(*args)), (lambda: hand_mlp(*args))
+    return Call(f, *args), Call(hand_mlp, *args)
 
 
 def outer_tanh():
     """sum(tanh(u[:, None] * w[None, :])) and its 2 gradients, u of size None (fed 4):
-    indexing with None, its gradient, a broadcast seed; (graphc call, numpy call)."""
+    indexing with None, its gradient, a broadcast seed; (graphc Call, numpy Call)."""
     g = gc.Graph()
     u, w = g.placeholder("u", (None,)), g.placeholder("w", (3,))
     p = gc.sum(gc.tanh(u[:, None] * w[None, :]))
@@ -121,7 +120,7 @@ def outer_tanh():
     U, W = rng.standard_normal(4), rng.standard_normal(3)
     for a, r in zip(f(U, W), hand_outer(U, W)):
         np.testing.assert_allclose(a, r, rtol=1e-12)
-    return (lambda: f(U, W)), (lambda: hand_outer(U, W))
+    return Call(f, U, W), Call(hand_outer, U, W)
 
 
 SMALL_OPS = {"tiny MLP batch 4": tiny_mlp, "sum tanh(u[:,None] w[None,:])": outer_tanh}

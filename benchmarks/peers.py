@@ -2,8 +2,10 @@
 each also with ``trust_input``), torch and autograd, whichever import (/tmp/venv_peers has
 them all; none is a graphc dependency).
 
-Every builder returns ``{label: zero-argument callable}``, after checking each peer's result
-against the NumPy reference it is given (a wrong peer would time the wrong thing). Peers run
+Every builder returns ``{label: common.Call}`` (the peer's function and its arguments, timed
+as the statement ``fn(a, b)``, as run_all.py times graphc and NumPy: no wrapper frame in any
+figure), after checking each peer's result against the NumPy reference it is given (a wrong
+peer would time the wrong thing). Peers run
 single-threaded like NumPy under ``OPENBLAS_NUM_THREADS=1``: run_all.py pins the process to
 one CPU (XLA sizes its thread pools by the affinity) and torch is set to one thread.
 Compiling a peer may take long (PyTensor and JAX unroll deep chains): ``within(seconds,
@@ -22,7 +24,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from common import available  # noqa: E402
+from common import Call, available  # noqa: E402
 
 #: PyTensor compile modes: the C virtual machine and the numba back end
 PYTENSOR_MODES = {"pytensor cvm": "CVM", "pytensor numba": "NUMBA"}
@@ -54,9 +56,10 @@ def _close(actual, expected, rtol, atol, who):
                                    err_msg=f"{who} disagrees with NumPy")
 
 
-def _jax_call(fn, *args):
+def _jax_call(fn, *args) -> Call:
+    """A jitted call and the wait for its result (JAX dispatches asynchronously)."""
     import jax
-    return lambda: jax.block_until_ready(fn(*args))
+    return Call(fn, *args, then=jax.block_until_ready)
 
 
 @contextmanager
@@ -153,14 +156,14 @@ def mlp(dtype: str, X, Y, ps, expected, tol: float, decay: float) -> dict:
             outputs = [loss, *pytensor.grad(loss, params)]
             for label, fn in _pytensor_functions(
                     [x, y], outputs, lambda fn, who: check(fn(X, Y), who)).items():
-                peers[label] = (lambda fn: lambda: fn(X, Y))(fn)
+                peers[label] = Call(fn, X, Y)
     if available("torch"):
         with _reported("torch"):
             torch = _torch()
             tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
             tp = [torch.tensor(p, requires_grad=True) for p in ps]
 
-            def torch_step():
+            def torch_step(tX, tY, tp):
                 h = tX
                 for k in range(3):
                     h = h @ tp[2 * k] + tp[2 * k + 1]
@@ -169,8 +172,8 @@ def mlp(dtype: str, X, Y, ps, expected, tol: float, decay: float) -> dict:
                 loss = torch.nn.functional.cross_entropy(h, tY) + decay * sum(
                     (tp[i] * tp[i]).sum() for i in (0, 2, 4))
                 return (loss, *torch.autograd.grad(loss, tp))
-            check([t.detach().numpy() for t in torch_step()], "torch")
-            peers["torch"] = torch_step
+            check([t.detach().numpy() for t in torch_step(tX, tY, tp)], "torch")
+            peers["torch"] = Call(torch_step, tX, tY, tp)
     if available("autograd"):
         with _reported("autograd"):
             import autograd
@@ -188,7 +191,7 @@ def mlp(dtype: str, X, Y, ps, expected, tol: float, decay: float) -> dict:
             a_step = autograd.value_and_grad(a_loss)
             value, grads = a_step(list(ps))
             check([value, *grads], "autograd")
-            peers["autograd"] = lambda: a_step(list(ps))
+            peers["autograd"] = Call(a_step, list(ps))
     return peers
 
 
@@ -221,18 +224,18 @@ def cs231n(fx: float, fy: float, expected) -> dict:
             X, Y = np.array(fx), np.array(fy)
             for label, fn in _pytensor_functions(
                     [x, y], outputs, lambda fn, who: check(fn(X, Y), who)).items():
-                peers[label + " 0-d"] = (lambda fn: lambda: fn(X, Y))(fn)
+                peers[label + " 0-d"] = Call(fn, X, Y)
     if available("torch"):
         with _reported("torch"):
             torch = _torch()
 
-            def torch_step():
+            def torch_step(fx, fy):  # the leaves made from the floats at each call
                 x = torch.tensor(fx, dtype=torch.float64, requires_grad=True)
                 y = torch.tensor(fy, dtype=torch.float64, requires_grad=True)
                 out = f(x, y, torch.sigmoid)
                 return (out, *torch.autograd.grad(out, (x, y)))
-            check([t.detach().numpy() for t in torch_step()], "torch")
-            peers["torch"] = torch_step
+            check([t.detach().numpy() for t in torch_step(fx, fy)], "torch")
+            peers["torch"] = Call(torch_step, fx, fy)
     if available("autograd"):
         with _reported("autograd"):
             import autograd
@@ -241,7 +244,7 @@ def cs231n(fx: float, fy: float, expected) -> dict:
             a_step = autograd.value_and_grad(a_f, (0, 1))
             value, (dx, dy) = a_step(fx, fy)
             check([value, dx, dy], "autograd")
-            peers["autograd float"] = lambda: a_step(fx, fy)
+            peers["autograd float"] = Call(a_step, fx, fy)
     return peers
 
 
@@ -285,7 +288,7 @@ def scalar_chain(X, W: list, expected, limit: float) -> dict:
                                                              trust_input=True))
                 if fn is not None:
                     check(fn(X, *W0), label)
-                    fn = (lambda fn: lambda: fn(X, *W0))(fn)
+                    fn = Call(fn, X, *W0)
                 peers[label + " trust"] = fn
     if available("autograd"):
         with _reported("autograd"):
@@ -294,7 +297,7 @@ def scalar_chain(X, W: list, expected, limit: float) -> dict:
             a_step = autograd.value_and_grad(lambda x, ws: loss(x, ws, anp.tanh), (0, 1))
             value, (dx, dws) = a_step(X, list(W))
             check([value, dx, *dws], "autograd")
-            peers["autograd"] = lambda: a_step(X, list(W))
+            peers["autograd"] = Call(a_step, X, list(W))
     return peers
 
 
@@ -324,21 +327,21 @@ def hessian(A, X, expected) -> dict:
             H = jacobian(grad(z, x), x, vectorize=True)  # no scan: one vectorised pass
             for label, fn in _pytensor_functions(
                     [x], H, lambda fn, who: check(fn(X), who)).items():
-                peers[label] = (lambda fn: lambda: fn(X))(fn)
+                peers[label] = Call(fn, X)
     if available("torch"):
         with _reported("torch"):
             torch = _torch()
             tA, tX = torch.from_numpy(A), torch.from_numpy(X)
             tH = torch.func.hessian(lambda x: torch.tanh(tA @ x).sum() + 0.5 * x.dot(x))
             check(tH(tX).numpy(), "torch")
-            peers["torch func"] = lambda: tH(tX)
+            peers["torch func"] = Call(tH, tX)
     if available("autograd"):
         with _reported("autograd"):
             import autograd
             import autograd.numpy as anp
             aH = autograd.hessian(lambda x: anp.sum(anp.tanh(A @ x)) + 0.5 * anp.dot(x, x))
             check(aH(X), "autograd")
-            peers["autograd"] = lambda: aH(X)
+            peers["autograd"] = Call(aH, X)
     return peers
 
 

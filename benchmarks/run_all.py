@@ -10,6 +10,17 @@ Run: OPENBLAS_NUM_THREADS=1 python benchmarks/run_all.py [--json out.json] [--ro
      [--quick] [--only WORKLOAD] [--no-peers] [--all-cpus] [--cpu-time]
 The run pins itself to one CPU (unless --all-cpus), so every system computes on one thread;
 --cpu-time measures CPU seconds instead of wall time (fairer when others load the machine).
+
+How a call is timed (the same for graphc, NumPy and every peer, so a figure measures the
+function, not the harness): each system is a ``common.Call``, its function and arguments,
+timed by timeit as the statement ``fn(a, b)`` with them as globals, the call a user's code
+makes, with no wrapper frame (a lambda around the call costs 0.05-0.08 us: 5-8 % of the 1 us
+CS231n call); JAX's statement waits for its result (``block_until_ready(fn(a, b))``). What
+timeit adds, its loop with an empty statement, is measured per workload and printed under
+the table (about 0.01 us). The cyclic collector stays on, as in a user's program. In each
+round every system is timed once, in turn (interleaved): the number of calls is doubled
+until one run lasts a third of the workload's budget (17 ms for most), and the figure is
+the best of 3 such runs; the table gives the median and min-max of the per-round figures.
 Before/after one change, interleaved process by process (the same run, fair on a busy box):
      python benchmarks/run_all.py --against /path/to/other/checkout --json out.json
 """
@@ -65,6 +76,7 @@ def summary(samples: list) -> dict:
 # -- workloads -----------------------------------------------------------------------------------
 def mlp(dtype: str, rounds: int) -> dict:
     import numpy as np
+    from common import Call
     from bench_mlp import BATCH, SIZES, build, hand, params
 
     g, step, _ = build(dtype)
@@ -77,9 +89,9 @@ def mlp(dtype: str, rounds: int) -> dict:
     for a, b in zip(step(X, Y), expected):
         assert a.dtype == np.dtype(dtype) and np.allclose(a, b, rtol=tol, atol=tol)
     assert step.stats.get("upcasts", []) == []  # the step computes in its own dtype only
-    fns = {"graphc": lambda: step(X, Y), "numpy": lambda: hand(X, Y, *ps)}
+    fns = {"graphc": Call(step, X, Y), "numpy": Call(hand, X, Y, *ps)}
     _, batched, _ = build(dtype, batch=None)  # the batch size known at the call only
-    fns["graphc batch None"] = lambda: batched(X, Y)
+    fns["graphc batch None"] = Call(batched, X, Y)
     if PEERS:
         import peers
         from bench_mlp import DECAY
@@ -90,6 +102,7 @@ def mlp(dtype: str, rounds: int) -> dict:
 def scalar(rounds: int) -> dict:
     import numpy as np
     import graphc as gc
+    from common import Call
     from bench_scalar import build, hand
 
     start = CLOCK()
@@ -108,15 +121,15 @@ def scalar(rounds: int) -> dict:
     fx, fy = 3.0, -4.0
     np.testing.assert_allclose(fn(X, Y), hand(X, Y), rtol=1e-13)
     np.testing.assert_allclose(fn(fx, fy), hand(fx, fy), rtol=1e-13)
-    fns = {"graphc 0-d": lambda: fn(X, Y), "graphc float": lambda: fn(fx, fy),
-           "numpy 0-d": lambda: hand(X, Y), "numpy float": lambda: hand(fx, fy)}
+    fns = {"graphc 0-d": Call(fn, X, Y), "graphc float": Call(fn, fx, fy),
+           "numpy 0-d": Call(hand, X, Y), "numpy float": Call(hand, fx, fy)}
     if "trusted" in kw:
         t = kw["trusted"]
-        fns["graphc trust 0-d"] = lambda: t(X, Y)
-        fns["graphc trust float"] = lambda: t(fx, fy)
+        fns["graphc trust 0-d"] = Call(t, X, Y)
+        fns["graphc trust float"] = Call(t, fx, fy)
         fast = kw["fastmath"]  # math.exp: may differ from NumPy's exp in the last bit
         np.testing.assert_allclose(fast(fx, fy), hand(fx, fy), rtol=1e-13)
-        fns["graphc fastmath float"] = lambda: fast(fx, fy)
+        fns["graphc fastmath float"] = Call(fast, fx, fy)
     from common import available
     if available("casadi"):
         import casadi as ca
@@ -125,7 +138,7 @@ def scalar(rounds: int) -> dict:
         cf = (cx + sig(cy)) / (sig(cx) + (cx + cy) ** 2)
         F = ca.Function("f", [cx, cy], [cf, ca.gradient(cf, cx), ca.gradient(cf, cy)])
         np.testing.assert_allclose([float(v) for v in F(fx, fy)], hand(fx, fy), rtol=1e-13)
-        fns["casadi float"] = lambda: F(fx, fy)
+        fns["casadi float"] = Call(F, fx, fy)
     if PEERS:
         import peers
         fns.update(peers.cs231n(fx, fy, hand(fx, fy)))
@@ -152,6 +165,7 @@ def scalar_chain(depth: int, rounds: int) -> dict:
     np.float64; loss = sum(h); the gradients of x and every w_k per call."""
     import numpy as np
     import graphc as gc
+    from common import Call
 
     g = gc.Graph()
     x = g.placeholder("x", (10,))
@@ -188,7 +202,7 @@ def scalar_chain(depth: int, rounds: int) -> dict:
     while f.stats.get("backend", "source") == "vm" and warm < 1000:
         f(X, *W)
         warm += 1
-    fns = {"graphc": lambda: f(X, *W), "numpy": lambda: hand(X, W)}
+    fns = {"graphc": Call(f, X, *W), "numpy": Call(hand, X, W)}
     timed_out = []
     if PEERS and depth <= PEER_DEPTH:
         import peers
@@ -206,7 +220,7 @@ def hessian(n: int, rounds: int) -> dict:
     import numpy as np
     import graphc as gc
 
-    from common import tanh_hessian_problem
+    from common import Call, tanh_hessian_problem
     g, x, z, A = tanh_hessian_problem(gc, n)
     f = gc.function([x], gc.hessian(z, x))
     X = np.random.default_rng(n + 1).standard_normal(n)
@@ -217,7 +231,7 @@ def hessian(n: int, rounds: int) -> dict:
         return A.T @ ((-2 * t * (1 - t * t))[:, None] * A) + eye
 
     np.testing.assert_allclose(f(X), hand(X), rtol=1e-10, atol=1e-12)
-    fns = {"graphc": lambda: f(X), "numpy": lambda: hand(X)}
+    fns = {"graphc": Call(f, X), "numpy": Call(hand, X)}
     from common import available
     if available("casadi"):
         import casadi as ca
@@ -226,7 +240,7 @@ def hessian(n: int, rounds: int) -> dict:
         H, _ = ca.hessian(cz, cx)
         F = ca.Function("h", [cx], [H])
         np.testing.assert_allclose(np.array(F(X)), hand(X), rtol=1e-10, atol=1e-12)
-        fns["casadi"] = lambda: F(X)
+        fns["casadi"] = Call(F, X)
     if PEERS:
         import peers
         fns.update(peers.hessian(A, X, hand(X)))
@@ -321,11 +335,14 @@ def run(quick: bool, rounds: int, only: str = "") -> dict:
     workloads[f"compile chain D={peer_depth}"] = lambda: compile_chain_peers(peer_depth, repeats)
     workloads.update({f"fusion {t} n={n}": (lambda t=t, n=n: fusion(t, n, rounds))
                       for n in elements for t in ("float64", "float32")})
+    from common import loop_seconds
     results = {}
     for name, build in workloads.items():
         if only in name:
             print(f"  {name} ...", file=sys.stderr, flush=True)
             results[name] = build()
+            # timeit's own cost per call (an empty statement), part of every figure
+            results[name]["loop_us"] = loop_seconds(CLOCK, 10**5) * 1e6
     for entry in results.values():
         entry["times"] = {k: summary(v) for k, v in entry["times"].items()}
     return results
@@ -358,6 +375,10 @@ def print_tables(results: dict, label: str = "") -> None:
           "median / their median)")
     print(table(rows, ["workload", "system", "median", "min", "max", "unit", "x numpy",
                        "x graphc"]))
+    loops = [entry["loop_us"] * 1e3 for entry in results.values() if "loop_us" in entry]
+    if loops:  # (timing a statement: the loop is all the harness adds to a call)
+        print(f"timeit's loop with an empty statement, part of every figure above: "
+              f"{min(loops):.0f}-{max(loops):.0f} ns per call")
 
 
 def compare(roots: list, rounds: int, quick: bool, only: str = "") -> dict:

@@ -859,8 +859,9 @@ def build(graph: Graph, op_name: str, nodes: tuple, attrs: dict, name: Optional[
             attrs = inferred[2]
         if attrs:
             attrs = op.checked_attrs(attrs)
-    except (TypeError, ValueError, OverflowError) as exc:
-        # ShapeError/DTypeError from the rule, or a bad argument it did not foresee
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        # ShapeError/DTypeError from the rule, or a bad argument it did not foresee (a zero
+        # it divides by, an overflow)
         kind = type(exc) if isinstance(exc, (ShapeError, DTypeError)) else \
             DTypeError if isinstance(exc, TypeError) else ShapeError
         args = ", ".join(f"{shapes.fmt(n.shape)} {n.dtype}" for n in nodes)

@@ -4,6 +4,8 @@ Iterative, each node once, every value released right after its last consumer ha
 """
 from __future__ import annotations
 
+import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -135,12 +137,18 @@ def errors_ignored():
     current = _ERROR_STATE.get()
     ignoring = _IGNORING.get(current)
     if ignoring is None:
-        with np.errstate(all="ignore"):
-            ignoring = _ERROR_STATE.get()
-        if len(_IGNORING) > 64:  # states made by callers' errstate blocks: keep a few
-            _IGNORING.clear()
-        _IGNORING[current] = ignoring
+        ignoring = _remember(_IGNORING, current, all="ignore")
     return _ERROR_STATE.set(ignoring)
+
+
+def _remember(cache: dict, current, **settings):
+    """The state of ``np.errstate(**settings)`` entered from ``current``, kept in ``cache``."""
+    with np.errstate(**settings):
+        state = _ERROR_STATE.get()
+    if len(cache) > 64:  # states made by callers' errstate blocks: keep a few
+        cache.clear()
+    cache[current] = state
+    return state
 
 
 def _errstate_exit(token) -> None:  # pragma: no cover - other NumPy layouts
@@ -152,29 +160,130 @@ errors_restored = _ERROR_STATE.reset if _ERROR_STATE is not None else _errstate_
 
 
 def check_feed_value(node, value) -> np.ndarray:
-    """A fed value as an array of the node's dtype, or :class:`FeedError` saying why not."""
+    """A fed value as an array of the node's dtype, or :class:`FeedError` saying why not
+    (naming the node and the caller's line): g.run and compiled functions convert their
+    arguments here, so both refuse the same values with the same words."""
     try:
         array = np.asarray(value)
     except MemoryError as exc:
         raise out_of_memory(node, exc, "while converting the value fed to it") from exc
     except Exception as exc:
-        raise FeedError(f"cannot feed a {type(value).__name__} to {describe(node)}") from exc
+        raise _feed_error(node, f"cannot feed a {type(value).__name__} to {describe(node)}") \
+            from exc
+    if array.dtype.kind == "O" and type(value) is int and node.dtype.kind in "iufc":
+        array = _huge_int(node, value)  # beyond int64 and uint64: NumPy keeps it an object
     if array.dtype.kind not in "biufc":
-        raise FeedError(f"cannot feed {value!r:.60} to {describe(node)}: a value must be "
-                        f"numbers or bools, not {array.dtype}")
+        raise _feed_error(node, f"cannot feed {value!r:.60} to {describe(node)}: a value must "
+                          f"be numbers or bools, not {array.dtype}")
     if not shapes.fits(array.shape, node.shape):
-        raise FeedError(f"cannot feed a value of shape {array.shape} to {describe(node)}, "
-                        f"which has shape {shapes.fmt(node.shape)}")
+        raise _feed_error(node, f"cannot feed a value of shape {array.shape} to "
+                          f"{describe(node)}, which has shape {shapes.fmt(node.shape)}")
     if array.dtype != node.dtype:
         if not np.can_cast(array.dtype, node.dtype, "same_kind"):
-            raise FeedError(f"cannot feed a value of dtype {array.dtype} to {describe(node)} of "
-                            f"dtype {node.dtype} (not a safe 'same_kind' cast)")
-        try:
-            array = array.astype(node.dtype)
-        except MemoryError as exc:
-            raise out_of_memory(node, exc, f"while casting the value fed to it "
-                                f"(shape {array.shape}) to {node.dtype}") from exc
+            raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                              f"{describe(node)} of dtype {node.dtype} (not a safe "
+                              f"'same_kind' cast)")
+        array = _cast_fed(node, array)
     return array
+
+
+def _huge_int(node, value: int) -> np.ndarray:
+    """A Python int beyond 64 bits as an array of the node's (numeric) dtype, if it holds it."""
+    try:
+        return _raising_overflow(np.asarray, value, node.dtype)
+    except (OverflowError, FloatingPointError) as exc:
+        raise _feed_error(node, f"cannot feed an integer of {value.bit_length()} bits to "
+                          f"{describe(node)} of dtype {node.dtype}: it is out of "
+                          f"{node.dtype}'s range") from exc
+
+
+def _cast_fed(node, array: np.ndarray) -> np.ndarray:
+    """``array`` cast to the node's dtype, refusing values the dtype cannot hold: a finite
+    value that would become inf, an integer that would wrap. The same in every error state
+    and warnings filter of the caller (the cast itself neither warns nor raises)."""
+    dtype = node.dtype
+    if array.dtype.kind in "iu" and dtype.kind in "iu" and array.size:
+        (least, most), (lowest, highest) = _int_range(dtype), _int_range(array.dtype)
+        if lowest < least or highest > most:  # the values may not fit: look at them
+            low = np.minimum.reduce(array, axis=None)
+            high = np.maximum.reduce(array, axis=None)
+            if low < least or high > most:
+                raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                                  f"{describe(node)} of dtype {dtype}: "
+                                  f"{low if low < least else high} is out of {dtype}'s "
+                                  f"range [{least}, {most}]")
+    try:
+        return _raising_overflow(array.astype, dtype)
+    except FloatingPointError as exc:  # (NumPy flags a cast overflow only: finite -> inf)
+        raise _feed_error(node, f"cannot feed a value of dtype {array.dtype} to "
+                          f"{describe(node)} of dtype {dtype}: it overflows {dtype} "
+                          f"(whose largest finite value is {str(np.finfo(dtype).max)})") from exc
+    except MemoryError as exc:
+        raise out_of_memory(node, exc, f"while casting the value fed to it "
+                            f"(shape {array.shape}) to {dtype}") from exc
+
+
+_INT_RANGES: dict = {}
+
+
+def _int_range(dtype: np.dtype) -> tuple:
+    """``(min, max)`` of an integer dtype, as Python ints (np.iinfo costs 0.6 us a call)."""
+    limits = _INT_RANGES.get(dtype)
+    if limits is None:
+        info = np.iinfo(dtype)
+        limits = _INT_RANGES[dtype] = (int(info.min), int(info.max))
+    return limits
+
+
+def narrow_float_max(dtype: np.dtype) -> Optional[float]:
+    """The largest finite value of a float dtype narrower than float64 (a Python float within
+    +-it converts without overflow: the fast paths' guard, out of it :func:`check_feed_value`
+    decides); ``None`` when every Python float fits."""
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return None
+    return float(np.finfo(dtype).max)
+
+
+_OVERFLOW_RAISING: dict = {}
+
+
+def _raising_overflow(convert, *args):
+    """``convert(*args)`` in the state of ``np.errstate(all="ignore", over="raise")``,
+    whatever the caller's: a conversion that overflows raises FloatingPointError, nothing
+    else warns (the state cached per caller's state, as :func:`errors_ignored` caches)."""
+    if _ERROR_STATE is None:  # pragma: no cover - other NumPy layouts
+        with np.errstate(all="ignore", over="raise"):
+            return convert(*args)
+    current = _ERROR_STATE.get()
+    state = _OVERFLOW_RAISING.get(current)
+    if state is None:
+        state = _remember(_OVERFLOW_RAISING, current, all="ignore", over="raise")
+    token = _ERROR_STATE.set(state)
+    try:
+        return convert(*args)
+    finally:
+        _ERROR_STATE.reset(token)
+
+
+def _feed_error(node, message: str) -> FeedError:
+    """A FeedError ending with the line of the user's call (of g.run or a compiled function)."""
+    site = call_site()
+    return FeedError(f"{message} (called at {site})" if site else message)
+
+
+def call_site() -> Optional[str]:
+    """``file:line`` of the innermost frame outside graphc and outside the code it generated:
+    the user's call of ``g.run`` or of a compiled function."""
+    from .graph import _PACKAGE_DIR
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<graphc-") and \
+                not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
 
 
 def resolve_feed(graph, feed: Optional[dict]) -> dict:
@@ -248,7 +357,9 @@ def kernel_error(node, exc: Exception, values) -> GraphcError:
     given = _given(values)
     if is_allocation_failure(exc):
         return out_of_memory(node, exc, f"computing from inputs {given}")
-    shapey = any(word in str(exc) for word in ("shape", "broadcast", "dimension", "size"))
+    text = str(exc).lower()
+    shapey = any(word in text for word in ("shape", "broadcast", "dimension", "size", "empty",
+                                           "larger than the padded input"))
     kind = IndexOutOfRangeError if isinstance(exc, IndexError) else \
         ShapeError if isinstance(exc, ValueError) and shapey else GraphcError
     return kind(f"{describe(node)} failed at run time: {exc}; inputs: {given}")

@@ -442,3 +442,90 @@ def test_float_path_outputs_have_the_types_of_the_numpy_path(op):
     for args in ((0.7, 1.3), (np.float64(0.7), np.float64(1.3)), (np.array(0.7), np.array(1.3))):
         value = f(*args)
         assert type(value) is type(expected) and value == expected
+
+
+def _float_from_bits(bits: int) -> float:
+    return float(np.array(bits, dtype=np.uint64).view(np.float64))
+
+
+#: GRID and the edges of the float path's guards and branches: the smallest subnormal and
+#: normal floats, the largest float, the sigmoid and softplus ranges and their neighbours
+EDGES = GRID + [5e-324, -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
+                1.7976931348623157e308, -1.7976931348623157e308, 708.0, -708.0,
+                np.nextafter(708.0, 800.0), np.nextafter(-708.0, -800.0), 345.0, -345.0,
+                np.nextafter(345.0, 400.0), np.nextafter(-345.0, -400.0), -float("nan")]
+
+
+@pytest.mark.parametrize("build", [cs231n, mixed, piecewise])
+def test_float_path_with_every_argument_kind_and_trust_input_gives_g_runs_bits(build):
+    """Floats, float64 scalars, 0-d arrays and mixtures of them, checked and trusted, on the
+    guards' edges (subnormals, the largest float, both sides of 708 and 345, NaN of both
+    signs): the same types and bits as g.run, and no warning in the caller's raise state."""
+    g, x, y, outs = build()
+    f = gc.function([x, y], outs)
+    trusted = gc.function([x, y], outs, trust_input=True)
+    kinds = (float, np.float64, np.array)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for k, a in enumerate(EDGES):
+            for m, b in enumerate(EDGES[k % 3::3]):  # a third of the pairs: each value
+                run = g.run(outs, {x: a, y: b})  # with a third of the others, both ways
+                kind_a, kind_b = kinds[(k + m) % 3], kinds[(2 * k + m) % 3]  # every pairing
+                for fn in (f, trusted):
+                    for args in ((a, b), (kind_a(a), kind_b(b))):
+                        for p, r in zip(fn(*args), run):
+                            assert type(p) is type(r) and same_bits(p, r), (a, b, args, p, r)
+
+
+def test_float_path_results_keep_nan_signs_payloads_and_signalling_nans():
+    """The results' boxing changes no bit: a quiet NaN's sign and payload come through an
+    add as they come on the NumPy path, and a signalling NaN that a neg, abs, sign or where
+    passes on stays signalling without raising in the caller's raise state."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    outs = [x + y, -x, gc.abs(x), gc.sign(x), gc.where(y > 0.0, x, y), x * 2.0]
+    f = gc.function([x, y], outs)
+    assert "over Python floats" in f.source
+    nans = [_float_from_bits(b) for b in (0x7FF8000000000000, 0xFFF8000000000000,
+                                          0x7FF800000000BEEF, 0xFFFC00000000F00D,
+                                          0x7FF0000000000001, 0xFFF4000000000000)]
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for v in nans:
+            for args in ((v, 1.0), (np.float64(v), 1.0), (np.array(v), np.array(1.0))):
+                run = g.run(outs, {x: np.array(v), y: np.array(1.0)})
+                for p, r in zip(f(*args), run):
+                    assert type(p) is type(r)
+                    assert np.asarray(p).tobytes() == np.asarray(r).tobytes(), (hex(
+                        np.array(v).view(np.uint64)), p, r)
+
+
+def test_float_path_with_inputs_named_like_builtins():
+    """Inputs named float and abs (parameters of the generated function) shadow no name the
+    float path or the 0-d sigmoid uses."""
+    g = gc.Graph()
+    x, y = g.placeholder("float", ()), g.placeholder("abs", ())
+    outs = [gc.sigmoid(x) * gc.abs(y), gc.softplus(y) + gc.tanh(x), gc.sigmoid(y)]
+    f = gc.function([x, y], outs)
+    assert "def _graphc_function(float=_NO, abs=_NO," in f.source
+    for a, b in ((0.5, -2.0), (-3.0, 1e-200), (800.0, -0.0)):
+        run = g.run(outs, {x: a, y: b})
+        for args in ((a, b), (np.float64(a), np.float64(b)), (np.array(a), np.array(b)),
+                     (numpy_path(a), numpy_path(b))):
+            for p, r in zip(f(*args), run):
+                assert type(p) is type(r) and same_bits(p, r), (args, p, r)
+
+
+def test_float_path_leaves_other_arguments_to_the_numpy_path():
+    """A 0-d array beside an argument the float path does not take (an int, a float32, a
+    big-endian float) still computes g.run's values, and the caller's arrays are unchanged."""
+    g, x, y, outs = cs231n()
+    f = gc.function([x, y], outs)
+    for other in (2, np.int32(-3), np.float32(0.5), np.array(0.5, np.float32), numpy_path(0.5)):
+        X = np.array(3.0)
+        run = g.run(outs, {x: X, y: other})
+        for args in ((X, other), (other, X)):
+            want = run if args[0] is X else g.run(outs, {x: other, y: X})
+            for p, r in zip(f(*args), want):
+                assert type(p) is type(r) and same_bits(p, r), (args, p, r)
+        assert X.tobytes() == np.array(3.0).tobytes() and X.shape == ()

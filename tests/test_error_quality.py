@@ -2,12 +2,17 @@
 the line of this file where the node was built (or where the wrong call was made).
 
 The table is the measure of issue 9's "errors that point at the user": ``test_the_figure``
-prints how many of the wrong calls name op, node and site.
+prints how many of the wrong calls name op, node and site. ``RUN_TABLE`` holds bad values at
+run time (indices and labels out of range, run-time sizes that do not fit, failing linear
+algebra, bad feeds): each must raise the same error, word for word, on ``g.run``, the
+generated source and the VM, in the caller's default, raising and warnings-as-errors states.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -35,6 +40,8 @@ q = g.placeholder("q", (1,))
 other = gc.Graph()
 alien = other.placeholder("alien", (3,))
 X, Y = sp.Symbol("s"), sp.Symbol("t")
+im = g.placeholder("im", (1, 2, 5, 5))  # an image batch (NCHW) and conv weights (OIHW)
+kw = g.placeholder("kw", (3, 2, 3, 3))
 
 
 @dataclass
@@ -91,6 +98,12 @@ TABLE = [
     Wrong(lambda t: gc.where(x == 0, 1.0, x), gc.GraphcError),  # a Python bool
     Wrong(lambda t: gc.logical_and(gt, x != 1), gc.GraphcError),
     Wrong(lambda t: gc.logical_not(x == x), gc.GraphcError),
+    Wrong(lambda t: gc.conv2d(im, kw, stride=0, name="cv"), gc.ShapeError, "conv2d", "cv"),
+    Wrong(lambda t: gc.conv2d(im, kw, groups=0, name="cv2"), gc.ShapeError, "conv2d", "cv2"),
+    Wrong(lambda t: gc.max_pool2d(im, 0, name="mp"), gc.ShapeError, "max_pool2d", "mp"),
+    Wrong(lambda t: gc.avg_pool2d(im, 2, stride=0, name="ap"), gc.ShapeError, "avg_pool2d", "ap"),
+    Wrong(lambda t: gc.quantile(x, s), gc.DTypeError, "placeholder", "s"),
+    Wrong(lambda t: gc.dynamic_slice(x, i[:1], 2), gc.ShapeError, "dynamic_slice"),
     # -- sources and values ----------------------------------------------------------------------
     Wrong(lambda t: g.placeholder("p1", dtype="floatx"), gc.DTypeError, "placeholder", "p1"),
     Wrong(lambda t: g.placeholder("p2", shape=(-1,)), gc.ShapeError, "placeholder", "p2"),
@@ -231,3 +244,221 @@ def test_the_figure(tmp_path, capsys):
     assert len(TABLE) >= 70
     assert graphc == len(TABLE)
     assert pointing == len(about_nodes)
+
+
+# -- run time: the same error on every path --------------------------------------------------------
+@dataclass
+class BadValue:
+    """A graph fed a bad value at run time. ``build(g)`` returns the placeholders, the output
+    and the values to feed; the error must name the op and node ``name``, built in this file
+    (the name and error class are the same on ``g.run``, source and VM, word for word)."""
+    build: Callable
+    error: type
+    op: str
+    name: str = "n"
+
+    @property
+    def line(self) -> int:
+        return self.build.__code__.co_firstlineno
+
+
+def _p(g, name, shape, dtype="float64"):
+    return g.placeholder(name, shape, dtype=dtype)
+
+
+def _int(*values):
+    return np.array(values, dtype=np.int64)
+
+
+def _gradient_of_mismatched_product(g):
+    a, w = _p(g, "a", (None,)), g.variable("w", np.ones(3))
+    return [a], gc.grad(gc.sum(a * w, name="n"), w), [np.ones(2)]  # fails in a derivative
+
+
+RUN_TABLE = [
+    # -- indices out of range --------------------------------------------------------------------
+    BadValue(lambda g: ([a := _p(g, "a", (5,)), k := _p(g, "k", (None,), "int64")],
+                        gc.take(a, k, name="n"), [np.arange(5.0), _int(1, 7)]),
+             gc.IndexOutOfRangeError, "take"),
+    BadValue(lambda g: ([a := _p(g, "a", (3, 5)), k := _p(g, "k", (2,), "int64")],
+                        gc.take(a, k, axis=1, name="n") * 2, [np.ones((3, 5)), _int(1, -6)]),
+             gc.IndexOutOfRangeError, "take"),
+    BadValue(lambda g: ([a := _p(g, "a", (5,)), k := _p(g, "k", (), "int64")],
+                        gc.getitem(a, k, name="n"), [np.arange(5.0), _int(5)[0]]),
+             gc.IndexOutOfRangeError, "take"),
+    BadValue(lambda g: ([a := _p(g, "a", (5, 2)), k := _p(g, "k", (3,), "int64")],
+                        a[k] + 1, [np.ones((5, 2)), _int(0, 1, 5)]),
+             gc.IndexOutOfRangeError, "take", None),
+    BadValue(lambda g: ([a := _p(g, "a", (3, 4)), k := _p(g, "k", (3, 1), "int64")],
+                        gc.take_along_axis(a, k, axis=1, name="n"),
+                        [np.ones((3, 4)), _int(0, 4, 1)[:, None]]),
+             gc.IndexOutOfRangeError, "take_along_axis"),
+    BadValue(lambda g: ([a := _p(g, "a", (4,)), k := _p(g, "k", (2,), "int64"),
+                         b := _p(g, "b", (2,))],
+                        gc.index_add(a, k, b, name="n"), [np.zeros(4), _int(1, 4), np.ones(2)]),
+             gc.IndexOutOfRangeError, "index_add"),
+    BadValue(lambda g: ([a := _p(g, "a", (4,)), k := _p(g, "k", (2,), "int64"),
+                         b := _p(g, "b", (2,))],
+                        gc.index_update(a, k, b, name="n"), [np.zeros(4), _int(1, -5), np.ones(2)]),
+             gc.IndexOutOfRangeError, "index_update"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,)), k := _p(g, "k", (None,), "bool")],
+                        gc.boolean_mask(a, k, name="n"), [np.ones(3), np.ones(2, bool)]),
+             gc.IndexOutOfRangeError, "boolean_mask"),
+    # -- labels: out of range, negative, NaN cast to an integer ----------------------------------
+    BadValue(lambda g: ([a := _p(g, "a", (3, 4)), k := _p(g, "k", (3,), "int64")],
+                        gc.softmax_cross_entropy(a, k, name="n"), [np.ones((3, 4)), _int(0, 4, 1)]),
+             gc.IndexOutOfRangeError, "softmax_cross_entropy"),
+    BadValue(lambda g: ([a := _p(g, "a", (3, 4)), k := _p(g, "k", (3,), "int64")],
+                        gc.softmax_cross_entropy(a, k, name="n"),
+                        [np.ones((3, 4)), _int(0, -1, 1)]),
+             gc.IndexOutOfRangeError, "softmax_cross_entropy"),
+    BadValue(lambda g: ([a := _p(g, "a", (3, 4)), k := _p(g, "k", (3,))],
+                        gc.softmax_cross_entropy(a, gc.cast(k, "int64"), name="n"),
+                        [np.ones((3, 4)), np.array([0.0, np.nan, 1.0])]),
+             gc.IndexOutOfRangeError, "softmax_cross_entropy"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, 4)), k := _p(g, "k", (None,), "int64")],
+                        gc.softmax_cross_entropy(a, k, name="n"), [np.ones((3, 4)), _int(0, 1)]),
+             gc.ShapeError, "softmax_cross_entropy"),
+    # (targets of batch 1 against a run-time batch: g.run refused them, compiled code broadcast)
+    BadValue(lambda g: ([a := _p(g, "a", (None, 4)), k := _p(g, "k", (1, 4))],
+                        gc.sum(gc.softmax_cross_entropy(a, k, name="n")),
+                        [np.ones((3, 4)), np.full((1, 4), 0.25)]),
+             gc.ShapeError, "softmax_cross_entropy"),
+    # -- run-time sizes (None) that do not fit --------------------------------------------------
+    BadValue(lambda g: ([a := _p(g, "a", (None,)), b := _p(g, "b", (None,))],
+                        gc.add(a, b, name="n"), [np.ones(3), np.ones(4)]),
+             gc.ShapeError, "add"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, 3)), b := _p(g, "b", (None, 3))],
+                        gc.exp(gc.mul(a, b, name="n")), [np.ones((2, 3)), np.ones((4, 3))]),
+             gc.ShapeError, "mul"),
+    BadValue(lambda g: ([a := _p(g, "a", (2, None)), b := _p(g, "b", (None, 3))],
+                        gc.matmul(a, b, name="n"), [np.ones((2, 4)), np.ones((5, 3))]),
+             gc.ShapeError, "matmul"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, 2)), b := _p(g, "b", (2, None))],
+                        gc.concatenate([a, b], name="n"), [np.ones((1, 2)), np.ones((2, 3))]),
+             gc.ShapeError, "concatenate"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,)), b := _p(g, "b", (None,))],
+                        gc.stack([a, b], name="n"), [np.ones(2), np.ones(3)]),
+             gc.ShapeError, "stack"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.reshape(a, (-1, 3), name="n"),
+                        [np.ones(5)]),
+             gc.ShapeError, "reshape"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.broadcast_to(a, (2, 3), name="n"),
+                        [np.ones(2)]),
+             gc.ShapeError, "broadcast_to"),
+    BadValue(lambda g: ([c := _p(g, "c", (None,), "bool"), a := _p(g, "a", (None,))],
+                        gc.where(c, a, 0.0, name="n"), [np.ones(2, bool), np.ones(3)]),
+             gc.ShapeError, "where"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, 3))], gc.squeeze(a, 0, name="n"),
+                        [np.ones((2, 3))]),
+             gc.ShapeError, "squeeze"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.max(a, name="n"), [np.ones(0)]),
+             gc.ShapeError, "max"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.argmax(a, name="n"), [np.ones(0)]),
+             gc.ShapeError, "argmax"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.quantile(a, 0.5, name="n"), [np.ones(0)]),
+             gc.ShapeError, "quantile"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,)), b := _p(g, "b", (None,))],
+                        gc.einsum("i,i->", a, b, name="n"), [np.ones(2), np.ones(3)]),
+             gc.ShapeError, "einsum"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, 3, 5, 5)), b := _p(g, "b", (2, None, 3, 3))],
+                        gc.conv2d(a, b, name="n"), [np.ones((1, 3, 5, 5)), np.ones((2, 2, 3, 3))]),
+             gc.ShapeError, "conv2d"),
+    BadValue(lambda g: ([a := _p(g, "a", (1, 1, None, None))], gc.max_pool2d(a, 3, name="n"),
+                        [np.ones((1, 1, 2, 2))]),
+             gc.ShapeError, "max_pool2d"),
+    BadValue(lambda g: ([a := _p(g, "a", (None,))], gc.top_k(a, 3, name="n")[0],
+                        [np.ones(2)]),
+             gc.ShapeError, "top_k_indices", "n_indices"),
+    BadValue(lambda g: _gradient_of_mismatched_product(g), gc.ShapeError, "mul", "d(n)/d(w)"),
+    # -- linear algebra ---------------------------------------------------------------------------
+    BadValue(lambda g: ([a := _p(g, "a", (2, 2)), b := _p(g, "b", (2,))],
+                        gc.linalg.solve(a, b, name="n"), [np.zeros((2, 2)), np.ones(2)]),
+             gc.GraphcError, "solve"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, None)), b := _p(g, "b", (None,))],
+                        gc.linalg.solve(a, b, name="n"), [np.ones((2, 3)), np.ones(2)]),
+             gc.ShapeError, "solve"),
+    BadValue(lambda g: ([a := _p(g, "a", (2, 2))], gc.linalg.cholesky(a, name="n"), [-np.eye(2)]),
+             gc.GraphcError, "cholesky"),
+    BadValue(lambda g: ([a := _p(g, "a", (2, 2)), b := _p(g, "b", (2,))],
+                        gc.linalg.solve_triangular(a, b, name="n"), [np.zeros((2, 2)), np.ones(2)]),
+             gc.GraphcError, "solve_triangular"),
+    BadValue(lambda g: ([a := _p(g, "a", (None, None)), b := _p(g, "b", (None,))],  # LAPACK
+                        gc.linalg.solve_triangular(a, b, name="n"),  # solved 3 of the 4 rows
+                        [np.eye(3), np.ones(4)]),
+             gc.ShapeError, "solve_triangular"),
+    BadValue(lambda g: ([a := _p(g, "a", (2,), "int64"), b := _p(g, "b", (2,), "int64")],
+                        gc.pow(a, b, name="n"), [_int(1, 2), _int(-1, 1)]),
+             gc.GraphcError, "pow"),
+    # -- the values fed ---------------------------------------------------------------------------
+    BadValue(lambda g: ([a := _p(g, "n", (None, 3))], a * 2, [np.ones((2, 4))]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (None, 3))], a * 2, [np.ones(3)]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (None,), "int64")], a * 2, [np.ones(3)]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (), "int8")], a * 2, [300]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (2,), "float32")], a * 2, [[1.0, 1e39]]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (None, 2), "float16")], gc.sum(a), [np.full((3, 2), 7e4)]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (None,), "int32")], gc.sum(a), [np.array([2**40, 1])]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", ())], a * 2, ["abc"]),
+             gc.FeedError, "placeholder"),
+    BadValue(lambda g: ([a := _p(g, "n", (2,))], a * 2, [[[1.0], [1.0, 2.0]]]),
+             gc.FeedError, "placeholder"),
+]
+
+
+@contextlib.contextmanager
+def _caller_state(mode: str):
+    """The caller's floating-point error state and warnings filter around a call."""
+    with warnings.catch_warnings():
+        if mode == "warnings-as-errors":
+            warnings.simplefilter("error")
+        with np.errstate(all="raise" if mode == "raise" else "warn"):
+            yield
+
+
+def _on_every_path(entry: BadValue, mode: str) -> dict:
+    """The error each path raises: g.run, the generated source, the VM."""
+    raised = {}
+    for path in ("run", "source", "vm"):
+        g = gc.Graph()
+        inputs, output, values = entry.build(g)
+        f = None if path == "run" else gc.function(inputs, output, backend=path)
+        with _caller_state(mode), pytest.raises(BaseException) as info:  # (one line below:
+            g.run(output, dict(zip(inputs, values))) if f is None else f(*values)  # one site)
+        raised[path] = info.value
+    return raised
+
+
+@pytest.mark.parametrize("mode", ["default", "raise", "warnings-as-errors"])
+@pytest.mark.parametrize("k", range(len(RUN_TABLE)), ids=lambda k: f"line{RUN_TABLE[k].line}")
+def test_a_bad_value_at_run_time_gets_the_same_graphc_error_on_every_path(k, mode):
+    entry = RUN_TABLE[k]
+    raised = _on_every_path(entry, mode)
+    texts = {path: f"{type(exc).__name__}: {exc}" for path, exc in raised.items()}
+    assert len(set(texts.values())) == 1, texts
+    exc = raised["run"]
+    message = str(exc)
+    assert isinstance(exc, entry.error), texts["run"]
+    assert re.search(rf"\b{entry.op}\b", message), message
+    if entry.name is not None:
+        assert f"'{entry.name}'" in message, message
+    assert SITE.search(message), message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: gc.random.dropout(x, 1.5),
+    lambda: gc.random.key(3),
+    lambda: gc.random.uniform(shape=(2,)),
+    lambda: gc.random.permutation(x=None, seed=1, graph=g),
+    lambda: gc.random.normal(gc.random.key(gc.Graph()), (2,), size=(2,)),
+])
+def test_a_wrong_call_of_a_random_builder_names_the_callers_line(call):
+    with pytest.raises(gc.GraphcError) as info:
+        call()
+    assert f"(called at {__file__}:{call.__code__.co_firstlineno})" in str(info.value)

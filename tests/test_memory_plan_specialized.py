@@ -168,8 +168,9 @@ def test_errors_are_those_of_g_run():
     assert calls == []
     # a shape that does not fit the placeholder: g.run's FeedError
     wrong = np.ones((5, 4)), np.ones((5, 3))
-    err = _error(lambda: f(*wrong))
-    assert err == _error(lambda: g.run(z, {x: wrong[0], y: wrong[1]}))
+    # (both called from one line: a FeedError names the caller's line)
+    err, by_run = _error(lambda: f(*wrong)), _error(lambda: g.run(z, dict(zip((x, y), wrong))))
+    assert err == by_run
     assert err[0] is gc.FeedError
     assert f.stats["memory_plan"] == "generic: an argument does not fit its input"
     assert _error(lambda: f(np.ones((5, 3))))[0] is gc.MissingFeedError
@@ -184,8 +185,8 @@ def test_a_cached_batch_size_with_wrong_other_sizes_is_g_runs_feed_error():
     f = gc.function(x, z)
     f(np.ones((4, 3)))  # keyed by the batch size, 4
     for bad in (np.ones((4, 5)), np.ones((4, 3, 1)), [[1.0, 2.0]] * 4, "abcd"):
-        err = _error(lambda: f(bad))
-        assert err == _error(lambda: g.run(z, {x: bad}))
+        err, by_run = _error(lambda: f(bad)), _error(lambda: g.run(z, {x: bad}))  # one line
+        assert err == by_run
         assert err[0] is gc.FeedError
     assert f(np.ones((4, 3))) == 24.0
 

@@ -28,7 +28,7 @@ from ..errors import GraphcError
 from ..graph import _checked_value
 from ..ops.nn import _relu, _sigmoid, _softplus  # kernels the float path writes out
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
-from ..runtime import check_feed_value, errors_ignored, errors_restored
+from ..runtime import check_feed_value, errors_ignored, errors_restored, narrow_float_max
 from .ir import Program, Term
 from .rules import _is_identity
 from .schedule import Plan, is_fresh, masked_fill
@@ -162,7 +162,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     prologue.append("    try:")
     if not check_numerics:  # (the float path has no per-term checks)
         lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
-                                 structure, fastmath=fastmath))
+                                 structure, fastmath=fastmath, trust_input=trust_input))
     for term, param in zip(program.inputs, params):
         names[id(term)] = param
         check = emit.bind("_feed", functools.partial(check_feed_value, term.origin))
@@ -191,7 +191,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                          f"and {param}.shape == ():")
             lines.append(f"            {param} = {param}[()]")
             lines.append("        else:")
-            lines.append(f"            {param} = {kind}({param}) if {param}.__class__ is float "
+            test = f"{param}.__class__ is float"
+            big = narrow_float_max(term.dtype)  # (float32: a Python float may overflow it)
+            if big is not None:
+                test += f" and -{big!r} <= {param} <= {big!r}"
+            lines.append(f"            {param} = {kind}({param}) if {test} "
                          f"else {check}({param})[()]")
         else:
             lines.append(f"    if {test}:")
@@ -313,7 +317,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
 #: The largest finite float64, and a test that a float is 0 or not tiny (NumPy's kernels
 #: may raise the underflow flag for subnormal arguments and results).
 _BIG = "1.7976931348623157e+308"
-_NOT_TINY = "({0} == 0.0 or 1e-150 <= abs({0}))"
+_NOT_TINY = "({0} == 0.0 or 1e-150 <= _abs({0}))"
 _ORDERED = "{0} > {1} or {0} < {1} or {0} == {1} != 0.0"  # no NaN, no two zeros
 
 #: Ops the Python-float path computes: op -> (the registry kernel it stands for, the
@@ -328,7 +332,7 @@ FLOAT_OPS = {
     "add": (np.add, "{} + {}", None), "sub": (np.subtract, "{} - {}", None),
     "mul": (np.multiply, "{} * {}", None), "div": (np.true_divide, "{} / {}", None),
     "neg": (np.negative, "-{}", None), "square": (np.square, "{0} * {0}", None),
-    "abs": (np.absolute, "abs({})", None),
+    "abs": (np.absolute, "_abs({})", None),
     "sign": (np.sign, "(1.0 if {0} > 0.0 else -1.0 if {0} < 0.0 else 0.0 if {0} == 0.0 "
                       "else {0})", None),
     "sqrt": (np.sqrt, "_sqrt({})", "{0} >= 0.0"),
@@ -350,12 +354,14 @@ FLOAT_OPS = {
     "where": (np.where, "({1} if {0} else {2})", None),
 }
 #: Kernels of several NumPy steps, written out over floats (the same steps, so the same
-#: values): op -> (the kernel, the guard on x, the last step from x and e = exp(-|x|)).
+#: values): op -> (the kernel, then for x >= 0 and for x < 0: the range in which the branch
+#: runs, the last step from x and e = exp(-|x|), which is exp(-x) there and exp(x) here).
+#: One comparison chain picks the branch and checks the range (out of both: the NumPy path).
 FLOAT_STEPS = {
-    "sigmoid": (_sigmoid, "-708.0 <= {0} <= 708.0",  # 1 / (1 + e), or e / (1 + e) for x < 0
-                "1.0 / (1.0 + {1}) if {0} >= 0.0 else {1} * (1.0 / (1.0 + {1}))"),
-    "softplus": (_softplus, "-345.0 <= {0} <= 345.0 and {0} != 0.0",  # max(x, 0) + log1p(e)
-                 "({0} if {0} > 0.0 else 0.0) + float(_log1p({1}))"),
+    "sigmoid": (_sigmoid, "0.0 <= {0} <= 708.0", "1.0 / (1.0 + {1})",  # 1 / (1 + e)
+                "-708.0 <= {0} < 0.0", "{1} * (1.0 / (1.0 + {1}))"),  # e * (1 / (1 + e))
+    "softplus": (_softplus, "0.0 < {0} <= 345.0", "{0} + _float(_log1p({1}))",  # max(x, 0) + ...
+                 "-345.0 <= {0} < 0.0", "_float(_log1p({1}))"),  # 0 + log1p(e), exactly
 }
 
 #: The float ops whose expression reads each operand once (and has no guard).
@@ -363,6 +369,9 @@ _INLINE_INTO = frozenset({"add", "sub", "mul", "div", "neg", "abs", "greater", "
                           "greater_equal", "less_equal", "equal", "not_equal", "logical_not"})
 #: The float ops whose kernels return a 0-d array (not a NumPy scalar) for 0-d inputs.
 _ARRAY_RESULTS = frozenset({"where"})
+#: The float ops whose value may be an argument's signalling NaN (they move or select it);
+#: every other float result is an arithmetic result or passed a guard that excludes NaN.
+_MAY_SIGNAL = frozenset({"neg", "abs", "sign", "where"})
 _BOOL_RESULTS = frozenset({"greater", "less", "greater_equal", "less_equal", "equal",
                            "not_equal", "logical_not"})
 
@@ -372,7 +381,7 @@ class FloatPathExit(Exception):
 
 
 def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, structure,
-                fastmath: bool) -> list:
+                fastmath: bool, trust_input: bool) -> list:
     """Lines computing the whole program over Python floats, taken when every argument is a
     Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all
     0-d float64 (a scalar function and its gradients), made of the :data:`FLOAT_OPS` and
@@ -381,14 +390,26 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     path's bit for bit: ``exp`` is NumPy's (``math.exp`` differs from it in the last bit for
     a few percent of arguments, so it is used only with ``fastmath``). A division by zero
     (which raises for floats) and a value outside a guard fall through to the NumPy path
-    (which gives inf or NaN as g.run does). Outputs are of the kernels' types, as on the
-    NumPy path: NumPy scalars, or a 0-d array for ``where``."""
+    (which gives inf or NaN as g.run does).
+
+    An argument that is not a float becomes one (``float()``: exact) if it is a float64
+    scalar or 0-d array; any other kind leaves for the NumPy path (an exception: 0.4 us on
+    a path of several), which takes the converted floats as they are. With ``trust_input``
+    (the caller promised 0-d float64 values) every argument is converted, with no test.
+
+    Outputs are of the kernels' types, as on the NumPy path: NumPy scalars, or a 0-d array
+    for ``where``. A float64 scalar is made by adding ``np.float64(-0.0)`` (NumPy's scalar
+    arithmetic: 0.05 us, against 0.06 for the ``np.float64`` constructor): ``v + -0.0`` is
+    ``v`` for every float, zeros of both signs and NaN payloads included, and raises no
+    flag, except for a signalling NaN, so values that may be an argument's
+    (:data:`_MAY_SIGNAL`) use the constructor. (With denormals-are-zero set in the CPU, which
+    NumPy never sets, the add would flush a subnormal result to zero.)"""
     f64 = np.dtype(np.float64)
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
             or any(t.op == "constant" for t in program.outputs)):
         return []
-    local = {id(t): f"_a{i}" for i, t in enumerate(program.inputs)}  # id(term) -> a float
+    local = {id(t): params[id(t)] for t in program.inputs}  # id(term) -> a float
     for term in plan.leaves:
         if term.op == "placeholder":
             continue
@@ -404,6 +425,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     uses.update(id(t) for t in program.outputs)
     inside = {id(x) for t in plan.order if t.op in _INLINE_INTO for x in t.inputs
               if uses[id(x)] == 1}
+    exp = "_math_exp({})" if fastmath else "_float(_exp({}))"
     body = []
     for pos, term in enumerate(plan.order):
         kernel = REGISTRY[term.op].kernel
@@ -414,13 +436,17 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             return []
         args = [local[id(x)] for x in term.inputs]
         name = local[id(term)] = f"_f{pos}"
-        if steps:  # e = exp(-|x|) in (0, 1], then the kernel's last steps
+        if steps:  # the branch of x's sign, e = exp(-|x|) in (0, 1], the kernel's last step
             x, e = args[0], f"_e{pos}"
-            exp = "_math_exp({})" if fastmath else "float(_exp({}))"
-            guard, last = FLOAT_STEPS[term.op][1:]
-            body += [f"if not ({guard.format(x)}): raise _FloatPathExit",
-                     f"{e} = {exp.format(f'-{x} if {x} >= 0.0 else {x}')}",
-                     f"{name} = {last.format(x, e)}"]
+            _, plus_range, plus_last, minus_range, minus_last = FLOAT_STEPS[term.op]
+            for keyword, test, last, arg in (("if", plus_range, plus_last, f"-{x}"),
+                                             ("elif", minus_range, minus_last, x)):
+                if last.count("{1}") == 1:  # e read once: no local for it
+                    step = f"{name} = {last.format(x, exp.format(arg))}"
+                else:
+                    step = f"{e} = {exp.format(arg)}; {name} = {last.format(x, e)}"
+                body.append(f"{keyword} {test.format(x)}: {step}")
+            body.append("else: raise _FloatPathExit")
             continue
         _, template, guard = FLOAT_OPS[term.op]
         if guard is not None:
@@ -428,37 +454,48 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         if fastmath and term.op == "exp":
             template = "_math_exp({})"
         elif template is None:  # NumPy's ufunc on the float, as a float
-            template = f"float({emit.kernel(term.op)}({{}}))"
+            template = f"_float({emit.kernel(term.op)}({{}}))"
         if id(term) in inside:
             local[id(term)] = f"({template.format(*args)})"
         else:
             body.append(f"{name} = {template.format(*args)}")
-    emit.globals.update(_float64=np.float64, _bool_=np.bool_, _dt_float64=f64,
-                        _FloatPathExit=FloatPathExit,
-                        _exp=np.exp, _log1p=np.log1p, _sqrt=math.sqrt, _math_exp=math.exp)
+    emit.globals.update(_float64=np.float64, _true=np.True_, _false=np.False_, _dt_float64=f64,
+                        _minus_zero=np.float64(-0.0), _FloatPathExit=FloatPathExit,
+                        _exp=np.exp, _log1p=np.log1p, _sqrt=math.sqrt, _math_exp=math.exp,
+                        _float=float, _abs=abs)  # (an input may be named float or abs)
     returned: set = set()
     results = []
     for term in program.outputs:
         name = local[id(term)]
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
-        # as the kernels give: NumPy scalars from ufuncs, a 0-d array from np.where
-        box = ("_np.array" if term.op in _ARRAY_RESULTS else
-               "_bool_" if term.dtype == bool else "_float64")
-        results.append(f"{box}({name})" if result == name else result)
-    tests, floats = [], []
-    for i, term in enumerate(program.inputs):
+        if result != name:  # a copy (an argument, a value returned twice): as on the NumPy path
+            results.append(result)
+        elif term.op in _ARRAY_RESULTS:  # as the kernels give: a 0-d array from np.where,
+            results.append(f"_np.array({name})")
+        elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
+            results.append(f"(_true if {name} else _false)")
+        elif term.op in _MAY_SIGNAL:
+            results.append(f"_float64({name})")
+        else:
+            results.append(f"{name} + _minus_zero")
+    convert = []  # each argument as a float, or (not one of the three kinds) the NumPy path
+    for term in program.inputs:
         p = params[id(term)]
-        tests.append(f"({p}.__class__ is float or {p}.__class__ is _float64 or "
-                     f"{p}.__class__ is _ndarray and {p}.dtype is _dt_float64 and {p}.shape == ())")
-        floats.append(f"_a{i} = float({p})")
-    return (["    if (" + " and\n            ".join(tests) + "):",
-             "        # floats, float64 scalars or 0-d arrays: the same values over Python floats",
-             "        try:"] + ["            " + line for line in floats + body] +
-            ["        except (ZeroDivisionError, _FloatPathExit):  # inf, NaN: the NumPy path",
-             "            pass",
-             "        else:",
-             f"            return {_assemble(structure if structure is not None else 0, results, emit)}"])
+        convert.append(f"if {p}.__class__ is not _float:")
+        if trust_input:
+            convert.append(f"    {p} = _float({p})")
+        else:
+            convert += [f"    if {p}.__class__ is _float64 or {p}.__class__ is _ndarray and "
+                        f"{p}.dtype is _dt_float64 and not {p}.ndim: {p} = _float({p})",
+                        "    else: raise _FloatPathExit"]
+    return [
+        "    # floats, float64 scalars or 0-d arrays: the same values over Python floats",
+        "    try:"] + ["        " + line for line in convert + body] + [
+        "    except (ZeroDivisionError, _FloatPathExit):  # inf, NaN, other kinds: NumPy",
+        "        pass",
+        "    else:",
+        f"        return {_assemble(structure if structure is not None else 0, results, emit)}"]
 
 
 def _call(term: Term, args: list, emit: _Emitter, operators: bool,
@@ -477,9 +514,9 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             # The kernel's own steps on one float, inline, on a NumPy scalar (x[()]: NumPy's
             # fast scalar path): the same values bit for bit (e = exp(-|x|) never
             # overflows), 0.3 us, not 4.
-            emit.globals["_exp"] = np.exp
+            emit.globals.update(_exp=np.exp, _abs=abs)  # (an input may be named abs)
             return (f"1 / (1 + _exp(-_s)) if (_s := {args[0]}[()]) >= 0 else "
-                    f"(_t := _exp(-abs(_s))) * (1 / (1 + _t))")
+                    f"(_t := _exp(-_abs(_s))) * (1 / (1 + _t))")
         direct = _direct_call(term, args, operators, emit)
         if direct is not None:
             return direct

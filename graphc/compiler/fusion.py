@@ -249,10 +249,13 @@ class Group:
                     out = None  # another input views it: later blocks still read it
         try:
             return self.run_blocked(values, out)
-        except Exception:
-            if out is not None:  # an input's buffer may be half overwritten: nothing to redo
-                raise
-            return self.run_stepwise(values, out)  # raises naming the failing member
+        except Exception as exc:
+            if out is None:
+                return self.run_stepwise(values, out)  # raises naming the failing member
+            # an input's buffer may be half overwritten: nothing to redo; name the member
+            if isinstance(exc, _StepFailed):
+                raise exc.error(self, values) from exc.__cause__
+            raise
 
     def run_blocked(self, values: tuple, out: Optional[np.ndarray]) -> np.ndarray:
         result = np.empty(self.shape, self.dtype) if out is None else out
@@ -283,8 +286,11 @@ class Group:
             for i, per_block in self.indexers:
                 vals[i] = values[i][per_block[b]]
             vals[root] = result[index]
-            for ufunc, args, dst in steps:
-                ufunc(*[vals[a] for a in args], out=vals[dst])
+            for j, (ufunc, args, dst) in enumerate(steps):
+                try:
+                    ufunc(*[vals[a] for a in args], out=vals[dst])
+                except Exception as exc:
+                    raise _StepFailed(j) from exc
 
     def run_stepwise(self, values: tuple, out: Optional[np.ndarray]) -> np.ndarray:
         """The members one after the other on whole arrays: the unfused program's calls."""
@@ -308,6 +314,23 @@ class Group:
                 if a >= k and last[a] == j:
                     vals[a] = None  # dead: freed as in the unfused program
         return vals[-1]
+
+
+class _StepFailed(Exception):
+    """Member ``j`` of a group failed on a block (the NumPy error is the ``__cause__``)."""
+
+    def __init__(self, j: int) -> None:
+        super().__init__(j)
+        self.j = j
+
+    def error(self, group: Group, values: tuple):
+        """The graphc error naming the member, given its inputs as the unfused program
+        would (a member's value stands in as a zero-strided array of its shape and dtype)."""
+        k, members = group.arity, group.members
+        inputs = [values[a] if a < k else
+                  np.broadcast_to(np.zeros((), members[a - k].dtype), members[a - k].shape)
+                  for a in group.steps[self.j][1]]
+        return kernel_error(as_described(members[self.j]), self.__cause__, inputs)
 
 
 def _weak_float(term: Term) -> bool:

@@ -28,7 +28,7 @@ from ..errors import GraphcError, OutOfMemoryError
 from ..ops.nn import _sigmoid
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
 from ..runtime import (check_feed_value, errors_ignored, errors_restored, is_allocation_failure,
-                       kernel_error, rebuild)
+                       kernel_error, narrow_float_max, rebuild)
 from . import codegen
 from .codegen import (OPERATORS, QUIET_OPS, _KERNELS, _identity_operand,
                       _literal, _numerics_checker, _output_checker, _params, _quoted,
@@ -444,6 +444,16 @@ def _argument(term: Term, trust_input: bool):
         kind = dtype.type
         if trust_input:
             return kind
+
+        big = narrow_float_max(dtype)
+        if big is not None:  # (float32: a Python float may overflow it)
+            def narrow(x):
+                if x.__class__ is ndarray and x.dtype is dtype and x.shape == ():
+                    return x[()]
+                if x.__class__ is kind or (x.__class__ is float and -big <= x <= big):
+                    return kind(x)
+                return feed(x)[()]
+            return narrow
 
         def scalar(x):
             if x.__class__ is ndarray and x.dtype is dtype and x.shape == ():

@@ -43,14 +43,17 @@ from .shape import expand_dims, squeeze, transpose
 
 
 # -- attrs ---------------------------------------------------------------------------------------
-def _pair(value, what) -> tuple:
-    """An int or a pair of ints as a pair (stride, dilation, kernel size)."""
+def _pair(value, what, low: int = 1) -> tuple:
+    """An int or a pair of ints, each at least ``low``, as a pair (stride, dilation, kernel
+    size: at least 1; output padding: at least 0)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
     value = tuple(value)
     if len(value) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                                   for v in value):
         raise ShapeError(f"{what} must be an int or a pair of ints, not {value!r}")
+    if any(v < low for v in value):
+        raise ShapeError(f"{what} must be at least {low}, not {tuple(map(int, value))}")
     return tuple(int(v) for v in value)
 
 
@@ -164,6 +167,8 @@ def _channels(what, have, want):
 
 
 def _group_split(size, groups, what):
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ShapeError(f"groups must be a positive int, not {groups!r:.40}")
     if size is not None and size % groups:
         raise ShapeError(f"{what} ({size}) must be divisible by groups ({groups})")
 
@@ -308,7 +313,7 @@ def _conv_transpose2d_infer(g, w, *like, stride, padding, dilation, groups, outp
     _check_spatial(g, "the input (..., C, H, W)")
     _check_spatial(w, "the weights (C, O/groups, KH, KW)", 4)
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    output_padding = _pair(output_padding, "output_padding")
+    output_padding = _pair(output_padding, "output_padding", low=0)
     padding = padding_argument(padding)
     _channels("input channels must equal the weights' first dimension", g.shape[-3],
               w.shape[-4])

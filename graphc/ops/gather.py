@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import DTypeError, GraphcError, ShapeError
-from ..graph import Axis, Node, Operand, apply, as_node, graph_of
+from ..graph import Axis, Node, Operand, apply, as_node, graph_of, user_site
 from ..shapes import broadcast_shapes, fmt
 from .attrs import integer, ints
 from .registry import Case, define
@@ -463,7 +463,12 @@ def dynamic_slice(x: Operand, starts: Any, sizes: Any, name: Optional[str] = Non
     """The block of ``x`` of static ``sizes`` (one per dimension) at ``starts`` known at run
     time (a 1-D int node, or a list of ints and scalar int nodes). Like JAX, each start is
     clamped to ``[0, n - size]`` so the block always fits; no error for out-of-range starts."""
-    sizes = tuple(int(s) for s in sizes)
+    try:
+        sizes = tuple(int(s) for s in sizes)
+    except (TypeError, ValueError) as exc:  # (a node among the sizes says so itself)
+        raise ShapeError(f"dynamic_slice needs static sizes, a sequence of ints (one per "
+                         f"dimension of {fmt(np.shape(x))}), not {sizes!r:.40}; built at "
+                         f"{user_site()}") from exc
     if isinstance(starts, (list, tuple)):
         if any(isinstance(s, Node) for s in starts):
             from .shape import stack

@@ -302,6 +302,10 @@ def _solve_triangular_kernel(a, b, *, lower, trans, unit_diagonal):
     dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
     a, b = np.asarray(a, dtype), np.asarray(b, dtype)
     vector = b.ndim == 1
+    if a.shape[-1] != a.shape[-2] or b.shape[-2 if b.ndim > 1 else 0] != a.shape[-1]:
+        # (sizes the rule could not check; LAPACK would solve the first rows and keep the rest)
+        raise ValueError(f"solve_triangular needs a square a (..., M, M) and b with M rows, "
+                         f"not a of shape {a.shape} and b of shape {b.shape}")
     if vector:
         b = b[:, None]
     if a.ndim == 2 and b.ndim == 2:

@@ -248,25 +248,60 @@ def _softmax_cross_entropy_infer(logits, labels):
     if logits.ndim == 0:
         raise ShapeError("logits must have a class axis (at least 1 dimension), got shape ()")
     kind = labels.dtype.kind
-    if kind in "iu":
-        want, what = logits.shape[:-1], "integer labels"
-    elif kind == "f":
-        want, what = logits.shape, "probability targets"
-    else:
+    if kind not in "iuf":
         raise DTypeError(f"labels must be integer class indices or float probabilities of the "
                          f"logits' shape, not {labels.dtype}")
-    if labels.ndim != len(want) or not all(map(same_dims, labels.shape, want)):
-        hint = (" (for one-hot or probability targets, use a float array of the logits' shape)"
-                if kind in "iu" else " (integer labels have shape logits.shape[:-1])")
-        raise ShapeError(f"{what} must have shape {fmt(want)} for logits of shape "
-                         f"{fmt(logits.shape)}, got {fmt(labels.shape)}{hint}")
+    if not _fits_dims(labels.shape, _labels_shape(logits, labels)):
+        raise ShapeError(_labels_mismatch(logits, labels))
     shape = tuple(b if a is None else a for a, b in zip(logits.shape[:-1], labels.shape))
     dtype = float_dtype(logits.dtype)
     return shape, dtype if kind in "iu" else np.result_type(dtype, labels.dtype)
 
 
+def _labels_shape(logits, labels) -> tuple:
+    """The shape labels must have (nodes or arrays): integer ones one per example, probability
+    targets the logits' own."""
+    return logits.shape[:-1] if labels.dtype.kind in "iu" else logits.shape
+
+
+def _labels_mismatch(logits, labels) -> str:
+    """The message for labels of the wrong shape (nodes at build time, arrays at run time)."""
+    want = _labels_shape(logits, labels)
+    what = "integer labels" if labels.dtype.kind in "iu" else "probability targets"
+    return (f"{what} must have shape {fmt(want)} for logits of shape {fmt(logits.shape)}, got "
+            f"{fmt(labels.shape)}: {_labels_hint(logits, labels, want)}")
+
+
+def _fits_dims(shape: tuple, want: tuple) -> bool:
+    return len(shape) == len(want) and all(map(same_dims, shape, want))
+
+
+def _labels_hint(logits, labels, want: tuple) -> str:
+    """What to do about labels of the wrong shape (``want``: the shape they need)."""
+    integer, shape = labels.dtype.kind in "iu", labels.shape
+    if integer and _fits_dims(shape, logits.shape):
+        return ("one-hot or probability targets have the logits' shape and must be floats "
+                "(gc.cast(labels, logits.dtype))")
+    if not integer and _fits_dims(shape, logits.shape[:-1]):
+        return ("class indices have shape logits.shape[:-1] and must be integers "
+                "(gc.cast(labels, 'int64'))")
+    if integer and len(shape) == len(want) + 1 and shape[-1] == 1 \
+            and _fits_dims(shape[:-1], want):
+        return "drop the labels' last axis of size 1 (gc.squeeze(labels, -1))"
+    if len(shape) <= len(want) and all(d in (1, None) or same_dims(d, w)
+                                       for d, w in zip(shape[::-1], want[::-1])):
+        per = "label" if integer else "row of probabilities"
+        same = "" if None in want or isinstance(labels, np.ndarray) else \
+            f" (gc.broadcast_to(labels, {fmt(want)}) if every example has the same one)"
+        return f"labels are not broadcast: give one {per} per example{same}"
+    return ("integer class indices have shape logits.shape[:-1], probability targets the "
+            "logits' shape")
+
+
 def _softmax_cross_entropy(logits, labels):
     logits, labels = _as_float(logits), np.asarray(labels)
+    if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
+        raise ValueError(_labels_mismatch(logits, labels))
     z = logits - _safe_max(logits, -1)
     lse = np.log(np.add.reduce(np.exp(z), axis=-1))  # >= 0: the max entry contributes 1
     if labels.dtype.kind in "iu":

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, GraphcError, ShapeError
-from ..graph import Graph, Node, apply, build
+from ..graph import Graph, Node, apply, build, user_site
 from ..shapes import fmt, shape_argument
 from .attrs import dtype_name, integer, ints
 from .registry import Case, define
@@ -165,16 +165,22 @@ define("random_next", infer=_next_infer, kernel=_next_key, bprop=None,
        doc="The key's next value: the counter plus one (the update gc.function applies).")
 
 
+def _misuse(message: str) -> GraphcError:
+    """A wrong call of a builder here, ending with the line of the user's call."""
+    site = user_site()
+    return GraphcError(f"{message} (called at {site})" if site else message)
+
+
 # -- keys ------------------------------------------------------------------------------------------
 def make_key(graph, seed: int = 0, name=None) -> Node:
     """A random key: a variable ``[seed, 0]`` (``uint64``) in ``graph`` (a Graph, or a node
     whose graph to use). Sampling ops read it; ``gc.function`` advances it after each call."""
     graph = graph.graph if isinstance(graph, Node) else graph
     if not isinstance(graph, Graph):
-        raise GraphcError(f"gc.random.key needs a graph, not {type(graph).__name__}")
+        raise _misuse(f"gc.random.key needs a graph, not {type(graph).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
             not 0 <= seed < 2 ** 64:
-        raise GraphcError(f"a seed is an integer in [0, 2**64), not {seed!r}")
+        raise _misuse(f"a seed is an integer in [0, 2**64), not {seed!r}")
     node = graph.variable(name or _fresh(graph, f"key_{seed}"), np.array([seed, 0], np.uint64))
     build(graph, "random_next", (node,), {}, name=f"{node.name}.next")
     return node
@@ -193,14 +199,14 @@ def _key_of(key, seed, anchor) -> Node:
     that two ops given the same seed still draw different numbers, through their salts)."""
     if key is not None:
         if not isinstance(key, Node):
-            raise GraphcError(f"key must be a node made by gc.random.key, not "
+            raise _misuse(f"key must be a node made by gc.random.key, not "
                               f"{type(key).__name__} (pass seed=... for a seed)")
         return key
     if seed is None:
-        raise GraphcError("give a key (gc.random.key(graph, seed)) or a seed")
+        raise _misuse("give a key (gc.random.key(graph, seed)) or a seed")
     graph = anchor.graph if isinstance(anchor, Node) else anchor
     if not isinstance(graph, Graph):
-        raise GraphcError("with seed= and no node among the arguments, give graph=")
+        raise _misuse("with seed= and no node among the arguments, give graph=")
     name = f"key_{seed}"
     if name in graph:
         return graph[name]
@@ -309,7 +315,7 @@ def categorical(key=None, logits=None, axis=-1, *, seed=None, name=None):
     from .reduce import argmax
     if not isinstance(logits, Node):
         if not isinstance(key, Node):
-            raise GraphcError("categorical with array logits needs a key (it names the graph)")
+            raise _misuse("categorical with array logits needs a key (it names the graph)")
         logits = key.graph.constant(np.asarray(logits, dtype=float))
     u = _sample("random_uniform", key, logits, logits.dtype.name if logits.dtype.kind == "f"
                 else "float64", seed, (logits,))
@@ -327,7 +333,7 @@ def permutation(key=None, x=None, *, seed=None, graph=None, name=None):
         from .gather import take
         return take(x, perm, axis=0, name=name)
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-        raise GraphcError(f"permutation takes an int or a node, not {type(x).__name__}")
+        raise _misuse(f"permutation takes an int or a node, not {type(x).__name__}")
     k = _key_of(key, seed, graph if key is None else key)
     return apply("random_permutation", [k], {"n": int(x), "salt": _salt(k)}, name=name)
 
@@ -337,7 +343,7 @@ def dropout(x, rate: float, key=None, *, seed=None, training: bool = True, name=
     ``1 / (1 - rate)`` (inverted dropout: the expectation is ``x``). ``training=False`` or
     ``rate=0`` returns ``x``. A fresh mask per call of a compiled function."""
     if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-        raise GraphcError(f"dropout rate must be a number in [0, 1), not {rate!r}")
+        raise _misuse(f"dropout rate must be a number in [0, 1), not {rate!r}")
     if not training or rate == 0:
         return x
     from .compare import greater_equal, where
@@ -349,7 +355,7 @@ def dropout(x, rate: float, key=None, *, seed=None, training: bool = True, name=
 
 def _size(shape, size):
     if size is not None and shape is not None:
-        raise GraphcError("give shape or size (its NumPy name), not both")
+        raise _misuse("give shape or size (its NumPy name), not both")
     return size if shape is None else shape
 
 

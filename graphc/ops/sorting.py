@@ -244,6 +244,8 @@ def _quantile_infer(x, *, q, axis, keepdims):
 
 def _quantile_kernel(x, *, q, axis, keepdims):
     x = np.asarray(x)
+    if x.shape[axis] == 0:  # (a size known only at run time; NumPy's IndexError says less)
+        raise ValueError("cannot take a quantile over an empty dimension")
     return np.asarray(np.quantile(x, q, axis=axis, keepdims=keepdims)).astype(
         float_dtype(x.dtype), copy=False)
 
@@ -394,6 +396,10 @@ def quantile(x: Operand, q: Operand, axis: Axis = None, keepdims: bool = False,
     linear interpolation like ``numpy.quantile``'s default. ``q`` is a number in [0, 1] or a
     sequence of them (stacked along a new first axis). The gradient goes to the one or two
     elements the result interpolates."""
+    if isinstance(q, Node):
+        raise DTypeError(f"quantile: q must be a number in [0, 1] or a sequence of them, "
+                         f"known when the graph is built, not {q.op} node '{q.name}'; built "
+                         f"at {user_site()}")
     if np.ndim(q) == 1:
         return stack([quantile(x, float(v), axis, keepdims) for v in np.asarray(q)], name=name)
     if np.ndim(q) > 1:
