@@ -54,9 +54,8 @@ from .rules import _is_identity
 #: The largest arena a program gets, in bytes (buffers beyond it are allocated at each call).
 MAX_BYTES = 64 * 2**20
 
-#: Buffers smaller than this get no place (malloc serves them from its caches at little cost,
-#: and glibc never returns their pages to the OS; leaving them out keeps the layout cheap on
-#: programs of many tiny terms).
+#: Buffers smaller than this get no place (malloc serves them from its caches at little cost;
+#: leaving them out keeps the layout cheap on programs of many tiny terms).
 SMALLEST = 4096
 
 #: How many idle arenas a program keeps (more are made while more calls run at once, and
@@ -95,8 +94,9 @@ def writes_into(term: Term) -> bool:
 def layout(plan) -> tuple:
     """``(places, nbytes)``: the places of the plan's arena buffers, ``[(term number,
     offset)]`` in plan order, and the arena's size. A buffer qualifies when its term allocates
-    it (no ``out=`` reuse of an input), :func:`writes_into` holds, and no output or update
-    holds it; its life runs from its term's step to the step where its last holder dies."""
+    it (no ``out=`` reuse of an input), :func:`writes_into` holds, it has at least
+    :data:`SMALLEST` bytes, and no output, update or user's kernel holds or reads it; its life
+    runs from its term's step to the step where its last holder dies."""
     facts, walk = plan.numbered, plan.walk
     terms, sizes, released, reuse = facts.terms, facts.size, walk.released, walk.reuse
     infinity = float("inf")
