@@ -1,9 +1,11 @@
-"""Graph building speed: forward construction and ``gc.grad`` per node built, tanh chain.
+"""Graph building and compile speed: forward construction and ``gc.grad`` per node built, and
+``gc.function`` of the loss and gradient per node of the whole graph, tanh chain.
 
 Run: python benchmarks/bench_build.py [--depths 1000 4000 16000 50000] [--rounds 5]
 Before/after one change, interleaved process by process (fair on a busy box):
      python benchmarks/bench_build.py --against /path/to/other/checkout
 Where the time goes: python benchmarks/bench_build.py --profile 4000
+(the function table's last columns are ``f.stats["seconds"]``: wall time of its stages)
 """
 from __future__ import annotations
 
@@ -30,11 +32,16 @@ def measure(depths: list) -> dict:
         forward, forward_cpu = time.perf_counter() - start, time.process_time() - cpu
         built = len(g)
         start, cpu = time.perf_counter(), time.process_time()
-        gc.grad(loss, x)
+        dx = gc.grad(loss, x)
         grads, grads_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
+        f = gc.function([x], [loss, dx])
+        function, function_cpu = time.perf_counter() - start, time.process_time() - cpu
         out[str(depth)] = {"forward_s": forward, "forward_cpu_s": forward_cpu,
                            "forward_nodes": built, "grad_s": grads, "grad_cpu_s": grads_cpu,
-                           "grad_nodes": len(g) - built}
+                           "grad_nodes": len(g) - built, "function_s": function,
+                           "function_cpu_s": function_cpu, "function_nodes": len(g),
+                           "stages": f.stats["seconds"], "backend": f.stats["backend"]}
     return out
 
 
@@ -45,14 +52,17 @@ def profile(depth: int, top: int) -> None:
     import graphc as gc
     from common import tanh_chain
 
-    for phase in ("forward", "gradients"):
+    for phase in ("forward", "gradients", "function"):
         g, x, loss = tanh_chain(gc, depth)
+        dx = gc.grad(loss, x) if phase == "function" else None
         prof = cProfile.Profile()
         prof.enable()
         if phase == "forward":
             tanh_chain(gc, depth)
-        else:
+        elif phase == "gradients":
             gc.grad(loss, x)
+        else:
+            gc.function([x], [loss, dx])
         prof.disable()
         print(f"== {phase}, depth {depth}")
         pstats.Stats(prof).sort_stats("tottime").print_stats(top)
@@ -97,6 +107,19 @@ def main() -> None:
             print(f"{depth:>7} {runs[0]['forward_nodes']:>10} {_spread(per['forward']):>18} "
                   f"{_spread(per['forward_cpu']):>18} {runs[0]['grad_nodes']:>11} "
                   f"{_spread(per['grad']):>18} {_spread(per['grad_cpu']):>18} {total:>7.2f}")
+        print(f"{'depth':>7} {'nodes':>10} {'function wall':>18} {'function cpu':>18} "
+              f"{'function s':>10}  stages (wall us per node: median)")
+        for depth in map(str, args.depths):
+            runs = [s[depth] for s in samples[root]]
+            nodes = runs[0]["function_nodes"]
+            wall = [1e6 * r["function_s"] / nodes for r in runs]
+            cpu = [1e6 * r["function_cpu_s"] / nodes for r in runs]
+            stages = "  ".join(
+                f"{stage} {statistics.median(r['stages'][stage] for r in runs) / nodes * 1e6:.2f}"
+                for stage in ("passes", "schedule", "codegen"))
+            total = statistics.median(r["function_s"] for r in runs)
+            print(f"{depth:>7} {nodes:>10} {_spread(wall):>18} {_spread(cpu):>18} "
+                  f"{total:>10.2f}  {stages} ({runs[0]['backend']})")
         print()
 
 

@@ -270,6 +270,29 @@ def test_cse_merges_equal_subexpressions_and_constants():
     assert nan.stats["nodes"]["final"] == 4  # NaN constants compare equal bit for bit
 
 
+def test_prune_returns_a_program_known_live_and_prunes_any_other():
+    from collections import Counter
+
+    from graphc.compiler import ir, passes
+    g = gc.Graph()
+    x = g.placeholder("x", (3,))
+    unused = g.placeholder("unused", (3,))
+    y = gc.exp(x) * g.constant(np.ones(3)) + 0.0  # simplify leaves the ones and zero dead
+    program = ir.from_graph(g, [x, unused], [y], [])
+    assert program.live and passes.prune(program, Counter()) is program
+    assert len(program.terms) == 6  # (the unread input takes no term)
+    unchanged = passes.cse(program, Counter())
+    assert unchanged.live and unchanged.terms == program.terms
+    simplified = passes.PASSES["simplify"](program, Counter())
+    assert not simplified.live
+    pruned = passes.prune(simplified, Counter())
+    assert pruned.live and [t.op for t in pruned.terms] == ["placeholder", "exp"]
+    assert passes.prune(pruned, Counter()) is pruned
+    f = gc.function([x, unused], y)
+    assert f.stats["nodes"]["final"] == 2
+    np.testing.assert_array_equal(f(np.arange(3.0), np.zeros(3)), np.exp(np.arange(3.0)))
+
+
 def test_constant_folding_uses_the_kernels():
     g = gc.Graph()
     x = g.placeholder("x", (3,))

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 
 import graphc as gc
 from graphc.compiler import ir, passes
-from graphc.compiler.schedule import LEAVES, greedy_order, plan, schedule
+from graphc.compiler.schedule import (LEAVES, Numbered, _greedy, _plan, greedy_order,
+                                      plan, schedule)
 
 import test_agreement
 import test_compiler
@@ -45,6 +46,50 @@ def test_schedule_is_the_lower_of_both_plans(program):
     p = ir.from_graph(inputs[0].graph, inputs, outputs, [])
     _check(p)
     _check(passes.optimize(p)[0])
+
+
+def _bound_check(program) -> int:
+    """The greedy order gives up on a beat only when its plan would reach it too: its bound
+    never exceeds the plan's live bytes. Returns how many beats it gave up on."""
+    facts = Numbered(program)
+    order = _greedy(facts)
+    walk = _plan(facts, order)
+    if walk.peak_bytes is None:
+        return 0
+    given_up = 0
+    for beat in sorted(set(walk.profile) | {1, walk.peak_bytes + 1}):
+        if _greedy(facts, beat) is None:
+            given_up += 1
+            assert _plan(facts, order, beat) is None, beat
+        else:
+            assert _greedy(facts, beat) == order
+    assert _greedy(facts, walk.peak_bytes + 1) == order  # the bound never passes the peak
+    return given_up
+
+
+@settings(max_examples=test_agreement.EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(test_agreement.programs())
+def test_the_greedy_order_gives_up_only_on_a_peak_its_plan_reaches(program):
+    inputs, outputs, _ = program
+    p = ir.from_graph(inputs[0].graph, inputs, outputs, [])
+    _bound_check(p)
+    _bound_check(passes.optimize(p)[0])
+
+
+def test_the_greedy_order_gives_up_early_on_a_chain_gradient():
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    h = x
+    for _ in range(50):
+        h = gc.tanh(h)
+    loss = gc.sum(h)
+    p = passes.optimize(ir.from_graph(g, [x], [loss, gc.grad(loss, x)], []))[0]
+    assert _bound_check(p) > 0
+    facts = Numbered(p)
+    creation = _plan(facts, facts.computed())
+    assert _greedy(facts, creation.peak_bytes) is None  # the chain: creation order stays
+    assert schedule(p).strategy == "creation"
 
 
 def test_schedule_on_networks_picks_greedy_where_it_peaks_lower():

@@ -290,7 +290,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     sized_at_call = any(None in term.shape for term in program.inputs)
     stats = {
         "nodes": {"source": source_terms, "final": len(program.terms)},
-        "ops": dict(sorted(Counter(term.op for term in program.terms).items())),
+        "ops": dict(sorted(Counter(map(operator.attrgetter("op"), program.terms)).items())),
         "passes": pass_stats,
         "rules": dict(sorted(fired.items())),
         **generic.stats,
@@ -298,7 +298,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         "specializations": 0,
         "specialized_shapes": None,
         # where a float value is widened (float32 -> float64): empty for a pure float32 graph
-        "upcasts": upcasts(unfused(program.terms)),  # fused terms: their members
+        "upcasts": upcasts(unfused(program.terms) if fired.get("fuse:groups") else
+                           program.terms),  # fused terms: their members
     }
     stats["seconds"] = {"passes": sum(p["seconds"] for p in pass_stats), **generic.stats["seconds"],
                         "total": time.perf_counter() - started}

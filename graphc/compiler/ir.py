@@ -117,6 +117,9 @@ class Program:
     inputs: list  # one input term per function argument, in the user's order
     outputs: list
     updates: list  # [(variable node, term)]
+    #: every term is an ancestor of a root (pruning would keep them all): set by
+    #: :func:`from_graph` and the ``prune`` pass, kept by a rewrite that changed nothing
+    live: bool = False
 
     @property
     def roots(self) -> list:
@@ -140,21 +143,25 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     needed = needed_nodes(graph, roots, fed)
     require_fed(needed, fed, "(as inputs of the function) to compute its outputs")
     terms: list[Term] = []
+    append = terms.append
     by_node: dict = {}  # node -> term (nodes hash by identity)
     term_of = by_node.__getitem__
     for node in needed:
         if node.id in fed:
             term = Term("placeholder", (), {}, node.shape, node.dtype, node)
         else:
-            term = Term(node.op, tuple(map(term_of, node.inputs)), node.attrs,
-                        node.shape, node.dtype, node)
+            ins = node.inputs  # (one and two inputs spelled out: most nodes)
+            k = len(ins)
+            term = Term(node.op, (term_of(ins[0]),) if k == 1 else
+                        (term_of(ins[0]), term_of(ins[1])) if k == 2 else
+                        tuple(map(term_of, ins)), node.attrs, node.shape, node.dtype, node)
         by_node[node] = term
-        terms.append(term)
+        append(term)
     for n in inputs:  # inputs nobody needs still take an argument
         if n not in by_node:
             by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
     return Program(terms, [by_node[n] for n in inputs], [by_node[n] for n in outputs],
-                   [(var, by_node[value]) for var, value in updates])
+                   [(var, by_node[value]) for var, value in updates], live=True)
 
 
 def infer(op: str, inputs: tuple, attrs: dict) -> tuple:
@@ -203,8 +210,14 @@ def upcasts(terms: list) -> list:
     """
     found = []
     for term in terms:
-        bits = float_bits(term.dtype)
-        if bits is None or not term.inputs or all(x.dtype == term.dtype for x in term.inputs):
+        dtype = term.dtype
+        for x in term.inputs:  # (a plain loop: most terms share their inputs' dtype)
+            if x.dtype is not dtype and x.dtype != dtype and not x.is_weak():
+                break
+        else:
+            continue  # no inputs, or none of another dtype but weak constants: none widened
+        bits = float_bits(dtype)
+        if bits is None:
             continue
         narrow = [x.dtype for x in term.inputs
                   if not x.is_weak() and (float_bits(x.dtype) or bits) < bits]

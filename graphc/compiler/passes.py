@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from operator import attrgetter
 from typing import Callable, Optional
 
 import numpy as np
@@ -95,28 +96,49 @@ class Builder:
         fixed order for commutative ops) and attrs."""
         if term.op in ("placeholder", "variable"):
             return (term.op, term.origin.id)
-        inputs = term.inputs
+        inputs, attrs = term.inputs, term.attrs
         if term.op in COMMUTATIVE:
             inputs = tuple(sorted(inputs, key=id))
-        return (term.op, inputs, attrs_key(term.attrs))
+        return (term.op, inputs, attrs_key(attrs) if attrs else ())
 
 
 def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
-            hashcons: bool = False) -> Program:
-    """Re-create every term over rewritten inputs (rule counts are added to ``fired``)."""
+            hashcons: bool = False, hooked: Optional[frozenset] = None) -> Program:
+    """Re-create every term over rewritten inputs (rule counts are added to ``fired``).
+    ``hooked``: the ops whose terms the hook may rewrite, when the pass knows them; the
+    program's terms of other ops are not shown to it (the terms its rules make always are)."""
     builder = Builder(hook, hashcons)
     emit, terms = builder.emit, program.terms
     unchanged, first = 0, None  # terms[:unchanged] stayed themselves (so did their inputs)
+    # Until the first rewrite, terms are emitted as they are: ``emit`` spelled out (no call
+    # per term; most programs change little). An old term is new to the builder (hooks make
+    # new terms), so the index of appended terms is made only if the walk goes on.
+    made, memo = builder.terms, builder.memo
+    key = builder.key if hashcons else None
+    if hook is not None and hooked is None:
+        hooked = frozenset(map(attrgetter("op"), terms)) - LEAVES
     for old in terms:
         builder.origin = old.origin
-        first = emit(old)
-        if first is not old:
-            break
+        if hook is not None and old.op in hooked:
+            first = hook(old, builder)
+            if first is not None and first is not old:
+                break
+        if key is not None:
+            k = key(old)
+            first = memo.get(k)
+            if first is not None:
+                break  # (an equal term made already: an old term is never in memo)
+            memo[k] = old
+        made.append(old)
         unchanged += 1
+    else:
+        first = None
     if unchanged == len(terms):  # often: nothing rewritten, no mapping to build
         fired.update(builder.fired)
         return Program(builder.terms, list(program.inputs), list(program.outputs),
-                       list(program.updates))
+                       list(program.updates),  # (live still unless a hook made unused terms)
+                       live=program.live and len(builder.terms) == len(terms))
+    builder.index = {t: i for i, t in enumerate(made)}
     mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
     mapping[terms[unchanged]] = first
     lookup = mapping.__getitem__
@@ -137,12 +159,14 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
 # -- the passes: each is ``pass(program, fired) -> program`` ----------------------------------
 def prune(program: Program, fired: Counter) -> Program:
     """Dead-code elimination: keep only the ancestors of outputs and update values."""
+    if program.live:  # (a program from the graph, or a pass that changed nothing)
+        return program
     live = set(program.roots)  # terms hash by identity
     for term in reversed(program.terms):
         if term in live:
             live.update(term.inputs)
     terms = [t for t in program.terms if t in live]
-    return Program(terms, program.inputs, program.outputs, program.updates)
+    return Program(terms, program.inputs, program.outputs, program.updates, live=True)
 
 
 def cse(program: Program, fired: Counter) -> Program:
@@ -201,7 +225,7 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
     def run(program: Program, fired: Counter) -> Program:
         table.clear()
         table.update(rules_by_op(stage))  # ops may have been registered since last time
-        return rebuild(program, fired, hook)
+        return rebuild(program, fired, hook, hooked=frozenset(table))
 
     run.__name__ = stage
     run.__doc__ = f"Apply the {stage!r} rules of the rule table, bottom-up, to a fixed point."

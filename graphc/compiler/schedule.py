@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 from itertools import compress
 from typing import NamedTuple, Optional
 
@@ -137,35 +138,34 @@ class Numbered:
         ops = [t.op for t in terms]
         #: per term: whether it is a leaf; its distinct inputs; the same without the leaves
         self.leaf = leaf = [op in LEAVES for op in ops]
-        self.inputs = inputs = [tuple(dict.fromkeys(map(number, t.inputs))) if len(t.inputs) > 1
-                                else tuple(map(number, t.inputs)) for t in terms]
+        # (one and two inputs spelled out: most terms; dict.fromkeys keeps the first of equals)
+        self.inputs = inputs = [
+            (number(ins[0]),) if (k := len(ins := t.inputs)) == 1 else
+            ((i,) if (i := number(ins[0])) == (j := number(ins[1])) else (i, j)) if k == 2 else
+            tuple(dict.fromkeys(map(number, ins))) if k else () for t in terms]
         computed = [not is_leaf for is_leaf in leaf]
         is_computed = computed.__getitem__
-        reads_no_leaf = {t for t, is_leaf in zip(terms, leaf) if is_leaf}.isdisjoint
-        self.computed_inputs = [ins if reads_no_leaf(t.inputs) else
-                                tuple(compress(ins, map(is_computed, ins)))
-                                for t, ins in zip(terms, inputs)]
+        reads_no_leaf = frozenset(compress(range(len(leaf)), leaf)).isdisjoint
+        self.computed_inputs = [ins if reads_no_leaf(ins) else
+                                tuple(compress(ins, map(is_computed, ins))) for ins in inputs]
         inplace_ops = {op for op in set(ops) if _inplace(op)}
         self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops for op in ops]
         #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
         #: (None when unknown; nothing for leaves and views: :func:`nbytes`, once per kind)
         kinds: dict = {}
         self.kind = kind = [kinds.setdefault((t.shape, t.dtype), len(kinds)) for t in terms]
-        per_kind = [None] * len(kinds)
-        for t, k in zip(terms, kind):
-            if per_kind[k] is None:
-                per_kind[k] = (t.size,)  # (a 1-tuple: the size itself may be None)
-        kind_bytes = [None if (n := pk[0]) is None else n * dt.itemsize
-                      for pk, (_, dt) in zip(per_kind, kinds)]
+        kind_bytes = [None if None in shape else math.prod(shape) * dtype.itemsize
+                      for shape, dtype in kinds]  # (Term.size times the item size)
         self.size = [0 if is_leaf or op in VIEW_OPS else kind_bytes[k]
                      for is_leaf, op, k in zip(leaf, ops, kind)]
         #: fresh arrays with dimensions (may donate their buffer), and the terms that may be
         #: computed in a dying input's buffer (known sizes; out= for a ufunc of an inplace
         #: op, or a masked_fill where)
-        self.ownable = ownable = [f and bool(t.shape) for f, t in zip(fresh, terms)]
-        self.writable = [o and None not in t.shape and (t.op in inplace_ops or t.op == "where"
-                                                         and masked_fill(t))
-                         for o, t in zip(ownable, terms)]
+        has_dimensions = [bool(shape) for shape, _ in kinds]
+        self.ownable = ownable = [f and has_dimensions[k] for f, k in zip(fresh, kind)]
+        self.writable = [o and kind_bytes[k] is not None and (
+                             op in inplace_ops or op == "where" and masked_fill(t))
+                         for o, k, op, t in zip(ownable, kind, ops, terms)]
         #: per term: the one input it may write into (a masked fill writes into its x, never
         #: into its condition), or -1 for any dying input of its kind
         self.donor_only = [index[t.inputs[1]] if w and t.op == "where" else -1
@@ -290,7 +290,13 @@ def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:
     return [facts.terms[i] for i in _greedy(facts)]
 
 
-def _greedy(facts: Numbered) -> list:
+def _greedy(facts: Numbered, beat=INFINITY) -> Optional[list]:
+    """The greedy order; None as soon as its plan surely peaks at ``beat`` or higher.
+
+    That test is a lower bound of the plan's live bytes (:func:`_plan`), kept as the order
+    grows: the bytes of the fresh terms computed and not dead yet. Each of them holds one
+    buffer of its own size, and no two hold the same one (a term writes into a buffer only
+    when every other holder dies at that step), so the plan's live bytes are at least that."""
     n = len(facts.terms)
     inputs = facts.computed_inputs
     consumers: list = [[] for _ in range(n)]
@@ -301,8 +307,10 @@ def _greedy(facts: Numbered) -> list:
     remaining = list(map(len, consumers))  # distinct readers left, per term
     size = [s or 0 for s in facts.size]
     freeable = size.copy()  # what a term's death frees: nothing for the outputs
+    held = [s if f else 0 for s, f in zip(size, facts.fresh)]  # (the bound's bytes per term)
+    released = held.copy()  # what its death takes off the bound: nothing for the outputs
     for j in facts.roots:
-        freeable[j] = 0
+        freeable[j] = released[j] = 0
 
     def key(i: int) -> int:
         """The heap key: the score first (highest first), then creation order; one int
@@ -318,6 +326,7 @@ def _greedy(facts: Numbered) -> list:
     push, pop = heapq.heappush, heapq.heappop
     done = [False] * n
     order = []
+    bound = 0  # the lower bound of the plan's live bytes
     while heap:
         i = pop(heap) % n
         if done[i]:  # an older entry of a term scheduled already
@@ -332,6 +341,13 @@ def _greedy(facts: Numbered) -> list:
                 for k in consumers[j]:
                     if not done[k] and waiting[k] == 0:
                         push(heap, key(k))
+            elif not remaining[j]:  # read for the last time: dead
+                bound -= released[j]
+        bound += held[i]
+        if bound >= beat:
+            return None
+        if not remaining[i]:  # nobody reads it: dead at once
+            bound -= released[i]
         for k in consumers[i]:
             waiting[k] -= 1
             if waiting[k] == 0:
@@ -346,8 +362,8 @@ def schedule(program: Program) -> Plan:
     creation = _plan(facts, computed)
     if not creation.peak_bytes or len(computed) < 2:  # unknown sizes, or nothing to lower
         return Plan(facts, creation, "creation")
-    order = _greedy(facts)
-    if order == computed:  # the same order: the same plan
+    order = _greedy(facts, beat=creation.peak_bytes)
+    if order is None or order == computed:  # it cannot peak lower; the same order, same plan
         return Plan(facts, creation, "creation")
     greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
     if greedy is not None:

@@ -91,12 +91,17 @@ class Machine:
         template.extend([None] * len(places))
         code = []
         reuse, number, itemgetter = walk.reuse, slot.__getitem__, operator.itemgetter
+        shaped = [bool(t.shape) for t in terms].__getitem__  # (only arrays are freed)
+        numbered_inputs = numbered.inputs
+        specs: dict = {}  # op -> its registry entry (looked up once per op)
         for k, dying in zip(walk.order, walk.dying):
             term = terms[k]
             arity = len(term.inputs)
             donor = reuse.get(k)
             op = term.op
-            spec = REGISTRY[op]
+            spec = specs.get(op)
+            if spec is None:
+                spec = specs[op] = REGISTRY[op]
             out = -1
             if donor is not None:  # out= the dying buffer, or where(c, x, 0) into x
                 if op == "where" and masked_fill(term):
@@ -116,10 +121,12 @@ class Machine:
                 fn = _checked(fn, term)
             if check_numerics and term.dtype.kind in "fc":
                 fn = _numerics(fn, _numerics_checker(term))
-            dead = tuple([x for x in dying if terms[x].shape]) if dying else ()
+            dead = tuple(filter(shaped, dying)) if dying else ()
             mode = (0 if arity == 1 else 1 if arity == 2 else 2) + 3 * (out >= 0)
-            code.append((fn, itemgetter(*map(number, term.inputs)) if arity else _nothing, k,
-                         dead, mode, out))
+            read = numbered_inputs[k]  # (the slots of its distinct inputs: all, unless repeated)
+            if len(read) != arity:
+                read = tuple(map(number, term.inputs))
+            code.append((fn, itemgetter(*read) if arity else _nothing, k, dead, mode, out))
         self._code = code
         self._quiet = all(term.op in QUIET_OPS for term in plan.order)
         self._updates, self._outputs = _stores(program, slot), _results(program, slot)
