@@ -364,8 +364,87 @@ def schedule(program: Program) -> Plan:
         return Plan(facts, creation, "creation")
     order = _greedy(facts, beat=creation.peak_bytes)
     if order is None or order == computed:  # it cannot peak lower; the same order, same plan
-        return Plan(facts, creation, "creation")
+        return _with_locality(facts, creation, "creation")
     greedy = _plan(facts, order, beat=creation.peak_bytes)  # wins only by peaking lower
     if greedy is not None:
-        return Plan(facts, greedy, "greedy")
-    return Plan(facts, creation, "creation")
+        return _with_locality(facts, greedy, "greedy")
+    return _with_locality(facts, creation, "creation")
+
+
+
+def _with_locality(facts: Numbered, chosen: _Walk, strategy: str) -> Plan:
+    """The locality order's plan if it peaks no higher than ``chosen`` (memory first; on a
+    tie, locality wins), else ``chosen``'s."""
+    order = _locality(facts)
+    if order != chosen.order:
+        walk = _plan(facts, order, beat=chosen.peak_bytes + 1)
+        if walk is not None:
+            return Plan(facts, walk, "locality")
+    return Plan(facts, chosen, strategy)
+
+
+def locality_order(program: Program, numbered: Optional[Numbered] = None) -> list:
+    """A topological order that computes values while their inputs are still in cache: among
+    ready terms, the one reading the most recently computed value first (ties: creation
+    order); a term that reads no input (placeholder), directly or through other terms (a
+    function of variables and constants only: ``W * W``, ``W.T``, ``c * W``), is computed
+    just before its first reader, not when it becomes ready."""
+    facts = numbered or Numbered(program)
+    return [facts.terms[i] for i in _locality(facts)]
+
+
+def _locality(facts: Numbered) -> list:
+    """:func:`locality_order` in term numbers."""
+    terms, leaf, inputs = facts.terms, facts.leaf, facts.computed_inputs
+    n = len(terms)
+    fed = [t.op == "placeholder" for t in terms]  # reads an input, directly or not
+    for i in facts.computed():  # (creation order is topological)
+        fed[i] = any(map(fed.__getitem__, facts.inputs[i]))
+    # per fed term: its fed computed inputs (it waits for them) and its deferred ones (pulled
+    # in just before it)
+    waits = [tuple(j for j in ins if fed[j]) for ins in inputs]
+    pulls = [tuple(j for j in ins if not fed[j]) for ins in inputs]
+    readers: list = [[] for _ in range(n)]
+    for i in range(n):
+        if fed[i] and not leaf[i]:
+            for j in waits[i]:
+                readers[j].append(i)
+    waiting = list(map(len, waits))
+    position = [-1] * n  # where a computed term is in the order
+    order: list = []
+
+    def pull(i: int) -> None:
+        """Append the deferred term ``i`` after its own deferred inputs not computed yet."""
+        stack = [i]
+        while stack:
+            k = stack[-1]
+            todo = [j for j in pulls[k] if position[j] < 0]
+            if todo:
+                stack.extend(reversed(todo))  # (the first input is computed first)
+            elif position[stack.pop()] < 0:
+                position[k] = len(order)
+                order.append(k)
+
+    def key(i: int) -> int:
+        """The heap key: the latest position among i's inputs (latest first), then creation
+        order; one int."""
+        return i - (1 + max(map(position.__getitem__, waits[i]), default=-1)) * n
+
+    heap = [key(i) for i in facts.computed() if fed[i] and not waiting[i]]
+    heapq.heapify(heap)
+    push, pop = heapq.heappush, heapq.heappop
+    while heap:
+        i = pop(heap) % n
+        for j in pulls[i]:
+            if position[j] < 0:
+                pull(j)
+        position[i] = len(order)
+        order.append(i)
+        for k in readers[i]:
+            waiting[k] -= 1
+            if not waiting[k]:
+                push(heap, key(k))
+    for i in facts.computed():  # deferred terms nobody fed reads (outputs, unread ones)
+        if position[i] < 0:
+            pull(i)
+    return order
