@@ -372,14 +372,24 @@ def schedule(program: Program) -> Plan:
 
 
 
+#: The locality order is tried only where a cache-sized stream can evict the working set of
+#: the small terms after it: programs with a term of at least this many bytes (a quarter of a
+#: 1 MiB L2; a chain of small arrays is never tried, so its compile time stays the same) ...
+LOCALITY_BYTES = 1 << 18
+#: ... and at most this many terms (its walk and plan cost about 3 us per term)
+LOCALITY_TERMS = 4096
+
+
 def _with_locality(facts: Numbered, chosen: _Walk, strategy: str) -> Plan:
     """The locality order's plan if it peaks no higher than ``chosen`` (memory first; on a
     tie, locality wins), else ``chosen``'s."""
-    order = _locality(facts)
-    if order != chosen.order:
-        walk = _plan(facts, order, beat=chosen.peak_bytes + 1)
-        if walk is not None:
-            return Plan(facts, walk, "locality")
+    sizes = facts.size
+    if len(sizes) <= LOCALITY_TERMS and max(sizes) >= LOCALITY_BYTES:
+        order = _locality(facts)
+        if order != chosen.order:
+            walk = _plan(facts, order, beat=chosen.peak_bytes + 1)
+            if walk is not None:
+                return Plan(facts, walk, "locality")
     return Plan(facts, chosen, strategy)
 
 
