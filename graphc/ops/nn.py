@@ -200,10 +200,14 @@ def _cached_row_offsets(rows: int, depth: int) -> np.ndarray:
 
 def _in_range(indices, depth: int) -> bool:
     """Whether every integer index lies in [0, depth): one max, of signed indices read as
-    unsigned (negatives become huge)."""
+    unsigned. A negative one then reads as at least 2^(bits-1) (-1 in int8 as 255), so that
+    max tells negatives apart only for depth <= 2^(bits-1) (iinfo.max + 1); past that every
+    non-negative index is in range and the test is min() >= 0."""
     if not indices.size:
         return True
     if indices.dtype.kind == "i":
+        if depth > np.iinfo(indices.dtype).max + 1:
+            return int(np.minimum.reduce(indices, axis=None)) >= 0
         indices = indices.view(indices.dtype.str.replace("i", "u"))
     return int(np.maximum.reduce(indices, axis=None)) < depth  # (a uint64 scalar's < is slow)
 
