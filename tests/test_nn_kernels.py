@@ -322,3 +322,25 @@ def test_in_range_at_the_limits_of_wide_dtypes():
                 indices = np.array([0, 5, bad], dtype)
                 want = all(0 <= int(v) < depth for v in indices)
                 assert nn._in_range(indices, depth) is want, (dtype, depth, bad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_logits_sum_in_the_contiguous_order(dtype):
+    """The documented change (nn.py's Layout): F-ordered logits over 256+ rows and 8-32
+    classes sum like a contiguous copy, a few ulps from NumPy's row-after-row sums of the
+    F-ordered array itself; below 256 rows they keep those."""
+    rng = np.random.default_rng(8)
+    for k in (8, 16, 32):
+        for rows in (300, 100):
+            c = (rng.standard_normal((rows, k)) * 3).astype(dtype)
+            f = np.asfortranarray(c)
+            got = _run("logsumexp", f, axis=(-1,), keepdims=False)
+            as_laid_out = _row_logsumexp(f, -1, False)
+            want = _row_logsumexp(c, -1, False) if rows >= 256 else as_laid_out
+            assert same_bits(got, want), (k, rows)
+            np.testing.assert_array_max_ulp(got, as_laid_out, maxulp=8)
+            if k <= 16:
+                got = _run("softmax", f, axis=(-1,))
+                want = _row_softmax(c, -1) if rows >= 256 else _row_softmax(f, -1)
+                assert same_bits(got, want), (k, rows)
+                np.testing.assert_array_max_ulp(got, _row_softmax(f, -1), maxulp=8)
