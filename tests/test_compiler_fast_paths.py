@@ -529,3 +529,34 @@ def test_float_path_leaves_other_arguments_to_the_numpy_path():
             for p, r in zip(f(*args), want):
                 assert type(p) is type(r) and same_bits(p, r), (args, p, r)
         assert X.tobytes() == np.array(3.0).tobytes() and X.shape == ()
+
+
+#: Integer constants a float64 may not hold: NumPy casts them to float64 (rounding) when
+#: they meet a float64 operand, where Python would compare them exactly.
+BIG_INTS = [2**53 - 1, 2**53, 2**53 + 1, 2**60 + 1, 2**63 - 1, -2**63, -(2**53 + 1),
+            2**64 - 1, np.int64(2**53 + 1), np.int64(-(2**62 + 1)), np.uint64(2**64 - 1), True]
+
+
+@pytest.mark.parametrize("c", BIG_INTS, ids=repr)
+def test_float_path_casts_int_constants_to_float64_as_numpy_does(c):
+    """A comparison, a selection or arithmetic of a float with an int constant (weak Python
+    int or NumPy integer) gives NumPy's values and types: the constant cast to float64 first."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    outs = [gc.equal(x, c), gc.not_equal(c, x), gc.greater(x, c), gc.greater_equal(x, c),
+            gc.less(c, x), gc.less_equal(x, c), gc.where(x >= c, x, y) * 2.0,
+            gc.where(x > y, x, c), gc.where(x > y, c, x), gc.maximum(x, c), gc.minimum(c, y),
+            x * c, y / c, c - x]
+    f = gc.function([x, y], outs)
+    assert "over Python floats" in f.source
+    cast = float(np.asarray(c).astype(np.float64))  # NumPy's own cast: the oracle's constant
+    for a in (cast, np.nextafter(cast, np.inf), np.nextafter(cast, -np.inf), 0.5):
+        b = -1.0
+        run = g.run(outs, {x: a, y: b})
+        by_hand = [a == cast, cast != a, a > cast, a >= cast, cast < a, a <= cast,
+                   (a if a >= cast else b) * 2.0, a if a > b else cast, cast if a > b else a,
+                   max(a, cast), min(cast, b), a * cast, b / cast, cast - a]
+        assert [float(v) for v in run] == by_hand, (c, a)
+        for p, r in zip(f(a, b), run):
+            assert type(p) is type(r) and np.asarray(p).dtype == np.asarray(r).dtype
+            assert same_bits(p, r), (c, a, p, r)

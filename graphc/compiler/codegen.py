@@ -402,15 +402,23 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
             or any(t.op == "constant" for t in program.outputs)):
         return []
     local = {id(t): params[id(t)] for t in program.inputs}  # id(term) -> a float
+    # An int or bool constant that meets float64 (an operand of an op computing in float64,
+    # or compared with a float) is cast to float64 by NumPy, weak Python int or not: its
+    # correctly rounded float(), which Python's own int-float comparisons never use (2**60 + 1
+    # equals 2.0**60 in NumPy, not in Python). Elsewhere (compared with a bool) it stays exact.
+    as_float: dict = {}  # id(constant) -> the constant as NumPy casts it to float64
     for term in plan.leaves:
         if term.op == "placeholder":
             continue
         if term.op != "constant" or term.shape != () or term.dtype.kind not in "fiub":
             return []
-        value = term.attrs["value"].item()  # int * float is float * float, as in NumPy
-        if type(value) in (int, bool) and float(value) == value:
-            value = float(value)  # the same value; float-float operations are the fast ones
+        value = term.attrs["value"].item()
         local[id(term)] = _literal(value) or emit.bind("_c", value)
+        if type(value) in (int, bool):
+            cast = float(value)
+            as_float[id(term)] = _literal(cast)  # (finite: |value| < 2**64)
+            if cast == value:  # the same value; float-float operations are the fast ones
+                local[id(term)] = as_float[id(term)]
     # A value used once, by an operator that reads each operand once, is written inside that
     # operator's expression: the same operations without a local to store and load.
     uses = collections.Counter(id(x) for t in plan.order for x in t.inputs)
@@ -426,7 +434,9 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         if (term.shape != () or term.dtype != dtype or REGISTRY[term.op].checked
                 or not (steps or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
             return []
-        args = [local[id(x)] for x in term.inputs]
+        in_float64 = term.dtype == f64 or any(x.dtype.kind == "f" for x in term.inputs)
+        args = [as_float[id(x)] if in_float64 and id(x) in as_float else local[id(x)]
+                for x in term.inputs]
         name = local[id(term)] = f"_f{pos}"
         if steps:  # the branch of x's sign, e = exp(-|x|) in (0, 1], the kernel's last step
             x, e = args[0], f"_e{pos}"
