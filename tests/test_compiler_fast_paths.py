@@ -560,3 +560,26 @@ def test_float_path_casts_int_constants_to_float64_as_numpy_does(c):
         for p, r in zip(f(a, b), run):
             assert type(p) is type(r) and np.asarray(p).dtype == np.asarray(r).dtype
             assert same_bits(p, r), (c, a, p, r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_python_floats_skip_the_argument_check_beside_an_input_named_float(dtype, monkeypatch):
+    """On the NumPy path a Python float becomes a NumPy scalar without the full argument
+    check, also when an input named ``float`` (a parameter) shadows the builtin."""
+    calls = []
+
+    def counting(node, value):
+        calls.append(node.name)
+        return gc.runtime.check_feed_value(node, value)
+    monkeypatch.setattr(codegen, "check_feed_value", counting)
+    g = gc.Graph()
+    x, y = g.placeholder("float", (), dtype=dtype), g.placeholder("y", (), dtype=dtype)
+    out = x / y  # y = 0.0: the float path hands the call to the NumPy path
+    f = gc.function([x, y], out)
+    for a, b in ((1.5, 0.0), (1.5, 0.25)):
+        value = f(a, b)
+        want = g.run(out, {x: a, y: b})
+        assert type(value) is type(want) and same_bits(value, want)
+    assert calls == []
+    f(1.5, 2)  # an int: the check converts it
+    assert calls == ["y"]

@@ -151,7 +151,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     # always binds: keywords and wrong counts go to ``_rebind`` (the Function's), and every
     # error is explained by ``_explain``; the Function calls this function with no frame
     # of its own between (see :func:`bind_hooks`).
-    emit.globals.update(_NO=MISSING, _GraphcError=GraphcError)
+    emit.globals.update(_NO=MISSING, _GraphcError=GraphcError, _float=float)
     header = "def _graphc_function(" + "".join(f"{p}=_NO, " for p in params) + \
         ("/, " if params else "") + "*_more, **_named):"
     prologue = ["    if _more or _named" + "".join(f" or {p} is _NO" for p in params) + ":",
@@ -188,7 +188,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                          f"and {param}.shape == ():")
             lines.append(f"            {param} = {param}[()]")
             lines.append("        else:")
-            test = f"{param}.__class__ is float"
+            test = f"{param}.__class__ is _float"  # (an input may be named float)
             big = narrow_float_max(term.dtype)  # (float32: a Python float may overflow it)
             if big is not None:
                 test += f" and -{big!r} <= {param} <= {big!r}"
