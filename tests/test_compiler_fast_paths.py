@@ -583,3 +583,29 @@ def test_python_floats_skip_the_argument_check_beside_an_input_named_float(dtype
     assert calls == []
     f(1.5, 2)  # an int: the check converts it
     assert calls == ["y"]
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_trusted_argument_that_fails_to_convert_names_the_argument_stage_and_input(
+        dtype, backend):
+    """trust_input skips the checks; an argument outside the promise that the conversion
+    refuses is reported as an argument error in the check's words, naming the input, not as a
+    failure while storing results."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", (), dtype=dtype), g.placeholder("y", (), dtype=dtype)
+    outs = [x * y + 1.0, gc.exp(y)]
+    f = gc.function([x, y], outs, trust_input=True, backend=backend)
+    checked = gc.function([x, y], outs, backend=backend)
+    bad = ["a", None, np.array([3.0])] if dtype == "float64" and backend == "source" else ["a"]
+    for value in bad:
+        with pytest.raises(gc.FeedError) as plain:
+            checked(0.5, value)
+        with pytest.raises(gc.FeedError) as info:
+            f(0.5, value)
+        message = str(info.value)
+        assert message.startswith("compiled function failed while converting its arguments")
+        assert "placeholder node 'y'" in message and "test_compiler_fast_paths.py" in message
+        assert str(plain.value).split(" (called at")[0] in message  # the check's own words
+        assert message.endswith(f"(called at {__file__}:{info.tb.tb_lineno})")
+    assert f(0.5, 2.0)[0] == 2.0  # and the function still works

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import GraphcError
+from ..errors import FeedError, GraphcError, describe
 from ..graph import _checked_value
 from ..ops.nn import _relu, _sigmoid, _softplus  # kernels the float path writes out
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
@@ -60,6 +60,7 @@ class Generated:
     lines: dict  # line number -> term
     params: list  # parameter names, one per input
     names: dict  # id(term) -> the local, global or literal that holds its value
+    arguments: dict  # line number -> the input term whose argument that line converts
 
 
 def _literal(value):
@@ -145,6 +146,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     names: dict[int, str] = {}
     lines: list[str] = []
     where: dict[int, Term] = {}
+    taking: dict[int, Term] = {}  # line -> input (a trusted conversion: see argument_error)
 
     # Arguments: validated like g.run feeds, with a fast path for arrays that already fit.
     # The parameters are positional-only with a default, and the rest is gathered, so a call
@@ -158,8 +160,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                 f"        return _rebind(_more, _named, {_tuple_display(params)})",
                 "    try:"]
     if not check_numerics:  # (the float path has no per-term checks)
-        lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
-                                 structure, fastmath=fastmath, trust_input=trust_input))
+        floats, converting = _float_path(program, plan, emit,
+                                         dict(zip(map(id, program.inputs), params)), structure,
+                                         fastmath=fastmath, trust_input=trust_input)
+        taking.update((len(lines) + k + 2, term) for k, term in converting.items())
+        lines.extend(floats)
     for term, param in zip(program.inputs, params):
         names[id(term)] = param
         check = emit.bind("_feed", functools.partial(check_feed_value, term.origin))
@@ -175,6 +180,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         scalar = term.shape == () and term.dtype.kind == "f"
         if trust_input:  # the caller promised values of the right dtype and shape
             if scalar:  # a Python float, a NumPy scalar or a 0-d array: a NumPy scalar
+                taking[len(lines) + 2] = term
                 lines.append(f"    {param} = {emit.bind('_sc', term.dtype.type)}({param})")
             continue
         if scalar:
@@ -302,8 +308,23 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                 "        raise _explain(_exc) from _exc"]
     source = "\n".join([header, *prologue, *("    " + line for line in lines), *epilogue]) + "\n"
     where = {k + len(prologue): term for k, term in where.items()}
+    taking = {k + len(prologue): term for k, term in taking.items()}
     filename = f"<graphc-function-{next(_COUNTER)}>"
-    return Generated(source, emit.globals, filename, where, params, names)
+    return Generated(source, emit.globals, filename, where, params, names, taking)
+
+
+def argument_error(term: Term, value, exc: Exception) -> GraphcError:
+    """The error for an argument that a function with ``trust_input`` failed to convert (the
+    promise of a fitting value was broken): the argument check's own words, as a function
+    without ``trust_input`` gives them, naming the input, with the stage in front."""
+    try:
+        check_feed_value(term.origin, value)
+    except GraphcError as error:
+        reason = str(error)
+    else:  # (the check takes it: the conversion's own reason)
+        reason = f"cannot take {value!r:.60} for {describe(term.origin)}: {exc}"
+    return FeedError(f"compiled function failed while converting its arguments (trust_input "
+                     f"promised values that fit, skipping the checks): {reason}")
 
 
 #: The largest finite float64, and a test that a float is 0 or not tiny (NumPy's kernels
@@ -373,7 +394,7 @@ class FloatPathExit(Exception):
 
 
 def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, structure,
-                fastmath: bool, trust_input: bool) -> list:
+                fastmath: bool, trust_input: bool) -> tuple:
     """Lines computing the whole program over Python floats, taken when every argument is a
     Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all
     0-d float64 (a scalar function and its gradients), made of the :data:`FLOAT_OPS` and
@@ -388,6 +409,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     scalar or 0-d array; any other kind leaves for the NumPy path (an exception: 0.4 us on
     a path of several), which takes the converted floats as they are. With ``trust_input``
     (the caller promised 0-d float64 values) every argument is converted, with no test.
+    Returns the lines (none if the program does not qualify) and, by line index, the input
+    each trusted conversion line converts (for :func:`argument_error`).
 
     Outputs are of the kernels' types, as on the NumPy path: NumPy scalars, or a 0-d array
     for ``where``. A float64 scalar is made by adding ``np.float64(-0.0)`` (NumPy's scalar
@@ -400,7 +423,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
             or any(t.op == "constant" for t in program.outputs)):
-        return []
+        return [], {}
     local = {id(t): params[id(t)] for t in program.inputs}  # id(term) -> a float
     # An int or bool constant that meets float64 (an operand of an op computing in float64,
     # or compared with a float) is cast to float64 by NumPy, weak Python int or not: its
@@ -411,7 +434,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         if term.op == "placeholder":
             continue
         if term.op != "constant" or term.shape != () or term.dtype.kind not in "fiub":
-            return []
+            return [], {}
         value = term.attrs["value"].item()
         local[id(term)] = _literal(value) or emit.bind("_c", value)
         if type(value) in (int, bool):
@@ -433,7 +456,7 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         dtype = np.dtype(bool) if term.op in _BOOL_RESULTS else f64
         if (term.shape != () or term.dtype != dtype or REGISTRY[term.op].checked
                 or not (steps or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
-            return []
+            return [], {}
         in_float64 = term.dtype == f64 or any(x.dtype.kind == "f" for x in term.inputs)
         args = [as_float[id(x)] if in_float64 and id(x) in as_float else local[id(x)]
                 for x in term.inputs]
@@ -482,10 +505,12 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         else:
             results.append(f"{name} + _minus_zero")
     convert = []  # each argument as a float, or (not one of the three kinds) the NumPy path
+    converting = {}  # index of a line in the returned list -> the input it converts
     for term in program.inputs:
         p = params[id(term)]
         convert.append(f"if {p}.__class__ is not _float:")
         if trust_input:
+            converting[len(convert) + 2] = term  # (after the comment and the try line)
             convert.append(f"    {p} = _float({p})")
         else:
             convert += [f"    if {p}.__class__ is _float64 or {p}.__class__ is _ndarray and "
@@ -497,7 +522,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         "    except (ZeroDivisionError, _FloatPathExit):  # inf, NaN, other kinds: NumPy",
         "        pass",
         "    else:",
-        f"        return {_assemble(structure if structure is not None else 0, results, emit)}"]
+        f"        return {_assemble(structure if structure is not None else 0, results, emit)}"
+    ], converting
 
 
 def _call(term: Term, args: list, emit: _Emitter, operators: bool,

@@ -61,6 +61,7 @@ class Machine:
     filename = None
     lines: dict = {}
     names: dict = {}
+    arguments: dict = {}
 
     def __init__(self, program: Program, plan: Plan, graph, check_numerics: bool, structure,
                  trust_input: bool) -> None:
@@ -177,6 +178,7 @@ class Machine:
         # what a Function reads to explain a failure in generated code
         self.filename, self.lines, self.names = generated.filename, generated.lines, \
             generated.names
+        self.arguments = generated.arguments
         self._source = generated.source
         if self._hooks is not None:
             codegen.bind_hooks(fn, **self._hooks)
@@ -189,8 +191,13 @@ class Machine:
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
         slots = self._template.copy()
-        for (k, check), value in zip(self._arguments, args):
-            slots[k] = value if check is None else check(value)
+        try:
+            for (k, check), value in zip(self._arguments, args):
+                slots[k] = value if check is None else check(value)
+        except GraphcError:
+            raise
+        except Exception as exc:  # (trust_input: a value that broke the promise)
+            raise codegen.argument_error(self._terms[k], value, exc) from exc
         values = self._values
         for k, node_id in self._variables:
             slots[k] = values[node_id]
