@@ -609,3 +609,34 @@ def test_a_trusted_argument_that_fails_to_convert_names_the_argument_stage_and_i
         assert str(plain.value).split(" (called at")[0] in message  # the check's own words
         assert message.endswith(f"(called at {__file__}:{info.tb.tb_lineno})")
     assert f(0.5, 2.0)[0] == 2.0  # and the function still works
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+def test_outputs_simplified_to_an_input_variable_or_constant_keep_g_runs_types(backend):
+    """``x * 1.0`` simplified to ``x`` (and ``x - 0``, ``-(-x)``, a variable times one, a
+    folded constant) is a NumPy scalar as in g.run, not a copy as a 0-d array; fetching ``x``
+    itself or a ``where`` still gives g.run's 0-d arrays."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    n = g.placeholder("n", (), dtype="int64")
+    v = g.variable("v", np.array(2.0))
+    c = g.constant(1.5)
+    outs = {"x*1": x * 1.0, "x-0": x - 0.0, "--x": -(-x), "v*1": v * 1.0, "exp(c)": gc.exp(c),
+            "x": x, "where": gc.where(x > y, x, y), "n*1": n * 1, "x*1 again": 1.0 * x,
+            "y*y": y * y}
+    f = gc.function([x, y, n], outs, backend=backend)
+    trusted = gc.function([x, y, n], outs, backend=backend, trust_input=True)
+    for a, b in ((0.5, 1.0), (-0.0, 2.0), (float("nan"), 1.0)):
+        run = g.run(outs, {x: a, y: b, n: 3})
+        assert type(run["x*1"]) is np.float64 and type(run["x"]) is np.ndarray  # (the oracle)
+        for fn, args in ((f, (a, b, 3)), (f, (np.array(a), np.array(b), np.array(3))),
+                         (trusted, (a, b, np.array(3))),  # (trusted: arrays of the dtype)
+                         (trusted, (np.array(a), np.array(b), np.array(3)))):
+            if True:
+                got = fn(*args)
+                for key, want in run.items():
+                    assert type(got[key]) is type(want), (key, args, got[key], want)
+                    assert same_bits(got[key], want), (key, args)
+    value = f(np.array(0.5), 1.0, 3)["x"]
+    value[()] = 7.0  # still a copy: the caller's array and the next call keep their values
+    assert f(0.5, 1.0, 3)["x"] == 0.5

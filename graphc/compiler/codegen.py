@@ -292,8 +292,9 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     # names the node), then put back into the user's structure.
     returned: set = set()
     results = []
-    for term in program.outputs:
-        result = _result(term, names[id(term)], emit, repeated=id(term) in returned)
+    for k, term in enumerate(program.outputs):
+        result = _result(term, names[id(term)], emit, repeated=id(term) in returned,
+                         scalar=k in program.scalar_outputs)
         returned.add(id(term))
         if result != names[id(term)]:
             where[len(lines) + 2] = term
@@ -490,17 +491,18 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
                         _float=float, _abs=abs)  # (an input may be named float or abs)
     returned: set = set()
     results = []
-    for term in program.outputs:
+    for k, term in enumerate(program.outputs):
         name = local[id(term)]
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
-        if result != name:  # a copy (an argument, a value returned twice): as on the NumPy path
+        scalar = k in program.scalar_outputs  # g.run gives a NumPy scalar, copy or not
+        if result != name and not scalar:  # a copy (an argument, a value returned twice)
             results.append(result)
-        elif term.op in _ARRAY_RESULTS:  # as the kernels give: a 0-d array from np.where,
+        elif term.op in _ARRAY_RESULTS and not scalar:  # as the kernels give: np.where's 0-d
             results.append(f"_np.array({name})")
         elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
             results.append(f"(_true if {name} else _false)")
-        elif term.op in _MAY_SIGNAL:
+        elif term.op in _MAY_SIGNAL or result != name or term.op in _ARRAY_RESULTS:
             results.append(f"_float64({name})")
         else:
             results.append(f"{name} + _minus_zero")
@@ -732,17 +734,24 @@ def _assemble(spec, results: list, emit: _Emitter) -> str:
     return f"{emit.bind('_make', spec.make)}([{', '.join(items)}])"
 
 
-def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
+def _result(term: Term, name: str, emit: _Emitter, repeated: bool,
+            scalar: bool = False) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
     value that may be an argument, a variable's storage, a constant or a (read-only) view is
     copied, so the caller may keep and modify it. 0-d arrays are mutable too, so this holds
     for every shape. A term returned a second time (two outputs that rewriting made one term)
-    is copied as well: distinct outputs never share memory."""
+    is copied as well: distinct outputs never share memory. ``scalar``: g.run gives a NumPy
+    scalar (a ufunc's 0-d value, see ``Program.scalar_outputs``), immutable, so no copy:
+    ``v[()]`` of the value (``x * 1.0`` simplified to ``x`` is np.float64, as in g.run)."""
     if term.op == "constant" and term.attrs.get("weak"):
-        return f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
-    if repeated or not is_fresh(term):
-        return f"_np.array({name})"
-    return name
+        text = f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
+    elif repeated or not is_fresh(term):
+        text = name if scalar else f"_np.array({name})"
+    elif scalar and not isinstance(REGISTRY[term.op].kernel, np.ufunc):
+        text = name  # (say np.where's 0-d array)
+    else:
+        return name
+    return f"{text}[()]" if scalar else text
 
 
 def _output_checker(term: Term, value, *args):

@@ -473,16 +473,25 @@ def _stores(program: Program, slot: dict) -> list:
     return stores
 
 
+def _weak_scalar(value, dtype):
+    return np.asarray(value, dtype=dtype)[()]
+
+
 def _results(program: Program, slot: dict) -> list:
     """Per output: (slot, the copy or conversion g.run would make or None, term)."""
     returned: set = set()
     results = []
-    for term in program.outputs:
+    for k, term in enumerate(program.outputs):
         finish: Optional[object] = None
         if term.op == "constant" and term.attrs.get("weak"):
             finish = functools.partial(np.asarray, dtype=term.dtype)
         elif id(term) in returned or not is_fresh(term):
             finish = np.array
+        if k in program.scalar_outputs and (  # g.run gives a NumPy scalar (codegen._result)
+                finish is not None or not isinstance(REGISTRY[term.op].kernel, np.ufunc)):
+            weak = term.op == "constant" and term.attrs.get("weak")
+            finish = functools.partial(_weak_scalar, dtype=term.dtype) if weak else \
+                operator.itemgetter(())  # v[()]: a 0-d array's NumPy scalar
         returned.add(id(term))
         results.append((slot[term], finish, term))
     return results
