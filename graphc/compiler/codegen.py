@@ -157,8 +157,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     header = "def _graphc_function(" + "".join(f"{p}=_NO, " for p in params) + \
         ("/, " if params else "") + "*_more, **_named):"
     prologue = ["    if _more or _named" + "".join(f" or {p} is _NO" for p in params) + ":",
-                f"        return _rebind(_more, _named, {_tuple_display(params)})",
-                "    try:"]
+                f"        return _rebind(_more, _named, {_tuple_display(params)})"]
+    arena = plan.arena  # the buffers kept across calls: one arena per running call
+    if arena is not None:
+        prologue.extend(_arena_taken(arena, emit))
+    prologue.append("    try:")
     if not check_numerics:  # (the float path has no per-term checks)
         floats, converting = _float_path(program, plan, emit,
                                          dict(zip(map(id, program.inputs), params)), structure,
@@ -236,8 +239,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         args = [names[id(x)] for x in term.inputs]
         literal = [x.op == "constant" and bool(x.attrs.get("weak")) for x in term.inputs]
         donor = plan.reuse.get(id(term))
+        place = arena.slot.get(id(term)) if arena is not None else None
         if donor is not None:  # in place: the kernel call, with out= the dying buffer
             call = _call(term, args, emit, operators=False, out=names[id(donor)])
+        elif place is not None:  # the first writer of a kept buffer: out= its arena place
+            call = _arena_call(term, args, emit, f"_a[{place}]")
         else:
             call = _call(term, args, emit, operators=not all(literal))
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
@@ -307,6 +313,8 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                 "        raise",
                 "    except Exception as _exc:  # a graphc error naming the node that failed",
                 "        raise _explain(_exc) from _exc"]
+    if arena is not None:  # (after the error is explained: its values are still the call's)
+        epilogue += ["    finally:", "        _arena_give(_a)"]
     source = "\n".join([header, *prologue, *("    " + line for line in lines), *epilogue]) + "\n"
     where = {k + len(prologue): term for k, term in where.items()}
     taking = {k + len(prologue): term for k, term in taking.items()}
@@ -564,6 +572,29 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
     if out is not None:
         parts.append(f"out={out}")
     return f"{emit.kernel(term.op)}({', '.join(parts)})"
+
+
+def _arena_taken(arena, emit: _Emitter) -> list:
+    """The lines taking an arena for the call (``_a``: a tuple of arrays, one per place): an
+    idle one from the pool, else a new one (see :mod:`graphc.compiler.arena`)."""
+    emit.globals.update(_arena_pop=arena.pool.pop, _arena_make=arena.make,
+                        _arena_give=arena.give)
+    return ["    try:",
+            "        _a = _arena_pop()",
+            "    except IndexError:  # none idle: another call (thread, kernel) holds them",
+            "        _a = _arena_make()"]
+
+
+def _arena_call(term: Term, args: list, emit: _Emitter, out: str) -> str:
+    """The call computing ``term`` into its arena place ``out`` (see
+    :func:`graphc.compiler.arena.writes_into`): the kernel with ``out=``, or for ``sum`` the
+    direct call's ``np.add.reduce`` with ``out``."""
+    if term.op == "sum":
+        emit.globals["_add_reduce"] = np.add.reduce
+        axis = emit.attr(term.attrs["axis"])
+        keep = ", True" if term.attrs["keepdims"] else ""
+        return f"_add_reduce({args[0]}, {axis}, None, {out}{keep})"
+    return _call(term, args, emit, operators=False, out=out)
 
 
 def _direct_call(term: Term, args: list, operators: bool, emit: _Emitter) -> Optional[str]:

@@ -29,7 +29,9 @@ class Function:
 
     ``source`` is the generated Python program; ``stats`` reports the term count before and
     after each pass, the time of each pass, how often each rewrite rule fired, and the
-    planned peak memory of the intermediate values in bytes.
+    planned peak memory of the intermediate values in bytes. ``arena_bytes`` is the size of
+    the buffers the program keeps across calls (one arena, :mod:`graphc.compiler.arena`),
+    ``kept_bytes`` what the function keeps now; :meth:`release_buffers` drops them.
 
     Inputs with ``None`` sizes: the memory plan is made at the first call with each new
     combination of input shapes (a shape specialisation, see
@@ -61,6 +63,7 @@ class Function:
         direct = lock is None and specializer is None and not isinstance(fn, vm.Machine)
         self._entry = fn if direct else self._call_through
         self._stats: dict = stats
+        self._plans: list = []  # the programs' plans (each with its arena), as they are made
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
@@ -74,7 +77,22 @@ class Function:
             fn = self._specializer.last.fn
             if isinstance(fn, vm.Machine) and fn.promoted:
                 self._stats["backend"] = "source"
+        self._stats["kept_bytes"] = sum(arena.kept_bytes for arena in self._arenas())
         return self._stats
+
+    def release_buffers(self) -> int:
+        """Drop the buffers the function keeps between calls (its programs' idle arenas, see
+        :mod:`graphc.compiler.arena`); the next call makes them again. Returns the bytes
+        dropped (``stats["kept_bytes"]`` before)."""
+        kept = 0
+        for arena in self._arenas():
+            kept += arena.kept_bytes
+            arena.clear()
+        return kept
+
+    def _arenas(self) -> list:
+        """The arenas of the programs the function has: the generic one, specialisations."""
+        return [plan.arena for plan in self._plans if plan.arena is not None]
 
     @property
     def source(self) -> str:
@@ -104,6 +122,7 @@ class Function:
     def _hooked(self, lowered: Lowered) -> Lowered:
         """A shape specialisation, its generated function given the hooks."""
         codegen.bind_hooks(lowered.fn, explain=self._explain, rebind=self._rebind)
+        self._plans.append(lowered.plan)
         return lowered
 
     def _rebind(self, more: tuple, named: dict, given: tuple):
@@ -305,6 +324,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     compiled = Function(fn, generic.generated, inputs, stats,
                         update_lock(graph) if update_pairs else None, specializer)
     compiled.outputs, compiled.updated = tuple(flat), tuple(var for var, _ in update_pairs)
+    compiled._plans.append(generic.plan)
     return compiled
 
 
@@ -348,6 +368,9 @@ def _plan_and_lower(program, graph, options: dict) -> Lowered:
         "backend": backend,
         "planned_peak_bytes": plan.peak_bytes,
         "reused_buffers": plan.reused_buffers,
+        # buffers kept across calls: one arena's bytes (graphc.compiler.arena); the bytes
+        # kept now are stats["kept_bytes"]
+        "arena_bytes": plan.arena.nbytes if plan.arena is not None else 0,
         "seconds": {"schedule": t1 - t0, "codegen": t2 - t1},
     })
     if backend == "vm":

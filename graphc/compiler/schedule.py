@@ -87,7 +87,8 @@ class Plan:
     roots, -1: unread), ``reuse`` (id(term) -> the input term whose buffer it writes into,
     out=) and ``frees`` (per position: the terms whose values die there) are made from the
     walk's term numbers when first read; ``numbered`` and ``walk`` are those numbers (the VM
-    reads them)."""
+    and the arena layout read them: ``walk.released`` is, per buffer, the step where its last
+    holder dies); ``arena`` the buffers kept across calls."""
 
     def __init__(self, numbered: "Numbered", walk: "_Walk", strategy: str) -> None:
         terms = numbered.terms
@@ -97,6 +98,13 @@ class Plan:
         self.strategy = strategy
         self.profile: list = walk.profile
         self.numbered, self.walk = numbered, walk
+
+    @functools.cached_property
+    def arena(self):
+        """The buffers this plan keeps across calls (:class:`graphc.compiler.arena.Arena`),
+        or None when no buffer qualifies; made once, shared by both back ends."""
+        from .arena import Arena  # (the arena reads the plan: imported when first needed)
+        return Arena.of(self)
 
     @property
     def reused_buffers(self) -> int:
@@ -187,6 +195,8 @@ class _Walk(NamedTuple):
     peak_bytes: Optional[int]
     dying: list  # per position: the computed terms whose values die there
     profile: list
+    released: list  # per buffer (the term that allocated it): the position where its last
+    #                 holder dies (INFINITY: never, an output or update holds it)
 
 
 def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[_Walk]:
@@ -209,6 +219,7 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
     reuse: dict = {}
     deaths: list = []
     profile: list = []
+    released = [INFINITY] * n
     live = peak = 0
     unknown = False
     for pos, i in enumerate(order):
@@ -265,8 +276,9 @@ def _plan(facts: Numbered, order: list, beat: Optional[int] = None) -> Optional[
                 if holders[b] == 0:
                     live -= size_of[b]
                     size_of[b] = 0
+                    released[b] = pos
         deaths.append(dying)
-    return _Walk(order, last_use, reuse, None if unknown else peak, deaths, profile)
+    return _Walk(order, last_use, reuse, None if unknown else peak, deaths, profile, released)
 
 
 def greedy_order(program: Program, numbered: Optional[Numbered] = None) -> list:

@@ -85,6 +85,11 @@ class Machine:
                 # a weak constant reaches NumPy as a Python scalar (weak promotion), as the
                 # generated code's literal does
                 template[slot[term]] = value.item() if term.attrs.get("weak") else value
+        # the arena's places are slots after the terms', filled at each call (see _run)
+        self._arena = arena = plan.arena
+        self._arena_base = len(template)
+        places = arena.slot if arena is not None else {}
+        template.extend([None] * len(places))
         code = []
         reuse, number, itemgetter = walk.reuse, slot.__getitem__, operator.itemgetter
         shaped = [bool(t.shape) for t in terms].__getitem__  # (only arrays are freed)
@@ -106,6 +111,9 @@ class Machine:
                     fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else \
                         spec.kernel
                     out = donor
+            elif id(term) in places:  # the first writer of a kept buffer: out= its place
+                fn = _into(term, spec)
+                out = self._arena_base + places[id(term)]
             elif op in _LOWERED:  # maybe an operator, a direct call, ...
                 fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
@@ -188,9 +196,24 @@ class Machine:
             self.stats["seconds"]["promotion"] = time.perf_counter() - started
 
     def _run(self, args, kwargs):
+        arena = self._arena
+        if arena is None:
+            return self._execute(args, kwargs, ())
+        try:  # one arena per running call (see graphc.compiler.arena)
+            held = arena.pool.pop()
+        except IndexError:  # none idle: another call (thread, kernel) holds them
+            held = arena.make()
+        try:
+            return self._execute(args, kwargs, held)
+        finally:
+            arena.give(held)
+
+    def _execute(self, args, kwargs, held: tuple):
         if kwargs or len(args) != len(self.params):
             args = self._bind(args, kwargs)
         slots = self._template.copy()
+        if held:
+            slots[self._arena_base:] = held
         try:
             for (k, check), value in zip(self._arguments, args):
                 slots[k] = value if check is None else check(value)
@@ -306,7 +329,9 @@ class Machine:
             args = [f"s{index[x]}" for x in term.inputs]
             args += [f"{key}={_literal(v) or '<' + type(v).__name__ + '>'}"
                      for key, v in term.attrs.items()]
-            if out >= 0:
+            if out >= self._arena_base:
+                args.append(f"out=arena[{out - self._arena_base}]")
+            elif out >= 0:
                 args.append(f"out=s{out}")
             op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
             freed = f"  free {', '.join(f's{i}' for i in frees)}" if frees else ""
@@ -375,6 +400,16 @@ def _direct(term: Term, operators: bool):
         shape = tuple(map(int, term.shape))
         return lambda x: x.reshape(shape)
     return None
+
+
+def _into(term: Term, spec):
+    """The callable computing ``term`` with ``out=`` its arena place (codegen's
+    ``_arena_call``): the kernel, or for ``sum`` the direct call's ``np.add.reduce``."""
+    if term.op == "sum":
+        axis, keepdims = term.attrs["axis"], term.attrs["keepdims"]
+        reduce = np.add.reduce
+        return lambda x, out: reduce(x, axis, None, out, keepdims)
+    return functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
 
 
 def _transposed(x):

@@ -25,6 +25,7 @@ loss, so the loss and its gradient can share one pass over the logits.
 """
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Optional
 
@@ -61,14 +62,150 @@ def _negative_axes(axis, ndim: int) -> tuple:
     return tuple(a - ndim for a in normalize_axis(axis, ndim))
 
 
-def _safe_max(x, axis):
-    """The max along ``axis`` (kept), with non-finite maxima (all -inf, empty) replaced by 0."""
-    m = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)  # np.max, 2 us less
-    return m if np.isfinite(m).all() else np.where(np.isfinite(m), m, 0)
+# -- reductions along a short last axis -----------------------------------------------------------
+# NumPy reduces along the last axis one row at a time: one inner loop of length k per row, so a
+# 128x10 float32 max costs 7 us against 1 us for a whole exp. Along a short last axis the
+# softmax family therefore reduces *columns*: those of a C-contiguous (k, rows) copy, whose
+# reductions over axis 0 are k vector operations. The max is exact in any order. The sum keeps
+# the bits of NumPy's own sum along a contiguous row (see _column_sum) but costs 3-7 vector
+# operations, and a softmax computed in columns is transposed back: so only from
+# _COLUMN_ROWS rows, and up to _SHORT_RESULT classes for a softmax, does the whole kernel run
+# in columns; below that only the max is taken over columns (measured on float32 and float64,
+# 8 to 8192 rows, 4 to 64 classes: benchmarks/bench_nn_kernels.py).
+_SHORT_AXIS = 32  # classes: the longest last axis whose max (or reduction) goes by columns
+_SHORT_RESULT = 16  # classes: the longest for a softmax or log_softmax in columns
+_MAX_ROWS = 32  # rows: the fewest for the max by columns
+_COLUMN_ROWS = 256  # rows: the fewest for the whole kernel in columns
+_COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
+
+
+def _short_last_axis(x, axis, rows=_MAX_ROWS, classes=_SHORT_AXIS) -> bool:
+    """Whether ``axis`` is x's last axis alone, of 2 to ``classes`` float32/float64 values,
+    over at least ``rows`` rows."""
+    return (x.ndim >= 2 and x.dtype.itemsize in (4, 8) and 2 <= x.shape[-1] <= classes
+            and x.size >= rows * x.shape[-1] and tuple(axis) in ((-1,), (x.ndim - 1,)))
+
+
+def _as_columns(x) -> np.ndarray:
+    """The rows along x's last axis as the columns of a new C-contiguous ``(k, rows)`` array
+    (always a copy: the kernels write into it; x.T of an F-ordered x is C-contiguous)."""
+    return x.reshape(-1, x.shape[-1]).T.copy()
+
+
+def _along(x, axis, classes=_SHORT_AXIS):
+    """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest: its
+    columns (see _as_columns; the axis is then ``_COLUMNS``) or x itself. ``classes``: the
+    longest last axis to take in columns."""
+    x = _as_float(x)
+    if _short_last_axis(x, axis, _COLUMN_ROWS, classes):
+        return _as_columns(x), _COLUMNS
+    return x, axis
+
+
+def _finite_max(v, axis):
+    """``(m, finite)``: the max along ``axis`` of an ``_along`` layout (kept dims), with
+    non-finite maxima (all -inf, +inf, NaN, empty) replaced by 0, and whether all were finite.
+    Then every row's exp(x - m) sums to at least 1 (its max gives exp(0)): no 0/0, inf/inf or
+    log(0) follows, and the kernels need no errstate."""
+    if axis is _COLUMNS:
+        m = np.maximum.reduce(v, axis=0, keepdims=True)
+    elif _short_last_axis(v, axis):
+        m = np.maximum.reduce(_as_columns(v), axis=0).reshape(v.shape[:-1] + (1,))
+    else:
+        m = np.maximum.reduce(v, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
+    finite = np.isfinite(m)
+    if np.logical_and.reduce(finite, None):  # (ndarray.all is a Python layer more)
+        return m, True
+    return np.where(finite, m, 0), False
+
+
+_QUIET = contextlib.nullcontext()  # no floating-point state to change (0.2 us, errstate 1 us)
+
+
+def _shifted(v, axis):
+    """``(v - m, m, finite)`` for ``m`` the finite max along ``axis`` of an ``_along`` layout
+    (see _finite_max); a columns array (our own copy) is shifted in its own buffer."""
+    m, finite = _finite_max(v, axis)
+    if axis is _COLUMNS:
+        return np.subtract(v, m, out=v), m, finite
+    return np.asarray(v - m), m, finite  # an array even for a 0-d v: kernels write into it
+
+
+def _sum_along(v, axis, signed=True):
+    """The sum along ``axis`` of an ``_along`` layout (it broadcasts against v). ``signed``
+    False: no term is -0.0 (exps), so the sum need not turn -0.0 to +0.0 as NumPy's does."""
+    if axis is _COLUMNS:
+        return _column_sum(v, signed)
+    return np.add.reduce(v, axis=axis, keepdims=True)
+
+
+def _column_sum(c, signed=True) -> np.ndarray:
+    """``np.add.reduce(c, axis=0)`` for a ``(k, n)`` float32/float64 ``c`` with 2 <= k <= 128,
+    added in the order NumPy's pairwise sum adds a contiguous row of k (so the same bits as
+    ``np.add.reduce`` along the rows of a contiguous ``c.T``): from 0, rows below 8 in turn;
+    from 8 rows on, 8 accumulators take every 8th row and are added as
+    ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the remaining rows in turn, then 0."""
+    k = c.shape[0]
+    if k < 8:
+        return np.add.reduce(c, axis=0, initial=0)
+    blocks = k // 8
+    r = np.add.reduce(c[:8 * blocks].reshape(blocks, 8, -1), axis=0) if blocks > 1 else c
+    r = np.add(r[0:8:2], r[1:8:2])  # r0+r1, r2+r3, r4+r5, r6+r7
+    r = np.add(r[0::2], r[1::2])
+    total = np.add(r[0], r[1])
+    for i in range(8 * blocks, k):
+        np.add(total, c[i], out=total)
+    return np.add(total, 0, out=total) if signed else total  # 0 + (-0.0) is +0.0
+
+
+def _restore(r, axis, shape) -> np.ndarray:
+    """A result in an ``_along`` layout as a C-contiguous array of ``shape`` (a 0-d one as a
+    NumPy scalar, as NumPy's own operators give)."""
+    if axis is _COLUMNS:
+        return r.T.copy().reshape(shape)
+    return r if r.ndim else r[()]
 
 
 def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
-    return (np.asarray(indices)[..., None] == np.arange(depth)).astype(dtype)
+    """Rows of zeros with a 1 at each index in [0, depth): for more than a few rows written
+    through a flat index (the comparison with arange(depth) loops once per row: 5x slower at
+    128x1000), else that comparison."""
+    indices = np.asarray(indices)
+    flat = indices.reshape(-1)
+    if flat.size < 8 or not depth:
+        return (indices[..., None] == np.arange(depth)).astype(dtype)
+    out = np.zeros(indices.shape + (depth,), dtype)
+    offsets = _row_offsets(flat.size, depth)
+    if not _in_range(flat, depth):
+        keep = (flat >= 0) & (flat < depth)
+        flat, offsets = flat[keep], offsets[keep]
+    out.reshape(-1)[offsets + flat.astype(np.intp, copy=False)] = 1  # in range: no wrap
+    return out
+
+
+def _row_offsets(rows: int, depth: int) -> np.ndarray:
+    """0, depth, 2 depth, ...: where each row starts in a flat (rows, depth) array (read-only;
+    cached for up to 2^16 rows: at most 64 such arrays, 32 MB)."""
+    if rows > 1 << 16:
+        return np.arange(0, rows * depth, depth, dtype=np.intp)
+    return _cached_row_offsets(rows, depth)
+
+
+@lru_cache(maxsize=64)
+def _cached_row_offsets(rows: int, depth: int) -> np.ndarray:
+    offsets = np.arange(0, rows * depth, depth, dtype=np.intp)
+    offsets.flags.writeable = False  # shared between calls
+    return offsets
+
+
+def _in_range(indices, depth: int) -> bool:
+    """Whether every integer index lies in [0, depth): one max, of signed indices read as
+    unsigned (negatives become huge)."""
+    if not indices.size:
+        return True
+    if indices.dtype.kind == "i":
+        indices = indices.view(indices.dtype.str.replace("i", "u"))
+    return int(np.maximum.reduce(indices, axis=None)) < depth  # (a uint64 scalar's < is slow)
 
 
 # -- activations ----------------------------------------------------------------------------------
@@ -138,19 +275,22 @@ def _softmax_infer(x, *, axis):
 
 
 def _softmax(x, *, axis):
-    x = _as_float(x)
-    e = np.exp(x - _safe_max(x, axis))
-    with np.errstate(invalid="ignore"):  # a row of -inf has no softmax: NaN, as intended
-        e /= np.add.reduce(e, axis=axis, keepdims=True)  # in e's buffer: no second array
-    return e
+    v, along = _along(x, axis, _SHORT_RESULT)
+    e, _, finite = _shifted(v, along)
+    np.exp(e, out=e)
+    # a row of -inf has no softmax (0/0: NaN, as intended), nor one with +inf (inf/inf)
+    with _QUIET if finite else np.errstate(invalid="ignore"):
+        e /= _sum_along(e, along, signed=False)  # in e's buffer: no second array
+    return _restore(e, along, np.shape(x))
 
 
 def _log_softmax(x, *, axis):
-    x = _as_float(x)
-    z = x - _safe_max(x, axis)
+    v, along = _along(x, axis, _SHORT_RESULT)
+    z, _, finite = _shifted(v, along)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
+    with _QUIET if finite else np.errstate(divide="ignore", invalid="ignore"):
+        z -= np.log(_sum_along(np.exp(z), along, signed=False))
+    return _restore(z, along, np.shape(x))
 
 
 def _softmax_bprop(node, g, i):
@@ -215,10 +355,12 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 
 def _logsumexp(x, *, axis, keepdims):
-    x = _as_float(x)
-    m = _safe_max(x, axis)  # +inf entries give +inf, all -inf (or empty) gives -inf
-    with np.errstate(divide="ignore"):
-        out = np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True)) + m
+    v, along = _along(x, axis)
+    e, m, finite = _shifted(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
+    with _QUIET if finite else np.errstate(divide="ignore"):
+        out = np.log(_sum_along(np.exp(e, out=e), along, signed=False)) + m
+    if along is _COLUMNS:
+        return out.reshape(np.shape(x)[:-1] + (1,) * keepdims)
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -302,20 +444,31 @@ def _softmax_cross_entropy(logits, labels):
     logits, labels = _as_float(logits), np.asarray(labels)
     if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
-    z = logits - _safe_max(logits, -1)
-    lse = np.log(np.add.reduce(np.exp(z), axis=-1))  # >= 0: the max entry contributes 1
-    if labels.dtype.kind in "iu":
-        classes = logits.shape[-1]
-        if labels.size and (labels.max() >= classes or
-                            (labels.dtype.kind == "i" and labels.min() < 0)):
-            bad = labels[(labels < 0) | (labels >= classes)].flat[0]
-            raise IndexError(f"label {bad} is out of range for {classes} classes "
-                             f"(labels must lie in [0, {classes}))")
-        rows = z.reshape(labels.size, classes)  # a view (z is new): one row per example
-        picked = rows[np.arange(labels.size), labels.reshape(-1)].reshape(labels.shape)
-        return lse - picked
+    shape, sparse, classes = logits.shape, labels.dtype.kind in "iu", logits.shape[-1]
+    if sparse and not _in_range(labels, classes):
+        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
+        raise IndexError(f"label {bad} is out of range for {classes} classes "
+                         f"(labels must lie in [0, {classes}))")
+    v, along = _along(logits, (-1,))
+    columns = along is _COLUMNS
+    z = _shifted(v, along)[0]  # a new array (or our columns copy)
+    if sparse:
+        flat = labels.reshape(-1)
+        examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
+        if columns:  # one column per example
+            picked = z[flat, examples]
+        else:  # a view (z is new): one row per example
+            picked = z.reshape(flat.size, classes)[examples, flat]
+        # z is needed no more: its exps in its own buffer (one temporary, not two)
+        lse = np.log(_sum_along(np.exp(z, out=z), along, signed=False))  # >= 0: max gives 1
+        return lse.reshape(shape[:-1]) - picked.reshape(labels.shape)
+    lse = np.log(_sum_along(np.exp(z), along, signed=False))
     dtype = np.result_type(logits, labels)
-    return np.sum(labels * (lse[..., None] - z), axis=-1).astype(dtype, copy=False)
+    if columns:  # one lse per column
+        loss = _column_sum(labels.reshape(-1, classes).T * (lse - z)).reshape(shape[:-1])
+    else:
+        loss = np.sum(labels * (lse - z), axis=-1)
+    return loss.astype(dtype, copy=False)
 
 
 def _softmax_cross_entropy_bprop(node, g, i):
@@ -427,9 +580,14 @@ def _one_hot_like_infer(indices, like):
     return indices.shape + like.shape[-1:], float_dtype(like.dtype)
 
 
+def _one_hot_like(indices, like):
+    like = np.asarray(like)
+    dtype = like.dtype if like.dtype.kind in "fc" else np.dtype(np.float64)  # float_dtype's
+    return _one_hot_array(indices, like.shape[-1], dtype)
+
+
 define("one_hot_like", infer=_one_hot_like_infer,
-       kernel=lambda indices, like: _one_hot_array(
-           indices, np.shape(like)[-1], float_dtype(np.result_type(like))),
+       kernel=_one_hot_like,
        bprop=None,
        reference=lambda indices, like: _one_hot_reference(
            indices, depth=like.shape[-1], dtype=float_dtype(like.dtype)),

@@ -82,9 +82,9 @@ def _mean(x, *, axis, keepdims):
     accumulate wider there)."""
     if (isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize >= 4
             and not isinstance(axis, int)):
-        count = math.prod([x.shape[a] for a in axis]) if axis is not None else x.size
+        count = x.size if axis is None else math.prod(map(x.shape.__getitem__, axis))
         if count:
-            return np.add.reduce(x, axis=axis, keepdims=keepdims) / count
+            return np.add.reduce(x, axis, None, None, keepdims) / count  # positional: 0.2 us less
     return np.mean(x, axis=axis, keepdims=keepdims)
 
 

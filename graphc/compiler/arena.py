@@ -1,0 +1,242 @@
+"""Buffers kept across calls: each planned program's *arena*.
+
+The memory plan (:mod:`.schedule`) says which buffer every term writes: a new one, or (out=)
+the buffer of an input that dies at that step. Without an arena, each new buffer is a new
+NumPy array at every call: a ``malloc``, and, when glibc has handed the pages back to the OS
+between calls, one page fault per 4 KiB written (752 per call, 2 ms of a 3.3 ms step, for the
+float64 MLP of benchmarks/bench_mlp.py). An arena is one block of memory made once, with a
+place for every such buffer whose first writer can write into a given array: the kernel is
+called with ``out=`` that place. Buffers alive at the same time never overlap; buffers whose
+lives do not meet share bytes (first fit in plan order, 64-byte aligned places). A call then
+allocates only its outputs and the values of kernels that take no ``out=``.
+
+What never lives in an arena (:func:`writes_into` and :func:`layout`):
+
+* an output or an update value, or any buffer one of them may view (the plan's holders: a
+  reshape of a temporary holds the temporary), so what a call returns, or stores in a
+  variable, never changes at the next call;
+* any buffer a user's kernel (``gc.define_op``) reads, directly or through views: the kernel
+  may keep the arrays it is given;
+* leaves (arguments, variables, constants), 0-d values, buffers of unknown size or smaller
+  than :data:`SMALLEST` (4 KiB), and values
+  of kernels that take no ``out=`` (``softmax``, ``one_hot``, ...), of users' ops, of fused
+  terms (a lent buffer would stop their member-by-member fallback) and of a matmul with an
+  identity operand (the generated code skips that product).
+
+Threads and reentrancy: an :class:`Arena` keeps a pool of at most :data:`KEEP` idle arenas. A
+call takes one (a new one when the pool is empty: another thread, or a kernel calling the
+same function, holds the others) and gives it back when it ends, error or not; no two running
+calls ever share one. Memory: an arena holds at most :data:`MAX_BYTES`; a buffer that would
+take it past that is allocated at each call, as without an arena. ``f.stats["arena_bytes"]``
+is the size of one arena of the program shown, ``f.stats["kept_bytes"]`` what the function's
+programs keep now (idle arenas); :meth:`graphc.compiler.function.Function.release_buffers`
+drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
+
+The planned peak (``planned_peak_bytes``) is unchanged: it counts what is live during a call,
+in an arena or not.
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import heapq
+from typing import Optional
+
+import numpy as np
+
+from ..errors import OutOfMemoryError
+from ..runtime import is_allocation_failure
+from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
+from .fusion import FUSED
+from .ir import Term
+from .rules import _is_identity
+
+#: The largest arena a program gets, in bytes (buffers beyond it are allocated at each call).
+MAX_BYTES = 64 * 2**20
+
+#: Buffers smaller than this get no place (malloc serves them from its caches at little cost;
+#: leaving them out keeps the layout cheap on programs of many tiny terms).
+SMALLEST = 4096
+
+#: How many idle arenas a program keeps (more are made while more calls run at once, and
+#: dropped when they end).
+KEEP = 2
+
+#: Every place in an arena starts at a multiple of this many bytes (a cache line: NumPy's SIMD
+#: loops and BLAS read aligned rows).
+ALIGN = 64
+
+#: The registry's own ``sum`` kernel, whose ``np.add.reduce`` the back ends call with ``out=``
+#: (a replaced kernel is called as it is, without an arena place).
+_SUM_KERNEL = REGISTRY["sum"].kernel
+
+_KINDS = frozenset("biufc")  # dtypes a raw block of bytes can hold (no objects)
+
+
+def writes_into(term: Term) -> bool:
+    """Whether both back ends compute ``term`` with ``out=`` a given array of its shape and
+    dtype, with the values the kernel returns without one: an ``inplace`` op's kernel (ufuncs,
+    relu), ``np.matmul``, and ``sum``'s ``np.add.reduce`` (floating dtypes)."""
+    spec = REGISTRY.get(term.op)
+    if spec is None or spec.checked or term.dtype.kind not in _KINDS or not term.shape:
+        return False
+    if spec.inplace:
+        return term.op != FUSED
+    if term.op == "matmul":
+        return spec.kernel is np.matmul and not any(map(_is_identity, term.inputs))
+    if term.op == "sum":
+        x = term.inputs[0]
+        return (spec.kernel is _SUM_KERNEL and x.ndim > 0 and x.dtype == term.dtype
+                and term.dtype.kind in "fc" and type(term.attrs["axis"]) is tuple)
+    return False
+
+
+def layout(plan) -> tuple:
+    """``(places, nbytes)``: the places of the plan's arena buffers, ``[(term number,
+    offset)]`` in plan order, and the arena's size. A buffer qualifies when its term allocates
+    it (no ``out=`` reuse of an input), :func:`writes_into` holds, it has at least
+    :data:`SMALLEST` bytes, and no output, update or user's kernel holds or reads it; its life
+    runs from its term's step to the step where its last holder dies."""
+    facts, walk = plan.numbered, plan.walk
+    terms, sizes, released, reuse = facts.terms, facts.size, walk.released, walk.reuse
+    infinity = float("inf")
+    free: list = []  # idle regions (offset, size) below ``end``, by offset, coalesced
+    end = 0
+    pending: list = []  # heap of (release position, offset, size)
+    places = []
+    smallest = max(SMALLEST, 1)
+    candidates = [(pos, i) for pos, i in enumerate(walk.order)  # (the cheap tests first)
+                  if (sizes[i] or 0) >= smallest and released[i] != infinity and i not in reuse]
+    if not candidates:
+        return places, end
+    seen = _seen_by_users(facts, walk.order, reuse)
+    for pos, i in candidates:
+        if i in seen or not writes_into(terms[i]):
+            continue
+        size = sizes[i]
+        while pending and pending[0][0] < pos:  # regions whose buffers died before this step
+            _, offset, room = heapq.heappop(pending)
+            _give(free, offset, room)
+        size = -(-size // ALIGN) * ALIGN
+        k, offset = _fit(free, size, end)
+        if offset + size > MAX_BYTES:
+            continue  # allocated at each call
+        _take(free, k, size)
+        end = max(end, offset + size)
+        places.append((i, offset))
+        heapq.heappush(pending, (released[i], offset, size))
+    return places, end
+
+
+def _seen_by_users(facts, order: list, reuse: dict) -> set:
+    """The buffers (allocating terms' numbers) that a user's kernel (``gc.define_op``) reads,
+    directly or through views: a kernel may keep the arrays it is given (a probe that records
+    values), and those must stay the call's own, as without an arena."""
+    terms, fresh, computed = facts.terms, facts.fresh, facts.computed_inputs
+    users = {op for op in {t.op for t in terms} if REGISTRY[op].checked}
+    if not users:
+        return set()
+    stack = [j for i in order if terms[i].op in users for j in computed[i]]
+    seen: set = set()
+    while stack:
+        j = stack.pop()
+        if j in seen:
+            continue
+        seen.add(j)
+        if j in reuse:  # written into a dying input's buffer: that buffer's first writer
+            stack.append(reuse[j])
+        elif not fresh[j]:  # may be a view of its inputs' buffers
+            stack.extend(computed[j])
+    return seen
+
+
+def _fit(free: list, size: int, end: int) -> tuple:
+    """Where ``size`` bytes go: ``(k, offset)`` for the first idle region ``free[k]`` that
+    holds them, else the end of the block (``k`` -1; from the start of an idle region that
+    reaches the end, ``k`` -2)."""
+    for k, (offset, room) in enumerate(free):
+        if room >= size:
+            return k, offset
+    if free and sum(free[-1]) == end:
+        return -2, free[-1][0]
+    return -1, end
+
+
+def _take(free: list, k: int, size: int) -> None:
+    """Take ``size`` bytes from the start of ``free[k]`` (see :func:`_fit`)."""
+    if k == -2:
+        free.pop()
+    elif k >= 0:
+        offset, room = free[k]
+        if room == size:
+            del free[k]
+        else:
+            free[k] = (offset + size, room - size)
+
+
+def _give(free: list, offset: int, size: int) -> None:
+    """Put a region back into ``free``, merged with its idle neighbours."""
+    k = bisect.bisect(free, (offset, size))
+    if k < len(free) and offset + size == free[k][0]:
+        size += free.pop(k)[1]
+    if k and sum(free[k - 1]) == offset:
+        offset, size = free[k - 1][0], free[k - 1][1] + size
+        free[k - 1] = (offset, size)
+    else:
+        free.insert(k, (offset, size))
+
+
+class Arena:
+    """A program's arena layout and its pool of idle arenas.
+
+    ``slot``: id(term) -> its place's index in an arena (a tuple of arrays, one per place);
+    ``nbytes``: one arena's size. :meth:`take` and :meth:`give` are the pool's two ends (a
+    ``deque``: appends and pops are atomic, the bound exact)."""
+
+    def __init__(self, terms: list, offsets: list, nbytes: int) -> None:
+        self.slot = {id(t): k for k, t in enumerate(terms)}
+        self.places = [(tuple(map(int, t.shape)), t.dtype, offset)
+                       for t, offset in zip(terms, offsets)]
+        self.nbytes = nbytes
+        self.pool: collections.deque = collections.deque(maxlen=KEEP)
+        self.give = self.pool.append  # (the oldest idle arena is dropped when KEEP are kept)
+
+    @classmethod
+    def of(cls, plan) -> Optional["Arena"]:
+        """The arena of ``plan``, or None when no buffer qualifies (or arenas are off)."""
+        if MAX_BYTES <= 0 or plan.peak_bytes is None:
+            return None
+        places, nbytes = layout(plan)
+        if not places:
+            return None
+        terms = plan.numbered.terms
+        return cls([terms[i] for i, _ in places], [offset for _, offset in places], nbytes)
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes the idle arenas hold."""
+        return len(self.pool) * self.nbytes
+
+    def take(self) -> tuple:
+        """An idle arena, or a new one."""
+        try:
+            return self.pool.pop()
+        except IndexError:
+            return self.make()
+
+    def make(self) -> tuple:
+        """A new arena: one block of bytes, viewed as one array per place."""
+        try:
+            block = np.empty(self.nbytes + ALIGN, np.uint8)
+        except Exception as exc:  # noqa: BLE001 - MemoryError, or NumPy's own
+            if is_allocation_failure(exc):
+                raise OutOfMemoryError(f"a compiled function's buffers ({self.nbytes} bytes) "
+                                       f"could not be allocated: {exc}") from exc
+            raise
+        start = -block.ctypes.data % ALIGN
+        return tuple(np.ndarray(shape, dtype, block, start + offset)
+                     for shape, dtype, offset in self.places)
+
+    def clear(self) -> None:
+        """Drop the idle arenas (the next calls make new ones)."""
+        self.pool.clear()
