@@ -28,7 +28,8 @@ _INTERNAL: dict = {}  # file name -> whether it is one of graphc's (asked once p
 
 
 def user_site() -> Optional[str]:
-    """``file:line`` of the innermost frame outside graphc: where the user built a node."""
+    """``file:line`` of the innermost frame outside graphc (and outside the code it generated):
+    where the user built a node, or called g.run or a compiled function."""
     return _site_above(sys._getframe(1))
 
 
@@ -41,8 +42,10 @@ def _site_above(frame, known=None, known_site: Optional[str] = None) -> Optional
             return known_site
         filename = frame.f_code.co_filename
         inside = internal.get(filename)
-        if inside is None:
-            inside = internal[filename] = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if inside is None:  # (code graphc generated counts as graphc's; it is not kept here)
+            inside = filename.startswith("<graphc-")
+            if not inside:
+                inside = internal[filename] = os.path.abspath(filename).startswith(_PACKAGE_DIR)
         if not inside:
             return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back

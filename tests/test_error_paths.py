@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import runtime
 from graphc.compiler import DEFAULT_PASSES, fusion
 from graphc.graph import apply
 from graphc.ops.registry import REGISTRY
@@ -72,6 +73,19 @@ REFUSED = [
     ((), "int64", 2**70, "an integer of 71 bits to placeholder node 'p' (built at "),
     ((), "float64", 2**1100, "out of float64's range"),
     ((), "float32", 2**200, "out of float32's range"),
+    ((2,), "int64", [2**70, 1], "an integer of 71 bits to placeholder node 'p' (built at "),
+    ((2,), "uint8", [2**70, -1], "an integer of 71 bits"),
+    ((1,), "int8", np.array([200], dtype=object), "cannot feed 200 to placeholder node 'p'"),
+    ((2,), "uint8", np.array([-1, 2], dtype=object), "-1 to placeholder node 'p' (built at "),
+    ((2,), "float32", [2**200, 1], "out of float32's range"),
+    ((2,), "float64", [2**1100, 0], "out of float64's range"),
+    ((2,), "float64", [2**70, "a"], "a value must be numbers or bools, not object"),
+    ((2,), "float16", [1e5, 1.0], "(whose largest finite value is 65504.0)"),
+    ((3,), "float32", np.full(3, 1e300), "(whose largest finite value is 3.4028234663852886e+38)"),
+    ((6,), "int32", np.array([0, 0, 0, 0, 0, 2**40]), "1099511627776 is out of int32's range"),
+    ((2,), "int32", np.array([1, 2**40], ">i8"), "1099511627776 is out of int32's range"),
+    ((2,), "uint8", np.array([1, 256], ">u2"), "256 is out of uint8's range [0, 255]"),
+    ((2,), "int16", np.array([0, 40000], np.uint16), "40000 is out of int16's range [-32768, "),
 ]
 
 
@@ -95,6 +109,29 @@ def test_a_value_the_dtype_cannot_hold_is_the_same_feed_error_on_every_path(k, m
     built, called = SITE.findall(message)  # where p was built, where the call was made
     assert built == f"{HERE}:{p.site.rsplit(':', 1)[1]}"
     assert called == f"{HERE}:{_call.__code__.co_firstlineno + 3}"
+
+
+@pytest.mark.parametrize("same_value", [True, False], ids=["same_value-cast", "min-max"])
+@pytest.mark.parametrize("size", [3, 2**15 + 1])
+def test_integer_narrowing_names_the_value_out_of_range_with_or_without_checked_casts(
+        monkeypatch, same_value, size):
+    """NumPy >= 2.4's checked cast (small arrays) and the min/max reductions (large arrays, or
+    older NumPy) refuse the same values with the same words, and cast the same values alike."""
+    if same_value and not runtime._SAME_VALUE:
+        pytest.skip("this NumPy has no casting='same_value'")
+    monkeypatch.setattr(runtime, "_SAME_VALUE", same_value)
+    g = gc.Graph()
+    p = g.placeholder("p", (None,), dtype="int16")
+    f = gc.function([p], p + 1)
+    fits = np.arange(size, dtype=np.int64) % 30000 - 15000
+    np.testing.assert_array_equal(f(fits), (fits + 1).astype(np.int16))
+    for bad, named in ((40000, "40000"), (-2**40, "-1099511627776")):
+        value = fits.copy()
+        value[size // 2] = bad
+        for call in (lambda: g.run(p, {p: value}), lambda: f(value)):
+            with pytest.raises(gc.FeedError, match=f"int64 to placeholder node 'p' .* of dtype "
+                               f"int16: {named} is out of int16's range \\[-32768, 32767\\]"):
+                call()
 
 
 def test_a_function_with_updates_refuses_an_overflowing_value_before_updating():
@@ -129,6 +166,17 @@ ACCEPTED = [
     ((0,), "int8", np.zeros(0, np.int64), np.zeros(0, np.int8)),
     ((), "float64", 2**70, np.float64(2.0**70)),  # a Python int beyond int64, held exactly
     ((), "float32", -2**80, np.float32(-2.0**80)),
+    ((2,), "float64", [2**70, 1], np.array([2.0**70, 1.0])),  # a list of them: as a scalar
+    ((2,), "float32", np.array([-2**80, True], dtype=object), np.array([-2.0**80, 1], np.float32)),
+    ((2,), "float32", [1e-40, -1e-45], np.array([1e-40, -1e-45], np.float32)),  # subnormal
+    ((2,), "float32", [-0.0, 3.0], np.array([-0.0, 3.0], np.float32)),
+    ((2,), "float16", np.array([65504, -65504]), np.array([65504, -65504], np.float16)),
+    ((2,), "float16", np.array([True, False]), np.array([1, 0], np.float16)),
+    ((2,), "int8", np.array([True, False]), np.array([1, 0], np.int8)),
+    ((2,), "int16", np.array([0, 32767], np.uint64), np.array([0, 32767], np.int16)),
+    ((2,), "int64", np.array([-5, 7], np.int8), np.array([-5, 7])),
+    ((2,), "int16", np.array([-5, 7], ">i8"), np.array([-5, 7], np.int16)),  # byte-swapped
+    ((8,), "float32", np.arange(8.0), np.arange(8.0, dtype=np.float32)),  # beyond the few
 ]
 
 
@@ -231,8 +279,17 @@ def test_cross_entropy_labels_of_a_wrong_shape_say_what_to_do_and_the_fix_works(
 # -- every op, run-time sizes that do not fit ----------------------------------------------------
 #: Derivative-internal ops whose rules take their static shape from a "like" input the
 #: derivative builds consistently: fed a like of size 1 against a larger run-time size, g.run
-#: refuses the kernel's output (its static shape check) where compiled code returns it.
+#: refuses the kernel's output (its static shape check) where compiled code returns it. Only
+#: that difference is skipped; their other errors must agree as any op's.
 LIKE_SHAPED = {"axis_map_adjoint", "conv2d_weight_grad", "pick_along", "pick_along_adjoint"}
+LIKE_SHAPED_SKIPS = {"axis_map_adjoint": 5, "conv2d_weight_grad": 4, "pick_along": 3,
+                     "pick_along_adjoint": 4}  # (variants skipped, of 103 where g.run errs)
+
+
+def _static_shape_refusal(outcome) -> bool:
+    """Whether g.run refused a kernel's output for not having its node's static shape."""
+    return outcome[0] == "error" and "produced shape" in outcome[2] and \
+        "but its static shape is" in outcome[2]
 OPS = sorted(name for name, op in REGISTRY.items()
              if op.kernel is not None and op.cases and name not in ("composite",))
 
@@ -272,6 +329,7 @@ def _variants(arrays):
 @pytest.mark.parametrize("op", OPS)
 def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
     """Each path either computes the same values or raises the same graphc error."""
+    skipped = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # (LAPACK-backed kernels may warn; not the subject)
         for k, case in enumerate(REGISTRY[op].cases):
@@ -281,7 +339,9 @@ def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
                 if outcomes[0] is None:
                     continue
                 run, *compiled = outcomes
-                if op in LIKE_SHAPED and run[0] == "error":
+                if op in LIKE_SHAPED and _static_shape_refusal(run) and \
+                        all(other[0] == "ok" for other in compiled):
+                    skipped.append(k)
                     continue
                 for other in compiled:
                     assert other[0] == run[0], (k, shapes, outcomes)
@@ -291,3 +351,4 @@ def test_every_op_fed_sizes_that_may_not_fit_gives_one_answer_on_every_path(op):
                     else:
                         assert other[1:] == run[1:], (k, shapes)
                         assert issubclass(run[1], gc.GraphcError), run
+    assert len(skipped) == LIKE_SHAPED_SKIPS.get(op, 0), skipped  # the skip stays this narrow

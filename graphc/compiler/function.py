@@ -250,6 +250,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
     floats or NumPy scalars); anything else gives undefined results, or a
     :class:`graphc.FeedError` naming the argument stage and the input (the check's words).
+    Trusted arguments are not checked at all, so a value out of the input dtype's range
+    (``1e300`` for a float32 input) is the caller's to avoid: it may become ``inf``, warn or
+    fail, where the checked call raises :class:`graphc.FeedError`.
 
     ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
     function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:
