@@ -91,6 +91,61 @@ def writes_into(term: Term) -> bool:
     return False
 
 
+def c_ordered(plan) -> dict:
+    """id(term) -> whether ``g.run``'s value of the term is C-ordered at every call, whatever
+    the feeds' layouts (False: not proven). NumPy allocates a result in the order its operands
+    suggest (order 'K'): an F-ordered or transposed input gives an F-ordered result, and a
+    later reduction adds in another order. Proven C-ordered: constants that are, 0- and 1-d
+    values, ``np.matmul``'s results (always allocated C-ordered), and the values of
+    elementwise ufunc terms, ``sum``, ``reshape`` and ``expand_dims`` whose inputs of two or
+    more dimensions all are (operands of at most one dimension never sway NumPy's order).
+    Arguments and variables are not: the caller may give any layout."""
+    known: dict = {}
+    for term in plan.leaves:
+        value = term.attrs.get("value") if term.op == "constant" else None
+        known[id(term)] = term.ndim <= 1 or (value is not None and np.ndim(value) == term.ndim
+                                             and np.asarray(value).flags.c_contiguous)
+    for term in plan.order:
+        op = term.op
+        spec = REGISTRY.get(op)
+        if term.ndim <= 1 or op == "matmul" and spec.kernel is np.matmul:
+            known[id(term)] = True
+        elif (spec is not None and not spec.checked and op != FUSED
+              and (spec.inplace or op in _ORDER_KEEPING and spec.kernel is _KERNELS[op])):
+            known[id(term)] = all(known[id(x)] for x in term.inputs if x.ndim > 1)
+        else:
+            known[id(term)] = False
+    return known
+
+
+def layout_checks(plan) -> dict:
+    """id(term) -> the positions in ``term.inputs`` whose C order both back ends check at
+    run time before computing ``term`` with ``out=`` (a dying input's buffer, an arena
+    place, or a masked fill in place): NumPy's own result is C-ordered, like every such
+    buffer that is not an input's, exactly when the inputs of two or more dimensions are (see
+    :func:`c_ordered`). An empty tuple: proven, no check; a check that fails computes the
+    term as ``g.run`` does, into a new array. For every term with a place or a donor."""
+    known = c_ordered(plan)
+    arena = plan.arena
+    written = set(plan.reuse) | (set(arena.slot) if arena is not None else set())
+    checks = {}
+    for term in plan.order:
+        if id(term) in written:
+            if term.op == "matmul":  # (np.matmul's results are C-ordered, like its places)
+                checks[id(term)] = ()
+                continue
+            seen: set = set()
+            checks[id(term)] = tuple(
+                k for k, x in enumerate(term.inputs)
+                if x.ndim > 1 and not known[id(x)] and not (id(x) in seen or seen.add(id(x))))
+    return checks
+
+
+#: Ops whose registry kernel keeps a C-ordered input's order (see :func:`c_ordered`).
+_ORDER_KEEPING = frozenset({"sum", "reshape", "expand_dims"})
+_KERNELS = {op: REGISTRY[op].kernel for op in _ORDER_KEEPING}
+
+
 def layout(plan) -> tuple:
     """``(places, nbytes)``: the places of the plan's arena buffers, ``[(term number,
     offset)]`` in plan order, and the arena's size. A buffer qualifies when its term allocates

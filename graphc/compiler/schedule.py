@@ -106,6 +106,13 @@ class Plan:
         from .arena import Arena  # (the arena reads the plan: imported when first needed)
         return Arena.of(self)
 
+    @functools.cached_property
+    def layout_checks(self) -> dict:
+        """id(term) -> the inputs (positions) whose C order is checked at run time before the
+        term is written with ``out=`` (:func:`graphc.compiler.arena.layout_checks`)."""
+        from .arena import layout_checks
+        return layout_checks(self)
+
     @property
     def reused_buffers(self) -> int:
         """How many terms write into a dying input's buffer."""
