@@ -454,3 +454,23 @@ def test_c_ordered_feeds_keep_their_places_and_proven_terms_are_not_checked(back
     before = [p.copy() for p in places(f)]
     assert same_bits(f(X * 0.5), g.run(out, {x: X * 0.5}))
     assert any(not np.array_equal(a, b) for a, b in zip(before, places(f)))  # written again
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_functions_specialisations_share_one_bound(backend, monkeypatch):
+    """Each shape specialisation lays out its arena within what those before it left: a
+    function keeps at most KEEP * MAX_BYTES, however many shapes it meets."""
+    monkeypatch.setattr(arena, "MAX_BYTES", 60_000)
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 50))
+    out = gc.sum(gc.exp(x) * gc.sin(x) + gc.cos(x), axis=0)
+    f = gc.function([x], out, backend=backend)
+    sizes = []
+    for n in (40, 60, 50, 30, 70, 45):  # 16-28 kB buffers: 2-3 places each program
+        X = RNG.standard_normal((n, 50))
+        assert same_bits(f(X), g.run(out, {x: X}))
+        assert same_bits(f(X), g.run(out, {x: X}))  # (a kept arena)
+        sizes.append(f.stats["arena_bytes"])
+        assert f.stats["kept_bytes"] <= arena.KEEP * arena.MAX_BYTES
+    assert sizes[0] > 0 and 0 in sizes  # the first programs took the budget, later ones none
+    assert f.stats["specializations"] == 6
