@@ -474,3 +474,20 @@ def test_a_functions_specialisations_share_one_bound(backend, monkeypatch):
         assert f.stats["kept_bytes"] <= arena.KEEP * arena.MAX_BYTES
     assert sizes[0] > 0 and 0 in sizes  # the first programs took the budget, later ones none
     assert f.stats["specializations"] == 6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("passes", [(), None], ids=["no-passes", "default-passes"])
+def test_a_dense_hessian_is_g_runs_bits(backend, passes):
+    """The Jacobian's seed I @ x skips the product; its copy of a transposed x was F-ordered
+    (np.array keeps the order) where np.matmul's is C, and the reduction after it gave other
+    bits (3.6e-15 at n = 10)."""
+    rng = np.random.default_rng(0)
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    A = g.variable("A", rng.standard_normal((10, 10)))
+    H = gc.hessian(gc.sum(gc.tanh(A @ x)) ** 2 + gc.sum(x * x) / 2, x)
+    options = {} if passes is None else {"passes": passes}
+    f = gc.function([x], [H], backend=backend, **options)
+    X = rng.standard_normal(10)
+    assert same_bits(f(X)[0], g.run([H], {x: X})[0])
