@@ -170,6 +170,10 @@ class Function:
             tb = tb.tb_next
         if frame is None:
             return GraphcError(f"compiled function failed: {exc!r}")
+        argument = generated.arguments.get(line)
+        if argument is not None:  # a trusted argument that did not fit
+            return codegen.argument_error(
+                argument, _local_value(frame, generated.names.get(id(argument))), exc)
         term = generated.lines.get(line)
         if term is None:
             kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
@@ -245,10 +249,11 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
     ``trust_input=True`` skips the per-argument checks (PyTensor's name): the caller promises
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
-    floats or NumPy scalars); anything else gives undefined results or errors that need not
-    name the input. Trusted arguments are not checked at all, so a value out of the input
-    dtype's range (``1e300`` for a float32 input) is the caller's to avoid: it may become
-    ``inf``, warn or fail, where the checked call raises :class:`graphc.FeedError`.
+    floats or NumPy scalars); anything else gives undefined results, or a
+    :class:`graphc.FeedError` naming the argument stage and the input (the check's words).
+    Trusted arguments are not checked at all, so a value out of the input dtype's range
+    (``1e300`` for a float32 input) is the caller's to avoid: it may become ``inf``, warn or
+    fail, where the checked call raises :class:`graphc.FeedError`.
 
     ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
     function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:

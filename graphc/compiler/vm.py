@@ -61,6 +61,7 @@ class Machine:
     filename = None
     lines: dict = {}
     names: dict = {}
+    arguments: dict = {}
 
     def __init__(self, program: Program, plan: Plan, graph, check_numerics: bool, structure,
                  trust_input: bool) -> None:
@@ -192,6 +193,7 @@ class Machine:
         # what a Function reads to explain a failure in generated code
         self.filename, self.lines, self.names = generated.filename, generated.lines, \
             generated.names
+        self.arguments = generated.arguments
         self._source = generated.source
         if self._hooks is not None:
             codegen.bind_hooks(fn, **self._hooks)
@@ -219,8 +221,13 @@ class Machine:
         slots = self._template.copy()
         if held:
             slots[self._arena_base:] = held
-        for (k, check), value in zip(self._arguments, args):
-            slots[k] = value if check is None else check(value)
+        try:
+            for (k, check), value in zip(self._arguments, args):
+                slots[k] = value if check is None else check(value)
+        except GraphcError:
+            raise
+        except Exception as exc:  # (trust_input: a value that broke the promise)
+            raise codegen.argument_error(self._terms[k], value, exc) from exc
         values = self._values
         for k, node_id in self._variables:
             slots[k] = values[node_id]
@@ -526,16 +533,25 @@ def _stores(program: Program, slot: dict) -> list:
     return stores
 
 
+def _weak_scalar(value, dtype):
+    return np.asarray(value, dtype=dtype)[()]
+
+
 def _results(program: Program, slot: dict) -> list:
     """Per output: (slot, the copy or conversion g.run would make or None, term)."""
     returned: set = set()
     results = []
-    for term in program.outputs:
+    for k, term in enumerate(program.outputs):
         finish: Optional[object] = None
         if term.op == "constant" and term.attrs.get("weak"):
             finish = functools.partial(np.asarray, dtype=term.dtype)
         elif id(term) in returned or not is_fresh(term):
             finish = np.array
+        if k in program.scalar_outputs and (  # g.run gives a NumPy scalar (codegen._result)
+                finish is not None or not isinstance(REGISTRY[term.op].kernel, np.ufunc)):
+            weak = term.op == "constant" and term.attrs.get("weak")
+            finish = functools.partial(_weak_scalar, dtype=term.dtype) if weak else \
+                operator.itemgetter(())  # v[()]: a 0-d array's NumPy scalar
         returned.add(id(term))
         results.append((slot[term], finish, term))
     return results
