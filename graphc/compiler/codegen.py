@@ -245,7 +245,14 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         elif place is not None:  # the first writer of a kept buffer: out= its arena place
             call = _arena_call(term, args, emit, f"_a[{place}]")
         else:
-            call = _call(term, args, emit, operators=not all(literal))
+            call = None
+        plain = _call(term, args, emit, operators=not all(literal))
+        if call is None:
+            call = plain
+        elif plan.layout_checks[id(term)]:  # out= only where NumPy's result is C-ordered too
+            test = " and ".join(f"{args[k]}.flags.c_contiguous"
+                                for k in plan.layout_checks[id(term)])
+            call = f"{call} if {test} else {plain}"
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
         label = f"{op} {_quoted(term.origin.name)}"
@@ -564,7 +571,7 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
             x = args[term.inputs.index(other)]
             kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
-            return f"_np.array({x}) if _np.isfinite({x}).all() else {kernel}"
+            return f"_np.array({x}, order='C') if _np.isfinite({x}).all() else {kernel}"
     elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
         emit.globals["_fill_where_not"] = fill_where_not
         return f"_fill_where_not({', '.join(args)})"

@@ -95,6 +95,7 @@ class Machine:
         shaped = [bool(t.shape) for t in terms].__getitem__  # (only arrays are freed)
         numbered_inputs = numbered.inputs
         specs: dict = {}  # op -> its registry entry (looked up once per op)
+        layout_checks = plan.layout_checks
         for k, dying in zip(walk.order, walk.dying):
             term = terms[k]
             arity = len(term.inputs)
@@ -118,6 +119,12 @@ class Machine:
                 fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
                 fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
+            checks = layout_checks.get(id(term)) if donor is not None or out >= 0 else None
+            if checks:  # out= only where NumPy's result is C-ordered too (codegen's test)
+                plain = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs)) \
+                    if op in _LOWERED else functools.partial(spec.kernel, **term.attrs) \
+                    if term.attrs else spec.kernel
+                fn = _layout_checked(fn, plain, checks, out >= 0)
             if spec.checked:
                 fn = _checked(fn, term)
             if check_numerics and term.dtype.kind in "fc":
@@ -412,6 +419,24 @@ def _into(term: Term, spec):
     return functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
 
 
+def _layout_checked(fn, plain, checks: tuple, takes_out: bool):
+    """``fn`` (writing into a given buffer) where the inputs at ``checks`` are C-ordered,
+    else ``plain`` (NumPy's own allocation: see :func:`graphc.compiler.arena.layout_checks`)."""
+    if takes_out:
+        def run(*args, out):
+            for k in checks:
+                if not args[k].flags.c_contiguous:
+                    return plain(*args)
+            return fn(*args, out=out)
+    else:  # (a masked fill writes into its x itself)
+        def run(*args):
+            for k in checks:
+                if not args[k].flags.c_contiguous:
+                    return plain(*args)
+            return fn(*args)
+    return run
+
+
 def _transposed(x):
     return x.T
 
@@ -427,7 +452,7 @@ def _scalar_sigmoid(x):
 
 def _skip_identity(kernel, which: int, *args):
     x = args[which]
-    return np.array(x) if np.isfinite(x).all() else kernel(*args)
+    return np.array(x, order="C") if np.isfinite(x).all() else kernel(*args)  # (C: matmul's)
 
 
 def _checked(fn, term: Term):
