@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import available, interleaved, table  # noqa: E402
+from common import Call, available, interleaved, table  # noqa: E402
 
 EXPRESSIONS = ("transcendental", "arithmetic")
 
@@ -82,11 +82,16 @@ def numpy_out(expression: str):
     return f
 
 
-def peers(expression: str, dtype: str) -> dict:
-    """JAX and numexpr versions, for those installed: name -> fn(x)."""
+def peers(expression: str, dtype: str, X: np.ndarray) -> dict:
+    """JAX and numexpr versions, for those installed: name -> the :class:`common.Call` of
+    it on ``X`` (JAX's waits for its result)."""
     out = {}
     if available("jax"):
         import jax
+        # float64 computes in float64 only with x64 on; float32 stays float32 with it (the
+        # dtypes are checked in systems()): set once, as benchmarks/peers.py does, so that
+        # no call enters a context manager
+        jax.config.update("jax_enable_x64", True)
         jnp = jax.numpy
 
         if expression == "transcendental":
@@ -96,12 +101,7 @@ def peers(expression: str, dtype: str) -> dict:
         else:
             def body(x):
                 return ((((0.3 * x + 1.2) * x - 0.7) * x + 2) * x + 0.1) / (1 + x * x)
-        jitted = jax.jit(body)
-
-        def run_jax(x):
-            with jax.enable_x64(dtype == "float64"):  # only here: other workloads keep 32
-                return jitted(x).block_until_ready()
-        out["jax"] = run_jax
+        out["jax"] = Call(jax.jit(body), X, then=jax.block_until_ready)
     if available("numexpr"):
         import numexpr
         numexpr.set_num_threads(1)
@@ -111,7 +111,7 @@ def peers(expression: str, dtype: str) -> dict:
                 "((((a * x + b) * x - c) * x + d) * x + e) / (f + x * x)")
         values = (-0.5, 3) if expression == "transcendental" else (0.3, 1.2, 0.7, 2, 0.1, 1)
         constants = {k: np.asarray(v, dtype) for k, v in zip("abcdef", values)}
-        out["numexpr"] = lambda x: numexpr.evaluate(text, local_dict={"x": x, **constants})
+        out["numexpr"] = Call(numexpr.evaluate, text, {"x": X, **constants})
     return out
 
 
@@ -120,9 +120,9 @@ def inputs(n: int, dtype: str) -> np.ndarray:
 
 
 def systems(gc, expression: str, n: int, dtype: str, with_peers: bool = True) -> tuple:
-    """``({name: zero-argument callable}, {name: largest |difference| to graphc})``, after
-    checking graphc bit for bit against naive NumPy and its unfused program (``with_peers``:
-    JAX and numexpr too, where installed)."""
+    """``({name: common.Call}, {name: largest |difference| to graphc})``, after checking
+    graphc bit for bit against naive NumPy and its unfused program (``with_peers``: JAX and
+    numexpr too, where installed). Each system is timed as its own call, no wrapper frame."""
     X = inputs(n, dtype)
     fused, unfused = build(gc, expression, n, dtype), build(gc, expression, n, dtype, False)
     naive, inplace = numpy_naive(expression), numpy_out(expression)
@@ -131,14 +131,14 @@ def systems(gc, expression: str, n: int, dtype: str, with_peers: bool = True) ->
     got = fused(X)
     assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), "graphc != NumPy"
     assert unfused(X).tobytes() == want.tobytes() and inplace(X).tobytes() == want.tobytes()
-    fns = {"graphc": lambda: fused(X), "graphc unfused": lambda: unfused(X),
-           "numpy": lambda: naive(X), "numpy out=": lambda: inplace(X)}
+    fns = {"graphc": Call(fused, X), "graphc unfused": Call(unfused, X),
+           "numpy": Call(naive, X), "numpy out=": Call(inplace, X)}
     differences = {}
-    for name, fn in (peers(expression, dtype) if with_peers else {}).items():
-        value = np.asarray(fn(X))
+    for name, call in (peers(expression, dtype, X) if with_peers else {}).items():
+        value = np.asarray(call())
         assert value.dtype == want.dtype, (name, value.dtype)
         differences[name] = float(np.max(np.abs(value - want)))
-        fns[name] = (lambda fn: lambda: fn(X))(fn)
+        fns[name] = call
     return fns, differences
 
 

@@ -12,10 +12,14 @@ The run pins itself to one CPU (unless --all-cpus), so every system computes on 
 --cpu-time measures CPU seconds instead of wall time (fairer when others load the machine).
 
 How a call is timed (the same for graphc, NumPy and every peer, so a figure measures the
-function, not the harness): each system is a ``common.Call``, its function and arguments,
-timed by timeit as the statement ``fn(a, b)`` with them as globals, the call a user's code
-makes, with no wrapper frame (a lambda around the call costs 0.05-0.08 us: 5-8 % of the 1 us
-CS231n call); JAX's statement waits for its result (``block_until_ready(fn(a, b))``). What
+function, not the harness): in every per-call workload (fusion's included) each system is a
+``common.Call``, its function and arguments, timed by timeit as the statement ``fn(a, b)``
+with them as globals, the call a user's code makes, with no wrapper frame (a lambda around
+the call costs 0.05-0.08 us: 5-8 % of the 1 us CS231n call); JAX's statement waits for its
+result (``block_until_ready(fn(a, b))``), with x64 switched on once for the whole run
+(benchmarks/peers.py, bench_fusion.py), never per call. The compile workloads instead read
+the clock around one build (gradients + ``gc.function``; for the peers' table also one
+call): seconds, not a timeit statement. What
 timeit adds, its loop with an empty statement, is measured per workload and printed under
 the table (about 0.01 us). The cyclic collector stays on, as in a user's program. In each
 round every system is timed once, in turn (interleaved): the number of calls is doubled

@@ -303,8 +303,9 @@ def test_random_programs_twice_on_both_back_ends(program):
     inputs, outputs, feed = program
     g = inputs[0].graph
     other = {x: (v[::-1] * 0.5 if v.ndim else v * 0.5).astype(v.dtype) for x, v in feed.items()}
+    fortran = {x: np.asfortranarray(v * 0.25) for x, v in feed.items()}  # (see LAYOUT_CASES)
     try:
-        want = [g.run(outputs, feed), g.run(outputs, other)]
+        want = [g.run(outputs, feed), g.run(outputs, other), g.run(outputs, fortran)]
     except gc.GraphcError:
         return  # (errors agree: test_agreement)
     for backend in BACKENDS:
@@ -315,6 +316,8 @@ def test_random_programs_twice_on_both_back_ends(program):
         for a, b, c, d in zip(first, kept, want[0], want[1]):
             assert same_bits(a, b) and same_bits(a, c), (a, b, c, f.source)
         assert all(same_bits(a, b) for a, b in zip(second, want[1])), f.source
+        third = f(*[fortran[x] for x in inputs])
+        assert all(same_bits(a, b) for a, b in zip(third, want[2])), f.source
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -348,3 +351,143 @@ def test_small_buffers_get_no_place_by_default(monkeypatch):
     assert gc.function([v], small).stats["arena_bytes"] == 0
     f = gc.function([x], large)
     assert f.stats["arena_bytes"] >= 40 * 40 * 8
+
+
+# -- layouts: out= only where NumPy's own result is C-ordered (arena.layout_checks) -----------
+# NumPy allocates a result in its operands' order ('K'): an F-ordered or transposed value
+# gives an F-ordered result, and a later reduction adds in another order. Every case below
+# gave other bits than g.run when a C-ordered place or a dying F-ordered buffer was written.
+
+def _transposed_times_column():
+    g = gc.Graph()
+    B, d = g.placeholder("B", (100, 64)), g.placeholder("d", (100,))
+    outs = [gc.sum(gc.transpose(gc.tanh(B) * 1.5) * d, axis=1)]
+    return g, [B, d], outs, [RNG.standard_normal((100, 64)), RNG.standard_normal(100)]
+
+
+def _f_ordered_then_reduced():
+    g = gc.Graph()
+    x = g.placeholder("x", (100, 64))
+    y = x * 2.0
+    outs = [gc.sum(y, axis=1) + 0.0, gc.softmax(y) * 1.0, gc.logsumexp(y, axis=-1) + 0.0,
+            gc.transpose(y) @ y + 0.0, gc.mean(gc.exp(y), axis=0)]
+    return g, [x], outs, [np.asfortranarray(RNG.standard_normal((100, 64)))]
+
+
+def _sums_of_an_f_ordered_cube():
+    g = gc.Graph()
+    x = g.placeholder("x", (32, 64, 32))
+    s, s2 = gc.sum(x, axis=1), gc.sum(x, axis=(0, 2), keepdims=True)
+    outs = [gc.sum(s, axis=0), gc.sum(s2 * s2, axis=1), gc.sum(gc.sin(x) * 2.0, axis=2)]
+    return g, [x], outs, [np.asfortranarray(RNG.standard_normal((32, 64, 32)))]
+
+
+def _transposed_matmul_result():
+    g = gc.Graph()
+    x = g.placeholder("x", (100, 64))
+    W = g.variable("W", RNG.standard_normal((64, 64)))
+    z = gc.transpose(gc.tanh(x @ W)) * 2.0
+    outs = [gc.sum(z, axis=1), gc.sum(gc.exp(z), axis=0)]
+    return g, [x], outs, [RNG.standard_normal((100, 64))]
+
+
+def _f_ordered_donor_and_c_ordered_operand():
+    """``tanh(x) * 2`` is F-ordered like x and dies at ``+ x @ W`` (C-ordered): NumPy's sum
+    is C-ordered, the dying buffer F-ordered."""
+    g = gc.Graph()
+    x, W = g.placeholder("x", (100, 64)), g.placeholder("W", (64, 64))
+    outs = [gc.sum(gc.tanh(x) * 2.0 + x @ W, axis=1),
+            gc.sum(gc.where(x > 0.0, gc.exp(x), 0.0) * gc.cos(x @ W), axis=1)]
+    return g, [x, W], outs, [np.asfortranarray(RNG.standard_normal((100, 64))),
+                             RNG.standard_normal((64, 64))]
+
+
+def _identity_times_f_ordered():
+    """``I @ x`` skips the product (x is finite): its copy is C-ordered like np.matmul's."""
+    g = gc.Graph()
+    x = g.placeholder("x", (64, 64))
+    outs = [gc.sum(gc.matmul(g.constant(np.eye(64)), x * 3.0), axis=1)]
+    return g, [x], outs, [np.asfortranarray(RNG.standard_normal((64, 64)))]
+
+
+LAYOUT_CASES = [_transposed_times_column, _f_ordered_then_reduced, _sums_of_an_f_ordered_cube,
+                _transposed_matmul_result, _f_ordered_donor_and_c_ordered_operand,
+                _identity_times_f_ordered]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("max_bytes", [arena.MAX_BYTES, 0], ids=["arenas", "no-arenas"])
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=lambda case: case.__name__.strip("_"))
+def test_f_ordered_and_transposed_values_before_reductions_are_g_runs_bits(
+        case, max_bytes, backend, monkeypatch):
+    monkeypatch.setattr(arena, "MAX_BYTES", max_bytes)
+    g, inputs, outs, feeds = case()
+    f = gc.function(inputs, outs, backend=backend)
+    if max_bytes:
+        assert f.stats["arena_bytes"] > 0
+    for layout_of in (np.asarray, np.ascontiguousarray, np.asfortranarray):  # and C, and F
+        values = [layout_of(v) for v in feeds]
+        want = g.run(outs, dict(zip(inputs, values)))
+        for _ in range(2):  # (an arena made, then one kept)
+            got = f(*values)
+            assert all(same_bits(a, b) for a, b in zip(got, want)), layout_of
+            # the same layouts too: what a caller reduces next adds in g.run's order
+            assert [a.flags.c_contiguous for a in got] == [b.flags.c_contiguous for b in want]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_c_ordered_feeds_keep_their_places_and_proven_terms_are_not_checked(backend):
+    """With C-ordered arguments, every place is written (a check passes); matmul results and
+    what is computed from them alone need no check (they are C-ordered at every call)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (64, 64))
+    W = g.constant(RNG.standard_normal((64, 64)))
+    h = gc.tanh(x @ W) * 2.0  # proven: from a matmul and a C-ordered constant
+    out = gc.sum(h * gc.exp(x), axis=0)  # reads x: checked at run time
+    f = gc.function([x], out, backend=backend)
+    checks = f._plans[0].layout_checks
+    terms = {t.op: t for t in f._plans[0].order}
+    assert checks[id(terms["matmul"])] == () and checks[id(terms["tanh"])] == ()
+    assert any(checks.values())  # exp(x) or the product reading it
+    X = RNG.standard_normal((64, 64))
+    f(X)
+    before = [p.copy() for p in places(f)]
+    assert same_bits(f(X * 0.5), g.run(out, {x: X * 0.5}))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, places(f)))  # written again
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_functions_specialisations_share_one_bound(backend, monkeypatch):
+    """Each shape specialisation lays out its arena within what those before it left: a
+    function keeps at most KEEP * MAX_BYTES, however many shapes it meets."""
+    monkeypatch.setattr(arena, "MAX_BYTES", 60_000)
+    g = gc.Graph()
+    x = g.placeholder("x", (None, 50))
+    out = gc.sum(gc.exp(x) * gc.sin(x) + gc.cos(x), axis=0)
+    f = gc.function([x], out, backend=backend)
+    sizes = []
+    for n in (40, 60, 50, 30, 70, 45):  # 16-28 kB buffers: 2-3 places each program
+        X = RNG.standard_normal((n, 50))
+        assert same_bits(f(X), g.run(out, {x: X}))
+        assert same_bits(f(X), g.run(out, {x: X}))  # (a kept arena)
+        sizes.append(f.stats["arena_bytes"])
+        assert f.stats["kept_bytes"] <= arena.KEEP * arena.MAX_BYTES
+    assert sizes[0] > 0 and 0 in sizes  # the first programs took the budget, later ones none
+    assert f.stats["specializations"] == 6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("passes", [(), None], ids=["no-passes", "default-passes"])
+def test_a_dense_hessian_is_g_runs_bits(backend, passes):
+    """The Jacobian's seed I @ x skips the product; its copy of a transposed x was F-ordered
+    (np.array keeps the order) where np.matmul's is C, and the reduction after it gave other
+    bits (3.6e-15 at n = 10)."""
+    rng = np.random.default_rng(0)
+    g = gc.Graph()
+    x = g.placeholder("x", (10,))
+    A = g.variable("A", rng.standard_normal((10, 10)))
+    H = gc.hessian(gc.sum(gc.tanh(A @ x)) ** 2 + gc.sum(x * x) / 2, x)
+    options = {} if passes is None else {"passes": passes}
+    f = gc.function([x], [H], backend=backend, **options)
+    X = rng.standard_normal(10)
+    assert same_bits(f(X)[0], g.run([H], {x: X})[0])

@@ -529,3 +529,114 @@ def test_float_path_leaves_other_arguments_to_the_numpy_path():
             for p, r in zip(f(*args), want):
                 assert type(p) is type(r) and same_bits(p, r), (args, p, r)
         assert X.tobytes() == np.array(3.0).tobytes() and X.shape == ()
+
+
+#: Integer constants a float64 may not hold: NumPy casts them to float64 (rounding) when
+#: they meet a float64 operand, where Python would compare them exactly.
+BIG_INTS = [2**53 - 1, 2**53, 2**53 + 1, 2**60 + 1, 2**63 - 1, -2**63, -(2**53 + 1),
+            2**64 - 1, np.int64(2**53 + 1), np.int64(-(2**62 + 1)), np.uint64(2**64 - 1), True]
+
+
+@pytest.mark.parametrize("c", BIG_INTS, ids=repr)
+def test_float_path_casts_int_constants_to_float64_as_numpy_does(c):
+    """A comparison, a selection or arithmetic of a float with an int constant (weak Python
+    int or NumPy integer) gives NumPy's values and types: the constant cast to float64 first."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    outs = [gc.equal(x, c), gc.not_equal(c, x), gc.greater(x, c), gc.greater_equal(x, c),
+            gc.less(c, x), gc.less_equal(x, c), gc.where(x >= c, x, y) * 2.0,
+            gc.where(x > y, x, c), gc.where(x > y, c, x), gc.maximum(x, c), gc.minimum(c, y),
+            x * c, y / c, c - x]
+    f = gc.function([x, y], outs)
+    assert "over Python floats" in f.source
+    cast = float(np.asarray(c).astype(np.float64))  # NumPy's own cast: the oracle's constant
+    for a in (cast, np.nextafter(cast, np.inf), np.nextafter(cast, -np.inf), 0.5):
+        b = -1.0
+        run = g.run(outs, {x: a, y: b})
+        by_hand = [a == cast, cast != a, a > cast, a >= cast, cast < a, a <= cast,
+                   (a if a >= cast else b) * 2.0, a if a > b else cast, cast if a > b else a,
+                   max(a, cast), min(cast, b), a * cast, b / cast, cast - a]
+        assert [float(v) for v in run] == by_hand, (c, a)
+        for p, r in zip(f(a, b), run):
+            assert type(p) is type(r) and np.asarray(p).dtype == np.asarray(r).dtype
+            assert same_bits(p, r), (c, a, p, r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_python_floats_skip_the_argument_check_beside_an_input_named_float(dtype, monkeypatch):
+    """On the NumPy path a Python float becomes a NumPy scalar without the full argument
+    check, also when an input named ``float`` (a parameter) shadows the builtin."""
+    calls = []
+
+    def counting(node, value):
+        calls.append(node.name)
+        return gc.runtime.check_feed_value(node, value)
+    monkeypatch.setattr(codegen, "check_feed_value", counting)
+    g = gc.Graph()
+    x, y = g.placeholder("float", (), dtype=dtype), g.placeholder("y", (), dtype=dtype)
+    out = x / y  # y = 0.0: the float path hands the call to the NumPy path
+    f = gc.function([x, y], out)
+    for a, b in ((1.5, 0.0), (1.5, 0.25)):
+        value = f(a, b)
+        want = g.run(out, {x: a, y: b})
+        assert type(value) is type(want) and same_bits(value, want)
+    assert calls == []
+    f(1.5, 2)  # an int: the check converts it
+    assert calls == ["y"]
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_trusted_argument_that_fails_to_convert_names_the_argument_stage_and_input(
+        dtype, backend):
+    """trust_input skips the checks; an argument outside the promise that the conversion
+    refuses is reported as an argument error in the check's words, naming the input, not as a
+    failure while storing results."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", (), dtype=dtype), g.placeholder("y", (), dtype=dtype)
+    outs = [x * y + 1.0, gc.exp(y)]
+    f = gc.function([x, y], outs, trust_input=True, backend=backend)
+    checked = gc.function([x, y], outs, backend=backend)
+    bad = ["a", None, np.array([3.0])] if dtype == "float64" and backend == "source" else ["a"]
+    for value in bad:
+        with pytest.raises(gc.FeedError) as plain:
+            checked(0.5, value)
+        with pytest.raises(gc.FeedError) as info:
+            f(0.5, value)
+        message = str(info.value)
+        assert message.startswith("compiled function failed while converting its arguments")
+        assert "placeholder node 'y'" in message and "test_compiler_fast_paths.py" in message
+        assert str(plain.value).split(" (called at")[0] in message  # the check's own words
+        assert message.endswith(f"(called at {__file__}:{info.tb.tb_lineno})")
+    assert f(0.5, 2.0)[0] == 2.0  # and the function still works
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+def test_outputs_simplified_to_an_input_variable_or_constant_keep_g_runs_types(backend):
+    """``x * 1.0`` simplified to ``x`` (and ``x - 0``, ``-(-x)``, a variable times one, a
+    folded constant) is a NumPy scalar as in g.run, not a copy as a 0-d array; fetching ``x``
+    itself or a ``where`` still gives g.run's 0-d arrays."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    n = g.placeholder("n", (), dtype="int64")
+    v = g.variable("v", np.array(2.0))
+    c = g.constant(1.5)
+    outs = {"x*1": x * 1.0, "x-0": x - 0.0, "--x": -(-x), "v*1": v * 1.0, "exp(c)": gc.exp(c),
+            "x": x, "where": gc.where(x > y, x, y), "n*1": n * 1, "x*1 again": 1.0 * x,
+            "y*y": y * y}
+    f = gc.function([x, y, n], outs, backend=backend)
+    trusted = gc.function([x, y, n], outs, backend=backend, trust_input=True)
+    for a, b in ((0.5, 1.0), (-0.0, 2.0), (float("nan"), 1.0)):
+        run = g.run(outs, {x: a, y: b, n: 3})
+        assert type(run["x*1"]) is np.float64 and type(run["x"]) is np.ndarray  # (the oracle)
+        for fn, args in ((f, (a, b, 3)), (f, (np.array(a), np.array(b), np.array(3))),
+                         (trusted, (a, b, np.array(3))),  # (trusted: arrays of the dtype)
+                         (trusted, (np.array(a), np.array(b), np.array(3)))):
+            if True:
+                got = fn(*args)
+                for key, want in run.items():
+                    assert type(got[key]) is type(want), (key, args, got[key], want)
+                    assert same_bits(got[key], want), (key, args)
+    value = f(np.array(0.5), 1.0, 3)["x"]
+    value[()] = 7.0  # still a copy: the caller's array and the next call keep their values
+    assert f(0.5, 1.0, 3)["x"] == 0.5

@@ -240,3 +240,107 @@ def test_gradient_matches_the_closed_form():
     p /= p.sum(-1, keepdims=True)
     p[np.arange(len(x)), labels] -= 1
     np.testing.assert_allclose(gc.function([xn, yn], dx)(x, labels), p, rtol=1e-12, atol=1e-15)
+
+
+# -- integer labels and indices of every width, at depths around the width's limits -------------
+# _in_range takes one max of signed indices read as unsigned: -1 in int8 reads as 255, out of
+# range only while depth <= 128. Past that it must test min() >= 0; the old kernels' checks
+# (labels.min() < 0 or labels.max() >= classes; one_hot's comparison with arange) are the oracle.
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+def _limit_depths(dtype) -> list:
+    """2^(bits-1) and 2^bits, and their neighbours, for 8 and 16 bits (wider limits are tested on
+    _in_range alone: no array has 2^31 classes here)."""
+    bits = np.iinfo(dtype).bits
+    if bits > 16:
+        return [3, 300]
+    half = 2 ** (bits - 1)
+    return [3, half - 1, half, half + 1, 2 * half - 1, 2 * half, 2 * half + 1]
+
+
+def _label_sets(dtype, depth, rows, rng) -> list:
+    """Labels in range, then with one bad label each: -1, the dtype's min, depth, its max."""
+    info = np.iinfo(dtype)
+    top = min(depth - 1, info.max)
+    good = rng.integers(0, top + 1, rows).astype(dtype)
+    good[-1] = top
+    sets = [good]
+    for bad in (-1, info.min, depth, info.max):
+        if info.min <= bad <= info.max:
+            labels = good.copy()
+            labels[rows // 2] = bad
+            sets.append(labels)
+    return sets
+
+
+def _old_cross_entropy(x, labels):
+    classes = x.shape[-1]
+    if labels.max() >= classes or (labels.dtype.kind == "i" and labels.min() < 0):
+        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
+        return f"label {bad} is out of range for {classes} classes"
+    return _row_cross_entropy(x, labels.astype(np.intp))
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_labels_and_indices_of_every_width_around_its_limits(dtype):
+    rng = np.random.default_rng(7)
+    for depth in _limit_depths(dtype):
+        g = gc.Graph()
+        i = g.placeholder("i", (None,), np.dtype(dtype).name)
+        x = g.placeholder("x", (None, depth))
+        hot = [gc.one_hot(i, depth, "float32"), nn.one_hot_like(i, x)]
+        loss = gc.softmax_cross_entropy(x, i)
+        paths = [lambda outs, feed: g.run(outs, feed)] + [
+            lambda outs, feed, b=b: gc.function([i, x], outs, backend=b)(feed[i], feed[x])
+            for b in ("source", "vm")]
+        for rows in (3, 9, 300) if depth <= 32 else (3, 9):  # comparison, flat, columns
+            logits = rng.standard_normal((rows, depth))
+            for labels in _label_sets(dtype, depth, rows, rng):
+                feed = {i: labels, x: logits}
+                rows_of = labels[:, None] == np.arange(depth)  # the old one_hot
+                want = _old_cross_entropy(logits, labels)
+                for run in paths:
+                    got = run(hot, feed)
+                    assert same_bits(got[0], rows_of.astype(np.float32)), (depth, labels)
+                    assert same_bits(got[1], rows_of.astype(np.float64)), (depth, labels)
+                    if isinstance(want, str):
+                        with pytest.raises(gc.ShapeError, match=want):
+                            run(loss, feed)
+                    else:
+                        assert same_bits(run(loss, feed), want), (depth, labels)
+
+
+def test_in_range_at_the_limits_of_wide_dtypes():
+    """Depths no array can have here, against min() >= 0 and max() < depth."""
+    for dtype in INT_DTYPES:
+        info = np.iinfo(dtype)
+        half = 2 ** (info.bits - 1)
+        values = [0, 5, info.max] + ([-1, info.min] if info.min else [])
+        for depth in (half - 1, half, half + 1, 2 * half - 1, 2 * half, 2 * half + 1, 2 ** 70):
+            for bad in values:
+                indices = np.array([0, 5, bad], dtype)
+                want = all(0 <= int(v) < depth for v in indices)
+                assert nn._in_range(indices, depth) is want, (dtype, depth, bad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_logits_sum_in_the_contiguous_order(dtype):
+    """The documented change (nn.py's Layout): F-ordered logits over 256+ rows and 8-32
+    classes sum like a contiguous copy, a few ulps from NumPy's row-after-row sums of the
+    F-ordered array itself; below 256 rows they keep those."""
+    rng = np.random.default_rng(8)
+    for k in (8, 16, 32):
+        for rows in (300, 100):
+            c = (rng.standard_normal((rows, k)) * 3).astype(dtype)
+            f = np.asfortranarray(c)
+            got = _run("logsumexp", f, axis=(-1,), keepdims=False)
+            as_laid_out = _row_logsumexp(f, -1, False)
+            want = _row_logsumexp(c, -1, False) if rows >= 256 else as_laid_out
+            assert same_bits(got, want), (k, rows)
+            np.testing.assert_array_max_ulp(got, as_laid_out, maxulp=8)
+            if k <= 16:
+                got = _run("softmax", f, axis=(-1,))
+                want = _row_softmax(c, -1) if rows >= 256 else _row_softmax(f, -1)
+                assert same_bits(got, want), (k, rows)
+                np.testing.assert_array_max_ulp(got, _row_softmax(f, -1), maxulp=8)

@@ -27,10 +27,18 @@ Threads and reentrancy: an :class:`Arena` keeps a pool of at most :data:`KEEP` i
 call takes one (a new one when the pool is empty: another thread, or a kernel calling the
 same function, holds the others) and gives it back when it ends, error or not; no two running
 calls ever share one. Memory: an arena holds at most :data:`MAX_BYTES`; a buffer that would
-take it past that is allocated at each call, as without an arena. ``f.stats["arena_bytes"]``
+take it past that is allocated at each call, as without an arena. A function keeps at most
+``KEEP * MAX_BYTES`` (128 MiB) in idle arenas, whatever its programs: each shape
+specialisation (``None`` sizes) lays out its arena within what the ones before it left
+(:class:`Budget`). ``f.stats["arena_bytes"]``
 is the size of one arena of the program shown, ``f.stats["kept_bytes"]`` what the function's
 programs keep now (idle arenas); :meth:`graphc.compiler.function.Function.release_buffers`
 drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
+
+Layouts: a term is given a place (or, by the plan, a dying input's buffer) only where NumPy's
+own result would be C-ordered too, since a later reduction of an F-ordered value adds in
+another order: :func:`c_ordered` proves that at compile time where it can, and both back ends
+check the other inputs at each call (:func:`layout_checks`).
 
 The planned peak (``planned_peak_bytes``) is unchanged: it counts what is live during a call,
 in an arena or not.
@@ -91,12 +99,69 @@ def writes_into(term: Term) -> bool:
     return False
 
 
-def layout(plan) -> tuple:
+def c_ordered(plan) -> dict:
+    """id(term) -> whether ``g.run``'s value of the term is C-ordered at every call, whatever
+    the feeds' layouts (False: not proven). NumPy allocates a result in the order its operands
+    suggest (order 'K'): an F-ordered or transposed input gives an F-ordered result, and a
+    later reduction adds in another order. Proven C-ordered: constants that are, 0- and 1-d
+    values, ``np.matmul``'s results (always allocated C-ordered), and the values of
+    elementwise ufunc terms, ``sum``, ``reshape`` and ``expand_dims`` whose inputs of two or
+    more dimensions all are (operands of at most one dimension never sway NumPy's order).
+    Arguments and variables are not: the caller may give any layout."""
+    known: dict = {}
+    for term in plan.leaves:
+        value = term.attrs.get("value") if term.op == "constant" else None
+        known[id(term)] = term.ndim <= 1 or (value is not None and np.ndim(value) == term.ndim
+                                             and np.asarray(value).flags.c_contiguous)
+    for term in plan.order:
+        op = term.op
+        spec = REGISTRY.get(op)
+        if term.ndim <= 1 or op == "matmul" and spec.kernel is np.matmul:
+            known[id(term)] = True
+        elif (spec is not None and not spec.checked and op != FUSED
+              and (spec.inplace or op in _ORDER_KEEPING and spec.kernel is _KERNELS[op])):
+            known[id(term)] = all(known[id(x)] for x in term.inputs if x.ndim > 1)
+        else:
+            known[id(term)] = False
+    return known
+
+
+def layout_checks(plan) -> dict:
+    """id(term) -> the positions in ``term.inputs`` whose C order both back ends check at
+    run time before computing ``term`` with ``out=`` (a dying input's buffer, an arena
+    place, or a masked fill in place): NumPy's own result is C-ordered, like every such
+    buffer that is not an input's, exactly when the inputs of two or more dimensions are (see
+    :func:`c_ordered`). An empty tuple: proven, no check; a check that fails computes the
+    term as ``g.run`` does, into a new array. For every term with a place or a donor."""
+    known = c_ordered(plan)
+    arena = plan.arena
+    written = set(plan.reuse) | (set(arena.slot) if arena is not None else set())
+    checks = {}
+    for term in plan.order:
+        if id(term) in written:
+            if term.op == "matmul":  # (np.matmul's results are C-ordered, like its places)
+                checks[id(term)] = ()
+                continue
+            seen: set = set()
+            checks[id(term)] = tuple(
+                k for k, x in enumerate(term.inputs)
+                if x.ndim > 1 and not known[id(x)] and not (id(x) in seen or seen.add(id(x))))
+    return checks
+
+
+#: Ops whose registry kernel keeps a C-ordered input's order (see :func:`c_ordered`).
+_ORDER_KEEPING = frozenset({"sum", "reshape", "expand_dims"})
+_KERNELS = {op: REGISTRY[op].kernel for op in _ORDER_KEEPING}
+
+
+def layout(plan, limit: Optional[int] = None) -> tuple:
     """``(places, nbytes)``: the places of the plan's arena buffers, ``[(term number,
     offset)]`` in plan order, and the arena's size. A buffer qualifies when its term allocates
     it (no ``out=`` reuse of an input), :func:`writes_into` holds, it has at least
     :data:`SMALLEST` bytes, and no output, update or user's kernel holds or reads it; its life
-    runs from its term's step to the step where its last holder dies."""
+    runs from its term's step to the step where its last holder dies. The arena holds at most
+    ``limit`` bytes (:data:`MAX_BYTES` by default)."""
+    limit = MAX_BYTES if limit is None else min(limit, MAX_BYTES)
     facts, walk = plan.numbered, plan.walk
     terms, sizes, released, reuse = facts.terms, facts.size, walk.released, walk.reuse
     infinity = float("inf")
@@ -119,7 +184,7 @@ def layout(plan) -> tuple:
             _give(free, offset, room)
         size = -(-size // ALIGN) * ALIGN
         k, offset = _fit(free, size, end)
-        if offset + size > MAX_BYTES:
+        if offset + size > limit:
             continue  # allocated at each call
         _take(free, k, size)
         end = max(end, offset + size)
@@ -190,8 +255,9 @@ class Arena:
     """A program's arena layout and its pool of idle arenas.
 
     ``slot``: id(term) -> its place's index in an arena (a tuple of arrays, one per place);
-    ``nbytes``: one arena's size. :meth:`take` and :meth:`give` are the pool's two ends (a
-    ``deque``: appends and pops are atomic, the bound exact)."""
+    ``nbytes``: one arena's size; ``pool``: the idle arenas, a ``deque`` whose ``pop`` (or,
+    when it is empty, :meth:`make`) takes one for a call and :meth:`give` gives it back
+    (appends and pops are atomic, the bound exact)."""
 
     def __init__(self, terms: list, offsets: list, nbytes: int) -> None:
         self.slot = {id(t): k for k, t in enumerate(terms)}
@@ -202,11 +268,12 @@ class Arena:
         self.give = self.pool.append  # (the oldest idle arena is dropped when KEEP are kept)
 
     @classmethod
-    def of(cls, plan) -> Optional["Arena"]:
-        """The arena of ``plan``, or None when no buffer qualifies (or arenas are off)."""
+    def of(cls, plan, limit: Optional[int] = None) -> Optional["Arena"]:
+        """The arena of ``plan`` (at most ``limit`` bytes), or None when no buffer qualifies
+        (or arenas are off)."""
         if MAX_BYTES <= 0 or plan.peak_bytes is None:
             return None
-        places, nbytes = layout(plan)
+        places, nbytes = layout(plan, limit)
         if not places:
             return None
         terms = plan.numbered.terms
@@ -216,13 +283,6 @@ class Arena:
     def kept_bytes(self) -> int:
         """The bytes the idle arenas hold."""
         return len(self.pool) * self.nbytes
-
-    def take(self) -> tuple:
-        """An idle arena, or a new one."""
-        try:
-            return self.pool.pop()
-        except IndexError:
-            return self.make()
 
     def make(self) -> tuple:
         """A new arena: one block of bytes, viewed as one array per place."""
@@ -240,3 +300,21 @@ class Arena:
     def clear(self) -> None:
         """Drop the idle arenas (the next calls make new ones)."""
         self.pool.clear()
+
+
+class Budget:
+    """What the programs of one function may still keep in idle arenas: ``KEEP *
+    MAX_BYTES`` in all. Each program made after the first is laid out within what is left
+    (:attr:`limit`: one arena's bytes, since it keeps up to :data:`KEEP`), and :meth:`spend`
+    takes its share. Used under the specialiser's lock (one program made at a time)."""
+
+    def __init__(self) -> None:
+        self.left = KEEP * MAX_BYTES
+
+    @property
+    def limit(self) -> int:
+        return self.left // max(KEEP, 1)
+
+    def spend(self, arena: Optional[Arena]) -> None:
+        if arena is not None:
+            self.left -= KEEP * arena.nbytes

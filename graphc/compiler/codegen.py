@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import GraphcError
+from ..errors import FeedError, GraphcError, describe
 from ..graph import _checked_value
 from ..ops.nn import _relu, _sigmoid, _softplus  # kernels the float path writes out
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
@@ -60,6 +60,7 @@ class Generated:
     lines: dict  # line number -> term
     params: list  # parameter names, one per input
     names: dict  # id(term) -> the local, global or literal that holds its value
+    arguments: dict  # line number -> the input term whose argument that line converts
 
 
 def _literal(value):
@@ -145,13 +146,14 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     names: dict[int, str] = {}
     lines: list[str] = []
     where: dict[int, Term] = {}
+    taking: dict[int, Term] = {}  # line -> input (a trusted conversion: see argument_error)
 
     # Arguments: validated like g.run feeds, with a fast path for arrays that already fit.
     # The parameters are positional-only with a default, and the rest is gathered, so a call
     # always binds: keywords and wrong counts go to ``_rebind`` (the Function's), and every
     # error is explained by ``_explain``; the Function calls this function with no frame
     # of its own between (see :func:`bind_hooks`).
-    emit.globals.update(_NO=MISSING, _GraphcError=GraphcError)
+    emit.globals.update(_NO=MISSING, _GraphcError=GraphcError, _float=float)
     header = "def _graphc_function(" + "".join(f"{p}=_NO, " for p in params) + \
         ("/, " if params else "") + "*_more, **_named):"
     prologue = ["    if _more or _named" + "".join(f" or {p} is _NO" for p in params) + ":",
@@ -161,8 +163,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         prologue.extend(_arena_taken(arena, emit))
     prologue.append("    try:")
     if not check_numerics:  # (the float path has no per-term checks)
-        lines.extend(_float_path(program, plan, emit, dict(zip(map(id, program.inputs), params)),
-                                 structure, fastmath=fastmath, trust_input=trust_input))
+        floats, converting = _float_path(program, plan, emit,
+                                         dict(zip(map(id, program.inputs), params)), structure,
+                                         fastmath=fastmath, trust_input=trust_input)
+        taking.update((len(lines) + k + 2, term) for k, term in converting.items())
+        lines.extend(floats)
     for term, param in zip(program.inputs, params):
         names[id(term)] = param
         check = emit.bind("_feed", functools.partial(check_feed_value, term.origin))
@@ -178,6 +183,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         scalar = term.shape == () and term.dtype.kind == "f"
         if trust_input:  # the caller promised values of the right dtype and shape
             if scalar:  # a Python float, a NumPy scalar or a 0-d array: a NumPy scalar
+                taking[len(lines) + 2] = term
                 lines.append(f"    {param} = {emit.bind('_sc', term.dtype.type)}({param})")
             continue
         if scalar:
@@ -191,7 +197,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
                          f"and {param}.shape == ():")
             lines.append(f"            {param} = {param}[()]")
             lines.append("        else:")
-            test = f"{param}.__class__ is float"
+            test = f"{param}.__class__ is _float"  # (an input may be named float)
             big = narrow_float_max(term.dtype)  # (float32: a Python float may overflow it)
             if big is not None:
                 test += f" and -{big!r} <= {param} <= {big!r}"
@@ -239,7 +245,14 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         elif place is not None:  # the first writer of a kept buffer: out= its arena place
             call = _arena_call(term, args, emit, f"_a[{place}]")
         else:
-            call = _call(term, args, emit, operators=not all(literal))
+            call = None
+        plain = _call(term, args, emit, operators=not all(literal))
+        if call is None:
+            call = plain
+        elif plan.layout_checks[id(term)]:  # out= only where NumPy's result is C-ordered too
+            test = " and ".join(f"{args[k]}.flags.c_contiguous"
+                                for k in plan.layout_checks[id(term)])
+            call = f"{call} if {test} else {plain}"
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
         label = f"{op} {_quoted(term.origin.name)}"
@@ -292,8 +305,9 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
     # names the node), then put back into the user's structure.
     returned: set = set()
     results = []
-    for term in program.outputs:
-        result = _result(term, names[id(term)], emit, repeated=id(term) in returned)
+    for k, term in enumerate(program.outputs):
+        result = _result(term, names[id(term)], emit, repeated=id(term) in returned,
+                         scalar=k in program.scalar_outputs)
         returned.add(id(term))
         if result != names[id(term)]:
             where[len(lines) + 2] = term
@@ -310,8 +324,23 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         epilogue += ["    finally:", "        _arena_give(_a)"]
     source = "\n".join([header, *prologue, *("    " + line for line in lines), *epilogue]) + "\n"
     where = {k + len(prologue): term for k, term in where.items()}
+    taking = {k + len(prologue): term for k, term in taking.items()}
     filename = f"<graphc-function-{next(_COUNTER)}>"
-    return Generated(source, emit.globals, filename, where, params, names)
+    return Generated(source, emit.globals, filename, where, params, names, taking)
+
+
+def argument_error(term: Term, value, exc: Exception) -> GraphcError:
+    """The error for an argument that a function with ``trust_input`` failed to convert (the
+    promise of a fitting value was broken): the argument check's own words, as a function
+    without ``trust_input`` gives them, naming the input, with the stage in front."""
+    try:
+        check_feed_value(term.origin, value)
+    except GraphcError as error:
+        reason = str(error)
+    else:  # (the check takes it: the conversion's own reason)
+        reason = f"cannot take {value!r:.60} for {describe(term.origin)}: {exc}"
+    return FeedError(f"compiled function failed while converting its arguments (trust_input "
+                     f"promised values that fit, skipping the checks): {reason}")
 
 
 #: The largest finite float64, and a test that a float is 0 or not tiny (NumPy's kernels
@@ -381,7 +410,7 @@ class FloatPathExit(Exception):
 
 
 def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, structure,
-                fastmath: bool, trust_input: bool) -> list:
+                fastmath: bool, trust_input: bool) -> tuple:
     """Lines computing the whole program over Python floats, taken when every argument is a
     Python float, a float64 scalar or a 0-d float64 array: for programs whose values are all
     0-d float64 (a scalar function and its gradients), made of the :data:`FLOAT_OPS` and
@@ -396,6 +425,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     scalar or 0-d array; any other kind leaves for the NumPy path (an exception: 0.4 us on
     a path of several), which takes the converted floats as they are. With ``trust_input``
     (the caller promised 0-d float64 values) every argument is converted, with no test.
+    Returns the lines (none if the program does not qualify) and, by line index, the input
+    each trusted conversion line converts (for :func:`argument_error`).
 
     Outputs are of the kernels' types, as on the NumPy path: NumPy scalars, or a 0-d array
     for ``where``. A float64 scalar is made by adding ``np.float64(-0.0)`` (NumPy's scalar
@@ -408,17 +439,25 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     if (program.updates or not program.inputs or not plan.order
             or any(t.shape != () or t.dtype != f64 for t in program.inputs)
             or any(t.op == "constant" for t in program.outputs)):
-        return []
+        return [], {}
     local = {id(t): params[id(t)] for t in program.inputs}  # id(term) -> a float
+    # An int or bool constant that meets float64 (an operand of an op computing in float64,
+    # or compared with a float) is cast to float64 by NumPy, weak Python int or not: its
+    # correctly rounded float(), which Python's own int-float comparisons never use (2**60 + 1
+    # equals 2.0**60 in NumPy, not in Python). Elsewhere (compared with a bool) it stays exact.
+    as_float: dict = {}  # id(constant) -> the constant as NumPy casts it to float64
     for term in plan.leaves:
         if term.op == "placeholder":
             continue
         if term.op != "constant" or term.shape != () or term.dtype.kind not in "fiub":
-            return []
-        value = term.attrs["value"].item()  # int * float is float * float, as in NumPy
-        if type(value) in (int, bool) and float(value) == value:
-            value = float(value)  # the same value; float-float operations are the fast ones
+            return [], {}
+        value = term.attrs["value"].item()
         local[id(term)] = _literal(value) or emit.bind("_c", value)
+        if type(value) in (int, bool):
+            cast = float(value)
+            as_float[id(term)] = _literal(cast)  # (finite: |value| < 2**64)
+            if cast == value:  # the same value; float-float operations are the fast ones
+                local[id(term)] = as_float[id(term)]
     # A value used once, by an operator that reads each operand once, is written inside that
     # operator's expression: the same operations without a local to store and load.
     uses = collections.Counter(id(x) for t in plan.order for x in t.inputs)
@@ -433,8 +472,10 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         dtype = np.dtype(bool) if term.op in _BOOL_RESULTS else f64
         if (term.shape != () or term.dtype != dtype or REGISTRY[term.op].checked
                 or not (steps or (term.op in FLOAT_OPS and kernel is FLOAT_OPS[term.op][0]))):
-            return []
-        args = [local[id(x)] for x in term.inputs]
+            return [], {}
+        in_float64 = term.dtype == f64 or any(x.dtype.kind == "f" for x in term.inputs)
+        args = [as_float[id(x)] if in_float64 and id(x) in as_float else local[id(x)]
+                for x in term.inputs]
         name = local[id(term)] = f"_f{pos}"
         if steps:  # the branch of x's sign, e = exp(-|x|) in (0, 1], the kernel's last step
             x, e = args[0], f"_e{pos}"
@@ -465,25 +506,28 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
                         _float=float, _abs=abs)  # (an input may be named float or abs)
     returned: set = set()
     results = []
-    for term in program.outputs:
+    for k, term in enumerate(program.outputs):
         name = local[id(term)]
         result = _result(term, name, emit, repeated=id(term) in returned)
         returned.add(id(term))
-        if result != name:  # a copy (an argument, a value returned twice): as on the NumPy path
+        scalar = k in program.scalar_outputs  # g.run gives a NumPy scalar, copy or not
+        if result != name and not scalar:  # a copy (an argument, a value returned twice)
             results.append(result)
-        elif term.op in _ARRAY_RESULTS:  # as the kernels give: a 0-d array from np.where,
+        elif term.op in _ARRAY_RESULTS and not scalar:  # as the kernels give: np.where's 0-d
             results.append(f"_np.array({name})")
         elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
             results.append(f"(_true if {name} else _false)")
-        elif term.op in _MAY_SIGNAL:
+        elif term.op in _MAY_SIGNAL or result != name or term.op in _ARRAY_RESULTS:
             results.append(f"_float64({name})")
         else:
             results.append(f"{name} + _minus_zero")
     convert = []  # each argument as a float, or (not one of the three kinds) the NumPy path
+    converting = {}  # index of a line in the returned list -> the input it converts
     for term in program.inputs:
         p = params[id(term)]
         convert.append(f"if {p}.__class__ is not _float:")
         if trust_input:
+            converting[len(convert) + 2] = term  # (after the comment and the try line)
             convert.append(f"    {p} = _float({p})")
         else:
             convert += [f"    if {p}.__class__ is _float64 or {p}.__class__ is _ndarray and "
@@ -495,7 +539,8 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         "    except (ZeroDivisionError, _FloatPathExit):  # inf, NaN, other kinds: NumPy",
         "        pass",
         "    else:",
-        f"        return {_assemble(structure if structure is not None else 0, results, emit)}"]
+        f"        return {_assemble(structure if structure is not None else 0, results, emit)}"
+    ], converting
 
 
 def _call(term: Term, args: list, emit: _Emitter, operators: bool,
@@ -526,7 +571,7 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
             x = args[term.inputs.index(other)]
             kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
-            return f"_np.array({x}) if _np.isfinite({x}).all() else {kernel}"
+            return f"_np.array({x}, order='C') if _np.isfinite({x}).all() else {kernel}"
     elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
         emit.globals["_fill_where_not"] = fill_where_not
         return f"_fill_where_not({', '.join(args)})"
@@ -727,17 +772,24 @@ def _assemble(spec, results: list, emit: _Emitter) -> str:
     return f"{emit.bind('_make', spec.make)}([{', '.join(items)}])"
 
 
-def _result(term: Term, name: str, emit: _Emitter, repeated: bool) -> str:
+def _result(term: Term, name: str, emit: _Emitter, repeated: bool,
+            scalar: bool = False) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
     value that may be an argument, a variable's storage, a constant or a (read-only) view is
     copied, so the caller may keep and modify it. 0-d arrays are mutable too, so this holds
     for every shape. A term returned a second time (two outputs that rewriting made one term)
-    is copied as well: distinct outputs never share memory."""
+    is copied as well: distinct outputs never share memory. ``scalar``: g.run gives a NumPy
+    scalar (a ufunc's 0-d value, see ``Program.scalar_outputs``), immutable, so no copy:
+    ``v[()]`` of the value (``x * 1.0`` simplified to ``x`` is np.float64, as in g.run)."""
     if term.op == "constant" and term.attrs.get("weak"):
-        return f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
-    if repeated or not is_fresh(term):
-        return f"_np.array({name})"
-    return name
+        text = f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
+    elif repeated or not is_fresh(term):
+        text = name if scalar else f"_np.array({name})"
+    elif scalar and not isinstance(REGISTRY[term.op].kernel, np.ufunc):
+        text = name  # (say np.where's 0-d array)
+    else:
+        return name
+    return f"{text}[()]" if scalar else text
 
 
 def _output_checker(term: Term, value, *args):

@@ -16,7 +16,7 @@ from ..errors import FeedError, GraphcError, MissingFeedError, OutOfMemoryError,
 from ..graph import Node
 from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
-from . import codegen, specialize, vm
+from . import arena, codegen, specialize, vm
 from .ir import as_described, check_update, from_graph, upcasts
 from .fusion import fuse, unfused
 from .passes import DEFAULT_PASSES, optimize as run_passes
@@ -31,7 +31,8 @@ class Function:
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes. ``arena_bytes`` is the size of
     the buffers the program keeps across calls (one arena, :mod:`graphc.compiler.arena`),
-    ``kept_bytes`` what the function keeps now; :meth:`release_buffers` drops them.
+    ``kept_bytes`` what the function keeps now (at most ``KEEP * MAX_BYTES`` of that module,
+    128 MiB, over all its programs); :meth:`release_buffers` drops them.
 
     Inputs with ``None`` sizes: the memory plan is made at the first call with each new
     combination of input shapes (a shape specialisation, see
@@ -77,7 +78,7 @@ class Function:
             fn = self._specializer.last.fn
             if isinstance(fn, vm.Machine) and fn.promoted:
                 self._stats["backend"] = "source"
-        self._stats["kept_bytes"] = sum(arena.kept_bytes for arena in self._arenas())
+        self._stats["kept_bytes"] = sum(held.kept_bytes for held in self._arenas())
         return self._stats
 
     def release_buffers(self) -> int:
@@ -85,9 +86,9 @@ class Function:
         :mod:`graphc.compiler.arena`); the next call makes them again. Returns the bytes
         dropped (``stats["kept_bytes"]`` before)."""
         kept = 0
-        for arena in self._arenas():
-            kept += arena.kept_bytes
-            arena.clear()
+        for held in self._arenas():
+            kept += held.kept_bytes
+            held.clear()
         return kept
 
     def _arenas(self) -> list:
@@ -169,6 +170,10 @@ class Function:
             tb = tb.tb_next
         if frame is None:
             return GraphcError(f"compiled function failed: {exc!r}")
+        argument = generated.arguments.get(line)
+        if argument is not None:  # a trusted argument that did not fit
+            return codegen.argument_error(
+                argument, _local_value(frame, generated.names.get(id(argument))), exc)
         term = generated.lines.get(line)
         if term is None:
             kind = OutOfMemoryError if is_allocation_failure(exc) else GraphcError
@@ -244,10 +249,11 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
     ``trust_input=True`` skips the per-argument checks (PyTensor's name): the caller promises
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
-    floats or NumPy scalars); anything else gives undefined results or errors that need not
-    name the input. Trusted arguments are not checked at all, so a value out of the input
-    dtype's range (``1e300`` for a float32 input) is the caller's to avoid: it may become
-    ``inf``, warn or fail, where the checked call raises :class:`graphc.FeedError`.
+    floats or NumPy scalars); anything else gives undefined results, or a
+    :class:`graphc.FeedError` naming the argument stage and the input (the check's words).
+    Trusted arguments are not checked at all, so a value out of the input dtype's range
+    (``1e300`` for a float32 input) is the caller's to avoid: it may become ``inf``, warn or
+    fail, where the checked call raises :class:`graphc.FeedError`.
 
     ``backend`` picks how the program runs: ``"source"`` generates and compiles one Python
     function (fastest per call), ``"vm"`` runs an instruction list (no source to compile:
@@ -314,10 +320,12 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         generic.stats["specialized_shapes"] = None
         if isinstance(generic.fn, vm.Machine):
             generic.fn.stats = generic.stats
+        budget = arena.Budget()  # shared by the programs: the generic one (sizes unknown,
+        budget.spend(generic.plan.arena)  # it keeps none) and the specialisations
         specializer = Specializer(
             program, generic,
             lambda p: compiled._hooked(_plan_and_lower_paused(  # sizes known: fusion may apply
-                fuse(p, Counter()) if "fuse" in passes else p, graph, options)),
+                fuse(p, Counter()) if "fuse" in passes else p, graph, options, budget)),
             lambda shown: compiled._show(shown), limit=specialize.MAX_SPECIALIZATIONS)
     compiled = Function(fn, generic.generated, inputs, stats,
                         update_lock(graph) if update_pairs else None, specializer)
@@ -353,13 +361,19 @@ def _collector_paused():
             gc.enable()
 
 
-def _plan_and_lower(program, graph, options: dict) -> Lowered:
+def _plan_and_lower(program, graph, options: dict,
+                    budget: Optional[arena.Budget] = None) -> Lowered:
     """Schedule (memory plan) and lower one program: the steps every program of a function
-    goes through, the generic one and each shape specialisation."""
+    goes through, the generic one and each shape specialisation (whose arenas share the
+    function's ``budget``)."""
     t0 = time.perf_counter()
     plan = schedule(program)
+    if budget is not None:
+        plan.arena_limit = budget.limit
     t1 = time.perf_counter()
     fn, generated, backend = _lower(program, plan, graph, **options)
+    if budget is not None:
+        budget.spend(plan.arena)
     t2 = time.perf_counter()
     lowered = Lowered(fn, generated, plan, {
         "schedule": plan.strategy,
@@ -376,9 +390,10 @@ def _plan_and_lower(program, graph, options: dict) -> Lowered:
     return lowered
 
 
-def _plan_and_lower_paused(program, graph, options: dict) -> Lowered:
+def _plan_and_lower_paused(program, graph, options: dict,
+                           budget: Optional[arena.Budget] = None) -> Lowered:
     with _collector_paused():
-        return _plan_and_lower(program, graph, options)
+        return _plan_and_lower(program, graph, options, budget)
 
 
 #: The back ends of :func:`function`.

@@ -120,6 +120,10 @@ class Program:
     #: every term is an ancestor of a root (pruning would keep them all): set by
     #: :func:`from_graph` and the ``prune`` pass, kept by a rewrite that changed nothing
     live: bool = False
+    #: the positions of the outputs whose g.run value is a NumPy scalar (a 0-d node of a
+    #: ufunc kernel): returned as one even where rewriting made the term an input, a
+    #: variable, a constant or a view, which the compiled code would copy to a 0-d array
+    scalar_outputs: frozenset = frozenset()
 
     @property
     def roots(self) -> list:
@@ -129,7 +133,8 @@ class Program:
         """A program over ``terms`` where every old root is replaced through ``mapping``."""
         return Program(terms, [mapping.get(t, t) for t in self.inputs],
                        [mapping[t] for t in self.outputs],
-                       [(v, mapping[t]) for v, t in self.updates])
+                       [(v, mapping[t]) for v, t in self.updates],
+                       scalar_outputs=self.scalar_outputs)
 
 
 def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
@@ -160,8 +165,11 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     for n in inputs:  # inputs nobody needs still take an argument
         if n not in by_node:
             by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
+    scalars = frozenset(k for k, n in enumerate(outputs) if n.shape == () and n.id not in fed
+                        and n.op in REGISTRY and isinstance(REGISTRY[n.op].kernel, np.ufunc))
     return Program(terms, [by_node[n] for n in inputs], [by_node[n] for n in outputs],
-                   [(var, by_node[value]) for var, value in updates], live=True)
+                   [(var, by_node[value]) for var, value in updates], live=True,
+                   scalar_outputs=scalars)
 
 
 def infer(op: str, inputs: tuple, attrs: dict) -> tuple:

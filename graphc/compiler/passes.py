@@ -137,7 +137,8 @@ def rebuild(program: Program, fired: Counter, hook: Optional[Callable] = None,
         fired.update(builder.fired)
         return Program(builder.terms, list(program.inputs), list(program.outputs),
                        list(program.updates),  # (live still unless a hook made unused terms)
-                       live=program.live and len(builder.terms) == len(terms))
+                       live=program.live and len(builder.terms) == len(terms),
+                       scalar_outputs=program.scalar_outputs)
     builder.index = {t: i for i, t in enumerate(made)}
     mapping: dict[Term, Term] = dict(zip(terms[:unchanged], terms[:unchanged]))
     mapping[terms[unchanged]] = first
@@ -166,7 +167,8 @@ def prune(program: Program, fired: Counter) -> Program:
         if term in live:
             live.update(term.inputs)
     terms = [t for t in program.terms if t in live]
-    return Program(terms, program.inputs, program.outputs, program.updates, live=True)
+    return Program(terms, program.inputs, program.outputs, program.updates, live=True,
+                   scalar_outputs=program.scalar_outputs)
 
 
 def cse(program: Program, fired: Counter) -> Program:

@@ -104,7 +104,18 @@ class Plan:
         """The buffers this plan keeps across calls (:class:`graphc.compiler.arena.Arena`),
         or None when no buffer qualifies; made once, shared by both back ends."""
         from .arena import Arena  # (the arena reads the plan: imported when first needed)
-        return Arena.of(self)
+        return Arena.of(self, self.arena_limit)
+
+    #: The most bytes :attr:`arena` may hold (None: ``arena.MAX_BYTES``), set before it is
+    #: made (a function's shape specialisations share a budget: ``arena.Budget``).
+    arena_limit: Optional[int] = None
+
+    @functools.cached_property
+    def layout_checks(self) -> dict:
+        """id(term) -> the inputs (positions) whose C order is checked at run time before the
+        term is written with ``out=`` (:func:`graphc.compiler.arena.layout_checks`)."""
+        from .arena import layout_checks
+        return layout_checks(self)
 
     @property
     def reused_buffers(self) -> int:

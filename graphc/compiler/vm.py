@@ -61,6 +61,7 @@ class Machine:
     filename = None
     lines: dict = {}
     names: dict = {}
+    arguments: dict = {}
 
     def __init__(self, program: Program, plan: Plan, graph, check_numerics: bool, structure,
                  trust_input: bool) -> None:
@@ -94,6 +95,7 @@ class Machine:
         shaped = [bool(t.shape) for t in terms].__getitem__  # (only arrays are freed)
         numbered_inputs = numbered.inputs
         specs: dict = {}  # op -> its registry entry (looked up once per op)
+        layout_checks = plan.layout_checks
         for k, dying in zip(walk.order, walk.dying):
             term = terms[k]
             arity = len(term.inputs)
@@ -117,6 +119,12 @@ class Machine:
                 fn = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs))
             else:
                 fn = functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
+            checks = layout_checks.get(id(term)) if donor is not None or out >= 0 else None
+            if checks:  # out= only where NumPy's result is C-ordered too (codegen's test)
+                plain = _kernel(term, operators=not all(_is_weak(x) for x in term.inputs)) \
+                    if op in _LOWERED else functools.partial(spec.kernel, **term.attrs) \
+                    if term.attrs else spec.kernel
+                fn = _layout_checked(fn, plain, checks, out >= 0)
             if spec.checked:
                 fn = _checked(fn, term)
             if check_numerics and term.dtype.kind in "fc":
@@ -185,6 +193,7 @@ class Machine:
         # what a Function reads to explain a failure in generated code
         self.filename, self.lines, self.names = generated.filename, generated.lines, \
             generated.names
+        self.arguments = generated.arguments
         self._source = generated.source
         if self._hooks is not None:
             codegen.bind_hooks(fn, **self._hooks)
@@ -212,8 +221,13 @@ class Machine:
         slots = self._template.copy()
         if held:
             slots[self._arena_base:] = held
-        for (k, check), value in zip(self._arguments, args):
-            slots[k] = value if check is None else check(value)
+        try:
+            for (k, check), value in zip(self._arguments, args):
+                slots[k] = value if check is None else check(value)
+        except GraphcError:
+            raise
+        except Exception as exc:  # (trust_input: a value that broke the promise)
+            raise codegen.argument_error(self._terms[k], value, exc) from exc
         values = self._values
         for k, node_id in self._variables:
             slots[k] = values[node_id]
@@ -405,6 +419,24 @@ def _into(term: Term, spec):
     return functools.partial(spec.kernel, **term.attrs) if term.attrs else spec.kernel
 
 
+def _layout_checked(fn, plain, checks: tuple, takes_out: bool):
+    """``fn`` (writing into a given buffer) where the inputs at ``checks`` are C-ordered,
+    else ``plain`` (NumPy's own allocation: see :func:`graphc.compiler.arena.layout_checks`)."""
+    if takes_out:
+        def run(*args, out):
+            for k in checks:
+                if not args[k].flags.c_contiguous:
+                    return plain(*args)
+            return fn(*args, out=out)
+    else:  # (a masked fill writes into its x itself)
+        def run(*args):
+            for k in checks:
+                if not args[k].flags.c_contiguous:
+                    return plain(*args)
+            return fn(*args)
+    return run
+
+
 def _transposed(x):
     return x.T
 
@@ -420,7 +452,7 @@ def _scalar_sigmoid(x):
 
 def _skip_identity(kernel, which: int, *args):
     x = args[which]
-    return np.array(x) if np.isfinite(x).all() else kernel(*args)
+    return np.array(x, order="C") if np.isfinite(x).all() else kernel(*args)  # (C: matmul's)
 
 
 def _checked(fn, term: Term):
@@ -501,16 +533,25 @@ def _stores(program: Program, slot: dict) -> list:
     return stores
 
 
+def _weak_scalar(value, dtype):
+    return np.asarray(value, dtype=dtype)[()]
+
+
 def _results(program: Program, slot: dict) -> list:
     """Per output: (slot, the copy or conversion g.run would make or None, term)."""
     returned: set = set()
     results = []
-    for term in program.outputs:
+    for k, term in enumerate(program.outputs):
         finish: Optional[object] = None
         if term.op == "constant" and term.attrs.get("weak"):
             finish = functools.partial(np.asarray, dtype=term.dtype)
         elif id(term) in returned or not is_fresh(term):
             finish = np.array
+        if k in program.scalar_outputs and (  # g.run gives a NumPy scalar (codegen._result)
+                finish is not None or not isinstance(REGISTRY[term.op].kernel, np.ufunc)):
+            weak = term.op == "constant" and term.attrs.get("weak")
+            finish = functools.partial(_weak_scalar, dtype=term.dtype) if weak else \
+                operator.itemgetter(())  # v[()]: a 0-d array's NumPy scalar
         returned.add(id(term))
         results.append((slot[term], finish, term))
     return results

@@ -10,6 +10,18 @@ first and second derivatives, because the rules reuse the stable forms:
   maximum along the axis; their rules emit ``softmax`` (values in [0, 1]), never ``exp(x)``.
 * ``sigmoid_cross_entropy = softplus(x) - t x``, with derivative ``sigmoid(x) - t``.
 
+Layout. Over at least 256 rows along a short last axis (2 to 16 classes for ``softmax`` and
+``log_softmax``, 2 to 32 for ``logsumexp`` and ``softmax_cross_entropy``) the kernels run on
+a C-contiguous transposed copy, and add each row in the order NumPy's pairwise sum adds a
+contiguous row (_column_sum). Their values therefore do not depend on the logits' layout. For
+F-ordered or transposed logits with 8 or more classes, whose row sums NumPy adds one element
+after another (it reduces such a layout row after row), this is a visible change from the
+earlier row-wise kernels: the sums of exps differ by a few ulps (at most 6 seen; softmax at
+most 6, logsumexp at most 4) and are a little more accurate, rms 0.5-0.7 ulp from float128
+sums against 0.6-1.1 (2000 rows, 8 to 32 classes, float32 and float64). Below 8 classes the two
+orders are the same; below 256 rows or past those class counts the sums are NumPy's along the
+array as it is laid out (layout-dependent, as before).
+
 Axes are stored in canonical *negative* form (``axis=(-1,)``), so a rule addresses the same
 dimensions when its cotangent carries leading batch dimensions.
 
@@ -200,10 +212,14 @@ def _cached_row_offsets(rows: int, depth: int) -> np.ndarray:
 
 def _in_range(indices, depth: int) -> bool:
     """Whether every integer index lies in [0, depth): one max, of signed indices read as
-    unsigned (negatives become huge)."""
+    unsigned. A negative one then reads as at least 2^(bits-1) (-1 in int8 as 255), so that
+    max tells negatives apart only for depth <= 2^(bits-1) (iinfo.max + 1); past that every
+    non-negative index is in range and the test is min() >= 0."""
     if not indices.size:
         return True
     if indices.dtype.kind == "i":
+        if depth > np.iinfo(indices.dtype).max + 1:
+            return int(np.minimum.reduce(indices, axis=None)) >= 0
         indices = indices.view(indices.dtype.str.replace("i", "u"))
     return int(np.maximum.reduce(indices, axis=None)) < depth  # (a uint64 scalar's < is slow)
 
@@ -275,6 +291,7 @@ def _softmax_infer(x, *, axis):
 
 
 def _softmax(x, *, axis):
+    """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
     v, along = _along(x, axis, _SHORT_RESULT)
     e, _, finite = _shifted(v, along)
     np.exp(e, out=e)
@@ -285,6 +302,7 @@ def _softmax(x, *, axis):
 
 
 def _log_softmax(x, *, axis):
+    """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
     v, along = _along(x, axis, _SHORT_RESULT)
     z, _, finite = _shifted(v, along)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
@@ -355,6 +373,7 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 
 def _logsumexp(x, *, axis, keepdims):
+    """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
     v, along = _along(x, axis)
     e, m, finite = _shifted(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
     with _QUIET if finite else np.errstate(divide="ignore"):
@@ -441,6 +460,8 @@ def _labels_hint(logits, labels, want: tuple) -> str:
 
 
 def _softmax_cross_entropy(logits, labels):
+    """logsumexp minus the picked (or target-weighted) shifted logit; the sums in a
+    contiguous row's pairwise order (Layout, above); labels outside [0, classes) raise."""
     logits, labels = _as_float(logits), np.asarray(labels)
     if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
