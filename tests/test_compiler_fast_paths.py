@@ -632,11 +632,10 @@ def test_outputs_simplified_to_an_input_variable_or_constant_keep_g_runs_types(b
         for fn, args in ((f, (a, b, 3)), (f, (np.array(a), np.array(b), np.array(3))),
                          (trusted, (a, b, np.array(3))),  # (trusted: arrays of the dtype)
                          (trusted, (np.array(a), np.array(b), np.array(3)))):
-            if True:
-                got = fn(*args)
-                for key, want in run.items():
-                    assert type(got[key]) is type(want), (key, args, got[key], want)
-                    assert same_bits(got[key], want), (key, args)
+            got = fn(*args)
+            for key, want in run.items():
+                assert type(got[key]) is type(want), (key, args, got[key], want)
+                assert same_bits(got[key], want), (key, args)
     value = f(np.array(0.5), 1.0, 3)["x"]
     value[()] = 7.0  # still a copy: the caller's array and the next call keep their values
     assert f(0.5, 1.0, 3)["x"] == 0.5
