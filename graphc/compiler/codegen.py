@@ -185,6 +185,10 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
             if scalar:  # a Python float, a NumPy scalar or a 0-d array: a NumPy scalar
                 taking[len(lines) + 2] = term
                 lines.append(f"    {param} = {emit.bind('_sc', term.dtype.type)}({param})")
+            elif term.shape == ():  # a Python int or bool too: a 0-d array, as checked
+                taking[len(lines) + 2] = term
+                lines.append(f"    if {param}.__class__ is not _ndarray: "
+                             f"{param} = _np.asarray({param}, {dtype})")
             continue
         if scalar:
             # A NumPy scalar, whatever came: ops on NumPy scalars take NumPy's fast scalar path
@@ -476,6 +480,11 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
         in_float64 = term.dtype == f64 or any(x.dtype.kind == "f" for x in term.inputs)
         args = [as_float[id(x)] if in_float64 and id(x) in as_float else local[id(x)]
                 for x in term.inputs]
+        if in_float64:  # a comparison's bool meeting float64 is 1.0 or 0.0, as NumPy casts
+            # it (selected as it is, True would stay a bool: np.exp(True) is float16)
+            args = [f"_float({a})" if x.dtype.kind == "b" and id(x) not in as_float
+                    and not (term.op == "where" and k == 0) else a
+                    for k, (x, a) in enumerate(zip(term.inputs, args))]
         name = local[id(term)] = f"_f{pos}"
         if steps:  # the branch of x's sign, e = exp(-|x|) in (0, 1], the kernel's last step
             x, e = args[0], f"_e{pos}"

@@ -500,6 +500,8 @@ def _argument(term: Term, trust_input: bool):
             return kind(x) if x.__class__ is float or x.__class__ is kind else feed(x)[()]
         return scalar
     if trust_input:
+        if shape == ():  # a Python int or bool too: a 0-d array, as checked
+            return lambda x: x if x.__class__ is ndarray else np.asarray(x, dtype)
         return None
     if None not in shape:
         def fixed(x):
