@@ -9,9 +9,13 @@ Stages:
 
 * ``simplify`` (on by default) — rewrites that keep every value: multiplying by one, adding
   zero, signs, transposes, reshapes, broadcasts that a reduction or ``sum_to`` undoes, casts
-  to the same dtype, ... The only differences they allow are the sign of a zero result and
-  the rounding of the two documented reorderings (``sum_of_broadcast``, ``batched_matvec``),
-  so ``g.run`` and a compiled function agree (tests/test_agreement.py).
+  to the same dtype, ... The only differences they allow are the sign of a zero result (for
+  complex values: of a zero real or imaginary part) and the rounding of the two documented
+  reorderings (``sum_of_broadcast``, ``batched_matvec``), so ``g.run`` and a compiled
+  function agree (tests/test_agreement.py). NumPy's complex ``*`` and ``/`` are not part by
+  part (``(inf + 0j) * 1`` is ``inf + nanj``), so the rules that drop or move a factor or a
+  divisor's sign leave complex values alone. (``fill_like`` does not compute the ``x`` of
+  ``zeros_like(x)``, so an error its kernel would raise is not raised.)
 * ``fastmath`` (opt-in: ``passes=DEFAULT_PASSES + ("fastmath",)``) — rewrites that may
   change values where inputs are inf, NaN or near overflow, or change rounding more:
   ``0 * x -> 0``, ``x - x -> 0``, ``exp(log x) -> x``, reassociated constant factors, ...
@@ -158,13 +162,19 @@ def unary(term: Term, op: str) -> Optional[Term]:
 # -- simplify: arithmetic with neutral and absorbing elements --------------------------------------
 #: op -> (its neutral element, whether that element is neutral on the left too)
 _NEUTRAL = {"add": (0, True), "mul": (1, True), "sub": (0, False), "div": (1, False)}
+#: Ops that NumPy computes with complex arithmetic for complex values, not part by part:
+#: (inf + 0j) * 1 is (inf*1 - 0*0) + (inf*0 + 0*1)j = inf + nanj, and complex division has a
+#: branch of its own for a zero divisor ((1+1j) / -0j is inf + infj, -((1+1j) / 0j) is not).
+_COMPLEX_ARITHMETIC = frozenset({"mul", "div"})
 
 
 @rule("simplify", *_NEUTRAL)
 def neutral_operand(t, b):
-    """x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1 -> x."""
+    """x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1 -> x (* and / not for complex values)."""
     x, y = t.inputs
     neutral, on_the_left = _NEUTRAL[t.op]
+    if t.op in _COMPLEX_ARITHMETIC and t.dtype.kind == "c":
+        return None
     if is_all(y, neutral):
         return keeps(t, x, y)
     if on_the_left and is_all(x, neutral):
@@ -189,8 +199,10 @@ def mul_by_zero(t, b):
 
 @rule("simplify", "mul")
 def mul_by_minus_one(t, b):
-    """x * -1 -> -x and -1 * x -> -x."""
+    """x * -1 -> -x and -1 * x -> -x (not for complex values)."""
     x, y = t.inputs
+    if t.dtype.kind == "c":
+        return None
     for a, c in ((x, y), (y, x)):
         if is_all(c, -1) and keeps(t, a, c) is not None:
             return b.make("neg", [a])
@@ -243,8 +255,10 @@ def sub_neg(t, b):
 @rule("simplify", "mul", "div")
 def lift_neg(t, b):
     """(-x) * y -> -(x * y), x * (-y) -> -(x * y), and the same for / (signs can then
-    cancel or turn an add into a sub)."""
+    cancel or turn an add into a sub). A complex divisor's sign stays (its zero branch)."""
     x, y = t.inputs
+    if t.op == "div" and t.dtype.kind == "c" and y.op == "neg":
+        return b.make("neg", [b.make("div", [x.inputs[0], y])]) if x.op == "neg" else None
     if x.op == "neg" and y.op == "neg":
         return b.make(t.op, [x.inputs[0], y.inputs[0]])
     if x.op == "neg":
