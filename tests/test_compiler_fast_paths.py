@@ -3,6 +3,7 @@ Python-float path of scalar programs (in any error state), 0-d float arguments,
 ``trust_input``, the error state set without ``np.errstate``, kernels called directly
 (``np.add.reduce``, reshapes, indexes, broadcasts, ``sum_to``), and calls that go straight into
 the generated function (keywords, wrong counts, locks)."""
+import math
 import threading
 import warnings
 
@@ -639,3 +640,95 @@ def test_outputs_simplified_to_an_input_variable_or_constant_keep_g_runs_types(b
     value = f(np.array(0.5), 1.0, 3)["x"]
     value[()] = 7.0  # still a copy: the caller's array and the next call keep their values
     assert f(0.5, 1.0, 3)["x"] == 0.5
+
+
+def _bool_float_program(rng):
+    """A random scalar program where comparisons' bools meet float64: selected by where,
+    maximum and minimum, then through exp, tanh, log1p and arithmetic, with int and bool
+    constants (weak Python ones and NumPy ones) mixed in."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    constants = [0, 1, -3, True, False, 2.5, np.int64(2), np.bool_(True)]
+
+    def pick(pool):  # a node of the pool or a constant
+        if rng.random() < 0.25:
+            c = constants[rng.integers(len(constants))]
+            return g.constant(c) if isinstance(c, np.generic) else c
+        return pool[rng.integers(len(pool))]
+
+    def node(pool):
+        return pool[rng.integers(len(pool))]
+
+    floats, bools = [x, y], [x > 0.0]
+    for _ in range(int(rng.integers(2, 7))):
+        kind = rng.integers(5)
+        if kind == 0:  # a comparison
+            compare = [gc.greater, gc.less, gc.greater_equal, gc.equal][rng.integers(4)]
+            bools.append(compare(node(floats), pick(floats + bools)))
+        elif kind == 1:  # where, a bool selected beside a float
+            a, b = pick(bools), node(floats)
+            floats.append(gc.where(node(bools), *((a, b) if rng.random() < 0.5 else (b, a))))
+        elif kind == 2:
+            a, b = pick(bools), node(floats)
+            op = gc.maximum if rng.random() < 0.5 else gc.minimum
+            floats.append(op(*((a, b) if rng.random() < 0.5 else (b, a))))
+        elif kind == 3:
+            floats.append([gc.exp, gc.tanh, gc.log1p][rng.integers(3)](floats[-1]))
+        else:
+            floats.append(floats[-1] * pick(bools) + pick(floats))
+    nodes = [n for n in floats[2:] + bools if isinstance(n, gc.Node) and n.op != "constant"]
+    outs = [nodes[k] for k in rng.permutation(len(nodes))[:3]]
+    return g, x, y, outs + [floats[-1]] if floats[-1] not in outs and len(floats) > 2 else outs
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+def test_comparison_results_meeting_float64_give_g_runs_values_and_types(backend):
+    """A comparison's bool that where/maximum/minimum select into a float64 value is 1.0 or
+    0.0 there, as NumPy casts it: exp(where(x > y, x > 0, y)) is e, not np.exp(True)'s
+    float16 2.719, and where(x > y, x > 0, y) itself is array(1.), not array(True)."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", ()), g.placeholder("y", ())
+    b = x > 0.0
+    outs = [gc.exp(gc.where(x > y, b, y)), gc.where(x > y, b, y), gc.tanh(gc.maximum(b, y)),
+            gc.log1p(gc.minimum(y, b)), gc.maximum(b, y)]
+    for trust in (False, True):
+        f = gc.function([x, y], outs, backend=backend, trust_input=trust)
+        if backend == "source":
+            assert "over Python floats" in f.source
+        got, run = f(1.0, 0.5), g.run(outs, {x: 1.0, y: 0.5})
+        assert float(run[0]) == math.e and run[1].dtype == np.float64  # (the oracle)
+        for p, r in zip(got, run):
+            assert type(p) is type(r) and np.asarray(p).dtype == r.dtype and same_bits(p, r)
+    rng = np.random.default_rng(15)
+    values = [1.0, 0.5, -0.0, 0.0, -2.0, 3.0, float("nan"), float("inf")]
+    for _ in range(25):
+        g, x, y, outs = _bool_float_program(rng)
+        fs = [gc.function([x, y], outs, backend=backend, trust_input=trust)
+              for trust in (False, True)]
+        for _ in range(4):
+            a, b = values[rng.integers(len(values))], values[rng.integers(len(values))]
+            run = g.run(outs, {x: a, y: b})
+            for fn in fs:
+                for args in ((a, b), (np.float64(a), np.array(b))):
+                    for o, p, r in zip(outs, fn(*args), run):
+                        assert type(p) is type(r), (o, args, p, r)
+                        assert np.asarray(p).dtype == np.asarray(r).dtype, (o, args, p, r)
+                        assert same_bits(p, r), (o, args, p, r)
+
+
+@pytest.mark.parametrize("backend", ["source", "vm"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_trusted_python_ints_and_bools_for_0d_inputs_give_g_runs_values(dtype, backend):
+    """trust_input with a Python int (or bool) for a 0-d integer input: the value g.run gives,
+    also where rewriting made the input itself an output (``n * 1`` is ``n``)."""
+    g = gc.Graph()
+    n = g.placeholder("n", (), dtype=dtype)
+    outs = [n * 1, n + 5, n, gc.equal(n, 1)] if dtype != "bool" else \
+        [gc.logical_not(n), n, gc.where(n, 2.0, 3.0), n * True]
+    f = gc.function([n], outs, backend=backend, trust_input=True)
+    for value in ((3, -7, np.array(3, dtype=dtype)) if dtype != "bool"
+                  else (True, False, np.array(True))):
+        run = g.run(outs, {n: value})
+        for p, r in zip(f(value), run):
+            assert type(p) is type(r) and np.asarray(p).dtype == np.asarray(r).dtype, (p, r)
+            assert same_bits(p, r), (value, p, r)
