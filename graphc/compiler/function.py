@@ -249,7 +249,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
     :class:`graphc.NumericsError` at the first node that produces NaN or Inf.
     ``trust_input=True`` skips the per-argument checks (PyTensor's name): the caller promises
     NumPy arrays of exactly each input's dtype and shape (for 0-d floating inputs also Python
-    floats or NumPy scalars); anything else gives undefined results, or a
+    floats or NumPy scalars, for other 0-d inputs Python ints and bools); anything else
+    gives undefined results, or a
     :class:`graphc.FeedError` naming the argument stage and the input (the check's words).
     Trusted arguments are not checked at all, so a value out of the input dtype's range
     (``1e300`` for a float32 input) is the caller's to avoid: it may become ``inf``, warn or
