@@ -114,6 +114,25 @@ def test_non_contiguous_inputs_run_step_by_step_with_the_same_values(small_block
         check_agrees([x], [y], [value], fused_groups=1)
 
 
+def test_mixed_layouts_keep_numpys_result_layout(small_blocks):
+    """An F- and a C-ordered input: the members run step by step, and none writes into a
+    dying member's F-ordered buffer where NumPy's own result is C-ordered (else the value's
+    layout, and a later reduction's order of additions, would differ from g.run's)."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", (30, 40)), g.placeholder("y", (30, 40))
+    z = gc.exp(x) * 1.5 + y
+    feeds = [np.asfortranarray(special((30, 40), "float64")), special((30, 40), "float64")]
+    want = g.run([z], dict(zip([x, y], feeds)))[0]
+    for b in BACKENDS:
+        got = gc.function([x, y], [z], **b)(*feeds)[0]
+        assert same_bits(got, want) and got.strides == want.strides
+    n = 300  # the same through a sum: one order of additions, the same bits (real blocks)
+    feeds = [np.asfortranarray(RNG.standard_normal((n, n))), RNG.standard_normal((n, n))]
+    g = gc.Graph()
+    x, y = g.placeholder("x", (n, n)), g.placeholder("y", (n, n))
+    check_agrees([x, y], [gc.sum(gc.exp(x) * 1.5 + y, axis=1)], feeds, fused_groups=1)
+
+
 def test_updates_and_several_outputs(small_blocks):
     g = gc.Graph()
     x = g.placeholder("x", (20,))
