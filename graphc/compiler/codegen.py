@@ -567,11 +567,12 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             return direct
         other = _identity_operand(term)
         if other is not None:
-            # I @ x is x for finite x (exactly: one product x, the rest +-0), so it is
+            # I @ x is x + 0 for finite x (exactly: one product x, the rest +-0 summed from
+            # +0, so -0.0 becomes +0.0), C-ordered like np.matmul's, so the product is
             # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
             x = args[term.inputs.index(other)]
             kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
-            return f"_np.array({x}, order='C') if _np.isfinite({x}).all() else {kernel}"
+            return f"_np.add({x}, 0.0, order='C') if _np.isfinite({x}).all() else {kernel}"
     elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
         emit.globals["_fill_where_not"] = fill_where_not
         return f"_fill_where_not({', '.join(args)})"

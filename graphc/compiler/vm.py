@@ -452,7 +452,8 @@ def _scalar_sigmoid(x):
 
 def _skip_identity(kernel, which: int, *args):
     x = args[which]
-    return np.array(x, order="C") if np.isfinite(x).all() else kernel(*args)  # (C: matmul's)
+    # x + 0: np.matmul's +0.0 for -0.0, C-ordered like its result (see codegen's _call)
+    return np.add(x, 0.0, order="C") if np.isfinite(x).all() else kernel(*args)
 
 
 def _checked(fn, term: Term):
