@@ -207,6 +207,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
             lines.append(f"    if {test}:")
             lines.append(f"        {param} = {check}({param})")
 
+    trusted = set(map(id, program.inputs)) if trust_input else set()
     # Leaves: variables are read at call time, constants are globals (weak ones literals);
     # placeholders are the parameters, named above.
     for term in plan.leaves:
@@ -250,8 +251,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         if call is None:
             call = plain
         elif plan.layout_checks[id(term)]:  # out= only where NumPy's result is C-ordered too
-            test = " and ".join(f"{args[k]}.flags.c_contiguous"
-                                for k in plan.layout_checks[id(term)])
+            # (a trusted argument may be no ndarray, e.g. a list: then the plain call)
+            test = " and ".join(
+                (f"{args[k]}.__class__ is _ndarray and " if id(term.inputs[k]) in trusted
+                 else "") + f"{args[k]}.flags.c_contiguous"
+                for k in plan.layout_checks[id(term)])
             call = f"{call} if {test} else {plain}"
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
