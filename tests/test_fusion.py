@@ -327,6 +327,29 @@ def test_concurrent_calls_keep_their_own_block_buffers(small_blocks):
     assert not bad
 
 
+@pytest.mark.parametrize("rows", [701, None], ids=["fixed", "specialised"])
+def test_kept_block_buffers_are_counted_and_released(small_blocks, monkeypatch, rows):
+    """A group keeps its block buffers between calls: stats["kept_bytes"] counts them (with
+    the arenas'), release_buffers drops them, the next call makes them again."""
+    from graphc.compiler import arena
+    monkeypatch.setattr(arena, "MAX_BYTES", 0)  # no arenas: only the groups keep buffers
+    g = gc.Graph()
+    x, v = g.placeholder("x", (rows,)), g.placeholder("v", (rows,), dtype="float32")
+    outs = [gc.tanh(gc.sin(x) * 2 + x) * x, gc.exp(v) * 3.0 - v]
+    f = gc.function([x, v], outs)
+    assert f.stats["kept_bytes"] == 0  # nothing made before the first call
+    X, V = special((701,), "float64"), special((701,), "float32")
+    want = g.run(outs, {x: X, v: V})
+    assert all(same_bits(a, b) for a, b in zip(f(X, V), want))
+    assert len(f._groups()) == 2  # (a specialisation's fusion is not in stats["rules"])
+    # one set of block buffers per group: 56 bytes each (7 float64 or 14 float32 elements)
+    kept = f.stats["kept_bytes"]
+    assert kept > 0 and kept % 56 == 0
+    assert f.release_buffers() == kept and f.stats["kept_bytes"] == 0
+    assert all(same_bits(a, b) for a, b in zip(f(X, V), want))
+    assert f.stats["kept_bytes"] == kept
+
+
 def test_an_input_viewing_the_lent_buffer_is_not_overwritten(small_blocks):
     """A dying input lends its buffer to the result while another input, a view of the same
     buffer, is still read by later blocks: the blocks must not write into it."""

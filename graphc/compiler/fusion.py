@@ -240,6 +240,15 @@ class Group:
         ops = ", ".join(m.op for m in self.members)
         return f"<fused group of {len(self.members)} ({ops}) {self.shape} {self.dtype}>"
 
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the block buffers kept between calls (up to two sets of them)."""
+        return sum(buffer.nbytes for full in list(self._spare) for buffer in full)
+
+    def clear(self) -> None:
+        """Drop the kept block buffers (the next call makes them again)."""
+        self._spare.clear()
+
     # -- running ---------------------------------------------------------------------------
     def run(self, values: tuple, out: Optional[np.ndarray]) -> np.ndarray:
         """The root's value from the inputs' values (``out``: a dying input's buffer)."""
