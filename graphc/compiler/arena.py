@@ -32,8 +32,8 @@ take it past that is allocated at each call, as without an arena. A function kee
 specialisation (``None`` sizes) lays out its arena within what the ones before it left
 (:class:`Budget`). ``f.stats["arena_bytes"]``
 is the size of one arena of the program shown, ``f.stats["kept_bytes"]`` what the function's
-programs keep now (idle arenas); :meth:`graphc.compiler.function.Function.release_buffers`
-drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
+programs keep now (idle arenas, and fused groups' block buffers: :mod:`.fusion`);
+:meth:`graphc.compiler.function.Function.release_buffers` drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
 
 Layouts: a term is given a place (or, by the plan, a dying input's buffer) only where NumPy's
 own result would be C-ordered too, since a later reduction of an F-ordered value adds in
