@@ -162,6 +162,11 @@ def layout_checks(plan) -> dict:
         elif len(inputs) == 1:
             x = inputs[0]
             checks[id(term)] = () if x.ndim <= 1 or known[id(x)] else (0,)
+        elif len(inputs) == 2:  # (most terms: spelled out, no generator)
+            a, b = inputs
+            check_a = a.ndim > 1 and not known[id(a)]
+            check_b = b is not a and b.ndim > 1 and not known[id(b)]
+            checks[id(term)] = _PAIRS[check_a, check_b]
         else:
             seen: set = set()
             checks[id(term)] = tuple(
@@ -169,6 +174,8 @@ def layout_checks(plan) -> dict:
                 if x.ndim > 1 and not known[id(x)] and not (id(x) in seen or seen.add(id(x))))
     return checks
 
+
+_PAIRS = {(False, False): (), (True, False): (0,), (False, True): (1,), (True, True): (0, 1)}
 
 #: Ops whose registry kernel keeps a C-ordered input's order (see :func:`c_ordered`).
 _ORDER_KEEPING = frozenset({"sum", "reshape", "expand_dims"})
