@@ -95,10 +95,11 @@ def test_every_op_over_zero_d_inputs_gives_g_runs_type(name):
     lambda v: v[1], lambda v: gc.matmul(v, v), lambda v: gc.stop_gradient(gc.sum(v)),
     lambda v: gc.reshape(gc.sum(v, keepdims=True), ())])
 def test_zero_d_results_of_arrays_have_g_runs_type(build):
-    for shape in ((3,), (None,)):
+    for shape, value in (((3,), np.array([0.5, -1.0, 2.0])), ((None,), np.array([0.5, 2.0])),
+                         ((5000,), np.linspace(-1.0, 1.0, 5000))):  # (probed at size 1)
         g = gc.Graph()
         v = g.placeholder("v", shape=shape)
-        assert _types_agree([v], [build(v)], {v: np.array([0.5, -1.0, 2.0])}) == []
+        assert _types_agree([v], [build(v)], {v: value}) == []
 
 
 @settings(max_examples=test_agreement.EXAMPLES, deadline=None, database=None,

@@ -515,12 +515,12 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     results = []
     for k, term in enumerate(program.outputs):
         name = local[id(term)]
-        result = _result(term, name, emit, repeated=id(term) in returned)
+        result = _result(term, name, emit, repeated=id(term) in returned, arrays=False)
         returned.add(id(term))
         scalar = k in program.scalar_outputs  # g.run gives a NumPy scalar, copy or not
         if result != name and not scalar:  # a copy (an argument, a value returned twice)
             results.append(result)
-        elif term.op in _ARRAY_RESULTS and not scalar:  # as the kernels give: np.where's 0-d
+        elif not scalar:  # as the kernels give: np.where's 0-d array, sum_to's, ...
             results.append(f"_np.array({name})")
         elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
             results.append(f"(_true if {name} else _false)")
@@ -781,7 +781,7 @@ def _assemble(spec, results: list, emit: _Emitter) -> str:
 
 
 def _result(term: Term, name: str, emit: _Emitter, repeated: bool,
-            scalar: bool = False) -> str:
+            scalar: bool = False, arrays: bool = True) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
     value that may be an argument, a variable's storage, a constant or a (read-only) view is
     copied, so the caller may keep and modify it. 0-d arrays are mutable too, so this holds
@@ -789,14 +789,14 @@ def _result(term: Term, name: str, emit: _Emitter, repeated: bool,
     is copied as well: distinct outputs never share memory. ``scalar``: g.run gives a NumPy
     scalar (see ``Program.scalar_outputs``), immutable, so no copy: ``v[()]`` of the value
     (``x * 1.0`` simplified to ``x`` is np.float64, as in g.run); any other 0-d output is a
-    0-d array, as in g.run."""
+    0-d array, as in g.run (``arrays``; the float path makes its own)."""
     if term.op == "constant" and term.attrs.get("weak"):
         text = f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
     elif repeated or not is_fresh(term):
         text = name if scalar else f"_np.array({name})"
     elif scalar and not isinstance(REGISTRY[term.op].kernel, np.ufunc):
         text = name  # (say np.where's 0-d array)
-    elif term.shape == () and not scalar:  # g.run: a 0-d array; an operator: a scalar
+    elif term.shape == () and not scalar and arrays:  # g.run: a 0-d array; an operator: a scalar
         return f"_np.asarray({name})"  # (say sum_to(x * 2) rewritten to x * 2)
     else:
         return name
