@@ -182,26 +182,40 @@ def check_feed_value(node, value) -> np.ndarray:
 
 
 def _python_ints(node, array: np.ndarray) -> np.ndarray:
-    """An object array (a Python int, or a list of them, one beyond 64 bits) as an array of the
-    node's numeric dtype if that holds every value; other object arrays are returned as they
-    are (to be refused as not numbers)."""
-    ints = array.ravel().tolist()
-    if not all(type(v) is int or type(v) is bool for v in ints):
+    """An object array (a Python int, or a list of them, one beyond 64 bits; mixed with Python
+    floats or complexes for a float or complex node) as an array of the node's numeric dtype if
+    that holds every value; other object arrays are returned as they are (to be refused as not
+    numbers)."""
+    values = array.ravel().tolist()
+    numbers = _PYTHON_NUMBERS[node.dtype.kind]
+    if not all(isinstance(v, numbers) for v in values):
         return array
-    worst = max(ints, key=abs, default=0)  # the first to leave a float's range
+    worst = max(values, key=_magnitude, default=0)  # the first to leave a float's range
     try:
         if node.dtype.kind in "iu":  # exact bounds: NumPy's own check differs per version
             least, most = _int_range(node.dtype)
-            low, high = min(ints, default=0), max(ints, default=0)
+            low, high = min(values, default=0), max(values, default=0)
             if low < least or high > most:
                 worst = low if least - low > high - most else high  # the farthest out
                 raise OverflowError
         return _raising_overflow(np.asarray, array, node.dtype)
     except (OverflowError, FloatingPointError) as exc:
-        bits = abs(worst).bit_length()
+        bits = abs(worst).bit_length() if type(worst) is int else 0
         what = f"an integer of {bits} bits" if bits > 64 else worst
         raise _feed_error(f"cannot feed {what} to {describe(node)} of dtype {node.dtype}: "
                           f"it is out of {node.dtype}'s range") from exc
+
+
+def _magnitude(value) -> float:
+    """``abs(value)``, 0 for a NaN (which would otherwise win every comparison in max)."""
+    return abs(value) if value == value else 0
+
+
+# The Python types an object array may hold to be fed to a node, per kind of its dtype (NumPy
+# converts [2**70, 1.5] with dtype=float, but keeps it an object array by itself; np.float64
+# is a float).
+_PYTHON_NUMBERS = {"i": (int, bool), "u": (int, bool), "f": (int, bool, float),
+                   "c": (int, bool, float, complex)}
 
 
 def _probe_same_value() -> bool:
@@ -225,8 +239,11 @@ def _cast_fed(node, array: np.ndarray) -> np.ndarray:
     dtype = node.dtype
     rule = _CAST_RULES.get((array.dtype, dtype)) or _cast_rule(array.dtype, dtype)
     try:
-        if rule is _WIDENING:  # no value can leave the target's range: cast as it is
-            return array.astype(dtype)
+        if rule is _WIDENING:  # no value can leave the target's range
+            if array.dtype.kind in "biu":  # (no flag to raise: cast as it is)
+                return array.astype(dtype)
+            # (a signalling NaN raises NumPy's 'invalid' flag: it is a value, not an error)
+            return _raising_overflow(array.astype, dtype)
         if rule is _INT_NARROWING:
             return _narrowed_ints(node, array)
         if rule is _FLOAT_NARROWING:
@@ -239,12 +256,20 @@ def _cast_fed(node, array: np.ndarray) -> np.ndarray:
     except FloatingPointError as exc:  # (NumPy flags a cast overflow only: finite -> inf)
         raise _feed_error(f"cannot feed a value of dtype {array.dtype} to {describe(node)} "
                           f"of dtype {dtype}: it overflows {dtype} (whose largest finite "
-                          f"value is {float(np.finfo(dtype).max)})") from exc
+                          f"value is {_largest_text(dtype)})") from exc
     except MemoryError as exc:
         raise out_of_memory(node, exc, f"while casting the value fed to it "
                             f"(shape {array.shape}) to {dtype}") from exc
     raise _feed_error(f"cannot feed a value of dtype {array.dtype} to {describe(node)} of "
                       f"dtype {dtype} (not a safe 'same_kind' cast)")
+
+
+def _largest_text(dtype: np.dtype) -> str:
+    """The largest finite value of a float or complex dtype, written exactly: as a Python
+    float where one holds it, else in NumPy's own words (longdouble's is beyond float's)."""
+    largest = np.finfo(dtype).max
+    as_float = float(largest)
+    return repr(as_float) if as_float == largest else str(largest)
 
 
 def _narrowed_ints(node, array: np.ndarray) -> np.ndarray:
@@ -253,8 +278,9 @@ def _narrowed_ints(node, array: np.ndarray) -> np.ndarray:
     a few values, against 2 us for the min and max reductions); on more, it is slower than
     min, max and a plain cast."""
     dtype = node.dtype
-    # (NumPy 2.4 casts a byte-swapped array unchecked: ">i8" [2**40] becomes int32 0)
-    if _SAME_VALUE and array.size <= 1 << 15 and array.dtype.isnative:
+    # (NumPy 2.4 casts from or to a byte-swapped dtype unchecked: ">i8" [2**40] becomes
+    # int32 0, int64 [2**40] becomes ">i4" 0)
+    if _SAME_VALUE and array.size <= 1 << 15 and array.dtype.isnative and dtype.isnative:
         try:
             return array.astype(dtype, casting="same_value")
         except ValueError:

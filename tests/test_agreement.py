@@ -245,6 +245,28 @@ def test_an_identity_seed_is_skipped_only_where_that_keeps_the_values():
         assert not np.shares_memory(f(X)[0], X)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("backend", ["source", "vm"])
+def test_a_skipped_identity_seed_gives_matmuls_positive_zero(backend, dtype):
+    """np.matmul sums one product and zeros from +0.0: I @ -0.0 is +0.0, and so is the
+    skipped product (also in gradients: x2 @ x2 for a 1-d x2 multiplies by a (1, 1) I)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (3, 2), dtype=dtype)
+    outputs = [gc.matmul(np.eye(3, dtype=dtype), x), gc.matmul(x, np.eye(2, dtype=dtype))]
+    tiny = np.finfo(dtype).smallest_subnormal
+    X = np.array([[-0.0, 0.0], [tiny, -tiny], [-1.5, np.finfo(dtype).max]], dtype)
+    f = gc.function([x], outputs, backend=backend)
+    for got, want in zip(f(X), [np.eye(3, dtype=dtype) @ X, X @ np.eye(2, dtype=dtype)]):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()  # signs of zeros
+        assert got.flags.c_contiguous
+    assert not np.signbit(f(X)[0][0, 0])
+    v = g.placeholder("v", (4,))
+    dv = gc.grad(gc.matmul(v, v), v)  # 2 v, through the (1, 1) identity seed
+    V = np.array([-0.0, 0.0, 1.0, -2.0])
+    got, want = gc.function([v], [dv], backend=backend)(V)[0], g.run([dv], {v: V})[0]
+    assert got.tobytes() == want.tobytes()
+
+
 def test_relus_gradient_reuses_a_buffer_and_keeps_inf_and_nan():
     g = gc.Graph()
     x = g.placeholder("x", (2, 3))

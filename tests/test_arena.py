@@ -457,6 +457,26 @@ def test_c_ordered_feeds_keep_their_places_and_proven_terms_are_not_checked(back
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_trusted_lists_take_the_plain_call_where_the_layout_is_checked(backend, monkeypatch):
+    """trust_input lets a list reach a term whose out= call checks its input's C order: the
+    list is no ndarray, so the term is computed as g.run does (also in a fused group)."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", (2, 3)), g.placeholder("y", (2, 3))
+    outs = [gc.sum(gc.exp(x) * 2.0, axis=1), gc.tanh(y) * 3.0 + gc.exp(y)]
+    X, Y = [[1.0, -2.0, 0.5], [-0.0, 3.0, 4.0]], [[0.25, -1.0, 2.0], [5.0, -0.0, 1.5]]
+    want = g.run(outs, {x: np.array(X), y: np.array(Y)})
+    for fused in (False, True):
+        if fused:
+            monkeypatch.setattr(fusion, "MIN_BYTES", 1)
+            monkeypatch.setattr(fusion, "BLOCK_BYTES", 56)
+        f = gc.function([x, y], outs, backend=backend, trust_input=True)
+        assert f.stats["rules"].get("fuse:groups", 0) == (2 if fused else 0)
+        for _ in range(2):
+            for a, b in zip(f(X, Y), want):
+                assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_functions_specialisations_share_one_bound(backend, monkeypatch):
     """Each shape specialisation lays out its arena within what those before it left: a
     function keeps at most KEEP * MAX_BYTES, however many shapes it meets."""

@@ -114,6 +114,25 @@ def test_non_contiguous_inputs_run_step_by_step_with_the_same_values(small_block
         check_agrees([x], [y], [value], fused_groups=1)
 
 
+def test_mixed_layouts_keep_numpys_result_layout(small_blocks):
+    """An F- and a C-ordered input: the members run step by step, and none writes into a
+    dying member's F-ordered buffer where NumPy's own result is C-ordered (else the value's
+    layout, and a later reduction's order of additions, would differ from g.run's)."""
+    g = gc.Graph()
+    x, y = g.placeholder("x", (30, 40)), g.placeholder("y", (30, 40))
+    z = gc.exp(x) * 1.5 + y
+    feeds = [np.asfortranarray(special((30, 40), "float64")), special((30, 40), "float64")]
+    want = g.run([z], dict(zip([x, y], feeds)))[0]
+    for b in BACKENDS:
+        got = gc.function([x, y], [z], **b)(*feeds)[0]
+        assert same_bits(got, want) and got.strides == want.strides
+    n = 300  # the same through a sum: one order of additions, the same bits (real blocks)
+    feeds = [np.asfortranarray(RNG.standard_normal((n, n))), RNG.standard_normal((n, n))]
+    g = gc.Graph()
+    x, y = g.placeholder("x", (n, n)), g.placeholder("y", (n, n))
+    check_agrees([x, y], [gc.sum(gc.exp(x) * 1.5 + y, axis=1)], feeds, fused_groups=1)
+
+
 def test_updates_and_several_outputs(small_blocks):
     g = gc.Graph()
     x = g.placeholder("x", (20,))
@@ -306,6 +325,29 @@ def test_concurrent_calls_keep_their_own_block_buffers(small_blocks):
     for t in threads:
         t.join()
     assert not bad
+
+
+@pytest.mark.parametrize("rows", [701, None], ids=["fixed", "specialised"])
+def test_kept_block_buffers_are_counted_and_released(small_blocks, monkeypatch, rows):
+    """A group keeps its block buffers between calls: stats["kept_bytes"] counts them (with
+    the arenas'), release_buffers drops them, the next call makes them again."""
+    from graphc.compiler import arena
+    monkeypatch.setattr(arena, "MAX_BYTES", 0)  # no arenas: only the groups keep buffers
+    g = gc.Graph()
+    x, v = g.placeholder("x", (rows,)), g.placeholder("v", (rows,), dtype="float32")
+    outs = [gc.tanh(gc.sin(x) * 2 + x) * x, gc.exp(v) * 3.0 - v]
+    f = gc.function([x, v], outs)
+    assert f.stats["kept_bytes"] == 0  # nothing made before the first call
+    X, V = special((701,), "float64"), special((701,), "float32")
+    want = g.run(outs, {x: X, v: V})
+    assert all(same_bits(a, b) for a, b in zip(f(X, V), want))
+    assert len(f._groups()) == 2  # (a specialisation's fusion is not in stats["rules"])
+    # one set of block buffers per group: 56 bytes each (7 float64 or 14 float32 elements)
+    kept = f.stats["kept_bytes"]
+    assert kept > 0 and kept % 56 == 0
+    assert f.release_buffers() == kept and f.stats["kept_bytes"] == 0
+    assert all(same_bits(a, b) for a, b in zip(f(X, V), want))
+    assert f.stats["kept_bytes"] == kept
 
 
 def test_an_input_viewing_the_lent_buffer_is_not_overwritten(small_blocks):

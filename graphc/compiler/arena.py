@@ -32,8 +32,8 @@ take it past that is allocated at each call, as without an arena. A function kee
 specialisation (``None`` sizes) lays out its arena within what the ones before it left
 (:class:`Budget`). ``f.stats["arena_bytes"]``
 is the size of one arena of the program shown, ``f.stats["kept_bytes"]`` what the function's
-programs keep now (idle arenas); :meth:`graphc.compiler.function.Function.release_buffers`
-drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
+programs keep now (idle arenas, and fused groups' block buffers: :mod:`.fusion`);
+:meth:`graphc.compiler.function.Function.release_buffers` drops them. Setting :data:`MAX_BYTES` to 0 before compiling turns arenas off.
 
 Layouts: a term is given a place (or, by the plan, a dying input's buffer) only where NumPy's
 own result would be C-ordered too, since a later reduction of an F-ordered value adds in
@@ -113,17 +113,31 @@ def c_ordered(plan) -> dict:
         value = term.attrs.get("value") if term.op == "constant" else None
         known[id(term)] = term.ndim <= 1 or (value is not None and np.ndim(value) == term.ndim
                                              and np.asarray(value).flags.c_contiguous)
+    kinds: dict = {}  # op -> True (always C-ordered), None (as its inputs), False (unknown)
     for term in plan.order:
-        op = term.op
-        spec = REGISTRY.get(op)
-        if term.ndim <= 1 or op == "matmul" and spec.kernel is np.matmul:
+        kind = kinds.get(term.op, kinds)  # (kinds itself: not seen yet)
+        if kind is kinds:
+            kind = kinds[term.op] = _order_kind(term.op)
+        if term.ndim <= 1 or kind:
             known[id(term)] = True
-        elif (spec is not None and not spec.checked and op != FUSED
-              and (spec.inplace or op in _ORDER_KEEPING and spec.kernel is _KERNELS[op])):
+        elif kind is None:
             known[id(term)] = all(known[id(x)] for x in term.inputs if x.ndim > 1)
         else:
             known[id(term)] = False
     return known
+
+
+def _order_kind(op: str) -> Optional[bool]:
+    """How ``op``'s values are ordered (see :func:`c_ordered`): True always C (np.matmul),
+    None C when its inputs of two or more dimensions are, False not proven."""
+    spec = REGISTRY.get(op)
+    if spec is None or op == FUSED:
+        return False
+    if op == "matmul" and spec.kernel is np.matmul:
+        return True
+    if not spec.checked and (spec.inplace or op in _ORDER_KEEPING and spec.kernel is _KERNELS[op]):
+        return None
+    return False
 
 
 def layout_checks(plan) -> dict:
@@ -133,18 +147,25 @@ def layout_checks(plan) -> dict:
     buffer that is not an input's, exactly when the inputs of two or more dimensions are (see
     :func:`c_ordered`). An empty tuple: proven, no check; a check that fails computes the
     term as ``g.run`` does, into a new array. For every term with a place or a donor."""
-    known = c_ordered(plan)
     arena = plan.arena
     written = set(plan.reuse) | (set(arena.slot) if arena is not None else set())
+    if not written:
+        return {}
+    known = c_ordered(plan)
     checks = {}
     for term in plan.order:
-        if id(term) in written:
-            if term.op == "matmul":  # (np.matmul's results are C-ordered, like its places)
-                checks[id(term)] = ()
-                continue
+        if id(term) not in written:
+            continue
+        inputs = term.inputs
+        if term.op == "matmul":  # (np.matmul's results are C-ordered, like its places)
+            checks[id(term)] = ()
+        elif len(inputs) == 1:
+            x = inputs[0]
+            checks[id(term)] = () if x.ndim <= 1 or known[id(x)] else (0,)
+        else:
             seen: set = set()
             checks[id(term)] = tuple(
-                k for k, x in enumerate(term.inputs)
+                k for k, x in enumerate(inputs)
                 if x.ndim > 1 and not known[id(x)] and not (id(x) in seen or seen.add(id(x))))
     return checks
 

@@ -214,6 +214,7 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
             lines.append(f"    if {test}:")
             lines.append(f"        {param} = {check}({param})")
 
+    trusted = set(map(id, program.inputs)) if trust_input else set()
     # Leaves: variables are read at call time, constants are globals (weak ones literals);
     # placeholders are the parameters, named above.
     for term in plan.leaves:
@@ -257,8 +258,11 @@ def generate(program: Program, plan: Plan, graph, *, check_numerics: bool = Fals
         if call is None:
             call = plain
         elif plan.layout_checks[id(term)]:  # out= only where NumPy's result is C-ordered too
-            test = " and ".join(f"{args[k]}.flags.c_contiguous"
-                                for k in plan.layout_checks[id(term)])
+            # (a trusted argument may be no ndarray, e.g. a list: then the plain call)
+            test = " and ".join(
+                (f"{args[k]}.__class__ is _ndarray and " if id(term.inputs[k]) in trusted
+                 else "") + f"{args[k]}.flags.c_contiguous"
+                for k in plan.layout_checks[id(term)])
             call = f"{call} if {test} else {plain}"
         where[len(lines) + 2] = term  # +1: the def line, +1: 1-based numbering
         op = term.op if term.op.isascii() and term.op.isidentifier() else _quoted(term.op)
@@ -575,11 +579,12 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
             return direct
         other = _identity_operand(term)
         if other is not None:
-            # I @ x is x for finite x (exactly: one product x, the rest +-0), so it is
+            # I @ x is x + 0 for finite x (exactly: one product x, the rest +-0 summed from
+            # +0, so -0.0 becomes +0.0), C-ordered like np.matmul's, so the product is
             # skipped then; inf or NaN spread through the zeros, so those go to the kernel.
             x = args[term.inputs.index(other)]
             kernel = f"{emit.kernel(term.op)}({', '.join(args)})"
-            return f"_np.array({x}, order='C') if _np.isfinite({x}).all() else {kernel}"
+            return f"_np.add({x}, 0.0, order='C') if _np.isfinite({x}).all() else {kernel}"
     elif masked_fill(term):  # where(c, x, 0) in x's dying buffer
         emit.globals["_fill_where_not"] = fill_where_not
         return f"_fill_where_not({', '.join(args)})"

@@ -18,7 +18,7 @@ from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import arena, codegen, specialize, vm
 from .ir import as_described, check_update, from_graph, upcasts
-from .fusion import fuse, unfused
+from .fusion import FUSED, fuse, unfused
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
 from .specialize import Lowered, Specializer
@@ -31,8 +31,10 @@ class Function:
     after each pass, the time of each pass, how often each rewrite rule fired, and the
     planned peak memory of the intermediate values in bytes. ``arena_bytes`` is the size of
     the buffers the program keeps across calls (one arena, :mod:`graphc.compiler.arena`),
-    ``kept_bytes`` what the function keeps now (at most ``KEEP * MAX_BYTES`` of that module,
-    128 MiB, over all its programs); :meth:`release_buffers` drops them.
+    ``kept_bytes`` what the function keeps now: its programs' idle arenas (at most ``KEEP *
+    MAX_BYTES`` of that module, 128 MiB, over all its programs) and its fused groups' block
+    buffers (at most two sets of a few :data:`graphc.compiler.fusion.BLOCK_BYTES` buffers per
+    group); :meth:`release_buffers` drops them.
 
     Inputs with ``None`` sizes: the memory plan is made at the first call with each new
     combination of input shapes (a shape specialisation, see
@@ -65,6 +67,7 @@ class Function:
         self._entry = fn if direct else self._call_through
         self._stats: dict = stats
         self._plans: list = []  # the programs' plans (each with its arena), as they are made
+        self._found_groups: list = []  # the fused groups of each plan (see _groups)
         self.outputs: tuple = ()  # the output nodes, in order (set by ``function``)
         self.updated: tuple = ()  # the variables each call updates
         self.__signature__ = inspect.Signature(
@@ -78,22 +81,34 @@ class Function:
             fn = self._specializer.last.fn
             if isinstance(fn, vm.Machine) and fn.promoted:
                 self._stats["backend"] = "source"
-        self._stats["kept_bytes"] = sum(held.kept_bytes for held in self._arenas())
+        self._stats["kept_bytes"] = sum(held.kept_bytes for held in self._holders())
         return self._stats
 
     def release_buffers(self) -> int:
         """Drop the buffers the function keeps between calls (its programs' idle arenas, see
-        :mod:`graphc.compiler.arena`); the next call makes them again. Returns the bytes
+        :mod:`graphc.compiler.arena`, and its fused groups' block buffers, see
+        :mod:`graphc.compiler.fusion`); the next call makes them again. Returns the bytes
         dropped (``stats["kept_bytes"]`` before)."""
         kept = 0
-        for held in self._arenas():
+        for held in self._holders():
             kept += held.kept_bytes
             held.clear()
         return kept
 
+    def _holders(self) -> list:
+        """What keeps buffers between calls: arenas and fused groups."""
+        return self._arenas() + self._groups()
+
     def _arenas(self) -> list:
         """The arenas of the programs the function has: the generic one, specialisations."""
         return [plan.arena for plan in self._plans if plan.arena is not None]
+
+    def _groups(self) -> list:
+        """The fused groups of the programs the function has (found once per program)."""
+        found = self._found_groups
+        for plan in self._plans[len(found):]:
+            found.append([t.attrs["group"] for t in plan.order if t.op == FUSED])
+        return list({id(group): group for groups in found for group in groups}.values())
 
     @property
     def source(self) -> str:

@@ -21,8 +21,10 @@ A group is a maximal set of terms that all
 
 Blocks run only when every array input is C-contiguous (then blocks are contiguous too, so
 NumPy picks the same inner loops); otherwise, and when a block step fails, the kernel
-evaluates the members one after the other on whole arrays, exactly the unfused program, and
-a failure names the member's node and line as the unfused program would.
+evaluates the members one after the other on whole arrays, exactly the unfused program
+(a member writes into a dying member's buffer only where all its inputs of two or more
+dimensions are C-contiguous, so every value has NumPy's own layout), and a failure names the
+member's node and line as the unfused program would.
 
 The fused op exists only inside compiled programs (:data:`graphc.compiler.ir.COMPILER_OPS`):
 ``g.run`` evaluates node by node and never sees it. Its name is not an identifier, so no user
@@ -238,6 +240,15 @@ class Group:
         ops = ", ".join(m.op for m in self.members)
         return f"<fused group of {len(self.members)} ({ops}) {self.shape} {self.dtype}>"
 
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the block buffers kept between calls (up to two sets of them)."""
+        return sum(buffer.nbytes for full in list(self._spare) for buffer in full)
+
+    def clear(self) -> None:
+        """Drop the kept block buffers (the next call makes them again)."""
+        self._spare.clear()
+
     # -- running ---------------------------------------------------------------------------
     def run(self, values: tuple, out: Optional[np.ndarray]) -> np.ndarray:
         """The root's value from the inputs' values (``out``: a dying input's buffer)."""
@@ -299,13 +310,16 @@ class Group:
         root = len(self.steps) - 1
         for j, (ufunc, args, dst) in enumerate(self.steps):
             target = out if j == root else None
-            if target is None:  # a dying member of the same dtype: ours to overwrite
+            inputs = [vals[a] for a in args]
+            # a dying member of the same dtype is ours to overwrite, but only where NumPy's
+            # own result would be C-ordered too (arena.layout_checks' rule): else the value
+            # keeps NumPy's order, and a later reduction adds as g.run does
+            if target is None and all(_c_ordered(v) for v in inputs):
                 dtype = self.members[j].dtype
                 for a in args:
                     if a >= k and last[a] == j and vals[a].dtype == dtype:
                         target = vals[a]
                         break
-            inputs = [vals[a] for a in args]
             try:
                 vals[dst] = ufunc(*inputs) if target is None else ufunc(*inputs, out=target)
             except Exception as exc:
@@ -314,6 +328,13 @@ class Group:
                 if a >= k and last[a] == j:
                     vals[a] = None  # dead: freed as in the unfused program
         return vals[-1]
+
+
+def _c_ordered(value) -> bool:
+    """Whether ``value`` cannot sway NumPy's result order away from C (see
+    :func:`graphc.compiler.arena.c_ordered`): not an array of two or more dimensions that is
+    not C-contiguous."""
+    return value.__class__ is not np.ndarray or value.ndim < 2 or value.flags.c_contiguous
 
 
 class _StepFailed(Exception):

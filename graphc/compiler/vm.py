@@ -422,17 +422,21 @@ def _into(term: Term, spec):
 
 def _layout_checked(fn, plain, checks: tuple, takes_out: bool):
     """``fn`` (writing into a given buffer) where the inputs at ``checks`` are C-ordered,
-    else ``plain`` (NumPy's own allocation: see :func:`graphc.compiler.arena.layout_checks`)."""
+    else ``plain`` (NumPy's own allocation: see :func:`graphc.compiler.arena.layout_checks`);
+    also ``plain`` for a value that is no ndarray (a trusted argument may be a list)."""
+    ndarray = np.ndarray
     if takes_out:
         def run(*args, out):
             for k in checks:
-                if not args[k].flags.c_contiguous:
+                x = args[k]
+                if x.__class__ is not ndarray or not x.flags.c_contiguous:
                     return plain(*args)
             return fn(*args, out=out)
     else:  # (a masked fill writes into its x itself)
         def run(*args):
             for k in checks:
-                if not args[k].flags.c_contiguous:
+                x = args[k]
+                if x.__class__ is not ndarray or not x.flags.c_contiguous:
                     return plain(*args)
             return fn(*args)
     return run
@@ -453,7 +457,8 @@ def _scalar_sigmoid(x):
 
 def _skip_identity(kernel, which: int, *args):
     x = args[which]
-    return np.array(x, order="C") if np.isfinite(x).all() else kernel(*args)  # (C: matmul's)
+    # x + 0: np.matmul's +0.0 for -0.0, C-ordered like its result (see codegen's _call)
+    return np.add(x, 0.0, order="C") if np.isfinite(x).all() else kernel(*args)
 
 
 def _checked(fn, term: Term):
