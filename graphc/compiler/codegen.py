@@ -43,6 +43,13 @@ OPERATORS = {"add": (np.add, "{} + {}"), "sub": (np.subtract, "{} - {}"),
              "neg": (np.negative, "-{}"), "square": (np.square, "{0} * {0}")}
 
 
+def operator_fits(op: str, dtype: np.dtype) -> bool:
+    """Whether :data:`OPERATORS`' template for ``op`` gives the ufunc's dtype over inputs of
+    ``dtype``: ``x * x`` of bools is bool, but ``np.square`` of bools is int8 (checked over
+    every dtype by tests/test_result_types.py)."""
+    return not (op == "square" and dtype == np.bool_)
+
+
 #: Ops whose kernels never raise a floating-point warning, for any dtype (they move or select
 #: values): a program of these alone needs no error state set around it.
 QUIET_OPS = frozenset({"transpose", "reshape", "reshape_like", "expand_dims", "squeeze",
@@ -521,12 +528,12 @@ def _float_path(program: Program, plan: Plan, emit: _Emitter, params: dict, stru
     results = []
     for k, term in enumerate(program.outputs):
         name = local[id(term)]
-        result = _result(term, name, emit, repeated=id(term) in returned)
+        result = _result(term, name, emit, repeated=id(term) in returned, arrays=False)
         returned.add(id(term))
         scalar = k in program.scalar_outputs  # g.run gives a NumPy scalar, copy or not
         if result != name and not scalar:  # a copy (an argument, a value returned twice)
             results.append(result)
-        elif term.op in _ARRAY_RESULTS and not scalar:  # as the kernels give: np.where's 0-d
+        elif not scalar:  # as the kernels give: np.where's 0-d array, sum_to's, ...
             results.append(f"_np.array({name})")
         elif term.dtype == bool:  # NumPy scalars from ufuncs: np.True_ or np.False_
             results.append(f"(_true if {name} else _false)")
@@ -563,7 +570,8 @@ def _call(term: Term, args: list, emit: _Emitter, operators: bool,
     attrs = term.attrs
     if out is None:
         ufunc, template = OPERATORS.get(term.op, (None, None))
-        if operators and ufunc is not None and REGISTRY[term.op].kernel is ufunc:
+        if (operators and ufunc is not None and REGISTRY[term.op].kernel is ufunc
+                and operator_fits(term.op, term.inputs[0].dtype)):
             return template.format(*args)
         if term.op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
             return f"{args[0]}.T"
@@ -787,20 +795,23 @@ def _assemble(spec, results: list, emit: _Emitter) -> str:
 
 
 def _result(term: Term, name: str, emit: _Emitter, repeated: bool,
-            scalar: bool = False) -> str:
+            scalar: bool = False, arrays: bool = True) -> str:
     """An output as g.run returns it: a weak constant becomes a 0-d array of its dtype, and a
     value that may be an argument, a variable's storage, a constant or a (read-only) view is
     copied, so the caller may keep and modify it. 0-d arrays are mutable too, so this holds
     for every shape. A term returned a second time (two outputs that rewriting made one term)
     is copied as well: distinct outputs never share memory. ``scalar``: g.run gives a NumPy
-    scalar (a ufunc's 0-d value, see ``Program.scalar_outputs``), immutable, so no copy:
-    ``v[()]`` of the value (``x * 1.0`` simplified to ``x`` is np.float64, as in g.run)."""
+    scalar (see ``Program.scalar_outputs``), immutable, so no copy: ``v[()]`` of the value
+    (``x * 1.0`` simplified to ``x`` is np.float64, as in g.run); any other 0-d output is a
+    0-d array, as in g.run (``arrays``; the float path makes its own)."""
     if term.op == "constant" and term.attrs.get("weak"):
         text = f"_np.asarray({name}, dtype={emit.bind('_dt', term.dtype)})"
     elif repeated or not is_fresh(term):
         text = name if scalar else f"_np.array({name})"
     elif scalar and not isinstance(REGISTRY[term.op].kernel, np.ufunc):
         text = name  # (say np.where's 0-d array)
+    elif term.shape == () and not scalar and arrays:  # g.run: a 0-d array; an operator: a scalar
+        return f"_np.asarray({name})"  # (say sum_to(x * 2) rewritten to x * 2)
     else:
         return name
     return f"{text}[()]" if scalar else text

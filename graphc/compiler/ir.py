@@ -120,9 +120,9 @@ class Program:
     #: every term is an ancestor of a root (pruning would keep them all): set by
     #: :func:`from_graph` and the ``prune`` pass, kept by a rewrite that changed nothing
     live: bool = False
-    #: the positions of the outputs whose g.run value is a NumPy scalar (a 0-d node of a
-    #: ufunc kernel): returned as one even where rewriting made the term an input, a
-    #: variable, a constant or a view, which the compiled code would copy to a 0-d array
+    #: the positions of the outputs whose g.run value is a NumPy scalar (see
+    #: :func:`scalar_results`): returned as one even where rewriting made the term an input,
+    #: a variable, a constant or a view, which the compiled code would copy to a 0-d array
     scalar_outputs: frozenset = frozenset()
 
     @property
@@ -165,11 +165,83 @@ def from_graph(graph, inputs: list, outputs: list, updates: list) -> Program:
     for n in inputs:  # inputs nobody needs still take an argument
         if n not in by_node:
             by_node[n] = Term("placeholder", (), {}, n.shape, n.dtype, n)
-    scalars = frozenset(k for k, n in enumerate(outputs) if n.shape == () and n.id not in fed
-                        and n.op in REGISTRY and isinstance(REGISTRY[n.op].kernel, np.ufunc))
+    scalars = scalar_results(outputs, fed)
     return Program(terms, [by_node[n] for n in inputs], [by_node[n] for n in outputs],
                    [(var, by_node[value]) for var, value in updates], live=True,
                    scalar_outputs=scalars)
+
+
+def scalar_results(outputs: list, fed: set) -> frozenset:
+    """The positions of the outputs for which g.run returns a NumPy scalar, not a 0-d array.
+
+    g.run returns a kernel's value as it comes (``runtime.as_result``): a NumPy scalar stays
+    one, everything else is an array. Whether a kernel gives a scalar depends on the op, its
+    attrs and whether its inputs are scalars (``stop_gradient`` passes its input through,
+    ``np.sum`` of a 0-d array is a scalar, ``np.where`` never is). So each 0-d ancestor's kind
+    is found by calling its kernel once on small probe values of the same kinds, dtypes and
+    shapes (memoized per op, attrs and input kinds); feeds and variables are arrays."""
+    kinds: dict = {}  # node -> whether g.run's value of it is a NumPy scalar
+    probes: dict = {}
+    result = set()
+    for k, node in enumerate(outputs):
+        if node.shape != () or node.id in fed:
+            continue
+        stack = [node]
+        while stack:
+            n = stack[-1]
+            if n in kinds:
+                stack.pop()
+                continue
+            if n.shape != () or n.id in fed or n.op in ("variable", "placeholder"):
+                kinds[n] = False
+                stack.pop()
+                continue
+            waiting = [x for x in n.inputs if x not in kinds and x.shape == () and x.id not in fed]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            kinds[n] = _kernel_gives_scalar(n, kinds, probes)
+            stack.pop()
+        if kinds[node]:
+            result.add(k)
+    return frozenset(result)
+
+
+def _kernel_gives_scalar(node, kinds: dict, probes: dict) -> bool:
+    """Whether ``node``'s kernel returns a NumPy scalar for inputs of its inputs' kinds."""
+    spec = REGISTRY.get(node.op)
+    if spec is None:
+        return False
+    ins = tuple((x.shape, x.dtype, kinds.get(x, False)) for x in node.inputs)
+    try:
+        key = (node.op, tuple(sorted(node.attrs.items())), ins)
+        hash(key)
+    except TypeError:  # (an array attr, say a constant's value: probed each time)
+        key = None
+    if key is not None and key in probes:
+        return probes[key]
+    fallback = isinstance(spec.kernel, np.ufunc)  # (a probe the kernel refuses)
+    args = []
+    for shape, dtype, scalar in ins:
+        shape = tuple(1 if d is None else d for d in shape)
+        if math.prod(shape) > 4096:  # (a big input: its ndim, size 1, say for a sum)
+            shape = (1,) * len(shape)
+        try:
+            value = np.ones(shape, dtype)
+        except (TypeError, ValueError):
+            args = None
+            break
+        args.append(value[()] if scalar else value)
+    gives = fallback
+    if args is not None:
+        try:
+            with np.errstate(all="ignore"):
+                gives = isinstance(spec.kernel(*args, **node.attrs), np.generic)
+        except Exception:  # the probe is not a value the op accepts (an index past 1, ...)
+            gives = fallback
+    if key is not None:
+        probes[key] = gives
+    return gives
 
 
 def infer(op: str, inputs: tuple, attrs: dict) -> tuple:

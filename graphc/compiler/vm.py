@@ -373,7 +373,8 @@ def _kernel(term: Term, operators: bool):
     op, attrs = term.op, term.attrs
     kernel = REGISTRY[op].kernel
     ufunc = OPERATORS.get(op, (None, None))[0]
-    if operators and ufunc is not None and kernel is ufunc:
+    if (operators and ufunc is not None and kernel is ufunc
+            and codegen.operator_fits(op, term.inputs[0].dtype)):
         return OPERATOR_FUNCTIONS[op]
     if op == "transpose" and term.ndim == 2 and tuple(attrs["axes"]) == (1, 0):
         return _transposed
@@ -559,6 +560,8 @@ def _results(program: Program, slot: dict) -> list:
             weak = term.op == "constant" and term.attrs.get("weak")
             finish = functools.partial(_weak_scalar, dtype=term.dtype) if weak else \
                 operator.itemgetter(())  # v[()]: a 0-d array's NumPy scalar
+        elif finish is None and term.shape == () and k not in program.scalar_outputs:
+            finish = np.asarray
         returned.add(id(term))
         results.append((slot[term], finish, term))
     return results
