@@ -151,3 +151,28 @@ def test_square_of_bools_is_int8_as_in_g_run(backend):
     got = gc.function([x], y, backend=backend)(value)
     assert y.dtype == want.dtype == got.dtype == np.int8
     assert np.array_equal(got, [1, 0, 1])
+
+
+def test_compiling_never_runs_a_users_kernel():
+    """Result types come from probing built-in kernels only: a user's kernel (which may count
+    its calls or keep what it is given) runs at calls, never on made-up values at compile time."""
+    seen = []
+
+    def kernel(x):
+        seen.append(np.array(x))
+        return x * 2.0
+
+    name = "result_types_counted"
+    double = gc.define_op(name, infer=lambda x: (x.shape, x.dtype), kernel=kernel)
+    try:
+        g = gc.Graph()
+        x = g.placeholder("x", ())
+        for backend in ("source", "vm"):
+            f = gc.function([x], [double(x) + 1.0], backend=backend)
+            assert seen == []
+            assert float(f(3.0)[0]) == 7.0 and [float(v) for v in seen] == [3.0]
+            seen.clear()
+    finally:
+        del REGISTRY[name]
+        from graphc.custom import USER_OPS
+        USER_OPS.pop(name, None)
