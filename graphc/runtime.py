@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -323,28 +324,18 @@ def _largest(dtype: np.dtype) -> float:
     return _int_range(dtype)[1] if dtype.kind in "iu" else float(np.finfo(dtype).max)
 
 
-_NORMAL_RANGES: dict = {}
-
-
+@lru_cache(maxsize=None)
 def _normal_range(dtype: np.dtype) -> tuple:
     """The smallest and the largest positive normal numbers of a float dtype, as floats."""
-    limits = _NORMAL_RANGES.get(dtype)
-    if limits is None:
-        info = np.finfo(dtype)
-        limits = _NORMAL_RANGES[dtype] = (float(info.tiny), float(info.max))
-    return limits
+    info = np.finfo(dtype)
+    return float(info.tiny), float(info.max)
 
 
-_INT_RANGES: dict = {}
-
-
+@lru_cache(maxsize=None)
 def _int_range(dtype: np.dtype) -> tuple:
     """``(min, max)`` of an integer dtype, as Python ints (np.iinfo costs 0.6 us a call)."""
-    limits = _INT_RANGES.get(dtype)
-    if limits is None:
-        info = np.iinfo(dtype)
-        limits = _INT_RANGES[dtype] = (int(info.min), int(info.max))
-    return limits
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 def narrow_float_max(dtype: np.dtype) -> Optional[float]:
