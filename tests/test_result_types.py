@@ -15,6 +15,7 @@ from graphc.graph import apply
 from graphc.ops.registry import REGISTRY
 
 import test_agreement
+from test_custom_ops import fresh_ops  # noqa: F401  (a fixture: the test's op is removed)
 
 BACKENDS = ("source", "vm")
 LEAVES = {"placeholder", "variable", "constant"}
@@ -153,7 +154,7 @@ def test_square_of_bools_is_int8_as_in_g_run(backend):
     assert np.array_equal(got, [1, 0, 1])
 
 
-def test_compiling_never_runs_a_users_kernel():
+def test_compiling_never_runs_a_users_kernel(fresh_ops):
     """Result types come from probing built-in kernels only: a user's kernel (which may count
     its calls or keep what it is given) runs at calls, never on made-up values at compile time."""
     seen = []
@@ -162,17 +163,12 @@ def test_compiling_never_runs_a_users_kernel():
         seen.append(np.array(x))
         return x * 2.0
 
-    name = "result_types_counted"
-    double = gc.define_op(name, infer=lambda x: (x.shape, x.dtype), kernel=kernel)
-    try:
-        g = gc.Graph()
-        x = g.placeholder("x", ())
-        for backend in ("source", "vm"):
-            f = gc.function([x], [double(x) + 1.0], backend=backend)
-            assert seen == []
-            assert float(f(3.0)[0]) == 7.0 and [float(v) for v in seen] == [3.0]
-            seen.clear()
-    finally:
-        del REGISTRY[name]
-        from graphc.custom import USER_OPS
-        USER_OPS.pop(name, None)
+    double = gc.define_op("result_types_counted", infer=lambda x: (x.shape, x.dtype),
+                          kernel=kernel)
+    g = gc.Graph()
+    x = g.placeholder("x", ())
+    for backend in ("source", "vm"):
+        f = gc.function([x], [double(x) + 1.0], backend=backend)
+        assert seen == []
+        assert float(f(3.0)[0]) == 7.0 and [float(v) for v in seen] == [3.0]
+        seen.clear()
