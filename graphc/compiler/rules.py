@@ -514,7 +514,7 @@ def _is_identity(t: Term) -> bool:
 @rule("fastmath", "matmul")
 def matmul_identity(t, b):
     """I @ x -> x and x @ I -> x for an identity constant (the seeds of Jacobians; ignores the
-    NaN that 0 * inf spreads through I @ x)."""
+    NaN that 0 * inf spreads through I @ x, and keeps x's -0.0 where the product gives +0.0)."""
     x, y = t.inputs
     if _is_identity(x):
         return y
