@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.custom import USER_OPS
-from graphc.ops.registry import REGISTRY, Case
+from graphc.ops.registry import Case
+
+from test_custom_ops import fresh_ops  # noqa: F401  (a fixture: the tests' ops are removed)
 
 HERE = __file__
 
@@ -36,16 +37,6 @@ def _tanh_chain(depth):
     for _ in range(depth):
         h = gc.tanh(h)
     return g, x, gc.sum(h)
-
-
-@pytest.fixture
-def fresh_ops():
-    """Ops a test defines are removed again, so the registry test never sees them."""
-    before = set(REGISTRY)
-    yield
-    for name in set(REGISTRY) - before:
-        del REGISTRY[name]
-        USER_OPS.pop(name, None)
 
 
 # -- sites ---------------------------------------------------------------------------------------
