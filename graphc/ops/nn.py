@@ -89,6 +89,7 @@ _SHORT_RESULT = 16  # classes: the longest for a softmax or log_softmax in colum
 _MAX_ROWS = 32  # rows: the fewest for the max by columns
 _COLUMN_ROWS = 256  # rows: the fewest for the whole kernel in columns
 _COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
+_LAST = "last"  # the last axis of x itself, short: its max is taken over columns (_finite_max)
 
 
 def _short_last_axis(x, axis, rows=_MAX_ROWS, classes=_SHORT_AXIS) -> bool:
@@ -106,12 +107,15 @@ def _as_columns(x) -> np.ndarray:
 
 def _along(x, axis, classes=_SHORT_AXIS):
     """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest: its
-    columns (see _as_columns; the axis is then ``_COLUMNS``) or x itself. ``classes``: the
-    longest last axis to take in columns."""
+    columns (see _as_columns; the axis is then ``_COLUMNS``), x itself with a short last axis
+    (``_LAST``: only the max goes by columns), or x itself. ``classes``: the longest last axis
+    to take wholly in columns. (One test of the shape per kernel: 0.4 us each.)"""
     x = _as_float(x)
-    if _short_last_axis(x, axis, _COLUMN_ROWS, classes):
+    if not _short_last_axis(x, axis):
+        return x, axis
+    if x.shape[-1] <= classes and x.size >= _COLUMN_ROWS * x.shape[-1]:
         return _as_columns(x), _COLUMNS
-    return x, axis
+    return x, _LAST
 
 
 def _finite_max(v, axis):
@@ -121,12 +125,12 @@ def _finite_max(v, axis):
     log(0) follows, and the kernels need no errstate."""
     if axis is _COLUMNS:
         m = np.maximum.reduce(v, axis=0, keepdims=True)
-    elif _short_last_axis(v, axis):
+    elif axis is _LAST:
         m = np.maximum.reduce(_as_columns(v), axis=0).reshape(v.shape[:-1] + (1,))
     else:
         m = np.maximum.reduce(v, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
     finite = np.isfinite(m)
-    if np.logical_and.reduce(finite, None):  # (ndarray.all is a Python layer more)
+    if np.count_nonzero(finite) == finite.size:  # 0.4 us; logical_and.reduce 0.8, .all() 0.9
         return m, True
     return np.where(finite, m, 0), False
 
@@ -148,7 +152,7 @@ def _sum_along(v, axis, signed=True):
     False: no term is -0.0 (exps), so the sum need not turn -0.0 to +0.0 as NumPy's does."""
     if axis is _COLUMNS:
         return _column_sum(v, signed)
-    return np.add.reduce(v, axis=axis, keepdims=True)
+    return np.add.reduce(v, axis=-1 if axis is _LAST else axis, keepdims=True)
 
 
 def _column_sum(c, signed=True) -> np.ndarray:
@@ -217,11 +221,23 @@ def _in_range(indices, depth: int) -> bool:
     non-negative index is in range and the test is min() >= 0."""
     if not indices.size:
         return True
-    if indices.dtype.kind == "i":
-        if depth > np.iinfo(indices.dtype).max + 1:
-            return int(np.minimum.reduce(indices, axis=None)) >= 0
-        indices = indices.view(indices.dtype.str.replace("i", "u"))
+    unsigned, signed_limit = _range_view(indices.dtype)
+    if depth > signed_limit:
+        return int(np.minimum.reduce(indices, axis=None)) >= 0
+    if unsigned is not None:
+        indices = indices.view(unsigned)
     return int(np.maximum.reduce(indices, axis=None)) < depth  # (a uint64 scalar's < is slow)
+
+
+@lru_cache(maxsize=None)
+def _range_view(dtype: np.dtype) -> tuple:
+    """``(unsigned, limit)`` for _in_range: the unsigned dtype a signed ``dtype``'s indices
+    are read as (None for an unsigned one) and the largest depth that max tells negatives
+    apart for (iinfo.max + 1; unbounded for an unsigned dtype). Cached: iinfo and the view's
+    dtype cost 1.4 us per call, more than the max of 128 labels."""
+    if dtype.kind == "u":
+        return None, float("inf")
+    return np.dtype(dtype.str.replace("i", "u")), int(np.iinfo(dtype).max) + 1
 
 
 # -- activations ----------------------------------------------------------------------------------
