@@ -745,7 +745,9 @@ def fill_where_not(c, x, zero):
     masked copy on a random mask: x's bits, viewed as unsigned integers, times c (1 keeps
     them, 0 clears them), bit for bit the same values (inf, NaN and -0.0 included)."""
     bits = _UNSIGNED.get(x.dtype.itemsize) if x.dtype.kind in "biuf" else None
-    if bits is not None and not np.asarray(zero, x.dtype).view(bits):
+    # (the int 0 the relu gradient passes is all 0 bits in any dtype: 0.5 us less than asking)
+    if bits is not None and ((type(zero) is int and zero == 0)
+                             or not np.asarray(zero, x.dtype).view(bits)):
         as_bits = x.view(bits)
         np.multiply(as_bits, c, out=as_bits)
     else:

@@ -89,66 +89,50 @@ _SHORT_RESULT = 16  # classes: the longest for a softmax or log_softmax in colum
 _MAX_ROWS = 32  # rows: the fewest for the max by columns
 _COLUMN_ROWS = 256  # rows: the fewest for the whole kernel in columns
 _COLUMNS = "columns"  # the axis of a columns array: its axis 0, summed in a row's order
-_LAST = "last"  # the last axis of x itself, short: its max is taken over columns (_finite_max)
-
-
-def _short_last_axis(x, axis, rows=_MAX_ROWS, classes=_SHORT_AXIS) -> bool:
-    """Whether ``axis`` is x's last axis alone, of 2 to ``classes`` float32/float64 values,
-    over at least ``rows`` rows."""
-    return (x.ndim >= 2 and x.dtype.itemsize in (4, 8) and 2 <= x.shape[-1] <= classes
-            and x.size >= rows * x.shape[-1] and tuple(axis) in ((-1,), (x.ndim - 1,)))
-
-
-def _as_columns(x) -> np.ndarray:
-    """The rows along x's last axis as the columns of a new C-contiguous ``(k, rows)`` array
-    (always a copy: the kernels write into it; x.T of an F-ordered x is C-contiguous)."""
-    return x.reshape(-1, x.shape[-1]).T.copy()
-
-
-def _along(x, axis, classes=_SHORT_AXIS):
-    """``(v, axis)``: x as floats in the layout where reducing along ``axis`` is fastest: its
-    columns (see _as_columns; the axis is then ``_COLUMNS``), x itself with a short last axis
-    (``_LAST``: only the max goes by columns), or x itself. ``classes``: the longest last axis
-    to take wholly in columns. (One test of the shape per kernel: 0.4 us each.)"""
-    x = _as_float(x)
-    if not _short_last_axis(x, axis):
-        return x, axis
-    if x.shape[-1] <= classes and x.size >= _COLUMN_ROWS * x.shape[-1]:
-        return _as_columns(x), _COLUMNS
-    return x, _LAST
-
-
-def _finite_max(v, axis):
-    """``(m, finite)``: the max along ``axis`` of an ``_along`` layout (kept dims), with
-    non-finite maxima (all -inf, +inf, NaN, empty) replaced by 0, and whether all were finite.
-    Then every row's exp(x - m) sums to at least 1 (its max gives exp(0)): no 0/0, inf/inf or
-    log(0) follows, and the kernels need no errstate."""
-    if axis is _COLUMNS:
-        m = np.maximum.reduce(v, axis=0, keepdims=True)
-    elif axis is _LAST:
-        m = np.maximum.reduce(_as_columns(v), axis=0).reshape(v.shape[:-1] + (1,))
-    else:
-        m = np.maximum.reduce(v, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
-    finite = np.isfinite(m)
-    if np.count_nonzero(finite) == finite.size:  # 0.4 us; logical_and.reduce 0.8, .all() 0.9
-        return m, True
-    return np.where(finite, m, 0), False
-
-
+_LAST = "last"  # the last axis of x itself, short: its max is taken over columns (_shifted)
 _QUIET = contextlib.nullcontext()  # no floating-point state to change (0.2 us, errstate 1 us)
 
 
-def _shifted(v, axis):
-    """``(v - m, m, finite)`` for ``m`` the finite max along ``axis`` of an ``_along`` layout
-    (see _finite_max); a columns array (our own copy) is shifted in its own buffer."""
-    m, finite = _finite_max(v, axis)
-    if axis is _COLUMNS:
-        return np.subtract(v, m, out=v), m, finite
-    return np.asarray(v - m), m, finite  # an array even for a 0-d v: kernels write into it
+def _shifted(x, axis, classes=_SHORT_AXIS):
+    """``(z, m, finite, along)``: x as floats, in the layout where reducing along ``axis`` is
+    fastest, minus ``m``, its max along ``axis`` (kept dims) with non-finite maxima (all -inf,
+    +inf, NaN, empty) replaced by 0; ``finite``: whether all were finite. Then every row's
+    exp(z) sums to at least 1 (its max gives exp(0)): no 0/0, inf/inf or log(0) follows, and
+    the kernels need no errstate. ``z`` is a new array the kernels may write into.
+
+    ``along``, the layout. For ``axis`` x's last axis alone, of 2 to 32 (_SHORT_AXIS)
+    float32/float64 values over at least 32 (_MAX_ROWS) rows: ``_COLUMNS`` from 256
+    (_COLUMN_ROWS) rows and up to ``classes`` values, z being the columns of a C-contiguous
+    transposed copy (x.T of an F-ordered x is C-contiguous), shifted in that copy's buffer;
+    else ``_LAST``, the max taken over such columns, z shaped like x. Otherwise ``axis``
+    itself. (One function: each Python call costs 0.3-1 us here, twice that right after a
+    big matmul.)"""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    along, k = axis, x.shape[-1] if x.ndim >= 2 else 0
+    if (2 <= k <= _SHORT_AXIS and x.size >= _MAX_ROWS * k and x.dtype.itemsize in (4, 8)
+            and tuple(axis) in ((-1,), (x.ndim - 1,))):
+        along = _COLUMNS if k <= classes and x.size >= _COLUMN_ROWS * k else _LAST
+    if along is _COLUMNS:
+        x = x.reshape(-1, k).T.copy()  # ours: shifted in place below
+        m = np.maximum.reduce(x, axis=0, keepdims=True)
+    elif along is _LAST:
+        m = np.maximum.reduce(x.reshape(-1, k).T.copy(), axis=0).reshape(x.shape[:-1] + (1,))
+    else:
+        m = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)  # np.max: 2 us more
+    finite = np.isfinite(m)
+    if np.count_nonzero(finite) == finite.size:  # 0.4 us; logical_and.reduce 0.8, .all() 0.9
+        finite = True
+    else:
+        m, finite = np.where(finite, m, 0), False
+    if along is _COLUMNS:
+        return np.subtract(x, m, out=x), m, finite, along
+    return np.asarray(x - m), m, finite, along  # an array even for a 0-d x: kernels write into it
 
 
 def _sum_along(v, axis, signed=True):
-    """The sum along ``axis`` of an ``_along`` layout (it broadcasts against v). ``signed``
+    """The sum along ``axis`` of a ``_shifted`` layout (it broadcasts against v). ``signed``
     False: no term is -0.0 (exps), so the sum need not turn -0.0 to +0.0 as NumPy's does."""
     if axis is _COLUMNS:
         return _column_sum(v, signed)
@@ -175,7 +159,7 @@ def _column_sum(c, signed=True) -> np.ndarray:
 
 
 def _restore(r, axis, shape) -> np.ndarray:
-    """A result in an ``_along`` layout as a C-contiguous array of ``shape`` (a 0-d one as a
+    """A result in a ``_shifted`` layout as a C-contiguous array of ``shape`` (a 0-d one as a
     NumPy scalar, as NumPy's own operators give)."""
     if axis is _COLUMNS:
         return r.T.copy().reshape(shape)
@@ -195,7 +179,8 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
     if not _in_range(flat, depth):
         keep = (flat >= 0) & (flat < depth)
         flat, offsets = flat[keep], offsets[keep]
-    out.reshape(-1)[offsets + flat.astype(np.intp, copy=False)] = 1  # in range: no wrap
+    # in range: no wrap; dtype: uint64 + intp would promote to float64
+    out.reshape(-1)[np.add(offsets, flat, dtype=np.intp)] = 1
     return out
 
 
@@ -308,8 +293,7 @@ def _softmax_infer(x, *, axis):
 
 def _softmax(x, *, axis):
     """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
-    v, along = _along(x, axis, _SHORT_RESULT)
-    e, _, finite = _shifted(v, along)
+    e, _, finite, along = _shifted(x, axis, _SHORT_RESULT)
     np.exp(e, out=e)
     # a row of -inf has no softmax (0/0: NaN, as intended), nor one with +inf (inf/inf)
     with _QUIET if finite else np.errstate(invalid="ignore"):
@@ -319,8 +303,7 @@ def _softmax(x, *, axis):
 
 def _log_softmax(x, *, axis):
     """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
-    v, along = _along(x, axis, _SHORT_RESULT)
-    z, _, finite = _shifted(v, along)
+    z, _, finite, along = _shifted(x, axis, _SHORT_RESULT)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
     with _QUIET if finite else np.errstate(divide="ignore", invalid="ignore"):
         z -= np.log(_sum_along(np.exp(z), along, signed=False))
@@ -390,8 +373,7 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 def _logsumexp(x, *, axis, keepdims):
     """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
-    v, along = _along(x, axis)
-    e, m, finite = _shifted(v, along)  # +inf entries give +inf, all -inf (or empty) gives -inf
+    e, m, finite, along = _shifted(x, axis)  # +inf entries give +inf, all -inf (or empty) gives -inf
     with _QUIET if finite else np.errstate(divide="ignore"):
         out = np.log(_sum_along(np.exp(e, out=e), along, signed=False)) + m
     if along is _COLUMNS:
@@ -479,16 +461,15 @@ def _softmax_cross_entropy(logits, labels):
     """logsumexp minus the picked (or target-weighted) shifted logit; the sums in a
     contiguous row's pairwise order (Layout, above); labels outside [0, classes) raise."""
     logits, labels = _as_float(logits), np.asarray(labels)
-    if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
-        raise ValueError(_labels_mismatch(logits, labels))
     shape, sparse, classes = logits.shape, labels.dtype.kind in "iu", logits.shape[-1]
+    if labels.shape != (shape[:-1] if sparse else shape):  # (sizes the rule could not know)
+        raise ValueError(_labels_mismatch(logits, labels))
     if sparse and not _in_range(labels, classes):
         bad = labels[(labels < 0) | (labels >= classes)].flat[0]
         raise IndexError(f"label {bad} is out of range for {classes} classes "
                          f"(labels must lie in [0, {classes}))")
-    v, along = _along(logits, (-1,))
+    z, _, _, along = _shifted(logits, (-1,))  # a new array (or our columns copy)
     columns = along is _COLUMNS
-    z = _shifted(v, along)[0]  # a new array (or our columns copy)
     if sparse:
         flat = labels.reshape(-1)
         examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
