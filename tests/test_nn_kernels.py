@@ -344,3 +344,40 @@ def test_transposed_logits_sum_in_the_contiguous_order(dtype):
                 want = _row_softmax(c, -1) if rows >= 256 else _row_softmax(f, -1)
                 assert same_bits(got, want), (k, rows)
                 np.testing.assert_array_max_ulp(got, _row_softmax(f, -1), maxulp=8)
+
+
+@np.errstate(all="ignore")
+def test_labels_of_either_byte_order():
+    """_in_range caches each dtype's unsigned view: a byte-swapped dtype gets its own, so
+    -1 in big-endian int16 still reads as out of range (and one_hot still gives a zero row)."""
+    x = _logits((40, 10), np.float32)
+    for dtype in (">i8", ">i2", "<i4", ">u2"):
+        labels = (np.arange(40) % 10).astype(dtype)
+        assert same_bits(_run("softmax_cross_entropy", x, labels),
+                         _row_cross_entropy(x, labels.astype(np.intp)))
+        for bad in ([-1, 10] if np.dtype(dtype).kind == "i" else [10]):
+            wrong = labels.copy()
+            wrong[5] = bad
+            assert nn._in_range(wrong, 10) is False
+            with pytest.raises(IndexError, match=f"label {bad} is out of range"):
+                _run("softmax_cross_entropy", x, wrong)
+            want = (wrong[:, None].astype(np.int64) == np.arange(10)).astype(np.float32)
+            assert same_bits(REGISTRY["one_hot_like"].kernel(wrong, x), want)
+
+
+def test_the_layout_each_shape_takes():
+    """The documented layouts (_shifted): a short last axis over 32+ rows has its max taken
+    over columns; from 256 rows the whole kernel runs in columns (softmax up to 16 classes);
+    other axes, long or 1-d rows, int and float16 logits keep the row-wise path."""
+    cases = [((128, 10), (-1,), 32, nn._LAST), ((256, 10), (-1,), 32, nn._COLUMNS),
+             ((256, 17), (-1,), 16, nn._LAST), ((256, 17), (-1,), 32, nn._COLUMNS),
+             ((31, 10), (-1,), 32, (-1,)), ((128, 33), (-1,), 32, (-1,)),
+             ((128, 1), (-1,), 32, (-1,)), ((4, 16, 10), (2,), 32, nn._LAST),
+             ((128, 10), (0,), 32, (0,)), ((1000,), (-1,), 32, (-1,))]
+    for shape, axis, classes, want in cases:
+        z, m, finite, along = nn._shifted(np.ones(shape, np.float32), axis, classes)
+        assert along == want and finite is True, (shape, axis, classes)
+        rows = int(np.prod(shape[:-1]))
+        assert z.shape == ((shape[-1], rows) if along is nn._COLUMNS else shape)
+    assert nn._shifted(np.ones((128, 10), np.float16), (-1,))[3] == (-1,)
+    assert nn._shifted(np.ones((128, 10), np.int64), (-1,))[3] is nn._LAST  # as float64
