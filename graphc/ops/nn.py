@@ -373,7 +373,8 @@ def _logsumexp_infer(x, *, axis, keepdims):
 
 def _logsumexp(x, *, axis, keepdims):
     """Shifted by the max; sums in a contiguous row's pairwise order (Layout, above)."""
-    e, m, finite, along = _shifted(x, axis)  # +inf entries give +inf, all -inf (or empty) gives -inf
+    # +inf entries give +inf, all -inf (or empty) gives -inf
+    e, m, finite, along = _shifted(x, axis)
     with _QUIET if finite else np.errstate(divide="ignore"):
         out = np.log(_sum_along(np.exp(e, out=e), along, signed=False)) + m
     if along is _COLUMNS:
