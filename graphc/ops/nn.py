@@ -167,13 +167,15 @@ def _restore(r, axis, shape) -> np.ndarray:
 
 
 def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
-    """Rows of zeros with a 1 at each index in [0, depth): for more than a few rows written
-    through a flat index (the comparison with arange(depth) loops once per row: 5x slower at
-    128x1000), else that comparison."""
+    """Rows of zeros with a 1 at each index in [0, depth): for a few rows (see _COMPARE_ROWS)
+    the comparison with arange(depth) written straight into the result (no range test, 2
+    NumPy calls); past that through a flat index, as the comparison loops once per row (5x
+    slower at 128x1000)."""
     indices = np.asarray(indices)
     flat = indices.reshape(-1)
-    if flat.size < 8 or not depth:
-        return (indices[..., None] == np.arange(depth)).astype(dtype)
+    if flat.size < 8 or (flat.size <= _COMPARE_ROWS and flat.size * depth <= _COMPARE_MAX):
+        out = np.empty(indices.shape + (depth,), dtype)
+        return np.equal(indices[..., None], _row_offsets(depth, 1), out=out)
     out = np.zeros(indices.shape + (depth,), dtype)
     offsets = _row_offsets(flat.size, depth)
     if not _in_range(flat, depth):
@@ -182,6 +184,13 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
     # in range: no wrap; dtype: uint64 + intp would promote to float64
     out.reshape(-1)[np.add(offsets, flat, dtype=np.intp)] = 1
     return out
+
+
+# The most rows, and values, a one-hot array takes by comparison: 15-25 % faster than the
+# flat index up to there (32x10, 64x8, 8x64), 3-20 % right after a big matmul; level just
+# past it (64x9, 8x65) and slower from 64x32 and 256x8 on (float32 and float64).
+_COMPARE_ROWS = 64
+_COMPARE_MAX = 512
 
 
 def _row_offsets(rows: int, depth: int) -> np.ndarray:
