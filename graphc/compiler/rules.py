@@ -37,6 +37,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..ops.einsum import LETTERS
 from ..ops.registry import REGISTRY
 from .ir import Term
 
@@ -462,6 +463,32 @@ def sum_of_broadcast(t, b):
     if count == 1:
         return inner
     return b.make("mul", [inner, b.constant(np.array(count, dtype=t.dtype))])
+
+
+#: The real dtypes a BLAS dot sums: a sum of products of these becomes one dot.
+_DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+
+@rule("simplify", "sum", requires=("einsum",))
+def sum_of_products(t, b):
+    """sum(x * y), sum(square(x)) over all axes -> einsum("ij,ij->", x, y) for float32 or
+    float64 operands of one static shape and the result's dtype: one BLAS dot, without the
+    product array (the dot sums in its own order, as accurate as the pairwise sum)."""
+    x = t.inputs[0]
+    if x.op == "square":
+        left = right = x.inputs[0]
+    elif x.op == "mul":
+        left, right = x.inputs
+    else:
+        return None
+    if t.dtype not in _DOT_DTYPES or x.ndim == 0 or len(t.attrs["axis"]) != x.ndim:
+        return None
+    if left.dtype != t.dtype or right.dtype != t.dtype or left.shape != x.shape \
+            or not same_shape(left, right):
+        return None  # another dtype (an upcast), or a broadcasting product
+    letters = LETTERS[:x.ndim]
+    dot = b.make("einsum", [left, right], {"subscripts": f"{letters},{letters}->"})
+    return b.make("reshape", [dot], {"shape": t.shape}) if t.attrs["keepdims"] else dot
 
 
 @rule("simplify", "squeeze")
