@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import math
 import string
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import numpy as np
 
@@ -127,41 +127,44 @@ def _path(subscripts, shapes):
 
 
 def _einsum_kernel(*xs, subscripts):
-    dtype = np.result_type(*xs)
-    if len(xs) == 2:
-        a, b = (x if isinstance(x, np.ndarray) else np.asarray(x) for x in xs)
-        plan = _pair_plan(subscripts, a.shape, b.shape)
-        out = plan(a, b) if plan is not None else np.einsum(subscripts, a, b, optimize=True)
-    elif len(xs) > 2:
-        path = _path(subscripts, tuple(np.shape(x) for x in xs))
-        out = np.einsum(subscripts, *xs, optimize=path)
+    if len(xs) != 2:
+        out = (np.einsum(subscripts, *xs) if len(xs) == 1 else np.einsum(
+            subscripts, *xs, optimize=_path(subscripts, tuple(np.shape(x) for x in xs))))
+        return np.asarray(out).astype(np.result_type(*xs), copy=False)
+    a, b = xs
+    if a.__class__ is not np.ndarray:
+        a = np.asarray(a)
+    if b.__class__ is not np.ndarray:
+        b = np.asarray(b)
+    plan = _pair_plan(subscripts, a.shape, b.shape)
+    if plan is FULL_DOT:
+        if a.dtype in _DOT_DTYPES and a.dtype == b.dtype:
+            # one BLAS dot over both arrays' memory when they are laid out alike (np.vdot
+            # reads C order, and would copy a transposed view: 30x slower than the dot)
+            if a.flags.c_contiguous and b.flags.c_contiguous:
+                return np.asarray(np.vdot(a, b))
+            if a.flags.f_contiguous and b.flags.f_contiguous:
+                return np.asarray(np.vdot(a.T, b.T))
+        out = np.einsum(subscripts, a, b)  # NumPy's own loop: any layout, no copy
+    elif plan is not None:
+        out = plan(a, b)
     else:
-        out = np.einsum(subscripts, *xs)
-    return np.asarray(out).astype(dtype, copy=False)
+        out = np.einsum(subscripts, a, b, optimize=True)
+    return np.asarray(out).astype(np.result_type(a, b), copy=False)
 
 
-#: Dtypes whose full contraction of two same-shaped operands is a BLAS dot.
+#: The plan of a full contraction of two operands of one shape: a BLAS dot for these dtypes.
+FULL_DOT = "full dot"
 _DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
-
-
-def _full_dot(subscripts, a, b):
-    """The sum of all products of two arrays of one shape: a BLAS dot over both arrays'
-    memory when they are laid out alike (np.vdot reads C order and would copy a transposed
-    view, 30x slower than the dot); NumPy's own loop otherwise."""
-    if a.dtype in _DOT_DTYPES and a.dtype == b.dtype:
-        if a.flags.c_contiguous and b.flags.c_contiguous:
-            return np.vdot(a, b)
-        if a.flags.f_contiguous and b.flags.f_contiguous:
-            return np.vdot(a.T, b.T)
-    return np.einsum(subscripts, a, b)  # any layout, no copy
 
 
 @lru_cache(maxsize=512)
 def _pair_plan(subscripts, shape_a, shape_b):
-    """A function computing a two-operand einsum of these shapes with one BLAS product (or a
-    product of views when nothing is summed), found once: what ``np.einsum(...,
-    optimize=True)`` does, without its 10-15 us of parsing and path finding per call.
-    ``None`` (NumPy's einsum then) for repeated letters and broadcast size-1 dimensions."""
+    """How to compute a two-operand einsum of these shapes, found once: :data:`FULL_DOT`; or
+    a function making one BLAS product (one multiply when nothing is summed) of transposed
+    and reshaped views, which is what ``np.einsum(..., optimize=True)`` does, without its
+    10-15 us of parsing per call; or ``None`` (NumPy's einsum) for repeated letters and
+    size-1 dimensions broadcast against others."""
     (ta, tb), out = parse(subscripts, [len(shape_a), len(shape_b)])
     if len(set(ta)) < len(ta) or len(set(tb)) < len(tb):
         return None  # diagonals
@@ -170,7 +173,7 @@ def _pair_plan(subscripts, shape_a, shape_b):
         if sizes.setdefault(c, d) != d:
             return None  # a size-1 dimension broadcast against another size
     if ta == tb and not out:
-        return partial(_full_dot, subscripts)
+        return FULL_DOT
     batch = [c for c in out if c in ta and c in tb]
     con = [c for c in ta if c in tb and c not in out]
     keep_a = [c for c in ta if c in out and c not in tb]
