@@ -10,12 +10,15 @@ Stages:
 * ``simplify`` (on by default) — rewrites that keep every value: multiplying by one, adding
   zero, signs, transposes, reshapes, broadcasts that a reduction or ``sum_to`` undoes, casts
   to the same dtype, ... The only differences they allow are the sign of a zero result (for
-  complex values: of a zero real or imaginary part) and the rounding of the two documented
-  reorderings (``sum_of_broadcast``, ``batched_matvec``), so ``g.run`` and a compiled
-  function agree (tests/test_agreement.py). NumPy's complex ``*`` and ``/`` are not part by
-  part (``(inf + 0j) * 1`` is ``inf + nanj``), so the rules that drop or move a factor or a
-  divisor's sign leave complex values alone. (``fill_like`` does not compute the ``x`` of
-  ``zeros_like(x)``, so an error its kernel would raise is not raised.)
+  complex values: of a zero real or imaginary part) and the rounding of the three documented
+  reorderings (``sum_of_broadcast``, ``batched_matvec``, ``sum_of_products``: BLAS adds in
+  its own order, within a few ulp of the exact sum like NumPy's pairwise sum, and where
+  partial sums pass the largest float one order may overflow where the other does not), so
+  ``g.run`` and a compiled function agree (tests/test_agreement.py). NumPy's complex ``*``
+  and ``/`` are not part by part (``(inf + 0j) * 1`` is ``inf + nanj``), so the rules that
+  drop or move a factor or a divisor's sign leave complex values alone. (``fill_like`` does
+  not compute the ``x`` of ``zeros_like(x)``, so an error its kernel would raise is not
+  raised.)
 * ``fastmath`` (opt-in: ``passes=DEFAULT_PASSES + ("fastmath",)``) — rewrites that may
   change values where inputs are inf, NaN or near overflow, or change rounding more:
   ``0 * x -> 0``, ``x - x -> 0``, ``exp(log x) -> x``, reassociated constant factors, ...
@@ -479,7 +482,8 @@ MIN_DOT_SIZE = 256
 def sum_of_products(t, b):
     """sum(x * y), sum(square(x)) over all axes -> einsum("ij,ij->", x, y) for float32 or
     float64 operands of one static shape and the result's dtype, of at least 256 elements:
-    one BLAS dot, and no product array (the dot sums in its own order, as accurately)."""
+    one BLAS dot, and no product array (the dot adds in its own order, within a few ulp of
+    the exact sum like the pairwise sum)."""
     x = t.inputs[0]
     if x.op == "square":
         left = right = x.inputs[0]

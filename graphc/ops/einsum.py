@@ -301,8 +301,9 @@ def einsum(subscripts: str, *operands: Operand, name: Optional[str] = None) -> N
     """Einstein summation, like ``numpy.einsum``: any subscripts NumPy accepts, implicit
     (``"ij,jk"``) or explicit (``"ij,jk->ik"``) output, ``...`` broadcasting, repeated letters
     (diagonals), and the sublist form ``einsum(x, [0, 1], y, [1, 2])``. The derivative is
-    another einsum. Contractions of two operands use BLAS where NumPy's optimiser finds it
-    worth it; longer ones follow a contraction order found once per shape."""
+    another einsum. Two operands make one BLAS product of views (a dot for a full contraction
+    of equal shapes), planned once per subscripts and shapes; longer ones follow a contraction
+    order found once per shape."""
     if not isinstance(subscripts, str):
         subscripts, operands = _sublists((subscripts,) + operands)
     return apply("einsum", list(operands), {"subscripts": subscripts}, name=name)
