@@ -177,3 +177,21 @@ def test_mlp_weight_decay_is_a_dot_in_float32():
     exact = sum(_exact(w.value, w.value) for w in ws)
     assert value.dtype == np.float32
     assert abs(float(value) - exact) <= 8 * np.finfo(np.float32).eps * exact
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_dots_operands_keep_their_arena_places(backend):
+    """A two-operand einsum makes a new value (schedule.is_fresh), so the temporaries it reads
+    live in the arena; a one-operand einsum may be a view of its operand, whose buffer then
+    stays its own."""
+    g = gc.Graph()
+    x = g.placeholder("x", (40, 40))
+    outs = [gc.sum(gc.exp(x) * gc.sin(x)), gc.einsum("ij->ji", gc.exp(x) * 2.0) + gc.cos(x)]
+    f = gc.function([x], outs, backend=backend)
+    assert _fired(f) and f.stats["arena_bytes"] >= 2 * 40 * 40 * 8
+    X = RNG.standard_normal((40, 40))
+    first = [v.copy() for v in f(X)]
+    f(-X)
+    for got, want, again in zip(f(X), g.run(outs, {x: X}), first):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+        assert np.asarray(got).tobytes() == np.asarray(again).tobytes()
