@@ -41,7 +41,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..ops.einsum import LETTERS
+from ..ops.einsum import DOT_DTYPES, LETTERS
 from ..ops.registry import REGISTRY
 from .ir import Term
 
@@ -469,8 +469,6 @@ def sum_of_broadcast(t, b):
     return b.make("mul", [inner, b.constant(np.array(count, dtype=t.dtype))])
 
 
-#: The real dtypes a BLAS dot sums: a sum of their products becomes one dot.
-_DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 #: The fewest elements (as far as sizes are known) for which ``sum_of_products`` rewrites:
 #: below it the dot saves no measurable time (a compiled sum(x * y) takes the same 2.0-2.3 us
 #: either way up to 256 elements, 2.5 against 2.3 at 1024, 3.5 against 2.9 at 4096 float32), so
@@ -491,7 +489,7 @@ def sum_of_products(t, b):
         left, right = x.inputs
     else:
         return None
-    if t.dtype not in _DOT_DTYPES or x.ndim == 0 or len(t.attrs["axis"]) != x.ndim:
+    if t.dtype not in DOT_DTYPES or x.ndim == 0 or len(t.attrs["axis"]) != x.ndim:
         return None
     if left.dtype != t.dtype or right.dtype != t.dtype or left.shape != x.shape \
             or not same_shape(left, right):

@@ -138,7 +138,7 @@ def _einsum_kernel(*xs, subscripts):
         b = np.asarray(b)
     plan = _pair_plan(subscripts, a.shape, b.shape)
     if plan is FULL_DOT:
-        if a.dtype in _DOT_DTYPES and a.dtype == b.dtype:
+        if a.dtype in DOT_DTYPES and a.dtype == b.dtype:
             # one BLAS dot over both arrays' memory when they are laid out alike (np.vdot
             # reads C order, and would copy a transposed view: 30x slower than the dot)
             if a.flags.c_contiguous and b.flags.c_contiguous:
@@ -155,7 +155,7 @@ def _einsum_kernel(*xs, subscripts):
 
 #: The plan of a full contraction of two operands of one shape: a BLAS dot for these dtypes.
 FULL_DOT = "full dot"
-_DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})  # (BLAS's real types)
 
 
 @lru_cache(maxsize=512)
