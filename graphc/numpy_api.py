@@ -47,14 +47,15 @@ def _cast_first(x, dtype):
 
 # -- ndarray-style adapters (NumPy's parameter names and order) ---------------------------------------
 def _reduction(name: str, with_dtype: bool) -> Callable:
-    if with_dtype:
-        def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
-            _reject(f"numpy.{name}", out=out, **rest)
-            return getattr(_graphc(), name)(_cast_first(a, dtype), axis=axis, keepdims=keepdims)
-    else:
-        def reduce(a, axis=None, out=None, keepdims=False, **rest):
-            _reject(f"numpy.{name}", out=out, **rest)
-            return getattr(_graphc(), name)(a, axis=axis, keepdims=keepdims)
+    def with_dtype_arg(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
+        _reject(f"numpy.{name}", out=out, **rest)
+        return getattr(_graphc(), name)(_cast_first(a, dtype), axis=axis, keepdims=keepdims)
+
+    def without_dtype_arg(a, axis=None, out=None, keepdims=False, **rest):
+        _reject(f"numpy.{name}", out=out, **rest)
+        return getattr(_graphc(), name)(a, axis=axis, keepdims=keepdims)
+
+    reduce = with_dtype_arg if with_dtype else without_dtype_arg
     reduce.__name__ = name
     reduce.__doc__ = f"``numpy.{name}`` on a node: ``gc.{name}``."
     return reduce

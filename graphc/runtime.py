@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import Container
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Optional
@@ -396,7 +397,7 @@ def resolve_feed(graph, feed: Optional[dict]) -> dict:
     return out
 
 
-def needed_nodes(graph, fetches: list, fed: dict) -> list:
+def needed_nodes(graph, fetches: list, fed: Container) -> list:
     """Ancestors of the fetches (stopping at fed nodes), in topological order."""
     seen = set()
     stack = [n for n in fetches]

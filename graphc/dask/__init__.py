@@ -302,7 +302,7 @@ class DaskFunction:
         for var, value in self._updates:
             if kinds[value.id].kind == ROWS:
                 raise BatchError(f"the update of {describe(var)} is row-wise: {describe(value)}")
-        constant = {}  # nodes computed from constants alone: copied into every graph
+        constant: dict[int, bool] = {}  # nodes computed from constants alone: copied into every graph
         for n in order:
             constant[n.id] = n.id not in fed and n.op not in ("placeholder", "variable") and \
                 all(constant[x.id] for x in n.inputs)
@@ -363,7 +363,8 @@ class DaskFunction:
         lses = {n.id for n in mine if isinstance(n, _BatchLogSumExp)}
         graph, cuts, made = _extract([n.inputs[0] if n.id in means or n.id in lses else n
                                       for n in mine], rows_cut, self._batch_lse)
-        outputs, plan = [], []
+        outputs: list = []
+        plan: list = []
         for node in mine:
             kind = self.kinds[node.id]
             if node.id in means:  # a sum and a count, in the mean's dtype

@@ -108,6 +108,7 @@ def _rule(node, ins: list) -> Kind:
 def _rows_axis(x, k: Kind, what: str = "input") -> int:
     if k.kind != ROWS:
         raise _Refused(f"its {what} {x.op} '{x.name}' is batch-free where rows are needed")
+    assert k.axis is not None  # a ROWS kind always has its axis
     return k.axis
 
 

@@ -69,7 +69,7 @@ def write_atomic(path: Union[str, os.PathLike], data: bytes) -> None:
 def remove_stale_temporaries(folder: str) -> list:
     """Remove the temporary files that interrupted writes left in ``folder``; return their
     paths. Only graphc's own names are touched, and only those of dead writers (or ancient)."""
-    removed = []
+    removed: list[str] = []
     now = time.time()
     try:
         entries = list(os.scandir(folder))
