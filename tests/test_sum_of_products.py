@@ -195,3 +195,20 @@ def test_the_dots_operands_keep_their_arena_places(backend):
     for got, want, again in zip(f(X), g.run(outs, {x: X}), first):
         np.testing.assert_allclose(got, want, rtol=1e-13)
         assert np.asarray(got).tobytes() == np.asarray(again).tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_mean_squared_error_is_a_dot_over_the_count(dtype, backend):
+    """mean((p - y) ** 2) of known sizes: the dot, divided by the count as mean's kernel
+    divides (a Python int, so float32 stays float32); with a size known only at run time the
+    mean is left alone."""
+    p, y = (RNG.standard_normal(SHAPE).astype(dtype) for _ in range(2))
+    g, xs, out, f = _compiled(lambda a, b: gc.mean((a - b) ** 2), [SHAPE] * 2, dtype, backend)
+    assert _fired(f) and "mean" not in f.stats["ops"] and f.stats["upcasts"] == []
+    got, want = f(p, y), g.run(out, dict(zip(xs, (p, y))))
+    assert got.dtype == np.dtype(dtype) and type(got) is type(want)
+    d = p - y  # the differences the graph computes (in its dtype); the oracle sums their squares
+    exact = _exact(d, d) / d.size
+    assert abs(float(got) - exact) <= 8 * np.finfo(dtype).eps * exact
+    assert not _fired(_compiled(lambda a: gc.mean(a * a), [(None, 300)], dtype, backend)[3])

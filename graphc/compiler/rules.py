@@ -476,12 +476,12 @@ def sum_of_broadcast(t, b):
 MIN_DOT_SIZE = 256
 
 
-@rule("simplify", "sum", requires=("einsum",))
+@rule("simplify", "sum", "mean", requires=("einsum",))
 def sum_of_products(t, b):
     """sum(x * y), sum(square(x)) over all axes -> einsum("ij,ij->", x, y) for float32 or
     float64 operands of one static shape and the result's dtype, of at least 256 elements:
     one BLAS dot, and no product array (the dot adds in its own order, within a few ulp of
-    the exact sum like the pairwise sum)."""
+    the exact sum like the pairwise sum); mean(...) of known sizes -> that dot / count."""
     x = t.inputs[0]
     if x.op == "square":
         left = right = x.inputs[0]
@@ -496,8 +496,12 @@ def sum_of_products(t, b):
         return None  # another dtype (an upcast), or a broadcasting product
     if math.prod(d for d in x.shape if d is not None) < MIN_DOT_SIZE:
         return None
+    if t.op == "mean" and not known(x.shape):
+        return None  # (the count is only known at run time)
     letters = LETTERS[:x.ndim]
     dot = b.make("einsum", [left, right], {"subscripts": f"{letters},{letters}->"})
+    if t.op == "mean":  # the mean kernel's own division: by the count as a Python int
+        dot = b.make("div", [dot, b.constant(math.prod(x.shape), weak=True)])
     return b.make("reshape", [dot], {"shape": t.shape}) if t.attrs["keepdims"] else dot
 
 
