@@ -12,6 +12,7 @@ from graphc.ops.shape import reshape_like
 RNG = np.random.default_rng(0)
 POSITIVE = RNG.uniform(0.5, 2.0, (3, 4))
 SIGNED = RNG.uniform(-2.0, 2.0, (3, 4))
+LARGE = RNG.uniform(-2.0, 2.0, (16, 20))  # (rules that rewrite large arrays only)
 
 
 def _unary(build, value=SIGNED):
@@ -63,6 +64,11 @@ CASES = {
     "sum_to_noop": _binary(lambda x, y: sum_to(x, y)),
     "sum_nothing": _unary(lambda x: gc.sum(x, axis=())),
     "sum_of_broadcast": _unary(lambda x: gc.sum(broadcast_to(x, (5, 3, 4)), axis=0)),
+    "sum_of_products": [_binary(lambda x, y: gc.sum(x * y), LARGE, LARGE[::-1]),
+                        _unary(lambda x: gc.sum(x * x), LARGE),
+                        _unary(lambda x: gc.sum(gc.square(x), keepdims=True), LARGE),
+                        _binary(lambda x, y: gc.mean((x - y) ** 2), LARGE, LARGE.T.copy().T),
+                        _binary(lambda x, y: gc.mean(x * y, keepdims=True), LARGE, -LARGE)],
     "squeeze_expand": _unary(lambda x: gc.squeeze(gc.expand_dims(x, 0), 0)),
     "expand_squeeze": _unary(lambda x: gc.expand_dims(gc.squeeze(x, 1), 1),
                              SIGNED[:, :1]),

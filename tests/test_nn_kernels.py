@@ -209,7 +209,8 @@ def _family_graph(shape, dtype):
     y = g.placeholder("y", shape[:-1], "int64")
     t = g.placeholder("t", shape, dtype)
     loss = (gc.mean(gc.softmax_cross_entropy(x, y)) + gc.mean(gc.softmax_cross_entropy(x, t))
-            + gc.sum(gc.logsumexp(x)) + gc.sum(gc.log_softmax(x) * t))
+            + gc.sum(gc.logsumexp(x)) + gc.sum(gc.sum(gc.log_softmax(x) * t, -1)))
+    # (summed in two steps: one sum over all axes would be sum_of_products' dot, other bits)
     outs = [loss, gc.softmax(x), nn.one_hot_like(y, x)] + gc.gradients(loss, [x, t])
     return g, [x, y, t], outs
 

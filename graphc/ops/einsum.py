@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import math
 import string
 from functools import lru_cache
 
@@ -126,13 +127,95 @@ def _path(subscripts, shapes):
 
 
 def _einsum_kernel(*xs, subscripts):
-    dtype = np.result_type(*xs)
-    if len(xs) > 2:
-        path = _path(subscripts, tuple(np.shape(x) for x in xs))
-        out = np.einsum(subscripts, *xs, optimize=path)
-    else:  # two operands: BLAS (tensordot) when NumPy finds it worth it
-        out = np.einsum(subscripts, *xs, optimize=len(xs) == 2)
-    return np.asarray(out).astype(dtype, copy=False)
+    if len(xs) != 2:
+        out = (np.einsum(subscripts, *xs) if len(xs) == 1 else np.einsum(
+            subscripts, *xs, optimize=_path(subscripts, tuple(np.shape(x) for x in xs))))
+        return np.asarray(out).astype(np.result_type(*xs), copy=False)
+    a, b = xs
+    if a.__class__ is not np.ndarray:
+        a = np.asarray(a)
+    if b.__class__ is not np.ndarray:
+        b = np.asarray(b)
+    plan = _pair_plan(subscripts, a.shape, b.shape)
+    if plan is FULL_DOT:
+        if a.dtype in DOT_DTYPES and a.dtype == b.dtype:
+            # one BLAS dot over both arrays' memory when they are laid out alike (np.vdot
+            # reads C order, and would copy a transposed view: 30x slower than the dot)
+            if a.flags.c_contiguous and b.flags.c_contiguous:
+                return np.asarray(np.vdot(a, b))
+            if a.flags.f_contiguous and b.flags.f_contiguous:
+                return np.asarray(np.vdot(a.T, b.T))
+        out = np.einsum(subscripts, a, b)  # NumPy's own loop: any layout, no copy
+    elif plan is not None:
+        out = plan(a, b)
+    else:
+        out = np.einsum(subscripts, a, b, optimize=True)
+    return np.asarray(out).astype(np.result_type(a, b), copy=False)
+
+
+#: The plan of a full contraction of two operands of one shape: a BLAS dot for these dtypes.
+FULL_DOT = "full dot"
+DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})  # (BLAS's real types)
+
+
+@lru_cache(maxsize=512)
+def _pair_plan(subscripts, shape_a, shape_b):
+    """How to compute a two-operand einsum of these shapes, found once: :data:`FULL_DOT`; or
+    a function making one BLAS product (one multiply when nothing is summed) of transposed
+    and reshaped views, which is what ``np.einsum(..., optimize=True)`` does, without its
+    10-15 us of parsing per call; or ``None`` (NumPy's einsum) for repeated letters and
+    size-1 dimensions broadcast against others."""
+    (ta, tb), out = parse(subscripts, [len(shape_a), len(shape_b)])
+    if len(set(ta)) < len(ta) or len(set(tb)) < len(tb):
+        return None  # diagonals
+    sizes = dict(zip(ta, shape_a))
+    for c, d in zip(tb, shape_b):
+        if sizes.setdefault(c, d) != d:
+            return None  # a size-1 dimension broadcast against another size
+    if ta == tb and not out:
+        return FULL_DOT
+    batch = [c for c in out if c in ta and c in tb]
+    con = [c for c in ta if c in tb and c not in out]
+    keep_a = [c for c in ta if c in out and c not in tb]
+    keep_b = [c for c in tb if c in out and c not in ta]
+    # letters of one operand only that are summed away: summed first, on that operand alone
+    own_a = tuple(k for k, c in enumerate(ta) if c not in out and c not in tb)
+    own_b = tuple(k for k, c in enumerate(tb) if c not in out and c not in ta)
+    ta = [c for c in ta if c in out or c in tb]
+    tb = [c for c in tb if c in out or c in ta]
+
+    def size(letters):
+        return math.prod(sizes[c] for c in letters)
+
+    if not con:  # an outer or elementwise product: views against each other, one multiply
+        order = batch + keep_a + keep_b
+        view_a = (tuple(ta.index(c) for c in batch + keep_a),
+                  tuple(sizes[c] if c in ta else 1 for c in order))
+        view_b = (tuple(tb.index(c) for c in batch + keep_b),
+                  tuple(sizes[c] if c in tb else 1 for c in order))
+        shape_ab, letters = None, order
+    else:  # (batch, rows, k) @ (batch, k, columns)
+        lead = (size(batch),) if batch else ()
+        view_a = (tuple(ta.index(c) for c in batch + keep_a + con),
+                  lead + (size(keep_a), size(con)))
+        view_b = (tuple(tb.index(c) for c in batch + con + keep_b),
+                  lead + (size(con), size(keep_b)))
+        letters = batch + keep_a + keep_b
+        shape_ab = tuple(sizes[c] for c in letters)
+    perm = tuple(letters.index(c) for c in out)
+    combine = np.multiply if not con else np.matmul
+
+    def contract(a, b):
+        if own_a:
+            a = np.add.reduce(a, own_a, a.dtype)
+        if own_b:
+            b = np.add.reduce(b, own_b, b.dtype)
+        ab = combine(a.transpose(view_a[0]).reshape(view_a[1]),
+                     b.transpose(view_b[0]).reshape(view_b[1]))
+        if shape_ab is not None:
+            ab = ab.reshape(shape_ab)
+        return ab.transpose(perm)
+    return contract
 
 
 def _einsum_bprop(node, g, i):
@@ -218,8 +301,9 @@ def einsum(subscripts: str, *operands: Operand, name: Optional[str] = None) -> N
     """Einstein summation, like ``numpy.einsum``: any subscripts NumPy accepts, implicit
     (``"ij,jk"``) or explicit (``"ij,jk->ik"``) output, ``...`` broadcasting, repeated letters
     (diagonals), and the sublist form ``einsum(x, [0, 1], y, [1, 2])``. The derivative is
-    another einsum. Contractions of two operands use BLAS where NumPy's optimiser finds it
-    worth it; longer ones follow a contraction order found once per shape."""
+    another einsum. Two operands make one BLAS product of views (a dot for a full contraction
+    of equal shapes), planned once per subscripts and shapes; longer ones follow a contraction
+    order found once per shape."""
     if not isinstance(subscripts, str):
         subscripts, operands = _sublists((subscripts,) + operands)
     return apply("einsum", list(operands), {"subscripts": subscripts}, name=name)
