@@ -1,6 +1,8 @@
 """The einsum kernel's two-operand plans (a BLAS dot, one matmul or one multiply of views, found
 once per subscripts and shapes) against the sum of products written out, for many subscripts,
 dtypes and memory layouts."""
+import math
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,67 @@ def test_compiled_einsums_equal_g_run_bit_for_bit(backend):
     A, B = RNG.standard_normal((6, 5)), RNG.standard_normal((5, 4))
     for got, want in zip(f(A, B), g.run(outs, {a: A, b: B})):
         assert type(got) is type(want) and got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("subscripts, a, b", [
+    ("ij,j->j", np.ones((4, 5), bool), np.arange(5)),  # bool rows summed as ints: 4 * j
+    ("ij,k->k", np.full((4, 40), 100, np.int8), np.ones(2, np.int64)),  # 16000, not int8's -128
+    ("c,bb->b", np.ones(3, bool), np.arange(4.0).reshape(2, 2) + 1),  # a diagonal, bool x float
+    ("ab,bc->ac", np.full((3, 4), 1e-4, np.float16), np.ones((4, 2))),  # float16 x float64
+])
+def test_mixed_dtypes_compute_in_the_common_dtype(subscripts, a, b):
+    """Letters of one operand are summed in the result's dtype, as NumPy's einsum loop does."""
+    want = np.einsum(subscripts, a.astype(np.result_type(a, b)), b.astype(np.result_type(a, b)))
+    got = _einsum_kernel(a, b, subscripts=subscripts)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_three_operands_take_the_declared_dtype_of_a_python_scalar():
+    """A weak constant reaches the kernel as a Python float: the result is float64, as the
+    node declares, on every path (and a donated buffer or an update keeps that dtype)."""
+    g = gc.Graph()
+    x = g.placeholder("x", (1000,), "float32")
+    y = g.placeholder("y", (1000,), "float64")
+    e = gc.einsum(",i,i->i", 0.1, x, x)
+    out = gc.exp(e * y)
+    X = RNG.standard_normal(1000).astype(np.float32)
+    Y = RNG.standard_normal(1000)
+    want = g.run(out, {x: X, y: Y})
+    assert e.dtype == want.dtype == np.float64
+    for backend in ("source", "vm"):
+        got = gc.function([x, y], out, backend=backend)(X, Y)
+        assert got.dtype == np.float64 and got.tobytes() == want.tobytes()
+    v = g.variable("v", np.zeros(3))
+    x3 = g.placeholder("x3", (3,), "float32")
+    gc.function([x3], [], updates={v: gc.einsum(",i,i->i", 2.5, x3, x3)})(
+        np.arange(3, dtype=np.float32))
+    assert g.run(v).dtype == np.float64 and g.run(v).tolist() == [0.0, 2.5, 10.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_full_dot_has_the_same_bits_in_every_layout(dtype):
+    """C-ordered, F-ordered, strided and reversed operands give one result, bit for bit."""
+    a = RNG.standard_normal((300, 200)).astype(dtype)
+    b = RNG.standard_normal((300, 200)).astype(dtype)
+    want = _einsum_kernel(a, b, subscripts="ij,ij->")
+    for la in _layouts(a):
+        for lb in [*_layouts(b), b[::-1, ::-1].copy()[::-1, ::-1]]:
+            assert _einsum_kernel(la, lb, subscripts="ij,ij->").tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_long_dot_stays_within_a_few_ulp(dtype):
+    """Past DOT_BLOCK elements the dot is cut into blocks summed pairwise: one long BLAS dot
+    of 2^22 float32 squares drifts about 100 ulp from the exact sum; the blocks stay close."""
+    from graphc.ops.einsum import DOT_BLOCK
+    n = 1 << 22
+    assert n > 8 * DOT_BLOCK
+    x = (RNG.standard_normal(n) * 0.05 + 0.01).astype(dtype)
+    got = _einsum_kernel(x, x, subscripts="i,i->")
+    wide = x.astype(np.float64)
+    exact = math.fsum((wide * wide).tolist()) if dtype == "float32" else \
+        float(np.sum(x.astype(np.longdouble) ** 2))
+    assert got.dtype == np.dtype(dtype)
+    ulps = abs(float(got) - exact) / float(np.spacing(np.array(exact, dtype)))
+    assert ulps <= 4, ulps

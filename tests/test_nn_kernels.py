@@ -1,6 +1,6 @@
 """The softmax family's and one_hot's kernels (graphc/ops/nn.py) against the row-wise NumPy
 formulas they replace, bit for bit: along a short last axis they take the max over the columns
-of a transposed copy (from 32 rows) or run wholly in columns (from 256 rows, ``_along``), and
+of a transposed copy (from 32 rows) or run wholly in columns (from 256 rows, ``_shifted``), and
 the column sum adds in the order of NumPy's own pairwise sum along a row, so nothing may
 change but the speed. Many shapes (short and long last axes,
 1-d, 3-d, empty), both float dtypes, and the extremes (rows of -inf, +inf, NaN, huge logits,
@@ -193,6 +193,7 @@ def test_cross_entropy_labels_out_of_range():
 def test_one_hot_against_the_comparison(dtype):
     rng = np.random.default_rng(3)
     for shape, depth in [((128,), 10), ((4, 5), 3), ((0,), 4), ((), 3), ((6,), 0), ((3,), 1),
+                         ((65,), 0), ((300,), 0),  # depth 0 past the comparison's few rows
                          ((70000,), 3)]:  # past the cached row offsets
         indices = rng.integers(-2, depth + 2, shape)
         want = (indices[..., None] == np.arange(depth)).astype(dtype)
@@ -201,6 +202,20 @@ def test_one_hot_against_the_comparison(dtype):
         assert same_bits(nn._one_hot_array(indices.astype(np.uint64) % (depth + 3), depth, dtype),
                          (indices[..., None].astype(np.uint64) % (depth + 3)
                           == np.arange(depth)).astype(dtype))
+        flags = indices % 2 == 0  # bool indices (a kernel called directly) are 0 and 1
+        assert same_bits(nn._one_hot_array(flags, depth, dtype),
+                         (flags[..., None] == np.arange(depth)).astype(dtype))
+
+
+def test_one_hot_of_depth_zero_through_a_graph():
+    g = gc.Graph()
+    i = g.placeholder("i", (None,), "int64")
+    out = gc.one_hot(i, 0)
+    for rows in (6, 65, 300):
+        feed = np.zeros(rows, np.int64)
+        for got in (g.run(out, {i: feed}), gc.function([i], out)(feed),
+                    gc.function([i], out, backend="vm")(feed)):
+            assert got.shape == (rows, 0) and got.dtype == np.float64
 
 
 def _family_graph(shape, dtype):
@@ -302,14 +317,16 @@ def test_labels_and_indices_of_every_width_around_its_limits(dtype):
                 rows_of = labels[:, None] == np.arange(depth)  # the old one_hot
                 want = _old_cross_entropy(logits, labels)
                 for run in paths:
-                    got = run(hot, feed)
-                    assert same_bits(got[0], rows_of.astype(np.float32)), (depth, labels)
-                    assert same_bits(got[1], rows_of.astype(np.float64)), (depth, labels)
-                    if isinstance(want, str):
-                        with pytest.raises(gc.ShapeError, match=want):
-                            run(loss, feed)
+                    got = run(hot[0], feed)  # one_hot: zero rows for indices out of range
+                    assert same_bits(got, rows_of.astype(np.float32)), (depth, labels)
+                    if isinstance(want, str):  # the loss and its gradient's one-hot raise
+                        for out in (loss, hot[1]):
+                            with pytest.raises(gc.ShapeError, match=want):
+                                run(out, feed)
                     else:
                         assert same_bits(run(loss, feed), want), (depth, labels)
+                        got = run(hot[1], feed)
+                        assert same_bits(got, rows_of.astype(np.float64)), (depth, labels)
 
 
 def test_in_range_at_the_limits_of_wide_dtypes():
@@ -350,7 +367,7 @@ def test_transposed_logits_sum_in_the_contiguous_order(dtype):
 @np.errstate(all="ignore")
 def test_labels_of_either_byte_order():
     """_in_range caches each dtype's unsigned view: a byte-swapped dtype gets its own, so
-    -1 in big-endian int16 still reads as out of range (and one_hot still gives a zero row)."""
+    -1 in big-endian int16 still reads as out of range (one_hot still gives a zero row)."""
     x = _logits((40, 10), np.float32)
     for dtype in (">i8", ">i2", "<i4", ">u2"):
         labels = (np.arange(40) % 10).astype(dtype)
@@ -362,8 +379,11 @@ def test_labels_of_either_byte_order():
             assert nn._in_range(wrong, 10) is False
             with pytest.raises(IndexError, match=f"label {bad} is out of range"):
                 _run("softmax_cross_entropy", x, wrong)
+            with pytest.raises(IndexError, match=f"label {bad} is out of range"):
+                REGISTRY["one_hot_like"].kernel(wrong, x)  # (the gradient's one-hot)
             want = (wrong[:, None].astype(np.int64) == np.arange(10)).astype(np.float32)
-            assert same_bits(REGISTRY["one_hot_like"].kernel(wrong, x), want)
+            assert same_bits(REGISTRY["one_hot"].kernel(wrong, depth=10, dtype=np.float32),
+                             want)
 
 
 def test_the_layout_each_shape_takes():

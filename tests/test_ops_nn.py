@@ -4,6 +4,8 @@ The registry test checks every op's kernel, shape rule and derivatives on smooth
 the cases it cannot cover (huge logits, ties and kinks, float32, error messages) and
 hand-written NumPy oracles for the cross-entropies.
 """
+import sys
+
 import numpy as np
 import pytest
 
@@ -368,6 +370,25 @@ def test_softmax_cross_entropy_errors_name_shapes_and_user_line():
     y = g.placeholder("y2", (4,), "int64")
     with pytest.raises(gc.ShapeError, match=r"label 5 is out of range for 5 classes"):
         g.run(gc.softmax_cross_entropy(x, y), {x: np.zeros((4, 5)), y: [0, 5, 1, 1]})
+
+
+@pytest.mark.parametrize("bad", [5, -1])
+def test_a_gradient_alone_checks_the_labels(bad):
+    """Without the loss among the outputs its kernel does not run: the gradient's one-hot
+    checks the labels itself, on every path, naming the node and the gradients() line."""
+    g = gc.Graph()
+    x = g.placeholder("x", (4, 5))
+    y = g.placeholder("y", (4,), "int64")
+    dx, = gc.gradients(gc.mean(gc.softmax_cross_entropy(x, y)), [x])
+    line = sys._getframe().f_lineno - 1
+    feeds = (np.zeros((4, 5)), [0, bad, 1, 1])
+    for run in (lambda: g.run(dx, {x: feeds[0], y: feeds[1]}),
+                lambda: gc.function([x, y], dx)(*feeds),
+                lambda: gc.function([x, y], dx, backend="vm")(*feeds)):
+        with pytest.raises(gc.ShapeError, match=f"label {bad} is out of range for 5 classes") \
+                as err:
+            run()
+        assert f"{HERE}:{line}" in str(err.value)
 
 
 def test_other_build_errors():

@@ -212,3 +212,12 @@ def test_mean_squared_error_is_a_dot_over_the_count(dtype, backend):
     exact = _exact(d, d) / d.size
     assert abs(float(got) - exact) <= 8 * np.finfo(dtype).eps * exact
     assert not _fired(_compiled(lambda a: gc.mean(a * a), [(None, 300)], dtype, backend)[3])
+
+
+def test_more_dimensions_than_einsum_letters_are_left_alone():
+    """einsum names at most 52 dimensions: a sum over more stays a product and a sum."""
+    shape = (1,) * 45 + (2,) * 8  # 53 dimensions, 256 elements
+    g, (x,), out, f = _compiled(lambda x: gc.sum(x * x), [shape], "float64")
+    X = RNG.standard_normal(shape)
+    assert not _fired(f)
+    assert f(X).tobytes() == g.run(out, {x: X}).tobytes()

@@ -479,9 +479,10 @@ MIN_DOT_SIZE = 256
 @rule("simplify", "sum", "mean", requires=("einsum",))
 def sum_of_products(t, b):
     """sum(x * y), sum(square(x)) over all axes -> einsum("ij,ij->", x, y) for float32 or
-    float64 operands of one static shape and the result's dtype, of at least 256 elements:
-    one BLAS dot, and no product array (the dot adds in its own order, within a few ulp of
-    the exact sum like the pairwise sum); mean(...) of known sizes -> that dot / count."""
+    float64 operands of the result's dtype and one shape (known sizes, or the same operand
+    twice), of at least 256 elements: BLAS dots, and no product array (they add in their own
+    order, within a few ulp of the exact sum like the pairwise sum); mean(...) of known sizes
+    -> that dot / count."""
     x = t.inputs[0]
     if x.op == "square":
         left = right = x.inputs[0]
@@ -489,7 +490,8 @@ def sum_of_products(t, b):
         left, right = x.inputs
     else:
         return None
-    if t.dtype not in DOT_DTYPES or x.ndim == 0 or len(t.attrs["axis"]) != x.ndim:
+    if t.dtype not in DOT_DTYPES or not 0 < x.ndim <= len(LETTERS) \
+            or len(t.attrs["axis"]) != x.ndim:
         return None
     if left.dtype != t.dtype or right.dtype != t.dtype or left.shape != x.shape \
             or not same_shape(left, right):

@@ -173,7 +173,8 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
     slower at 128x1000)."""
     indices = np.asarray(indices)
     flat = indices.reshape(-1)
-    if flat.size < 8 or (flat.size <= _COMPARE_ROWS and flat.size * depth <= _COMPARE_MAX):
+    if flat.size < 8 or not depth or (flat.size <= _COMPARE_ROWS
+                                      and flat.size * depth <= _COMPARE_MAX):
         out = np.empty(indices.shape + (depth,), dtype)
         return np.equal(indices[..., None], _row_offsets(depth, 1), out=out)
     out = np.zeros(indices.shape + (depth,), dtype)
@@ -229,7 +230,7 @@ def _range_view(dtype: np.dtype) -> tuple:
     are read as (None for an unsigned one) and the largest depth that max tells negatives
     apart for (iinfo.max + 1; unbounded for an unsigned dtype). Cached: iinfo and the view's
     dtype cost 1.4 us per call, more than the max of 128 labels."""
-    if dtype.kind == "u":
+    if dtype.kind in "ub":  # (bools: 0 and 1, never negative)
         return None, float("inf")
     return np.dtype(dtype.str.replace("i", "u")), int(np.iinfo(dtype).max) + 1
 
@@ -467,6 +468,15 @@ def _labels_hint(logits, labels, want: tuple) -> str:
             "logits' shape")
 
 
+def _require_labels_in_range(labels, classes: int) -> None:
+    """Raise for an integer label outside [0, classes): the loss and its gradient both check,
+    so a graph that computes only the gradient (the loss pruned) raises too."""
+    if not _in_range(labels, classes):
+        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
+        raise IndexError(f"label {bad} is out of range for {classes} classes "
+                         f"(labels must lie in [0, {classes}))")
+
+
 def _softmax_cross_entropy(logits, labels):
     """logsumexp minus the picked (or target-weighted) shifted logit; the sums in a
     contiguous row's pairwise order (Layout, above); labels outside [0, classes) raise."""
@@ -474,10 +484,8 @@ def _softmax_cross_entropy(logits, labels):
     shape, sparse, classes = logits.shape, labels.dtype.kind in "iu", logits.shape[-1]
     if labels.shape != (shape[:-1] if sparse else shape):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
-    if sparse and not _in_range(labels, classes):
-        bad = labels[(labels < 0) | (labels >= classes)].flat[0]
-        raise IndexError(f"label {bad} is out of range for {classes} classes "
-                         f"(labels must lie in [0, {classes}))")
+    if sparse:
+        _require_labels_in_range(labels, classes)
     z, _, _, along = _shifted(logits, (-1,))  # a new array (or our columns copy)
     columns = along is _COLUMNS
     if sparse:
@@ -609,7 +617,8 @@ def _one_hot_like_infer(indices, like):
 
 
 def _one_hot_like(indices, like):
-    like = np.asarray(like)
+    indices, like = np.asarray(indices), np.asarray(like)
+    _require_labels_in_range(indices, like.shape[-1])  # the labels of a cross-entropy
     dtype = like.dtype if like.dtype.kind in "fc" else np.dtype(np.float64)  # float_dtype's
     return _one_hot_array(indices, like.shape[-1], dtype)
 
@@ -619,8 +628,10 @@ define("one_hot_like", infer=_one_hot_like_infer,
        bprop=None,
        reference=lambda indices, like: _one_hot_reference(
            indices, depth=like.shape[-1], dtype=float_dtype(like.dtype)),
-       cases=[Case((_INDICES, (3, 2, 4))), Case((np.array([1, 0]), np.zeros((2, 3), "float32")))],
-       doc="one_hot with the depth (last size) and float dtype of like, read at run time.")
+       cases=[Case((_INDICES % 4, (3, 2, 4))),
+              Case((np.array([1, 0]), np.zeros((2, 3), "float32")))],
+       doc="one_hot with the depth (last size) and float dtype of like, read at run time; the "
+           "labels of a cross-entropy's gradient, so an index outside [0, depth) raises.")
 
 
 # -- builders -------------------------------------------------------------------------------------
@@ -682,5 +693,7 @@ def one_hot(indices: Operand, depth: int, dtype: DTypeLike = "float64",
 
 
 def one_hot_like(indices: Operand, like: Node, name: Optional[str] = None) -> Node:
-    """``one_hot`` whose depth is ``like``'s last size at run time, in ``like``'s float dtype."""
+    """``one_hot`` whose depth is ``like``'s last size at run time, in ``like``'s float dtype.
+    It is the labels' one-hot of a cross-entropy's gradient: an index outside ``[0, depth)``
+    is an error at run time, as it is for the loss."""
     return apply("one_hot_like", [indices, like], name=name)
