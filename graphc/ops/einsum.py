@@ -127,6 +127,11 @@ def _path(subscripts, shapes):
 
 
 def _einsum_kernel(*xs, subscripts):
+    if len(xs) == 2:
+        a, b = xs
+        if a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype == b.dtype \
+                and a.dtype in DOT_DTYPES and _pair_plan(subscripts, a.shape, b.shape) is FULL_DOT:
+            return np.asarray(_full_dot(a, b))  # (sum_of_products' dot: its shortest path)
     arrays = [x if x.__class__ is np.ndarray else np.asarray(x) for x in xs]
     dtype = np.result_type(*(a.dtype for a in arrays))
     if any(a.dtype != dtype for a in arrays):
@@ -163,6 +168,8 @@ def _full_dot(a, b):
     """The sum of a * b over all elements of two float32/float64 arrays of one shape and
     dtype: BLAS dots over C-ordered copies, so the bits do not depend on the layouts (np.vdot
     reads C order, and would copy a transposed view anyway)."""
+    if a.size <= DOT_BLOCK and a.flags.c_contiguous and b.flags.c_contiguous:
+        return np.vdot(a, b)  # (it reads a C-ordered array in place)
     a = np.ascontiguousarray(a).reshape(-1)
     b = np.ascontiguousarray(b).reshape(-1)
     if a.size <= DOT_BLOCK:
