@@ -12,7 +12,8 @@ Stages:
   to the same dtype, ... The only differences they allow are the sign of a zero result (for
   complex values: of a zero real or imaginary part) and the rounding of the three documented
   reorderings (``sum_of_broadcast``, ``batched_matvec``, ``sum_of_products``: BLAS adds in
-  its own order, within a few ulp of the exact sum like NumPy's pairwise sum, and where
+  its own order, on random data within a few ulp of the exact sum like NumPy's pairwise sum,
+  on repeated values up to a few hundred (docs/compiler.md), and where
   partial sums pass the largest float one order may overflow where the other does not), so
   ``g.run`` and a compiled function agree (tests/test_agreement.py). NumPy's complex ``*``
   and ``/`` are not part by part (``(inf + 0j) * 1`` is ``inf + nanj``), so the rules that
@@ -481,7 +482,7 @@ def sum_of_products(t, b):
     """sum(x * y), sum(square(x)) over all axes -> einsum("ij,ij->", x, y) for float32 or
     float64 operands of the result's dtype and one shape (known sizes, or the same operand
     twice), of at least 256 elements: BLAS dots, and no product array (they add in their own
-    order, within a few ulp of the exact sum like the pairwise sum); mean(...) of known sizes
+    order: see docs/compiler.md for how close to the exact sum); mean(...) of known sizes
     -> that dot / count."""
     x = t.inputs[0]
     if x.op == "square":

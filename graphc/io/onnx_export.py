@@ -459,8 +459,9 @@ def _sigmoid_cross_entropy(b: _Builder, node: Node) -> str:
 
 
 def _one_hot(b: _Builder, indices: str, classes: str, dtype: np.dtype) -> str:
-    """Rows with a 1 where the index equals the class: zero rows out of range, like graphc
-    (ONNX's OneHot would wrap negative indices around)."""
+    """Rows with a 1 where the index equals the class: zero rows out of range, like graphc's
+    one_hot (ONNX's OneHot would wrap negative indices around). graphc's one_hot_like raises
+    there instead (the labels of a cross-entropy); ONNX has no such check (docs/interop.md)."""
     hit = b.op("Equal", b.op("Unsqueeze", indices, b.ints([-1])), classes, dtype=bool)
     return b.cast(hit, dtype)
 

@@ -158,9 +158,10 @@ FULL_DOT = "full dot"
 DOT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})  # (BLAS's real types)
 
 #: Elements per BLAS dot: a longer one is cut into dots of this many, summed pairwise. One
-#: long dot drifts (float32 N(0.01, 0.05) squares: 14 ulp from the exact sum at 2^20 values,
-#: 800 at 2^24); in blocks of 2^17 every length measured stayed within 2 ulp, float32 and
-#: float64, at 1.0-1.3x the time of one dot (pairwise sums: 2 to 6x).
+#: long dot drifts with its length (float32 N(0.01, 0.05) squares: 14 ulp from the exact sum
+#: at 2^20 values, 800 at 2^24); in blocks of 2^17 such data stayed within 2 ulp at every
+#: length measured, float32 and float64, at 1.0-1.3x the time of one dot (pairwise sums: 2
+#: to 6x). Repeated values drift within a block too (docs/compiler.md, sum_of_products).
 DOT_BLOCK = 1 << 17
 
 
@@ -170,8 +171,9 @@ def _full_dot(a, b):
     reads C order, and would copy a transposed view anyway)."""
     if a.size <= DOT_BLOCK and a.flags.c_contiguous and b.flags.c_contiguous:
         return np.vdot(a, b)  # (it reads a C-ordered array in place)
+    same = a is b  # sum(square(x)): one copy of x, not two
     a = np.ascontiguousarray(a).reshape(-1)
-    b = np.ascontiguousarray(b).reshape(-1)
+    b = a if same else np.ascontiguousarray(b).reshape(-1)
     if a.size <= DOT_BLOCK:
         return np.vdot(a, b)
     parts = [np.vdot(a[i:i + DOT_BLOCK], b[i:i + DOT_BLOCK])

@@ -166,7 +166,7 @@ def _restore(r, axis, shape) -> np.ndarray:
     return r if r.ndim else r[()]
 
 
-def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
+def _one_hot_array(indices, depth: int, dtype, checked: bool = False) -> np.ndarray:
     """Rows of zeros with a 1 at each index in [0, depth): for a few rows (see _COMPARE_ROWS)
     the comparison with arange(depth) written straight into the result (no range test, 2
     NumPy calls); past that through a flat index, as the comparison loops once per row (5x
@@ -179,7 +179,7 @@ def _one_hot_array(indices, depth: int, dtype) -> np.ndarray:
         return np.equal(indices[..., None], _row_offsets(depth, 1), out=out)
     out = np.zeros(indices.shape + (depth,), dtype)
     offsets = _row_offsets(flat.size, depth)
-    if not _in_range(flat, depth):
+    if not checked and not _in_range(flat, depth):  # (checked: known to be in range)
         keep = (flat >= 0) & (flat < depth)
         flat, offsets = flat[keep], offsets[keep]
     # in range: no wrap; dtype: uint64 + intp would promote to float64
@@ -620,7 +620,7 @@ def _one_hot_like(indices, like):
     indices, like = np.asarray(indices), np.asarray(like)
     _require_labels_in_range(indices, like.shape[-1])  # the labels of a cross-entropy
     dtype = like.dtype if like.dtype.kind in "fc" else np.dtype(np.float64)  # float_dtype's
-    return _one_hot_array(indices, like.shape[-1], dtype)
+    return _one_hot_array(indices, like.shape[-1], dtype, checked=True)
 
 
 define("one_hot_like", infer=_one_hot_like_infer,
