@@ -56,13 +56,13 @@ def is_fresh(term: Term) -> bool:
     """Whether ``term``'s value is always a new array or scalar of its own, sharing no memory
     with its inputs (so it may be overwritten once dead, and keeps no input alive)."""
     return term.op not in LEAVES and (term.op in FRESH_OPS or _inplace(term.op)
-                                      or _fresh_product(term.op, term))
+                                      or _fresh_product(term))
 
 
-def _fresh_product(op: str, term: Term) -> bool:
+def _fresh_product(term: Term) -> bool:
     """An einsum of two or more operands makes a new product (of one, it may be a view of its
     operand: ``"ij->ji"``)."""
-    return op == "einsum" and len(term.inputs) > 1
+    return term.op == "einsum" and len(term.inputs) > 1
 
 
 def masked_fill(term: Term) -> bool:
@@ -167,7 +167,7 @@ class Numbered:
         self.computed_inputs = [ins if reads_no_leaf(ins) else
                                 tuple(compress(ins, map(is_computed, ins))) for ins in inputs]
         inplace_ops = {op for op in set(ops) if _inplace(op)}
-        self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops or _fresh_product(op, t)
+        self.fresh = fresh = [op in FRESH_OPS or op in inplace_ops or _fresh_product(t)
                               for op, t in zip(ops, terms)]
         #: per term: a number equal for equal (shape, dtype), and the bytes it allocates
         #: (None when unknown; nothing for leaves and views: :func:`nbytes`, once per kind)

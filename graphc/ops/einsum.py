@@ -129,28 +129,31 @@ def _path(subscripts, shapes):
 def _einsum_kernel(*xs, subscripts):
     if len(xs) == 2:
         a, b = xs
-        if a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype == b.dtype \
-                and a.dtype in DOT_DTYPES and _pair_plan(subscripts, a.shape, b.shape) is FULL_DOT:
-            return np.asarray(_full_dot(a, b))  # (sum_of_products' dot: its shortest path)
+        if a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.dtype == b.dtype:
+            return _pair(subscripts, a, b)  # (the common case, sum_of_products' dot too)
     arrays = [x if x.__class__ is np.ndarray else np.asarray(x) for x in xs]
     dtype = np.result_type(*(a.dtype for a in arrays))
     if any(a.dtype != dtype for a in arrays):
         # in the common dtype first, as NumPy's own einsum loop computes: a plan that sums
         # one operand's own letters first would otherwise sum in that operand's dtype
         arrays = [a.astype(dtype, copy=False) for a in arrays]
-    if len(arrays) != 2:
-        out = (np.einsum(subscripts, *arrays) if len(arrays) == 1 else np.einsum(
-            subscripts, *arrays, optimize=_path(subscripts, tuple(a.shape for a in arrays))))
-        return np.asarray(out).astype(dtype, copy=False)
-    a, b = arrays
+    if len(arrays) == 2:
+        return _pair(subscripts, *arrays)
+    out = (np.einsum(subscripts, *arrays) if len(arrays) == 1 else np.einsum(
+        subscripts, *arrays, optimize=_path(subscripts, tuple(a.shape for a in arrays))))
+    return np.asarray(out).astype(dtype, copy=False)
+
+
+def _pair(subscripts, a, b):
+    """A two-operand einsum of arrays of one dtype, by its plan (see _pair_plan)."""
     plan = _pair_plan(subscripts, a.shape, b.shape)
     if plan is FULL_DOT:
-        out = _full_dot(a, b) if dtype in DOT_DTYPES else np.einsum(subscripts, a, b)
+        out = _full_dot(a, b) if a.dtype in DOT_DTYPES else np.einsum(subscripts, a, b)
     elif plan is not None:
         out = plan(a, b)
     else:
         out = np.einsum(subscripts, a, b, optimize=True)
-    return np.asarray(out).astype(dtype, copy=False)
+    return np.asarray(out).astype(a.dtype, copy=False)
 
 
 #: The plan of a full contraction of two operands of one shape: a BLAS dot for these dtypes.

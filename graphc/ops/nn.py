@@ -482,7 +482,7 @@ def _softmax_cross_entropy(logits, labels):
     contiguous row's pairwise order (Layout, above); labels outside [0, classes) raise."""
     logits, labels = _as_float(logits), np.asarray(labels)
     shape, sparse, classes = logits.shape, labels.dtype.kind in "iu", logits.shape[-1]
-    if labels.shape != (shape[:-1] if sparse else shape):  # (sizes the rule could not know)
+    if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
     if sparse:
         _require_labels_in_range(labels, classes)
