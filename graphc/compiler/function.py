@@ -313,8 +313,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         source_terms = len(program.terms)
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
-        if check_numerics:  # NaN and Inf are checked per term: fused members, products stay
-            passes = tuple(p for p in passes if p not in ("fuse", "contract"))
+        if check_numerics:  # NaN and Inf are checked per term: those the passes hide stay
+            passes = tuple(p for p in passes if p not in ("fuse", "contract", "share"))
         program, pass_stats, fired = _optimize(program, tuple(passes))
         options = dict(check_numerics=check_numerics, structure=structure,
                        trust_input=trust_input, fastmath="fastmath" in passes, backend=backend)

@@ -28,6 +28,10 @@ LEAVES = frozenset({"placeholder", "variable", "constant"})
 #: can take them.
 COMPILER_OPS: dict = {}
 
+#: Compiler ops that fail exactly as the node they were compiled from (their ``origin``)
+#: would, with the same checks on the same inputs: errors name that node's own op.
+AS_ORIGIN: set = set()
+
 
 class _Ops:
     """Every op a term may have: the registry's graph ops, then the compiler's own. Back ends
@@ -99,7 +103,7 @@ def as_described(term: Term):
     """An object :func:`graphc.errors.describe` can print: the source node, or a stand-in
     saying which op the compiler put in its place."""
     origin = term.origin
-    if term.op == origin.op:
+    if term.op == origin.op or term.op in AS_ORIGIN:
         return origin
     return SimpleNamespace(op=f"{term.op} (compiled from {origin.op})", name=origin.name,
                            site=origin.site)

@@ -481,23 +481,13 @@ def _softmax_cross_entropy(logits, labels):
     """logsumexp minus the picked (or target-weighted) shifted logit; the sums in a
     contiguous row's pairwise order (Layout, above); labels outside [0, classes) raise."""
     logits, labels = _as_float(logits), np.asarray(labels)
-    shape, sparse, classes = logits.shape, labels.dtype.kind in "iu", logits.shape[-1]
+    if labels.dtype.kind in "iu":
+        return _sparse_cross_entropy(logits, labels)[0]
+    shape, classes = logits.shape, logits.shape[-1]
     if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
-    if sparse:
-        _require_labels_in_range(labels, classes)
     z, _, _, along = _shifted(logits, (-1,))  # a new array (or our columns copy)
     columns = along is _COLUMNS
-    if sparse:
-        flat = labels.reshape(-1)
-        examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
-        if columns:  # one column per example
-            picked = z[flat, examples]
-        else:  # a view (z is new): one row per example
-            picked = z.reshape(flat.size, classes)[examples, flat]
-        # z is needed no more: its exps in its own buffer (one temporary, not two)
-        lse = np.log(_sum_along(np.exp(z, out=z), along, signed=False))  # >= 0: max gives 1
-        return lse.reshape(shape[:-1]) - picked.reshape(labels.shape)
     lse = np.log(_sum_along(np.exp(z), along, signed=False))
     dtype = np.result_type(logits, labels)
     if columns:  # one lse per column
@@ -505,6 +495,51 @@ def _softmax_cross_entropy(logits, labels):
     else:
         loss = np.sum(labels * (lse - z), axis=-1)
     return loss.astype(dtype, copy=False)
+
+
+def _sparse_cross_entropy(logits, labels) -> tuple:
+    """The loss for integer labels, and what its pass leaves: ``(loss, e, sums, finite,
+    along)``, e the exps of the shifted logits in _shifted's layout ``along`` (a new array),
+    ``sums`` their sums along the classes, ``finite`` whether every max was finite."""
+    if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
+        raise ValueError(_labels_mismatch(logits, labels))
+    classes = logits.shape[-1]
+    _require_labels_in_range(labels, classes)
+    z, _, finite, along = _shifted(logits, (-1,))  # a new array (or our columns copy)
+    flat = labels.reshape(-1)
+    examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
+    if along is _COLUMNS:  # one column per example
+        picked = z[flat, examples]
+    else:  # a view (z is new): one row per example
+        picked = z.reshape(flat.size, classes)[examples, flat]
+    # z is needed no more: its exps in its own buffer (one temporary, not two)
+    sums = _sum_along(np.exp(z, out=z), along, signed=False)
+    lse = np.log(sums)  # >= 0: the max gives exp(0) = 1
+    return lse.reshape(logits.shape[:-1]) - picked.reshape(labels.shape), z, sums, finite, along
+
+
+def softmax_cross_entropy_and_gradient(logits, labels) -> tuple:
+    """``(softmax_cross_entropy(logits, labels), softmax(logits) - one_hot_like(labels,
+    logits))`` for integer labels, from one pass over the logits: the three kernels' values
+    bit for bit. The softmax divides the loss's own exps by their sums, as the softmax kernel
+    does, unless that kernel would sum in another layout (17-32 classes: rows where the loss
+    takes columns; the same sums for C-ordered logits, not for others); p - 1 at each label
+    is the one-hot subtraction (p - 0 is p), made in place where p is C-ordered (else NumPy's
+    own subtraction, for its layout)."""
+    logits, labels = _as_float(logits), np.asarray(labels)
+    loss, e, sums, finite, along = _sparse_cross_entropy(logits, labels)
+    classes = logits.shape[-1]
+    if along is _COLUMNS and classes > _SHORT_RESULT:
+        p = _softmax(logits, axis=(-1,))
+    else:
+        with _QUIET if finite else np.errstate(invalid="ignore"):  # as in _softmax
+            e /= sums
+        p = _restore(e, along, logits.shape)
+    if not p.flags.c_contiguous:
+        return loss, p - _one_hot_array(labels, classes, p.dtype, checked=True)
+    if p.size:
+        p.reshape(-1)[_row_offsets(labels.size, classes) + labels.reshape(-1)] -= 1
+    return loss, p
 
 
 def _softmax_cross_entropy_bprop(node, g, i):
