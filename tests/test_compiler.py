@@ -239,7 +239,7 @@ def test_stats_report_every_pass_and_memory():
     assert stats["nodes"]["source"] == stats["passes"][0]["before"]
     assert stats["nodes"]["final"] == stats["passes"][-1]["after"]
     names = {p["pass"] for p in stats["passes"]}
-    assert names == {"inline", "prune", "cse", "fold", "simplify", "share", "contract", "fuse"}
+    assert names == {"inline", "prune", "cse", "fold", "simplify", "share", "fuse"}
     for p in stats["passes"]:
         assert p["seconds"] >= 0 and p["before"] >= 0 and p["after"] >= 0
     assert stats["planned_peak_bytes"] > 0

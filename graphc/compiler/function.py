@@ -18,7 +18,6 @@ from ..ops.random import key_updates
 from ..runtime import is_allocation_failure, kernel_error, structure as fetch_structure
 from . import arena, codegen, specialize, vm
 from .ir import as_described, check_update, from_graph, upcasts
-from .contract import contract
 from .fusion import FUSED, fuse, unfused
 from .passes import DEFAULT_PASSES, optimize as run_passes
 from .schedule import schedule
@@ -249,13 +248,6 @@ def _local_value(frame, name: Optional[str]):
         return None
 
 
-def _sized_passes(program, passes: tuple):
-    """The passes that need known sizes, run again on a program specialised to them."""
-    if "contract" in passes:
-        program = contract(program, Counter())
-    return fuse(program, Counter()) if "fuse" in passes else program
-
-
 def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optional[dict] = None, *,
              optimize: bool = True, check_numerics: bool = False,
              passes: Optional[Sequence[str]] = None, trust_input: bool = False,
@@ -314,7 +306,7 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         if passes is None:
             passes = DEFAULT_PASSES if optimize else ()
         if check_numerics:  # NaN and Inf are checked per term: those the passes hide stay
-            passes = tuple(p for p in passes if p not in ("fuse", "contract", "share"))
+            passes = tuple(p for p in passes if p not in ("fuse", "share"))
         program, pass_stats, fired = _optimize(program, tuple(passes))
         options = dict(check_numerics=check_numerics, structure=structure,
                        trust_input=trust_input, fastmath="fastmath" in passes, backend=backend)
@@ -348,8 +340,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Any, updates: Optiona
         budget.spend(generic.plan.arena)  # it keeps none) and the specialisations
         specializer = Specializer(
             program, generic,
-            lambda p: compiled._hooked(_plan_and_lower_paused(  # sizes known: these may apply
-                _sized_passes(p, passes), graph, options, budget)),
+            lambda p: compiled._hooked(_plan_and_lower_paused(  # sizes known: fusion may apply
+                fuse(p, Counter()) if "fuse" in passes else p, graph, options, budget)),
             lambda shown: compiled._show(shown), limit=specialize.MAX_SPECIALIZATIONS)
     compiled = Function(fn, generic.generated, inputs, stats,
                         update_lock(graph) if update_pairs else None, specializer)

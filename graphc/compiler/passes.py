@@ -236,22 +236,20 @@ def rule_pass(stage: str) -> Callable[[Program, Counter], Program]:
 
 from .inline import inline  # noqa: E402  (composites: a pass of its own module)
 from .fusion import fuse  # noqa: E402  (elementwise fusion: a pass of its own module)
-from .contract import contract  # noqa: E402  (x + a*y as BLAS axpy: a pass of its own module)
 from .share import share  # noqa: E402  (a cross-entropy and its gradient: a pass of its own)
 
 #: Every pass by name.
 PASSES: dict[str, Callable[[Program, Counter], Program]] = {
     "inline": inline, "prune": prune, "cse": cse, "fold": fold,
     "simplify": rule_pass("simplify"), "fastmath": rule_pass("fastmath"),
-    "share": share, "contract": contract, "fuse": fuse}
+    "share": share, "fuse": fuse}
 
 #: The default pipeline; the passes repeat in rounds until nothing changes (a fixed point).
-#: Every default pass keeps values (see :mod:`.rules`) but ``contract``, which rounds
-#: ``x + a*y`` once instead of twice (see :mod:`.contract`); ``fastmath`` is opt-in.
-#: ``inline`` (composites replaced by their bodies) runs once, before all the others;
-#: ``share`` (a cross-entropy and its gradient from one pass, the same values) and
-#: ``contract`` once after them, then ``fuse`` (elementwise fusion, the same values).
-DEFAULT_PASSES = ("inline", "prune", "cse", "fold", "simplify", "share", "contract", "fuse")
+#: Every default pass keeps values (see :mod:`.rules`); ``fastmath`` is opt-in. ``inline``
+#: (composites replaced by their bodies) runs once, before all the others; ``share`` (a
+#: cross-entropy and its gradient from one pass over the logits) once after them, then
+#: ``fuse`` (elementwise fusion), both with the same values bit for bit.
+DEFAULT_PASSES = ("inline", "prune", "cse", "fold", "simplify", "share", "fuse")
 
 #: The order passes run in within a round (any selection keeps this order).
 _ROUND_ORDER = ("cse", "fold", "simplify", "fastmath")
@@ -293,8 +291,6 @@ def optimize(program: Program, passes=DEFAULT_PASSES) -> tuple[Program, list, Co
             break  # a fixed point: nothing fired and no pass changed the program
     if "share" in passes:  # after the rules: they cannot see into a shared term
         program = step("share", program, max((s["round"] for s in stats), default=0) + 1)
-    if "contract" in passes:  # after the rules: they cannot see into a scaled add
-        program = step("contract", program, max((s["round"] for s in stats), default=0) + 1)
     if "fuse" in passes:  # last: the rules cannot see into a fused term
         program = step("fuse", program, max((s["round"] for s in stats), default=0) + 1)
     return program, stats, fired
