@@ -74,6 +74,45 @@ def _negative_axes(axis, ndim: int) -> tuple:
     return tuple(a - ndim for a in normalize_axis(axis, ndim))
 
 
+# -- elementwise kernels over pieces ---------------------------------------------------------------
+# glibc hands freed memory at the top of its heap back to the OS once it exceeds twice the
+# largest block it has mmapped and freed, and the next call faults every page in again (about
+# 2 ms per MB). A kernel freeing a temporary of its result's size while the caller frees that
+# result does exactly that on every call: so kernels that need a second array compute in their
+# result's buffer, their temporaries in a scratch piece of _PIECE elements over consecutive
+# pieces of the flat arrays (benchmarks/bench_faults.py). Each element goes through the same
+# ufuncs on the same operands, whichever piece it is in: the values are the same bit for bit.
+_PIECE = 1 << 13  # elements: 64 KB of float64, under glibc's mmap threshold and in L2
+
+
+def _in_pieces(body, out, scratch_dtype, *inputs):
+    """``out`` after ``body(out, scratch, *inputs)`` (ufuncs writing into ``out`` and a
+    ``scratch`` array of ``scratch_dtype``), run on pieces of up to _PIECE elements when
+    ``out`` and the inputs not 0-d are contiguous in one order, of ``out``'s shape; else once,
+    with a scratch array of ``out``'s size."""
+    order = "C" if out.flags.c_contiguous else "F"
+    if out.size <= _PIECE or not (out.flags.c_contiguous or out.flags.f_contiguous) or any(
+            np.ndim(a) and (a.shape != out.shape or not a.flags[order + "_CONTIGUOUS"])
+            for a in inputs):
+        body(out, np.empty_like(out, dtype=scratch_dtype), *inputs)
+        return out
+    flat = [a.reshape(-1, order=order) if np.ndim(a) else a for a in (out,) + inputs]
+    scratch = np.empty(_PIECE, scratch_dtype)
+    for start in range(0, out.size, _PIECE):
+        piece = slice(start, start + _PIECE)
+        part = flat[0][piece]
+        body(part, scratch[:part.size], *(a[piece] if np.ndim(a) else a for a in flat[1:]))
+    return out
+
+
+def _log1p_exp_neg_abs(x, out):
+    """``log1p(exp(-|x|))`` (in (0, log 2]: never overflows) written into ``out``."""
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    return np.log1p(out, out=out)
+
+
 # -- reductions along a short last axis -----------------------------------------------------------
 # NumPy reduces along the last axis one row at a time: one inner loop of length k per row, so a
 # 128x10 float32 max costs 7 us against 1 us for a whole exp. Along a short last axis the
@@ -267,14 +306,30 @@ def _zeros_row(dtype: np.dtype, n: int) -> np.ndarray:
 
 def _sigmoid(x):
     x = _as_float(x)
-    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
-    r = 1 / (1 + e)
-    return np.where(x >= 0, r, e * r)
+    return _in_pieces(_sigmoid_into, np.empty_like(x), x.dtype, x)  # a 0-d one as an array
+
+
+def _sigmoid_into(out, e, x):
+    """where(x >= 0, r, e r) with e = exp(-|x|) (in (0, 1]: never overflows), r = 1 / (1 + e)."""
+    np.exp(np.negative(np.abs(x, out=e), out=e), out=e)
+    np.divide(1, np.add(1, e, out=out), out=out)
+    np.multiply(e, out, out=e)
+    np.copyto(out, e, where=~(x >= 0))  # not x < 0: a NaN takes e r, as np.where gave
 
 
 def _softplus(x):
+    """max(x, 0) + log1p(exp(-|x|))."""
     x = _as_float(x)
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    return _scalar(_in_pieces(_softplus_into, np.empty_like(x), x.dtype, x))
+
+
+def _softplus_into(out, scratch, x):
+    np.add(np.maximum(x, 0, out=out), _log1p_exp_neg_abs(x, scratch), out=out)
+
+
+def _scalar(r):
+    """A 0-d result as a NumPy scalar, as NumPy's operators give (an array kept otherwise)."""
+    return r if r.ndim else r[()]
 
 
 _ACTIVATION_CASES = [Case(((3, 4),), low=-3.0, high=3.0, order=3), Case(((),)),
@@ -587,8 +642,22 @@ def _sigmoid_cross_entropy_infer(logits, targets):
 
 
 def _sigmoid_cross_entropy(x, t):
+    """max(x, 0) - x t + log1p(exp(-|x|)), computed in the result (NumPy's promotion of x and
+    t) with a scratch of x's dtype."""
     x = _as_float(x)
-    return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    dtype, shape = np.result_type(x, t), np.broadcast_shapes(x.shape, np.shape(t))
+    if shape != x.shape:  # x broadcast: the scratch has x's shape
+        out = np.empty(shape, dtype)
+        _sigmoid_cross_entropy_into(out, np.empty_like(x), x, t)
+        return _scalar(out)
+    out = np.empty_like(x, dtype=dtype)
+    return _scalar(_in_pieces(_sigmoid_cross_entropy_into, out, x.dtype, x, t))
+
+
+def _sigmoid_cross_entropy_into(out, scratch, x, t):
+    np.maximum(x, 0, out=scratch)
+    np.subtract(scratch, np.multiply(x, t, out=out), out=out)
+    np.add(out, _log1p_exp_neg_abs(x, scratch), out=out)
 
 
 def _sigmoid_cross_entropy_bprop(node, g, i):
