@@ -6,7 +6,7 @@ kernels against the ones they replaced).
 
 Each kernel runs, in one subprocess per checkout, on the same inputs: float16/32/64 and
 integer arrays of random values at several scales and of special values (+-0, +-inf, NaN,
-subnormals, the largest floats), of shapes 0-d, empty, short, past one piece (8193, 3x20001),
+subnormals, the largest floats), of shapes 0-d, empty, short, in several pieces (70001, 3x90001),
 F-ordered, transposed and strided, and NumPy scalars and Python numbers; binary kernels also
 with targets of other dtypes and broadcast. Results must agree in type, dtype, shape and every
 byte, but for the bits of NaNs (NumPy's own loops give a NaN made from two NaNs the sign of
@@ -49,10 +49,10 @@ def _arrays(dtype, rng):
                     SPECIAL).astype(dtype)
         return v
     out = [("0-d", draw(())), ("empty", draw((0,))), ("empty2", draw((3, 0))),
-           ("7", draw((7,))), ("8193", draw((8193,), 30.0)), ("3x20001", draw((3, 20001))),
-           ("128x1000", draw((128, 1000), 1e3)), ("F 300x90", np.asfortranarray(
-               draw((300, 90)))), ("T", draw((90, 301)).T), ("strided", draw((200, 160))[:, ::3]),
-           ("reversed", draw((20000,))[::-1])]
+           ("7", draw((7,))), ("8193", draw((8193,), 30.0)), ("70001", draw((70001,), 30.0)),
+           ("3x90001", draw((3, 90001))), ("128x1000", draw((128, 1000), 1e3)),
+           ("F 400x300", np.asfortranarray(draw((400, 300)))), ("T", draw((300, 401)).T),
+           ("strided", draw((400, 360))[:, ::3]), ("reversed", draw((70000,))[::-1])]
     if np.dtype(dtype).kind == "f":
         with np.errstate(over="ignore"):
             out.append(("specials", np.array(SPECIAL).astype(dtype)))

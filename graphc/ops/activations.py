@@ -19,8 +19,8 @@ from ..graph import Node, Operand, apply
 from .attrs import flag, real
 from .compare import greater, where
 from .elementwise import abs, add, div, exp, mul, neg, square, sub, tanh
-from .nn import (_as_float, _float_unary_infer, _in_pieces, _log1p_exp_neg_abs, _scalar,
-                 _sigmoid_into, sigmoid)
+from .nn import (_SMALL_BYTES, _as_float, _float_unary_infer, _in_pieces, _log1p_exp_neg_abs,
+                 _sigmoid, _sigmoid_into, _softplus, sigmoid)
 from .registry import Case, define
 from .special_functions import erf
 
@@ -42,15 +42,20 @@ def _gelu_infer(x, *, approximate):
 
 def _gelu(x, *, approximate):
     x = _as_float(x)
+    small = x.nbytes <= _SMALL_BYTES
     if approximate:
-        return _scalar(_in_pieces(_gelu_tanh_into, np.empty_like(x), x.dtype, x))
+        if small:
+            inner = _TANH_SCALE * (x + _TANH_CUBIC * x ** 3)
+            return 0.5 * x * (1 + np.tanh(inner))
+        return _in_pieces(_gelu_tanh_into, np.empty_like(x), x.dtype, x)
+    if small:
+        return (0.5 * x * (1 + special.erf(x * _SQRT_HALF))).astype(x.dtype, copy=False)
     # erf computes float16 in float64: so does the product, rounded once into out
     wide = special.erf.resolve_dtypes((x.dtype, None))[1]
-    return _scalar(_in_pieces(_gelu_erf_into, np.empty_like(x), wide, x))
+    return _in_pieces(_gelu_erf_into, np.empty_like(x), wide, x)
 
 
 def _gelu_tanh_into(out, t, x):
-    """0.5 x (1 + tanh(c (x + 0.044715 x^3)))."""
     np.multiply(_TANH_CUBIC, np.power(x, 3, out=t), out=t)
     np.multiply(_TANH_SCALE, np.add(x, t, out=t), out=t)
     np.add(1, np.tanh(t, out=t), out=t)
@@ -58,7 +63,6 @@ def _gelu_tanh_into(out, t, x):
 
 
 def _gelu_erf_into(out, t, x):
-    """0.5 x (1 + erf(x / sqrt 2))."""
     special.erf(np.multiply(x, _SQRT_HALF, out=t), out=t)
     np.multiply(np.multiply(0.5, x, out=out), np.add(1, t, out=t), out=out)
 
@@ -98,8 +102,10 @@ def _leaky_relu_infer(x, *, negative_slope):
 
 def _leaky_relu(x, *, negative_slope):
     x = _as_float(x)
-    out = np.multiply(x, negative_slope, out=np.empty_like(x))  # a 0-d one as an array
-    np.copyto(out, x, where=x > 0)
+    if x.nbytes <= _SMALL_BYTES:
+        return np.where(x > 0, x, x * negative_slope)
+    out = np.multiply(x, negative_slope)  # in one array: as large temporaries fault
+    np.putmask(out, x > 0, x)
     return out
 
 
@@ -114,13 +120,21 @@ define("leaky_relu", infer=_leaky_relu_infer, attrs={"negative_slope": real()},
        elementwise=True, doc="x where x > 0, else negative_slope * x.")
 
 
-def _elu(x, alpha, scale=None):
-    """where(x > 0, x, alpha expm1(min(x, 0))), times ``scale`` if given, in one array."""
+def _elu(x, alpha):
     x = _as_float(x)
-    out = np.minimum(x, 0, out=np.empty_like(x))  # a 0-d one as an array
+    if x.nbytes <= _SMALL_BYTES:
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    out = np.minimum(x, 0)  # in one array: as large temporaries fault
     np.multiply(alpha, np.expm1(out, out=out), out=out)
-    np.copyto(out, x, where=x > 0)
-    return out if scale is None else _scalar(np.multiply(scale, out, out=out))
+    np.putmask(out, x > 0, x)
+    return out
+
+
+def _selu(x):
+    out = _elu(x, _SELU_ALPHA)
+    if out.nbytes <= _SMALL_BYTES:
+        return _SELU_SCALE * out
+    return np.multiply(_SELU_SCALE, out, out=out)
 
 
 def _elu_infer(x, *, alpha):
@@ -139,7 +153,7 @@ define("elu", infer=_elu_infer, attrs={"alpha": real()},
        elementwise=True, doc="x where x > 0, else alpha * (exp(x) - 1).")
 
 define("selu", infer=_float_unary_infer,
-       kernel=lambda x: _elu(x, _SELU_ALPHA, _SELU_SCALE),
+       kernel=_selu,
        bprop=lambda node, g, i: where(greater(node.inputs[0], 0), mul(g, _SELU_SCALE),
                                       mul(g, add(node, _SELU_SCALE * _SELU_ALPHA))),
        reference=lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * (np.exp(x) - 1)),
@@ -155,9 +169,10 @@ def _silu_bprop(node, g, i):
 
 
 def _silu(x):
-    """x sigmoid(x), the sigmoid in the result's buffer."""
     x = _as_float(x)
-    return _scalar(_in_pieces(_silu_into, np.empty_like(x), x.dtype, x))
+    if x.nbytes <= _SMALL_BYTES:
+        return x * _sigmoid(x)
+    return _in_pieces(_silu_into, np.empty_like(x), x.dtype, x)
 
 
 def _silu_into(out, e, x):
@@ -166,22 +181,24 @@ def _silu_into(out, e, x):
 
 
 def _log_sigmoid(x):
-    """-softplus(-x) = -(max(-x, 0) + log1p(exp(-|x|))) (|-x| is |x| bit for bit)."""
     x = _as_float(x)
-    return _scalar(_in_pieces(_log_sigmoid_into, np.empty_like(x), x.dtype, x))
+    if x.nbytes <= _SMALL_BYTES:
+        return -_softplus(-x)
+    return _in_pieces(_log_sigmoid_into, np.empty_like(x), x.dtype, x)
 
 
 def _log_sigmoid_into(out, scratch, x):
+    """-softplus(-x) = -(max(-x, 0) + log1p(exp(-|x|))), as |-x| is |x| bit for bit."""
     np.maximum(np.negative(x, out=out), 0, out=out)
     np.negative(np.add(out, _log1p_exp_neg_abs(x, scratch), out=out), out=out)
 
 
 def _softsign(x):
-    """x / (1 + |x|), in one array."""
     x = _as_float(x)
-    out = np.abs(x, out=np.empty_like(x))
-    np.add(1, out, out=out)
-    return _scalar(np.divide(x, out, out=out))
+    if x.nbytes <= _SMALL_BYTES:
+        return x / (1 + np.abs(x))
+    out = np.abs(x)  # in one array: as large temporaries fault
+    return np.divide(x, np.add(1, out, out=out), out=out)
 
 
 define("silu", infer=_float_unary_infer, kernel=_silu,

@@ -74,32 +74,37 @@ def _negative_axes(axis, ndim: int) -> tuple:
     return tuple(a - ndim for a in normalize_axis(axis, ndim))
 
 
-# -- elementwise kernels over pieces ---------------------------------------------------------------
+# -- large elementwise kernels over pieces ---------------------------------------------------------
 # glibc hands freed memory at the top of its heap back to the OS once it exceeds twice the
 # largest block it has mmapped and freed, and the next call faults every page in again (about
 # 2 ms per MB). A kernel freeing a temporary of its result's size while the caller frees that
-# result does exactly that on every call: so kernels that need a second array compute in their
-# result's buffer, their temporaries in a scratch piece of _PIECE elements over consecutive
-# pieces of the flat arrays (benchmarks/bench_faults.py). Each element goes through the same
-# ufuncs on the same operands, whichever piece it is in: the values are the same bit for bit.
-_PIECE = 1 << 13  # elements: 64 KB of float64, under glibc's mmap threshold and in L2
+# result does just that on every call. So past _SMALL_BYTES, kernels that need a second array
+# compute in their result's buffer and keep their temporaries in a scratch of a quarter of the
+# result (at most _PIECE elements), over consecutive pieces of the flat arrays (measured:
+# benchmarks/bench_faults.py). Each element goes through the same ufuncs on the same operands
+# in any piece: the values are the same bit for bit (but for which of two NaNs a binary ufunc
+# passes on, which NumPy's own loops choose by an element's position in the array).
+_SMALL_BYTES = 1 << 18  # results up to 256 KB: the expression as written (out= costs more
+#                         on tiny arrays, 0-d ones most; temporaries that small do not fault)
+_PIECE = 1 << 16  # elements: smaller pieces cost more calls (8192: +25 % on float32 softplus)
 
 
 def _in_pieces(body, out, scratch_dtype, *inputs):
     """``out`` after ``body(out, scratch, *inputs)`` (ufuncs writing into ``out`` and a
-    ``scratch`` array of ``scratch_dtype``), run on pieces of up to _PIECE elements when
-    ``out`` and the inputs not 0-d are contiguous in one order, of ``out``'s shape; else once,
-    with a scratch array of ``out``'s size."""
+    ``scratch`` array of ``scratch_dtype``), run on pieces of the flat arrays when the
+    inputs not 0-d have ``out``'s shape and are contiguous in its order; else once, with a
+    scratch array of ``out``'s size."""
     order = "C" if out.flags.c_contiguous else "F"
-    if out.size <= _PIECE or not (out.flags.c_contiguous or out.flags.f_contiguous) or any(
+    if not (out.flags.c_contiguous or out.flags.f_contiguous) or any(
             np.ndim(a) and (a.shape != out.shape or not a.flags[order + "_CONTIGUOUS"])
             for a in inputs):
         body(out, np.empty_like(out, dtype=scratch_dtype), *inputs)
         return out
     flat = [a.reshape(-1, order=order) if np.ndim(a) else a for a in (out,) + inputs]
-    scratch = np.empty(_PIECE, scratch_dtype)
-    for start in range(0, out.size, _PIECE):
-        piece = slice(start, start + _PIECE)
+    size = min(_PIECE, -(-out.size // 4)) or 1
+    scratch = np.empty(size, scratch_dtype)
+    for start in range(0, out.size, size):
+        piece = slice(start, start + size)
         part = flat[0][piece]
         body(part, scratch[:part.size], *(a[piece] if np.ndim(a) else a for a in flat[1:]))
     return out
@@ -306,30 +311,29 @@ def _zeros_row(dtype: np.dtype, n: int) -> np.ndarray:
 
 def _sigmoid(x):
     x = _as_float(x)
-    return _in_pieces(_sigmoid_into, np.empty_like(x), x.dtype, x)  # a 0-d one as an array
+    if x.nbytes <= _SMALL_BYTES:
+        e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+        r = 1 / (1 + e)
+        return np.where(x >= 0, r, e * r)
+    return _in_pieces(_sigmoid_into, np.empty_like(x), x.dtype, x)
 
 
 def _sigmoid_into(out, e, x):
-    """where(x >= 0, r, e r) with e = exp(-|x|) (in (0, 1]: never overflows), r = 1 / (1 + e)."""
+    """_sigmoid's ufuncs in place: out = r, then e r where not x >= 0 (NaN too)."""
     np.exp(np.negative(np.abs(x, out=e), out=e), out=e)
     np.divide(1, np.add(1, e, out=out), out=out)
-    np.multiply(e, out, out=e)
-    np.copyto(out, e, where=~(x >= 0))  # not x < 0: a NaN takes e r, as np.where gave
+    np.putmask(out, ~(x >= 0), np.multiply(e, out, out=e))
 
 
 def _softplus(x):
-    """max(x, 0) + log1p(exp(-|x|))."""
     x = _as_float(x)
-    return _scalar(_in_pieces(_softplus_into, np.empty_like(x), x.dtype, x))
+    if x.nbytes <= _SMALL_BYTES:
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    return _in_pieces(_softplus_into, np.empty_like(x), x.dtype, x)
 
 
 def _softplus_into(out, scratch, x):
     np.add(np.maximum(x, 0, out=out), _log1p_exp_neg_abs(x, scratch), out=out)
-
-
-def _scalar(r):
-    """A 0-d result as a NumPy scalar, as NumPy's operators give (an array kept otherwise)."""
-    return r if r.ndim else r[()]
 
 
 _ACTIVATION_CASES = [Case(((3, 4),), low=-3.0, high=3.0, order=3), Case(((),)),
@@ -642,16 +646,16 @@ def _sigmoid_cross_entropy_infer(logits, targets):
 
 
 def _sigmoid_cross_entropy(x, t):
-    """max(x, 0) - x t + log1p(exp(-|x|)), computed in the result (NumPy's promotion of x and
-    t) with a scratch of x's dtype."""
     x = _as_float(x)
+    if x.nbytes <= _SMALL_BYTES and np.size(t) <= max(x.size, 1):  # (t broadcast to x)
+        return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    # in the result (x and t promoted, as NumPy does) with a scratch of x's dtype
     dtype, shape = np.result_type(x, t), np.broadcast_shapes(x.shape, np.shape(t))
     if shape != x.shape:  # x broadcast: the scratch has x's shape
         out = np.empty(shape, dtype)
         _sigmoid_cross_entropy_into(out, np.empty_like(x), x, t)
-        return _scalar(out)
-    out = np.empty_like(x, dtype=dtype)
-    return _scalar(_in_pieces(_sigmoid_cross_entropy_into, out, x.dtype, x, t))
+        return out
+    return _in_pieces(_sigmoid_cross_entropy_into, np.empty_like(x, dtype=dtype), x.dtype, x, t)
 
 
 def _sigmoid_cross_entropy_into(out, scratch, x, t):
