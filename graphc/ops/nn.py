@@ -375,8 +375,27 @@ def _log_softmax(x, *, axis):
     z, _, finite, along = _shifted(x, axis, _SHORT_RESULT)
     # -inf entries give -inf; a row of only -inf has no log_softmax (NaN), as intended
     with _QUIET if finite else np.errstate(divide="ignore", invalid="ignore"):
-        z -= np.log(_sum_along(np.exp(z), along, signed=False))
+        z -= np.log(_exp_sums(z, along))
     return _restore(z, along, np.shape(x))
+
+
+def _exp_sums(z, along):
+    """``_sum_along(np.exp(z), along, signed=False)``. Past _SMALL_BYTES, for rows along a
+    C-contiguous z's last axis, the exps of a few rows at a time go to a scratch (as a second
+    array of z's size would fault: see _in_pieces); a row's sum does not depend on the other
+    rows, so the sums are the same bits."""
+    k = z.shape[-1] if z.ndim else 0
+    if z.nbytes <= _SMALL_BYTES or not z.flags.c_contiguous or not k or along is _COLUMNS \
+            or (along is not _LAST and tuple(along) not in ((-1,), (z.ndim - 1,))):
+        return _sum_along(np.exp(z), along, signed=False)
+    rows = z.reshape(-1, k)
+    step = max(1, min(_PIECE // k, -(-len(rows) // 4)))
+    sums, scratch = np.empty((len(rows), 1), z.dtype), np.empty((step, k), z.dtype)
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        np.add.reduce(np.exp(part, out=scratch[:len(part)]), axis=-1, keepdims=True,
+                      out=sums[start:start + step])
+    return sums.reshape(z.shape[:-1] + (1,))
 
 
 def _softmax_bprop(node, g, i):
