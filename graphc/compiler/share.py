@@ -28,7 +28,7 @@ import numpy as np
 
 from ..ops.nn import softmax_cross_entropy_and_gradient
 from ..ops.registry import Op
-from .ir import AS_ORIGIN, COMPILER_OPS, Program, Term
+from .ir import AS_ORIGIN, COMPILER_OPS, Program, Term, remapped
 
 #: The op of a shared term: its value is the pair (loss, gradient).
 SHARED = "cross-entropy and gradient"
@@ -95,11 +95,8 @@ def share(program: Program, fired: Counter) -> Program:
             k, index = item
             new = Term(ITEM, (shared[k], mapping[pairs[k][1]]), {"index": index}, old.shape,
                        old.dtype, old.origin)
-        elif old.inputs and any(mapping[x] is not x for x in old.inputs):
-            new = Term(old.op, tuple(mapping[x] for x in old.inputs), old.attrs, old.shape,
-                       old.dtype, old.origin)
         else:
-            new = old
+            new = remapped(old, mapping)
         mapping[old] = new
         terms.append(new)
     return program.replace(terms, mapping)
