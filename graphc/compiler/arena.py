@@ -117,7 +117,7 @@ def c_ordered(plan) -> dict:
     for term in plan.order:
         kind = kinds.get(term.op, kinds)  # (kinds itself: not seen yet)
         if kind is kinds:
-            kind = kinds[term.op] = _order_kind(term.op)
+            kind = kinds[term.op] = order_kind(term.op)
         if term.ndim <= 1 or kind:
             known[id(term)] = True
         elif kind is None:
@@ -127,7 +127,7 @@ def c_ordered(plan) -> dict:
     return known
 
 
-def _order_kind(op: str) -> Optional[bool]:
+def order_kind(op: str) -> Optional[bool]:
     """How ``op``'s values are ordered (see :func:`c_ordered`): True always C (np.matmul),
     None C when its inputs of two or more dimensions are, False not proven."""
     spec = REGISTRY.get(op)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..ops.registry import REGISTRY, Op
 from ..runtime import kernel_error
-from .ir import COMPILER_OPS, Program, Term, as_described
+from .ir import COMPILER_OPS, Program, Term, as_described, remapped
 
 #: The op of a fused term.
 FUSED = "fused elementwise"
@@ -119,11 +119,8 @@ def fuse(program: Program, fired: Counter) -> Program:
             new = _fused_term(members, mapping)
             fired["fuse:groups"] += 1
             fired["fuse:terms"] += len(members)
-        elif old.inputs and any(mapping[x] is not x for x in old.inputs):
-            new = Term(old.op, tuple(mapping[x] for x in old.inputs), old.attrs, old.shape,
-                       old.dtype, old.origin)
         else:
-            new = old
+            new = remapped(old, mapping)
         mapping[old] = new
         terms.append(new)
     return program.replace(terms, mapping)

@@ -99,6 +99,15 @@ class Term:
         return f"<Term {self.op} from '{self.origin.name}' {shapes.fmt(self.shape)} {self.dtype}>"
 
 
+def remapped(term: Term, mapping: dict) -> Term:
+    """``term`` over its inputs' replacements in ``mapping`` (every input is a key); ``term``
+    itself when none was replaced (for passes that replace some terms of a program)."""
+    if term.inputs and any(mapping[x] is not x for x in term.inputs):
+        return Term(term.op, tuple(mapping[x] for x in term.inputs), term.attrs, term.shape,
+                    term.dtype, term.origin)
+    return term
+
+
 def as_described(term: Term):
     """An object :func:`graphc.errors.describe` can print: the source node, or a stand-in
     saying which op the compiler put in its place."""

@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional
 
 from .ir import OPS as REGISTRY  # the graph ops and the compiler's own (fused terms)
 from .ir import LEAVES, Program, Term
+from .share import PART, SHARED
 
 #: Ops (besides ``inplace`` ones) whose kernel always returns a new array that shares no
 #: memory with its inputs: their buffers may be overwritten once dead.
@@ -38,7 +39,11 @@ FRESH_OPS = frozenset({"matmul", "sum", "mean", "max", "min", "cast", "zeros_lik
     "max_pool2d_gather", "avg_pool2d", "avg_pool2d_grad", "take", "take_grad", "index_add",
     "index_update", "index_hit", "index_winners", "take_along_axis", "take_along_axis_grad",
     "boolean_mask", "boolean_mask_grad", "dynamic_slice_grad", "random_uniform",
-    "random_normal", "random_permutation", "random_next", "full_like"})
+    "random_normal", "random_permutation", "random_next", "full_like"}) | frozenset({
+    # compiled programs only: a softmax cross-entropy and its gradient in one new array, and
+    # its two parts, which never overlap and are all that read it (so each may be
+    # overwritten once dead)
+    SHARED, PART})
 
 #: Ops whose value is a view of (or is) their first input: they allocate nothing.
 VIEW_OPS = frozenset({"reshape", "reshape_like", "transpose", "expand_dims", "squeeze",

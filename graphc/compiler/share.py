@@ -5,40 +5,50 @@ one_hot_like(y, z)`` (times the cotangent). Computed as written, the softmax tak
 the exps and their sums of the logits again, which the loss has just taken, and the one-hot
 is a new array subtracted from it: at 128x10 float32 the loss, the softmax, the one-hot and
 the subtraction take 16.7 + 13.1 + 4.1 + 1 us on their own, and more in a training step,
-where they follow a large matmul. A shared term computes the loss and the gradient together
-(:func:`graphc.ops.nn.softmax_cross_entropy_and_gradient`), with the three kernels' values bit
-for bit, and two item terms hand them on.
+where they follow a large matmul. A shared term computes the gradient and the loss together
+into one flat array (:func:`graphc.ops.nn.softmax_cross_entropy_and_gradient`), with the
+four kernels' values bit for bit, and two part terms are views of its two parts.
 
-It replaces ``sub(softmax(z, axis=-1), one_hot_like(y, z))``, when the softmax and the
-one-hot are read by nothing else and the logits are floats, together with the loss
-``softmax_cross_entropy(z, y)`` of the same terms: the shared term goes where the first of
-them was, and its items take the loss's and the gradient's places. A gradient without its
-loss stays as it is. Errors (labels out of range or of the wrong shape) are the loss
-kernel's own, named after the loss's node, as ``g.run`` names them. The pass is left out
-under ``check_numerics`` (the softmax is then a value of its own, checked).
+It replaces ``sub(softmax(z, axis=-1), one_hot_like(y, z))`` together with the loss
+``softmax_cross_entropy(z, y)`` of the same terms when
 
-Both ops exist only inside compiled programs (:data:`graphc.compiler.ir.COMPILER_OPS`).
+* the softmax and the one-hot are read by nothing else (a Hessian reads the softmax again),
+* the logits are floats proven C-ordered at every call (:func:`graphc.compiler.arena
+  .order_kind`: a matmul's result, a bias added to it, ...): then the gradient has the
+  unshared one's layout too, and later reductions over it add in the same order,
+* and the loss comes first in the program (as ``gradients()`` builds it): the shared term
+  takes the loss's place, so its errors (labels out of range, or of the wrong shape for the
+  call) are the loss kernel's own, named after the loss's node as ``g.run`` names them.
+
+A gradient without its loss stays as it is. The pass is left out under ``check_numerics``
+(the softmax is then a value of its own, checked).
+
+Both ops exist only inside compiled programs (:data:`graphc.compiler.ir.COMPILER_OPS`). To
+the memory plan (:mod:`graphc.compiler.schedule`) the shared term and its parts are all new
+arrays: the parts never overlap and are all that read the shared array, so a dying part may be
+overwritten in place (the cotangent's product writes into the gradient's), and the plan counts
+the gradient's bytes twice at its part, an overestimate.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Optional
 
 import numpy as np
 
-from ..ops.nn import softmax_cross_entropy_and_gradient
+from ..ops.nn import _softmax_cross_entropy_infer, softmax_cross_entropy_and_gradient
 from ..ops.registry import Op
-from .ir import AS_ORIGIN, COMPILER_OPS, Program, Term
+from .arena import order_kind
+from .ir import AS_ORIGIN, COMPILER_OPS, LEAVES, Program, Term, remapped
 
-#: The op of a shared term: its value is the pair (loss, gradient).
+#: The op of a shared term: one flat array, the gradient then the loss.
 SHARED = "cross-entropy and gradient"
-#: The op of a term taking one value of a shared term's pair.
-ITEM = "item of"
-
-_PAIR_DTYPE = np.dtype(object)  # (a pair is no array: no buffer, no arena place)
+#: The op of a term viewing one part of a shared term's array.
+PART = "part of"
 
 
-def _gradient(t: Term, readers: Counter) -> Optional[tuple]:
+def _gradient(t: Term, readers: Counter, proven: dict) -> Optional[tuple]:
     """``(z, y, softmax, one_hot)`` when ``t`` is a cross-entropy's gradient (see module)."""
     s, o = t.inputs
     if s.op != "softmax" or o.op != "one_hot_like" or readers[id(s)] != 1 \
@@ -46,13 +56,30 @@ def _gradient(t: Term, readers: Counter) -> Optional[tuple]:
         return None
     z, y = s.inputs[0], o.inputs[0]
     if o.inputs[1] is not z or z.dtype.kind != "f" or y.dtype.kind not in "iu" or z.ndim == 0 \
-            or tuple(s.attrs["axis"]) not in ((-1,), (z.ndim - 1,)) or t.dtype != s.dtype:
+            or tuple(s.attrs["axis"]) not in ((-1,), (z.ndim - 1,)) or t.dtype != z.dtype \
+            or not _c_ordered(z, proven):
         return None
     return z, y, s, o
 
 
+def _c_ordered(term: Term, proven: dict) -> bool:
+    """Whether ``term``'s value is C-ordered at every call (the proof of
+    :func:`graphc.compiler.arena.c_ordered`, made here on the program: no plan yet)."""
+    known = proven.get(id(term))
+    if known is None:
+        kind = order_kind(term.op) if term.op not in LEAVES else False
+        if term.op == "constant":
+            value = term.attrs["value"]
+            known = term.ndim <= 1 or np.asarray(value).flags.c_contiguous
+        else:
+            known = term.ndim <= 1 or kind is True or (
+                kind is None and all(_c_ordered(x, proven) for x in term.inputs if x.ndim > 1))
+        proven[id(term)] = known
+    return known
+
+
 def share(program: Program, fired: Counter) -> Program:
-    """Replace each cross-entropy gradient, and its loss, by items of one shared term."""
+    """Replace each cross-entropy gradient and its loss by views of one shared term."""
     readers: Counter = Counter()
     for term in program.terms:
         for x in set(map(id, term.inputs)):
@@ -61,68 +88,73 @@ def share(program: Program, fired: Counter) -> Program:
         readers[id(root)] += 2  # a value the caller sees is never folded away
     losses = {(id(t.inputs[0]), id(t.inputs[1])): t for t in program.terms
               if t.op == "softmax_cross_entropy"}
-    pairs = []  # (gradient, z, y, softmax, one-hot, loss)
+    position = {id(t): i for i, t in enumerate(program.terms)}
+    proven: dict = {}
+    pairs = {}  # id(loss) -> (loss, gradient, z, y); the softmax and one-hot are dropped
+    dropped = set()
     for term in program.terms:
-        found = _gradient(term, readers) if term.op == "sub" else None
-        if found is not None:
-            loss = losses.pop((id(found[0]), id(found[1])), None)  # (one gradient takes it)
-            if loss is not None:
-                pairs.append((term,) + found + (loss,))
+        found = _gradient(term, readers, proven) if term.op == "sub" else None
+        if found is None:
+            continue
+        z, y, s, o = found
+        loss = losses.pop((id(z), id(y)), None)  # (one gradient takes it)
+        if loss is not None and position[id(loss)] < position[id(o)]:
+            pairs[id(loss)] = (loss, term, z, y)
+            dropped.update((id(s), id(o)))
     if not pairs:
         return program
-    position = {id(t): i for i, t in enumerate(program.terms)}
-    item_of = {}  # id(term) -> (k, 0 for the loss or 1 for the gradient): the k-th shared term
-    start = {}  # position of the k-th shared term's first member -> k
-    dropped = set()  # the softmaxes and one-hots
-    for k, (gradient, z, y, s, o, loss) in enumerate(pairs):
-        item_of[id(gradient)], item_of[id(loss)] = (k, 1), (k, 0)
-        start[min(position[id(s)], position[id(o)], position[id(loss)])] = k
-        dropped.update((id(s), id(o)))
     mapping: dict = {}
-    shared: list = [None] * len(pairs)
+    parts = {}  # id(gradient) -> (the shared term, z): its part 1
     terms = []
-    for i, old in enumerate(program.terms):
-        k = start.get(i)
-        if k is not None:  # the shared term goes where its first member was
-            _, z, y, _, _, loss = pairs[k]
-            shared[k] = Term(SHARED, (mapping[z], mapping[y]), {}, (), _PAIR_DTYPE, loss.origin)
-            terms.append(shared[k])
-            fired["share"] += 1
+    for old in program.terms:
         if id(old) in dropped:
             continue
-        item = item_of.get(id(old))
-        if item is not None:
-            k, index = item
-            new = Term(ITEM, (shared[k], mapping[pairs[k][1]]), {"index": index}, old.shape,
-                       old.dtype, old.origin)
-        elif old.inputs and any(mapping[x] is not x for x in old.inputs):
-            new = Term(old.op, tuple(mapping[x] for x in old.inputs), old.attrs, old.shape,
-                       old.dtype, old.origin)
+        pair = pairs.get(id(old))
+        gradient = parts.get(id(old))
+        if pair is not None:  # the shared term, then the loss, its first part
+            loss, grad, z, y = pair
+            z, y = mapping[z], mapping[y]
+            size = None if None in z.shape else math.prod(z.shape) + math.prod(z.shape[:-1])
+            shared = Term(SHARED, (z, y), {}, (size,), z.dtype, loss.origin)
+            terms.append(shared)
+            parts[id(grad)] = (shared, z)
+            fired["share"] += 1
+            new = Term(PART, (shared, z), {"index": 0}, old.shape, old.dtype, old.origin)
+        elif gradient is not None:
+            new = Term(PART, gradient, {"index": 1}, old.shape, old.dtype, old.origin)
         else:
-            new = old
+            new = remapped(old, mapping)
         mapping[old] = new
         terms.append(new)
     return program.replace(terms, mapping)
 
 
 def _shared_infer(logits, labels):
-    return (), _PAIR_DTYPE
+    _softmax_cross_entropy_infer(logits, labels)  # (labels of the wrong shape: refused)
+    known = None not in logits.shape
+    size = math.prod(logits.shape) + math.prod(logits.shape[:-1]) if known else None
+    return (size,), logits.dtype
 
 
-def _item(pair: tuple, logits, *, index: int):
-    """Value ``index`` of the pair (``logits``, the shared term's, gives only the shape)."""
-    return pair[index]
+def _part(flat: np.ndarray, logits, *, index: int):
+    """Part ``index`` of a shared term's flat array, a view: 1 the gradient (the logits'
+    shape), 0 the loss (one per example; a NumPy scalar for one example, as the loss kernel
+    gives)."""
+    size = logits.size
+    if index:
+        return flat[:size].reshape(logits.shape)
+    return flat[size] if logits.ndim == 1 else flat[size:].reshape(logits.shape[:-1])
 
 
-def _item_infer(pair, logits, *, index):
-    return logits.shape[:-1] if index == 0 else logits.shape, logits.dtype
+def _part_infer(flat, logits, *, index):
+    return logits.shape if index else logits.shape[:-1], logits.dtype
 
 
 COMPILER_OPS[SHARED] = Op(
     SHARED, infer=_shared_infer, kernel=softmax_cross_entropy_and_gradient, bprop=None,
-    doc="(softmax_cross_entropy(z, y), softmax(z) - one_hot(y)), one pass over the logits "
-        "(compiled programs only).", arity=(2, 2))
+    doc="softmax(z) - one_hot(y) and softmax_cross_entropy(z, y) in one flat array, from one "
+        "pass over the logits (compiled programs only).", arity=(2, 2))
 AS_ORIGIN.add(SHARED)  # it fails as the loss's own kernel would
-COMPILER_OPS[ITEM] = Op(
-    ITEM, infer=_item_infer, kernel=_item, bprop=None,
-    doc="One value of a shared term's pair (compiled programs only).", arity=(2, 2))
+COMPILER_OPS[PART] = Op(
+    PART, infer=_part_infer, kernel=_part, bprop=None,
+    doc="A view of one part of a shared term's array (compiled programs only).", arity=(2, 2))

@@ -137,12 +137,14 @@ _LAST = "last"  # the last axis of x itself, short: its max is taken over column
 _QUIET = contextlib.nullcontext()  # no floating-point state to change (0.2 us, errstate 1 us)
 
 
-def _shifted(x, axis, classes=_SHORT_AXIS):
+def _shifted(x, axis, classes=_SHORT_AXIS, out=None):
     """``(z, m, finite, along)``: x as floats, in the layout where reducing along ``axis`` is
     fastest, minus ``m``, its max along ``axis`` (kept dims) with non-finite maxima (all -inf,
     +inf, NaN, empty) replaced by 0; ``finite``: whether all were finite. Then every row's
     exp(z) sums to at least 1 (its max gives exp(0)): no 0/0, inf/inf or log(0) follows, and
-    the kernels need no errstate. ``z`` is a new array the kernels may write into.
+    the kernels need no errstate. ``z`` is a new array the kernels may write into (``out``,
+    when given, for the layouts other than ``_COLUMNS``: an array of x's shape and of the
+    layout NumPy would give x - m).
 
     ``along``, the layout. For ``axis`` x's last axis alone, of 2 to 32 (_SHORT_AXIS)
     float32/float64 values over at least 32 (_MAX_ROWS) rows: ``_COLUMNS`` from 256
@@ -172,6 +174,8 @@ def _shifted(x, axis, classes=_SHORT_AXIS):
         m, finite = np.where(finite, m, 0), False
     if along is _COLUMNS:
         return np.subtract(x, m, out=x), m, finite, along
+    if out is not None:
+        return np.subtract(x, m, out=out), m, finite, along
     return np.asarray(x - m), m, finite, along  # an array even for a 0-d x: kernels write into it
 
 
@@ -575,15 +579,16 @@ def _softmax_cross_entropy(logits, labels):
     return loss.astype(dtype, copy=False)
 
 
-def _sparse_cross_entropy(logits, labels) -> tuple:
+def _sparse_cross_entropy(logits, labels, z_out=None, loss_out=None) -> tuple:
     """The loss for integer labels, and what its pass leaves: ``(loss, e, sums, finite,
-    along)``, e the exps of the shifted logits in _shifted's layout ``along`` (a new array),
-    ``sums`` their sums along the classes, ``finite`` whether every max was finite."""
+    along)``, e the exps of the shifted logits in _shifted's layout ``along`` (in ``z_out``
+    when given and that layout is not _COLUMNS), ``sums`` their sums along the classes,
+    ``finite`` whether every max was finite; the loss in ``loss_out`` when given."""
     if labels.shape != _labels_shape(logits, labels):  # (sizes the rule could not know)
         raise ValueError(_labels_mismatch(logits, labels))
     classes = logits.shape[-1]
     _require_labels_in_range(labels, classes)
-    z, _, finite, along = _shifted(logits, (-1,))  # a new array (or our columns copy)
+    z, _, finite, along = _shifted(logits, (-1,), out=z_out)  # new (or our columns copy)
     flat = labels.reshape(-1)
     examples = _row_offsets(flat.size, 1)  # 0, 1, 2, ...
     if along is _COLUMNS:  # one column per example
@@ -592,32 +597,40 @@ def _sparse_cross_entropy(logits, labels) -> tuple:
         picked = z.reshape(flat.size, classes)[examples, flat]
     # z is needed no more: its exps in its own buffer (one temporary, not two)
     sums = _sum_along(np.exp(z, out=z), along, signed=False)
-    lse = np.log(sums)  # >= 0: the max gives exp(0) = 1
-    return lse.reshape(logits.shape[:-1]) - picked.reshape(labels.shape), z, sums, finite, along
+    lse = np.log(sums).reshape(logits.shape[:-1])  # >= 0: the max gives exp(0) = 1
+    picked = picked.reshape(labels.shape)
+    loss = lse - picked if loss_out is None else np.subtract(lse, picked, out=loss_out)
+    return loss, z, sums, finite, along
 
 
-def softmax_cross_entropy_and_gradient(logits, labels) -> tuple:
-    """``(softmax_cross_entropy(logits, labels), softmax(logits) - one_hot_like(labels,
-    logits))`` for integer labels, from one pass over the logits: the three kernels' values
-    bit for bit. The softmax divides the loss's own exps by their sums, as the softmax kernel
-    does, unless that kernel would sum in another layout (17-32 classes: rows where the loss
-    takes columns; the same sums for C-ordered logits, not for others); p - 1 at each label
-    is the one-hot subtraction (p - 0 is p), made in place where p is C-ordered (else NumPy's
-    own subtraction, for its layout)."""
+def softmax_cross_entropy_and_gradient(logits, labels) -> np.ndarray:
+    """``softmax(logits) - one_hot_like(labels, logits)`` and ``softmax_cross_entropy(logits,
+    labels)`` for integer labels from one pass over the logits, in one flat array: the
+    gradient's elements in C order, then the loss's. The four kernels' values bit for bit.
+    For C-ordered logits the softmax divides the loss's own exps by their sums, as the
+    softmax kernel does (its sums along rows, where the loss may take columns, add in the
+    same order then: see _column_sum), and the gradient has the unshared one's layout (NumPy's
+    x - m, softmax and subtraction are C-ordered then), which is why the ``share`` pass
+    calls it for those only; other logits take the softmax kernel itself. p - 1 at each label
+    is the one-hot subtraction (p - 0 is p)."""
     logits, labels = _as_float(logits), np.asarray(labels)
-    loss, e, sums, finite, along = _sparse_cross_entropy(logits, labels)
-    classes = logits.shape[-1]
-    if along is _COLUMNS and classes > _SHORT_RESULT:
-        p = _softmax(logits, axis=(-1,))
+    shape, size, classes = logits.shape, logits.size, logits.shape[-1]
+    flat = np.empty(size + labels.size, logits.dtype)
+    grad = flat[:size].reshape(shape)
+    ordered = logits.flags.c_contiguous
+    _, e, sums, finite, along = _sparse_cross_entropy(logits, labels, grad if ordered else None,
+                                                      flat[size:].reshape(labels.shape))
+    if not ordered:  # the softmax kernel's own sums (in its layout), not the loss's
+        np.copyto(grad, _softmax(logits, axis=(-1,)))
     else:
         with _QUIET if finite else np.errstate(invalid="ignore"):  # as in _softmax
             e /= sums
-        p = _restore(e, along, logits.shape)
-    if not p.flags.c_contiguous:
-        return loss, p - _one_hot_array(labels, classes, p.dtype, checked=True)
-    if p.size:
-        p.reshape(-1)[_row_offsets(labels.size, classes) + labels.reshape(-1)] -= 1
-    return loss, p
+        if along is _COLUMNS:
+            np.copyto(grad.reshape(-1, classes), e.T)  # (_restore's copy)
+    if size:
+        at = np.add(_row_offsets(labels.size, classes), labels.reshape(-1), dtype=np.intp)
+        flat[at] -= 1
+    return flat
 
 
 def _softmax_cross_entropy_bprop(node, g, i):
