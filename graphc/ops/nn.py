@@ -679,7 +679,7 @@ def _sigmoid_cross_entropy_infer(logits, targets):
 
 def _sigmoid_cross_entropy(x, t):
     x = _as_float(x)
-    if x.nbytes <= _SMALL_BYTES and np.size(t) <= max(x.size, 1):  # (t broadcast to x)
+    if x.nbytes <= _SMALL_BYTES:  # (a large t broadcasting a small x: rare)
         return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     # in the result (x and t promoted, as NumPy does) with a scratch of x's dtype
     dtype, shape = np.result_type(x, t), np.broadcast_shapes(x.shape, np.shape(t))
