@@ -123,6 +123,33 @@ def test_the_memory_plan_counts_the_shared_array():
     assert peaks[0] <= peaks[1] + loss_bytes, peaks
 
 
+def test_a_loss_the_caller_keeps_holds_no_gradient():
+    """The per-example loss is an output: a copy of its part, so it owns its values (a kept
+    loss does not hold the gradient's bytes), as g.run's does."""
+    g, h, y, z, loss, dh = _step((64, 40), "float64")
+    per_example = loss.inputs[0]
+    for backend in BACKENDS:
+        f = gc.function([h, y], [per_example, dh], backend=backend)
+        assert _shared(f) == 1
+        feeds = [RNG.standard_normal((64, 3)), RNG.integers(0, 40, 64)]
+        got = f(*feeds)
+        assert got[0].flags.owndata and got[0].shape == (64,)
+        for a, b in zip(got, g.run([per_example, dh], dict(zip([h, y], feeds)))):
+            assert _bits(a) == _bits(b)
+
+
+def test_logits_behind_a_long_chain():
+    """The layout proof walks the program, not the recursion stack."""
+    g = gc.Graph()
+    h, y = g.placeholder("h", (8, 3)), g.placeholder("y", (8,), "int64")
+    z = h @ g.constant(RNG.standard_normal((3, 5)))
+    for _ in range(2000):
+        z = gc.tanh(z)
+    loss = gc.mean(gc.softmax_cross_entropy(z, y))
+    f = gc.function([h, y], [loss, gc.gradients(loss, [h])[0]])
+    assert _shared(f) == 1
+
+
 @pytest.mark.parametrize("bad", [4, -1])
 def test_labels_out_of_range_raise_the_losss_error(bad):
     g = gc.Graph()

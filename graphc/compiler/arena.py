@@ -99,8 +99,9 @@ def writes_into(term: Term) -> bool:
     return False
 
 
-def c_ordered(plan) -> dict:
-    """id(term) -> whether ``g.run``'s value of the term is C-ordered at every call, whatever
+def c_ordered(leaves, order) -> dict:
+    """id(term) -> whether ``g.run``'s value of the term is C-ordered at every call, for the
+    ``leaves`` and then the computed terms in an ``order`` that has inputs first, whatever
     the feeds' layouts (False: not proven). NumPy allocates a result in the order its operands
     suggest (order 'K'): an F-ordered or transposed input gives an F-ordered result, and a
     later reduction adds in another order. Proven C-ordered: constants that are, 0- and 1-d
@@ -109,12 +110,12 @@ def c_ordered(plan) -> dict:
     more dimensions all are (operands of at most one dimension never sway NumPy's order).
     Arguments and variables are not: the caller may give any layout."""
     known: dict = {}
-    for term in plan.leaves:
+    for term in leaves:
         value = term.attrs.get("value") if term.op == "constant" else None
         known[id(term)] = term.ndim <= 1 or (value is not None and np.ndim(value) == term.ndim
                                              and np.asarray(value).flags.c_contiguous)
     kinds: dict = {}  # op -> True (always C-ordered), None (as its inputs), False (unknown)
-    for term in plan.order:
+    for term in order:
         kind = kinds.get(term.op, kinds)  # (kinds itself: not seen yet)
         if kind is kinds:
             kind = kinds[term.op] = order_kind(term.op)
@@ -151,7 +152,7 @@ def layout_checks(plan) -> dict:
     written = set(plan.reuse) | (set(arena.slot) if arena is not None else set())
     if not written:
         return {}
-    known = c_ordered(plan)
+    known = c_ordered(plan.leaves, plan.order)
     checks = {}
     for term in plan.order:
         if id(term) not in written:

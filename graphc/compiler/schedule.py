@@ -41,8 +41,8 @@ FRESH_OPS = frozenset({"matmul", "sum", "mean", "max", "min", "cast", "zeros_lik
     "boolean_mask", "boolean_mask_grad", "dynamic_slice_grad", "random_uniform",
     "random_normal", "random_permutation", "random_next", "full_like"}) | frozenset({
     # compiled programs only: a softmax cross-entropy and its gradient in one new array, and
-    # its two parts, which never overlap and are all that read it (so each may be
-    # overwritten once dead)
+    # its parts: the loss's a copy, the gradient's a view of the array's first part that
+    # only it reads (it also holds the loss's few bytes: see graphc.compiler.share)
     SHARED, PART})
 
 #: Ops whose value is a view of (or is) their first input: they allocate nothing.

@@ -14,7 +14,7 @@ It replaces ``sub(softmax(z, axis=-1), one_hot_like(y, z))`` together with the l
 
 * the softmax and the one-hot are read by nothing else (a Hessian reads the softmax again),
 * the logits are floats proven C-ordered at every call (:func:`graphc.compiler.arena
-  .order_kind`: a matmul's result, a bias added to it, ...): then the gradient has the
+  .c_ordered`: a matmul's result, a bias added to it, ...): then the gradient has the
   unshared one's layout too, and later reductions over it add in the same order,
 * and the loss comes first in the program (as ``gradients()`` builds it): the shared term
   takes the loss's place, so its errors (labels out of range, or of the wrong shape for the
@@ -24,10 +24,11 @@ A gradient without its loss stays as it is. The pass is left out under ``check_n
 (the softmax is then a value of its own, checked).
 
 Both ops exist only inside compiled programs (:data:`graphc.compiler.ir.COMPILER_OPS`). To
-the memory plan (:mod:`graphc.compiler.schedule`) the shared term and its parts are all new
-arrays: the parts never overlap and are all that read the shared array, so a dying part may be
-overwritten in place (the cotangent's product writes into the gradient's), and the plan counts
-the gradient's bytes twice at its part, an overestimate.
+the memory plan (:mod:`graphc.compiler.schedule`) the shared term and its parts are new
+arrays: the loss's part is a copy, the gradient's a view of the shared array's first part,
+which only it reads then, so it may be overwritten in place once dead (the cotangent's
+product writes into it). The view holds the loss's bytes too (one value per example), which
+the plan does not count while the gradient lives.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..ops.nn import _softmax_cross_entropy_infer, softmax_cross_entropy_and_gradient
 from ..ops.registry import Op
-from .arena import order_kind
+from .arena import c_ordered
 from .ir import AS_ORIGIN, COMPILER_OPS, LEAVES, Program, Term, remapped
 
 #: The op of a shared term: one flat array, the gradient then the loss.
@@ -48,34 +49,18 @@ SHARED = "cross-entropy and gradient"
 PART = "part of"
 
 
-def _gradient(t: Term, readers: Counter, proven: dict) -> Optional[tuple]:
-    """``(z, y, softmax, one_hot)`` when ``t`` is a cross-entropy's gradient (see module)."""
+def _gradient(t: Term, readers: Counter) -> Optional[tuple]:
+    """``(z, y, softmax, one_hot)`` when ``t`` is a cross-entropy's gradient (see module;
+    the logits' order is proven apart)."""
     s, o = t.inputs
     if s.op != "softmax" or o.op != "one_hot_like" or readers[id(s)] != 1 \
             or readers[id(o)] != 1 or s is o:
         return None
     z, y = s.inputs[0], o.inputs[0]
     if o.inputs[1] is not z or z.dtype.kind != "f" or y.dtype.kind not in "iu" or z.ndim == 0 \
-            or tuple(s.attrs["axis"]) not in ((-1,), (z.ndim - 1,)) or t.dtype != z.dtype \
-            or not _c_ordered(z, proven):
+            or tuple(s.attrs["axis"]) not in ((-1,), (z.ndim - 1,)) or t.dtype != z.dtype:
         return None
     return z, y, s, o
-
-
-def _c_ordered(term: Term, proven: dict) -> bool:
-    """Whether ``term``'s value is C-ordered at every call (the proof of
-    :func:`graphc.compiler.arena.c_ordered`, made here on the program: no plan yet)."""
-    known = proven.get(id(term))
-    if known is None:
-        kind = order_kind(term.op) if term.op not in LEAVES else False
-        if term.op == "constant":
-            value = term.attrs["value"]
-            known = term.ndim <= 1 or np.asarray(value).flags.c_contiguous
-        else:
-            known = term.ndim <= 1 or kind is True or (
-                kind is None and all(_c_ordered(x, proven) for x in term.inputs if x.ndim > 1))
-        proven[id(term)] = known
-    return known
 
 
 def share(program: Program, fired: Counter) -> Program:
@@ -88,17 +73,18 @@ def share(program: Program, fired: Counter) -> Program:
         readers[id(root)] += 2  # a value the caller sees is never folded away
     losses = {(id(t.inputs[0]), id(t.inputs[1])): t for t in program.terms
               if t.op == "softmax_cross_entropy"}
+    found = [(t,) + g for t in program.terms
+             if t.op == "sub" and (g := _gradient(t, readers)) is not None]
+    if not found:
+        return program
     position = {id(t): i for i, t in enumerate(program.terms)}
-    proven: dict = {}
+    leaves = [t for t in program.terms if t.op in LEAVES]
+    proven = c_ordered(leaves, [t for t in program.terms if t.op not in LEAVES])
     pairs = {}  # id(loss) -> (loss, gradient, z, y); the softmax and one-hot are dropped
     dropped = set()
-    for term in program.terms:
-        found = _gradient(term, readers, proven) if term.op == "sub" else None
-        if found is None:
-            continue
-        z, y, s, o = found
+    for term, z, y, s, o in found:
         loss = losses.pop((id(z), id(y)), None)  # (one gradient takes it)
-        if loss is not None and position[id(loss)] < position[id(o)]:
+        if loss is not None and position[id(loss)] < position[id(o)] and proven[id(z)]:
             pairs[id(loss)] = (loss, term, z, y)
             dropped.update((id(s), id(o)))
     if not pairs:
@@ -137,13 +123,13 @@ def _shared_infer(logits, labels):
 
 
 def _part(flat: np.ndarray, logits, *, index: int):
-    """Part ``index`` of a shared term's flat array, a view: 1 the gradient (the logits'
-    shape), 0 the loss (one per example; a NumPy scalar for one example, as the loss kernel
-    gives)."""
+    """Part ``index`` of a shared term's flat array: 1 the gradient (the logits' shape), a
+    view; 0 the loss (one value per example), a copy, so that a loss the caller keeps does not
+    hold the gradient's bytes (a NumPy scalar for one example, as the loss kernel gives)."""
     size = logits.size
     if index:
         return flat[:size].reshape(logits.shape)
-    return flat[size] if logits.ndim == 1 else flat[size:].reshape(logits.shape[:-1])
+    return flat[size] if logits.ndim == 1 else flat[size:].reshape(logits.shape[:-1]).copy()
 
 
 def _part_infer(flat, logits, *, index):
