@@ -20,7 +20,7 @@ from .attrs import flag, real
 from .compare import greater, where
 from .elementwise import abs, add, div, exp, mul, neg, square, sub, tanh
 from .nn import (_SMALL_BYTES, _as_float, _float_unary_infer, _in_pieces, _log1p_exp_neg_abs,
-                 _sigmoid, _sigmoid_into, _softplus, sigmoid)
+                 _putmask, _sigmoid, _sigmoid_into, _softplus, sigmoid)
 from .registry import Case, define
 from .special_functions import erf
 
@@ -105,7 +105,7 @@ def _leaky_relu(x, *, negative_slope):
     if x.nbytes <= _SMALL_BYTES:
         return np.where(x > 0, x, x * negative_slope)
     out = np.multiply(x, negative_slope)  # in one array: as large temporaries fault
-    np.putmask(out, x > 0, x)
+    _putmask(out, x > 0, x)
     return out
 
 
@@ -126,7 +126,7 @@ def _elu(x, alpha):
         return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
     out = np.minimum(x, 0)  # in one array: as large temporaries fault
     np.multiply(alpha, np.expm1(out, out=out), out=out)
-    np.putmask(out, x > 0, x)
+    _putmask(out, x > 0, x)
     return out
 
 

@@ -81,9 +81,11 @@ def _negative_axes(axis, ndim: int) -> tuple:
 # result does just that on every call. So past _SMALL_BYTES, kernels that need a second array
 # compute in their result's buffer and keep their temporaries in a scratch of a quarter of the
 # result (at most _PIECE elements), over consecutive pieces of the flat arrays (measured:
-# benchmarks/bench_faults.py). Each element goes through the same ufuncs on the same operands
-# in any piece: the values are the same bit for bit (but for which of two NaNs a binary ufunc
-# passes on, which NumPy's own loops choose by an element's position in the array).
+# benchmarks/bench_faults.py); operands that allow no pieces (neither C- nor F-contiguous,
+# broadcast) still take one scratch of the result's size. Each element goes through the same
+# ufuncs on the same operands in any piece: the values are the same bit for bit (but for
+# which of two NaNs a binary ufunc passes on, which NumPy's own loops choose by an element's
+# position in the array).
 _SMALL_BYTES = 1 << 18  # results up to 256 KB: the expression as written (out= costs more
 #                         on tiny arrays, 0-d ones most; temporaries that small do not fault)
 _PIECE = 1 << 16  # elements: smaller pieces cost more calls (8192: +25 % on float32 softplus)
@@ -108,6 +110,14 @@ def _in_pieces(body, out, scratch_dtype, *inputs):
         part = flat[0][piece]
         body(part, scratch[:part.size], *(a[piece] if np.ndim(a) else a for a in flat[1:]))
     return out
+
+
+def _putmask(out, mask, values) -> None:
+    """``np.putmask(out, mask, values)`` (mask and values of out's shape). NumPy's works in
+    C order, copying an F-ordered out, mask and values first; their transposes are C-ordered."""
+    if out.flags.f_contiguous and not out.flags.c_contiguous:
+        out, mask, values = out.T, mask.T, values.T
+    np.putmask(out, mask, values)
 
 
 def _log1p_exp_neg_abs(x, out):
@@ -326,7 +336,7 @@ def _sigmoid_into(out, e, x):
     """_sigmoid's ufuncs in place: out = r, then e r where not x >= 0 (NaN too)."""
     np.exp(np.negative(np.abs(x, out=e), out=e), out=e)
     np.divide(1, np.add(1, e, out=out), out=out)
-    np.putmask(out, ~(x >= 0), np.multiply(e, out, out=e))
+    _putmask(out, ~(x >= 0), np.multiply(e, out, out=e))
 
 
 def _softplus(x):
@@ -682,7 +692,11 @@ def _sigmoid_cross_entropy(x, t):
     if x.nbytes <= _SMALL_BYTES:  # (a large t broadcasting a small x: rare)
         return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     # in the result (x and t promoted, as NumPy does) with a scratch of x's dtype
-    dtype, shape = np.result_type(x, t), np.broadcast_shapes(x.shape, np.shape(t))
+    try:
+        shape = np.broadcast_shapes(x.shape, np.shape(t))
+    except ValueError:  # NumPy's own words for the shapes, as below 256 KB
+        return np.maximum(x, 0) - x * t
+    dtype = np.result_type(x, t)
     if shape != x.shape:  # x broadcast: the scratch has x's shape
         out = np.empty(shape, dtype)
         _sigmoid_cross_entropy_into(out, np.empty_like(x), x, t)
