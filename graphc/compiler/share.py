@@ -65,6 +65,8 @@ def _gradient(t: Term, readers: Counter) -> Optional[tuple]:
 
 def share(program: Program, fired: Counter) -> Program:
     """Replace each cross-entropy gradient and its loss by views of one shared term."""
+    if not any(t.op == "one_hot_like" for t in program.terms):
+        return program  # a cheap test first: most programs have no such gradient
     readers: Counter = Counter()
     for term in program.terms:
         for x in set(map(id, term.inputs)):
