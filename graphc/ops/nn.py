@@ -694,8 +694,8 @@ def _sigmoid_cross_entropy(x, t):
     # in the result (x and t promoted, as NumPy does) with a scratch of x's dtype
     try:
         shape = np.broadcast_shapes(x.shape, np.shape(t))
-    except ValueError:  # NumPy's own words for the shapes, as below 256 KB
-        return np.maximum(x, 0) - x * t
+    except ValueError:  # NumPy's own words for the shapes: the expression raises them
+        return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     dtype = np.result_type(x, t)
     if shape != x.shape:  # x broadcast: the scratch has x's shape
         out = np.empty(shape, dtype)
